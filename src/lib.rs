@@ -1,0 +1,52 @@
+//! Windows named-mutex semantics on every platform.
+//!
+//! `namedmutex` gives programs the mutex objects of Win32: `CreateMutex`, `CreateMutexEx`,
+//! `OpenMutex`, `ReleaseMutex`, waits with timeouts, and `WAIT_ABANDONED` when an owner dies.
+//! A mutex is shared by name between threads and processes, owned by a thread, recursive,
+//! and tells the truth when its owner crashes.
+//!
+//! - On Windows it is a thin, safe layer over the OS's own mutex objects.
+//! - On Linux it is implemented in shared memory with the same semantics: uncontended
+//!   operations are a single atomic instruction, waiting uses futexes, and an owner's death
+//!   (SIGKILL included) is reported by the kernel through a robust-futex "lifeline" per thread.
+//!   The shared-memory format is documented in `FORMAT.md`.
+//!
+//! ```
+//! use namedmutex::{NamedMutex, WaitStatus};
+//! use std::time::Duration;
+//!
+//! let name = format!("Local\\crate-doc-{}", std::process::id());
+//! let (mutex, _existed) = NamedMutex::create(&name, false)?;
+//! match mutex.wait(Some(Duration::from_secs(5)))? {
+//!     WaitStatus::Acquired => { /* ours */ }
+//!     WaitStatus::Abandoned => { /* ours, but the previous owner died holding it */ }
+//!     WaitStatus::TimedOut => return Ok(()),
+//! }
+//! mutex.release()?;
+//! # Ok::<(), namedmutex::Error>(())
+//! ```
+//!
+//! # Names and namespaces
+//!
+//! `name` and `Local\name` are the same object, private to the calling user; `Global\name` is
+//! shared by every user of the machine (who may open it is set at creation with
+//! [`Security`]). The grammar is in [`name`]. On Linux the objects live under
+//! `$NAMEDMUTEX_ROOT` (default `/dev/shm`): see the README.
+
+mod access;
+mod error;
+mod mutex;
+pub mod name;
+mod options;
+mod security;
+pub mod synchapi;
+mod sys;
+mod wait_status;
+
+pub use access::Access;
+pub use error::{Error, ErrorKind, Result};
+pub use mutex::{MutexGuard, NamedMutex};
+pub use name::{Name, Namespace};
+pub use options::MutexOptions;
+pub use security::Security;
+pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};

@@ -1,0 +1,364 @@
+//! `NamedMutex`, a handle to a mutex object, and `MutexGuard`, the proof of ownership.
+
+use crate::error::Result;
+use crate::name::Name;
+use crate::options::MutexOptions;
+use crate::sys::RawMutex;
+use crate::wait_status::WaitStatus;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// A handle to a mutex object that threads of any process can share.
+///
+/// A mutex is owned by a **thread**, never by a handle or a process: any handle to the object
+/// serves to release it, and the owning thread may acquire it again without blocking (each
+/// acquisition adds one to its count; it is free again after as many releases). When the
+/// owning thread ends while it owns the mutex (it returns, its process exits, is killed with
+/// SIGKILL, or execs), the next acquirer gets [`WaitStatus::Abandoned`].
+///
+/// The object lives while any handle to it exists in any process; dropping a handle does not
+/// release the mutex.
+///
+/// ```
+/// use namedmutex::NamedMutex;
+///
+/// let name = format!("doc-namedmutex-{}", std::process::id());
+/// let (m, existed) = NamedMutex::create(&name, false)?;
+/// assert!(!existed);
+/// {
+///     let guard = m.lock()?;
+///     assert!(!guard.abandoned());
+///     // ... the critical section ...
+/// } // released here
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub struct NamedMutex {
+    raw: RawMutex,
+    name: Option<Box<str>>,
+}
+
+// The handle holds no thread-affine state: ownership is recorded in the object, per thread.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<NamedMutex>();
+};
+
+impl NamedMutex {
+    /// Creates the mutex `name`, or opens it if it exists (`CreateMutex`). Returns the handle
+    /// and `opened_existing`: true exactly when the object existed before the call (Win32:
+    /// `ERROR_ALREADY_EXISTS`). `initial_owner` makes the calling thread the owner, count 1,
+    /// only when this call creates the object, atomically with its creation.
+    ///
+    /// `""` creates an unnamed mutex; names follow [`crate::name`]'s grammar.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// let name = format!("doc-create-{}", std::process::id());
+    /// let (first, existed) = NamedMutex::create(&name, true)?;
+    /// assert!(!existed);
+    /// let (second, existed) = NamedMutex::create(&name, true)?;
+    /// assert!(existed); // and `second` did not take ownership
+    /// first.release()?;
+    /// assert!(second.release().is_err());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn create(name: &str, initial_owner: bool) -> Result<(NamedMutex, bool)> {
+        MutexOptions::new()
+            .initial_owner(initial_owner)
+            .create(name)
+    }
+
+    /// Opens the existing mutex `name` with `MUTEX_ALL_ACCESS` (`OpenMutex`).
+    ///
+    /// ```
+    /// use namedmutex::{ErrorKind, NamedMutex};
+    ///
+    /// let name = format!("doc-open-{}", std::process::id());
+    /// assert_eq!(NamedMutex::open(&name).unwrap_err().kind(), ErrorKind::NotFound);
+    /// let (_m, _) = NamedMutex::create(&name, false)?;
+    /// let again = NamedMutex::open(&name)?;
+    /// assert_eq!(again.name(), Some(name.as_str()));
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<NamedMutex> {
+        MutexOptions::new().open(name)
+    }
+
+    /// Creates a mutex without a name, shared only through [`NamedMutex::try_clone`] and
+    /// inheritance.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// let m = NamedMutex::create_unnamed(true)?;
+    /// assert_eq!(m.name(), None);
+    /// m.release()?;
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn create_unnamed(initial_owner: bool) -> Result<NamedMutex> {
+        Ok(MutexOptions::new()
+            .initial_owner(initial_owner)
+            .create("")?
+            .0)
+    }
+
+    pub(crate) fn create_with(name: &str, opts: &MutexOptions) -> Result<(NamedMutex, bool)> {
+        let parsed = Name::parse(name)?;
+        let (raw, existed) = RawMutex::create(parsed.as_ref(), opts)?;
+        Ok((NamedMutex::wrap(raw, parsed.as_ref()), existed))
+    }
+
+    pub(crate) fn open_with(name: &str, opts: &MutexOptions) -> Result<NamedMutex> {
+        let parsed = match Name::parse(name)? {
+            Some(parsed) => parsed,
+            None => {
+                return Err(crate::error::Error::new(
+                    crate::ErrorKind::InvalidParameter,
+                    "cannot open a mutex without a name: an unnamed mutex is reached only through its handles",
+                ));
+            }
+        };
+        let raw = RawMutex::open(&parsed, opts)?;
+        Ok(NamedMutex::wrap(raw, Some(&parsed)))
+    }
+
+    fn wrap(raw: RawMutex, name: Option<&Name<'_>>) -> NamedMutex {
+        NamedMutex {
+            raw,
+            name: name.map(|n| n.full.into()),
+        }
+    }
+
+    /// Waits until the calling thread owns the mutex, or the timeout passes
+    /// (`WaitForSingleObject`). `None` waits forever; `Some(Duration::ZERO)` polls.
+    ///
+    /// On `Acquired` or `Abandoned` the calling thread owns the mutex and must call
+    /// [`NamedMutex::release`] once for each successful wait. Timeouts are measured on a
+    /// monotonic clock; signals neither cut a wait short nor extend it. Needs
+    /// [`crate::Access::SYNCHRONIZE`].
+    ///
+    /// ```
+    /// use namedmutex::{NamedMutex, WaitStatus};
+    /// use std::time::Duration;
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// assert_eq!(m.wait(None)?, WaitStatus::Acquired);
+    /// assert_eq!(m.wait(Some(Duration::ZERO))?, WaitStatus::Acquired); // recursion: count 2
+    /// let other = m.try_clone()?;
+    /// let timed_out = std::thread::scope(|s| {
+    ///     s.spawn(|| other.wait(Some(Duration::from_millis(20)))).join().unwrap()
+    /// })?;
+    /// assert_eq!(timed_out, WaitStatus::TimedOut);
+    /// m.release()?;
+    /// m.release()?;
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        self.raw.wait(timeout)
+    }
+
+    /// Acquires the mutex, blocking as long as it takes, and returns a guard that releases
+    /// it when dropped. If the previous owner ended while owning it, the lock still succeeds
+    /// and [`MutexGuard::abandoned`] says so.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// let guard = m.lock()?;
+    /// if guard.abandoned() {
+    ///     // repair whatever the mutex protects
+    /// }
+    /// drop(guard);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<MutexGuard<'_>> {
+        let status = self.raw.wait(None)?;
+        Ok(MutexGuard::new(self, status))
+    }
+
+    /// Like [`NamedMutex::lock`], but gives up after `timeout` and returns `Ok(None)`.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::time::Duration;
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// let guard = m.try_lock_for(Duration::from_millis(10))?.expect("free");
+    /// drop(guard);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<MutexGuard<'_>>> {
+        match self.raw.wait(Some(timeout))? {
+            WaitStatus::TimedOut => Ok(None),
+            status => Ok(Some(MutexGuard::new(self, status))),
+        }
+    }
+
+    /// Acquires the mutex only if that needs no waiting (a zero timeout).
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// assert!(m.try_lock()?.is_some());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>> {
+        self.try_lock_for(Duration::ZERO)
+    }
+
+    /// Releases the mutex once (`ReleaseMutex`). Fails with [`crate::ErrorKind::NotOwner`]
+    /// (288) when the calling thread does not own it, and then changes nothing.
+    ///
+    /// ```
+    /// use namedmutex::{ErrorKind, NamedMutex};
+    ///
+    /// let m = NamedMutex::create_unnamed(true)?;
+    /// m.release()?;
+    /// assert_eq!(m.release().unwrap_err().kind(), ErrorKind::NotOwner);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        self.raw.release()
+    }
+
+    /// Another handle to the same object, with the same access (`DuplicateHandle`).
+    /// Ownership is unaffected: the owner may release through either handle.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// let copy = m.try_clone()?;
+    /// copy.wait(None)?;
+    /// m.release()?; // acquired through one handle, released through the other
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<NamedMutex> {
+        Ok(NamedMutex {
+            raw: self.raw.try_clone()?,
+            name: self.name.clone(),
+        })
+    }
+
+    /// The name this handle was created or opened with, prefix included; `None` for an
+    /// unnamed mutex.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// For a handle made with [`crate::MutexOptions::inheritable`]: the value to pass to a
+    /// child process (on its command line, say), which adopts it with
+    /// [`NamedMutex::from_inherited_handle`]. On Unix it is a file descriptor that stays
+    /// open across `exec`; on Windows a `HANDLE`. `None` for handles that are not inheritable.
+    ///
+    /// ```
+    /// use namedmutex::{MutexOptions, NamedMutex};
+    ///
+    /// let m = MutexOptions::new().inheritable(true).create("")?.0;
+    /// let value = m.inheritable_handle().expect("inheritable");
+    /// // std::process::Command::new(child).arg(value.to_string()).spawn()?;
+    /// # let _ = value;
+    /// assert_eq!(NamedMutex::create_unnamed(false)?.inheritable_handle(), None);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn inheritable_handle(&self) -> Option<u64> {
+        self.raw.inheritable_handle()
+    }
+
+    /// Adopts a handle inherited from the parent process (the value the parent got from
+    /// [`NamedMutex::inheritable_handle`]). The object's name is not known to the child, so
+    /// [`NamedMutex::name`] returns `None`.
+    ///
+    /// # Safety
+    ///
+    /// `value` must be an inherited handle of this kind that nothing else in this process
+    /// owns or will close: the returned `NamedMutex` takes ownership of it and closes it
+    /// when dropped.
+    #[allow(unsafe_code)] // adopting a raw OS handle is unsafe for the same reason as `FromRawFd`
+    pub unsafe fn from_inherited_handle(value: u64) -> Result<NamedMutex> {
+        // SAFETY: the caller guarantees `value` is an inherited handle nothing else owns.
+        let raw = unsafe { RawMutex::from_inherited_handle(value)? };
+        Ok(NamedMutex { raw, name: None })
+    }
+}
+
+impl fmt::Debug for NamedMutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedMutex")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof that the current thread owns a [`NamedMutex`]; releases it once when dropped.
+///
+/// Like the guard of a poisoned `std::sync::Mutex`, a guard obtained from an abandoned mutex
+/// is still yours: [`MutexGuard::abandoned`] tells you to check what the mutex protects.
+/// The guard cannot be sent to another thread, because ownership belongs to the thread that
+/// acquired.
+///
+/// ```
+/// use namedmutex::NamedMutex;
+///
+/// let m = NamedMutex::create_unnamed(false)?;
+/// let g = m.lock()?;
+/// assert!(!g.abandoned());
+/// drop(g);
+/// assert!(m.release().is_err()); // the guard released it
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+#[must_use = "the mutex is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a> {
+    mutex: &'a NamedMutex,
+    abandoned: bool,
+    // Ownership is per thread: the guard must be dropped on the thread that acquired.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> MutexGuard<'a> {
+    fn new(mutex: &'a NamedMutex, status: WaitStatus) -> MutexGuard<'a> {
+        debug_assert!(status.is_acquired());
+        MutexGuard {
+            mutex,
+            abandoned: status == WaitStatus::Abandoned,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Whether the previous owner ended while owning the mutex (the wait returned
+    /// `WAIT_ABANDONED`).
+    pub fn abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a NamedMutex {
+        self.mutex
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // The guard proves this thread owns the mutex, so release cannot fail with NotOwner;
+        // a failure here means the shared state was altered behind our back, and there is
+        // nobody to report it to from a destructor.
+        let result = self.mutex.release();
+        debug_assert!(
+            result.is_ok(),
+            "releasing through a guard failed: {result:?}"
+        );
+    }
+}
+
+impl fmt::Debug for MutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("mutex", self.mutex)
+            .field("abandoned", &self.abandoned)
+            .finish()
+    }
+}

@@ -1,0 +1,33 @@
+//! Who may open an object in the `Global\` namespace.
+//!
+//! `Local\` objects are always private to their user, whatever is asked here. For `Global\`
+//! objects the choice is made once, by whoever creates the object, exactly like a security
+//! descriptor passed to `CreateMutex` on Windows.
+
+/// Who may open a `Global\` object (set at creation; ignored when the object already exists).
+///
+/// | variant | Linux (file mode of the object) | Windows (DACL) |
+/// |---|---|---|
+/// | `CurrentUser` | `0600` | only the creating user |
+/// | `Everyone` | `0666` | Everyone |
+/// | `UnixGroup(gid)` | `0660`, group `gid` | unsupported: `InvalidParameter` |
+///
+/// ```
+/// use namedmutex::{MutexOptions, Security};
+///
+/// let opts = MutexOptions::new().security(Security::Everyone);
+/// # let _ = opts;
+/// assert_eq!(Security::default(), Security::CurrentUser);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Security {
+    /// Only the user who creates the object may open it (the default).
+    #[default]
+    CurrentUser,
+    /// Every user of the machine may open, wait on and release it.
+    Everyone,
+    /// The creating user and the members of this Unix group. The creator must belong to the
+    /// group. Not available on Windows.
+    UnixGroup(u32),
+}

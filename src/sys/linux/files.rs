@@ -1,0 +1,182 @@
+//! File operations relative to a verified directory: opening without following links, and
+//! publishing a new file atomically, so that it appears complete or not at all.
+
+use crate::error::{Error, ErrorKind, Result};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Opens `name` inside `dir`, never following a symbolic link, close-on-exec. `O_NONBLOCK`
+/// keeps a FIFO planted under our name from blocking the open.
+pub(super) fn open_in(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+}
+
+/// Opens the directory `name` inside `dir` without following a link.
+pub(super) fn open_dir_in(dir: BorrowedFd<'_>, name: &str) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// How a new file is made: its permissions and size.
+pub(super) struct NewFile {
+    /// Exact permission bits (applied with `fchmod`, so the umask does not matter).
+    pub mode: u32,
+    /// A group to give the file (`Security::UnixGroup`).
+    pub group: Option<u32>,
+    /// Size in bytes; the file is zero-filled.
+    pub size: usize,
+}
+
+/// Creates a file `name` in `dir`, prepared by `init` before it becomes visible, and links it
+/// into place only if `name` does not exist. Returns `Ok(None)` when it already exists.
+///
+/// The file is built as an anonymous `O_TMPFILE` inode, so a crash at any step leaves
+/// nothing behind; it is published with `linkat` through `/proc/self/fd`, which fails rather
+/// than replace an existing name. Where either is unavailable, a uniquely named temporary
+/// file is used instead, and removed after the link.
+pub(super) fn publish_new<T>(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    spec: &NewFile,
+    mut init: impl FnMut(&OwnedFd) -> Result<T>,
+) -> Result<Option<(OwnedFd, T)>> {
+    if !TMPFILE_LINK_FAILED.load(Ordering::Relaxed) {
+        let tmp = rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        );
+        match tmp {
+            Ok(fd) => {
+                prepare(&fd, spec)?;
+                let value = init(&fd)?;
+                match link_anonymous(&fd, dir, name) {
+                    Ok(()) => return Ok(Some((fd, value))),
+                    Err(Errno::EXIST) => return Ok(None),
+                    Err(e) if e == Errno::NOENT || e == Errno::PERM || e == Errno::ACCESS => {
+                        // No /proc, and no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH: use named
+                        // temporary files from now on.
+                        TMPFILE_LINK_FAILED.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(io_error("link a new object file as", name, e)),
+                }
+            }
+            Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => {
+                TMPFILE_LINK_FAILED.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(io_error("create a new object file for", name, e)),
+        }
+    }
+    publish_via_temp_name(dir, name, spec, init)
+}
+
+/// Set once `O_TMPFILE` or linking it into place proved impossible in this process.
+static TMPFILE_LINK_FAILED: AtomicBool = AtomicBool::new(false);
+
+fn prepare(fd: &OwnedFd, spec: &NewFile) -> Result<()> {
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(spec.mode))
+        .map_err(|e| io_error("set the permissions of", "a new object file", e))?;
+    if let Some(gid) = spec.group {
+        let gid = rustix::fs::Gid::from_raw(gid);
+        rustix::fs::fchown(fd, None, Some(gid)).map_err(|e| {
+            Error::io(
+                ErrorKind::AccessDenied,
+                format!("cannot give a new object file to group {}", gid.as_raw()),
+                e.into(),
+            )
+        })?;
+    }
+    rustix::fs::ftruncate(fd, spec.size as u64)
+        .map_err(|e| io_error("size", "a new object file", e))?;
+    Ok(())
+}
+
+/// Links an `O_TMPFILE` inode into `dir` as `name`.
+fn link_anonymous(fd: &OwnedFd, dir: BorrowedFd<'_>, name: &str) -> rustix::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    match rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        dir,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Err(Errno::NOENT) => {
+            // No /proc: AT_EMPTY_PATH works with CAP_DAC_READ_SEARCH.
+            rustix::fs::linkat(fd, "", dir, name, AtFlags::EMPTY_PATH)
+        }
+        other => other,
+    }
+}
+
+fn publish_via_temp_name<T>(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    spec: &NewFile,
+    mut init: impl FnMut(&OwnedFd) -> Result<T>,
+) -> Result<Option<(OwnedFd, T)>> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp_name = format!(
+        ".nmtx-tmp.{}.{}.{}",
+        rustix::process::getpid().as_raw_nonzero(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let fd = rustix::fs::openat(
+        dir,
+        tmp_name.as_str(),
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| io_error("create a temporary object file for", name, e))?;
+    let cleanup = |dir: BorrowedFd<'_>| {
+        let _ = rustix::fs::unlinkat(dir, tmp_name.as_str(), AtFlags::empty());
+    };
+    let result = prepare(&fd, spec).and_then(|()| init(&fd));
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => {
+            cleanup(dir);
+            return Err(e);
+        }
+    };
+    let linked = rustix::fs::linkat(dir, tmp_name.as_str(), dir, name, AtFlags::empty());
+    cleanup(dir);
+    match linked {
+        Ok(()) => Ok(Some((fd, value))),
+        Err(Errno::EXIST) => Ok(None),
+        Err(e) => Err(io_error("link a new object file", name, e)),
+    }
+}
+
+/// An I/O failure while doing `what` to `object`.
+pub(super) fn io_error(what: &str, object: &str, e: Errno) -> Error {
+    let kind = match e {
+        Errno::ACCESS | Errno::PERM => ErrorKind::AccessDenied,
+        Errno::MFILE | Errno::NFILE | Errno::NOMEM | Errno::NOSPC | Errno::DQUOT => {
+            ErrorKind::ResourceExhausted
+        }
+        _ => ErrorKind::Io,
+    };
+    Error::io(kind, format!("cannot {what} {object}"), e.into())
+}

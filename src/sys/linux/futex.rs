@@ -1,0 +1,150 @@
+//! Futex calls on shared (not process-private) words, and monotonic deadlines.
+//!
+//! A waiter sleeps on several words at once with `futex_waitv` (Linux 5.16+): the mutex's
+//! futex word, which a release changes, and the owner's lifeline, which the kernel changes
+//! when the owner dies. Where `futex_waitv` is refused (an older kernel, or a seccomp policy
+//! such as a container runtime's), the waiter sleeps on the first word only, in short slices,
+//! and the caller re-checks the others between slices.
+
+use rustix::thread::futex;
+use rustix::time::{ClockId, Timespec};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::time::Duration;
+
+/// How long one sleep lasts when `futex_waitv` is unavailable: the bound on how late an
+/// owner's death is noticed in that mode.
+pub(super) const FALLBACK_SLICE: Duration = Duration::from_millis(2);
+
+/// How a sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// Woken through the word at this index.
+    Word(usize),
+    /// The deadline passed.
+    TimedOut,
+    /// A word no longer held its expected value, a signal arrived, or a fallback slice
+    /// ended: re-check the state and decide again.
+    Retry,
+}
+
+const UNKNOWN: u8 = 0;
+const AVAILABLE: u8 = 1;
+const REFUSED: u8 = 2;
+static WAITV: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether `futex_waitv` works here. `NAMEDMUTEX_FUTEX_WAITV=0` in the environment turns it
+/// off (to measure or test the fallback); otherwise it is tried and remembered.
+pub(super) fn waitv_available() -> bool {
+    match WAITV.load(Ordering::Relaxed) {
+        AVAILABLE => true,
+        REFUSED => false,
+        _ => {
+            let off = std::env::var_os("NAMEDMUTEX_FUTEX_WAITV").is_some_and(|v| v == "0");
+            WAITV.store(if off { REFUSED } else { AVAILABLE }, Ordering::Relaxed);
+            !off
+        }
+    }
+}
+
+/// Wakes up to `n` threads sleeping on `word`, in any process.
+pub(super) fn wake(word: &AtomicU32, n: u32) {
+    // Errors are impossible for a valid shared word; a wake with nobody sleeping is a no-op.
+    let _ = futex::wake(word, futex::Flags::empty(), n);
+}
+
+/// Sleeps until one of `words` stops holding its expected value and is woken, or until
+/// `deadline` (absolute, `CLOCK_MONOTONIC`; `None`: no deadline).
+pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> Wake {
+    debug_assert!(!words.is_empty() && words.len() <= 128);
+    if words.len() > 1 && waitv_available() {
+        let mut waits = [futex::Wait::new(); 128];
+        for (w, (word, expected)) in waits.iter_mut().zip(words) {
+            w.val = u64::from(*expected);
+            w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+            w.flags = futex::WaitFlags::SIZE_U32;
+        }
+        let result = futex::waitv(
+            &waits[..words.len()],
+            futex::WaitvFlags::empty(),
+            deadline.as_ref(),
+            ClockId::Monotonic,
+        );
+        return match result {
+            Ok(index) => Wake::Word(index),
+            Err(rustix::io::Errno::TIMEDOUT) => Wake::TimedOut,
+            Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+                WAITV.store(REFUSED, Ordering::Relaxed);
+                Wake::Retry
+            }
+            // AGAIN (a value changed) and INTR (a signal): the caller re-checks.
+            Err(_) => Wake::Retry,
+        };
+    }
+    // One word, or no futex_waitv: FUTEX_WAIT on the first word. With several words, sleep
+    // in slices so the caller re-checks the others (the owner's lifeline) between them.
+    let now = now();
+    let mut slice = match deadline {
+        Some(d) if !is_before(now, d) => return Wake::TimedOut,
+        Some(d) => duration_between(now, d),
+        None => Duration::MAX,
+    };
+    if words.len() > 1 {
+        slice = slice.min(FALLBACK_SLICE);
+    }
+    let relative = (slice != Duration::MAX).then(|| Timespec {
+        tv_sec: slice.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(slice.subsec_nanos()),
+    });
+    let (word, expected) = words[0];
+    match futex::wait(word, futex::Flags::empty(), expected, relative.as_ref()) {
+        Ok(()) => Wake::Word(0),
+        Err(rustix::io::Errno::TIMEDOUT) => match deadline {
+            Some(d) if !is_before(self::now(), d) => Wake::TimedOut,
+            _ => Wake::Retry,
+        },
+        Err(_) => Wake::Retry,
+    }
+}
+
+/// The current `CLOCK_MONOTONIC` time.
+pub(super) fn now() -> Timespec {
+    rustix::time::clock_gettime(ClockId::Monotonic)
+}
+
+/// `now + timeout` on the monotonic clock; `None` (no deadline) when `timeout` is `None` or
+/// so large that the sum does not fit.
+pub(super) fn deadline_after(timeout: Option<Duration>) -> Option<Timespec> {
+    let timeout = timeout?;
+    let now = now();
+    let secs = i64::try_from(timeout.as_secs()).ok()?;
+    let mut tv_sec = now.tv_sec.checked_add(secs)?;
+    let mut tv_nsec = now.tv_nsec + i64::from(timeout.subsec_nanos());
+    if tv_nsec >= 1_000_000_000 {
+        tv_nsec -= 1_000_000_000;
+        tv_sec = tv_sec.checked_add(1)?;
+    }
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+/// Whether `a` is strictly before `b`.
+pub(super) fn is_before(a: Timespec, b: Timespec) -> bool {
+    (a.tv_sec, a.tv_nsec) < (b.tv_sec, b.tv_nsec)
+}
+
+/// `b - a`, or zero when `b` is not after `a`.
+fn duration_between(a: Timespec, b: Timespec) -> Duration {
+    if !is_before(a, b) {
+        return Duration::ZERO;
+    }
+    let nanos = (b.tv_sec - a.tv_sec) as i128 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as i128;
+    Duration::from_nanos(nanos.min(u64::MAX as i128) as u64)
+}
+
+/// The earlier of two optional deadlines (`None` is "never").
+pub(super) fn earliest(a: Option<Timespec>, b: Option<Timespec>) -> Option<Timespec> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if is_before(x, y) { x } else { y }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

@@ -1,0 +1,471 @@
+//! The shared-memory format (version 1), as FORMAT.md documents it for other implementers.
+//!
+//! Two kinds of file: an *object page* per mutex, and a *registry* per user and namespace
+//! root that holds one lifeline slot per thread. All integers are little-endian (the native
+//! order of every platform this backend supports); all fields are accessed atomically.
+//!
+//! Everything read from these files is validated before use: magic, version, kind, sizes,
+//! name. A file that fails is refused with `TypeMismatch`, `Incompatible` or `Corrupt`.
+
+use super::mapping::Mapping;
+use crate::error::{Error, ErrorKind, Result};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The format version of both file kinds. Any change to a layout bumps it.
+pub(super) const FORMAT_VERSION: u32 = 1;
+
+// ----- object page -----------------------------------------------------------------------
+
+/// Size of an object file: one page.
+pub(super) const OBJECT_SIZE: usize = 4096;
+/// `"nmtx-obj"` read as a little-endian u64.
+pub(super) const OBJECT_MAGIC: u64 = u64::from_le_bytes(*b"nmtx-obj");
+/// The object kind of a mutex (other kinds may share the namespace later).
+pub(super) const KIND_MUTEX: u32 = 1;
+
+pub(super) mod obj {
+    //! Byte offsets inside an object page.
+    /// u64 magic, written last at creation.
+    pub const MAGIC: usize = 0;
+    /// u32 format version.
+    pub const VERSION: usize = 8;
+    /// u32 object kind.
+    pub const KIND: usize = 12;
+    /// u32 size of the file in bytes.
+    pub const SIZE: usize = 16;
+    /// u32 length of the name in bytes (UTF-8), 0 for unnamed objects.
+    pub const NAME_LEN: usize = 20;
+    /// u32 flags: bit 0 = Global namespace.
+    pub const FLAGS: usize = 24;
+    /// u32 uid of the creating user.
+    pub const CREATOR_UID: usize = 28;
+    /// u64 creation time, nanoseconds since the Unix epoch (diagnostics only).
+    pub const CREATED_NS: usize = 32;
+    /// u32 pid of the creating process, as it saw itself (diagnostics only).
+    pub const CREATOR_PID: usize = 40;
+    /// u64 device and u64 inode of the namespace root directory the object belongs to.
+    pub const ROOT_DEV: usize = 48;
+    /// See `ROOT_DEV`.
+    pub const ROOT_INO: usize = 56;
+    /// u64 lock word: low 32 bits are the futex word, high 32 the owner's slot generation.
+    pub const LOCK: usize = 64;
+    /// u32 recursion count, written only by the owner.
+    pub const COUNT: usize = 72;
+    /// u32 number of threads sleeping in a wait (approximate: crashes leave it high).
+    pub const SLEEPERS: usize = 76;
+    /// u64 time the current owner acquired, ns since the Unix epoch; 0 when unknown.
+    pub const ACQUIRED_NS: usize = 80;
+    /// u32 number of times an acquirer found the mutex abandoned (diagnostics only).
+    pub const ABANDON_COUNT: usize = 88;
+    /// u32 pid (as the owner saw itself) of the last owner that abandoned it.
+    pub const LAST_ABANDONER_PID: usize = 92;
+    /// u32 tid of the last owner that abandoned it.
+    pub const LAST_ABANDONER_TID: usize = 96;
+    /// u32 number of handles open on the object (diagnostics only: crashes leave it high).
+    pub const HANDLES: usize = 100;
+    /// 64 × u32 user table: `uid + 1` of each user that has opened the object, 0 = empty.
+    pub const USERS: usize = 128;
+    /// The name, UTF-8, `NAME_LEN` bytes.
+    pub const NAME: usize = 512;
+}
+
+/// Entries in an object's user table.
+pub(super) const MAX_USERS: usize = 64;
+/// Room for the name: 260 UTF-16 units are at most 780 bytes of UTF-8.
+pub(super) const NAME_CAPACITY: usize = 1024;
+/// Flag: the object is in the `Global\` namespace.
+pub(super) const FLAG_GLOBAL: u32 = 1;
+/// Flag: the last handle closed (or a stale object was found); the file is being removed
+/// and must not be used. A process that opened the file just before sees it and retries.
+pub(super) const FLAG_DEAD: u32 = 2;
+
+/// The lock word. Low 32 bits (the futex word): bit 31 `WAITERS`, bits 24..30 the owner's
+/// index in the object's user table, bits 0..24 the owner's registry slot + 1; the mutex is
+/// free when bits 0..30 are 0. High 32 bits: the generation of the owner's slot.
+pub(super) mod lock {
+    /// Somebody may be sleeping on the futex word: the releaser must wake one.
+    pub const WAITERS: u64 = 1 << 31;
+    /// Bits that identify the owner within the low word.
+    pub const OWNER_MASK: u64 = 0x7FFF_FFFF;
+    /// Shift of the user-table index.
+    pub const USER_SHIFT: u32 = 24;
+    /// Mask of the user-table index after shifting.
+    pub const USER_MASK: u64 = 0x3F;
+    /// Mask of slot + 1.
+    pub const SLOT_MASK: u64 = 0x00FF_FFFF;
+    /// Largest recursion count (Windows' limit).
+    pub const MAX_COUNT: u32 = 0x7FFF_FFFF;
+
+    /// The lock word without its `WAITERS` bit: the owner's full identity (token).
+    pub fn token(word: u64) -> u64 {
+        word & !WAITERS
+    }
+    /// The owner's user-table index.
+    pub fn user(word: u64) -> usize {
+        ((word >> USER_SHIFT) & USER_MASK) as usize
+    }
+    /// The owner's slot + 1 (0: free).
+    pub fn slot_plus_one(word: u64) -> u32 {
+        (word & SLOT_MASK) as u32
+    }
+    /// The owner's slot generation.
+    pub fn generation(word: u64) -> u32 {
+        (word >> 32) as u32
+    }
+    /// Whether nobody owns the mutex.
+    pub fn is_free(word: u64) -> bool {
+        word & OWNER_MASK == 0
+    }
+}
+
+/// Typed, validated access to a mapped object page.
+pub(super) struct ObjectPage {
+    map: Mapping,
+}
+
+impl ObjectPage {
+    /// Wraps a mapping of an object file after checking its header. `expected_name` is the
+    /// name the file must hold (`None` skips the check, for inherited handles).
+    pub(super) fn validate(map: Mapping, expected_name: Option<&str>) -> Result<ObjectPage> {
+        if map.len() < OBJECT_SIZE {
+            return Err(corrupt(format!(
+                "the object file is {} bytes; {OBJECT_SIZE} expected",
+                map.len()
+            )));
+        }
+        let page = ObjectPage { map };
+        let magic = page.map.u64(obj::MAGIC).load(Ordering::Acquire);
+        if magic != OBJECT_MAGIC {
+            return Err(Error::new(
+                ErrorKind::TypeMismatch,
+                "the name belongs to a file that is not a namedmutex object (bad magic)",
+            ));
+        }
+        let version = page.map.u32(obj::VERSION).load(Ordering::Relaxed);
+        if version != FORMAT_VERSION {
+            return Err(Error::new(
+                ErrorKind::Incompatible,
+                format!(
+                    "the object was made by a namedmutex with format version {version}; this one reads version {FORMAT_VERSION}"
+                ),
+            ));
+        }
+        let kind = page.map.u32(obj::KIND).load(Ordering::Relaxed);
+        if kind != KIND_MUTEX {
+            return Err(Error::new(
+                ErrorKind::TypeMismatch,
+                format!("the name belongs to an object of kind {kind}, not a mutex"),
+            ));
+        }
+        let size = page.map.u32(obj::SIZE).load(Ordering::Relaxed) as usize;
+        if size != OBJECT_SIZE {
+            return Err(corrupt(format!(
+                "the object header says {size} bytes; {OBJECT_SIZE} expected"
+            )));
+        }
+        let name_len = page.map.u32(obj::NAME_LEN).load(Ordering::Relaxed) as usize;
+        if name_len > NAME_CAPACITY {
+            return Err(corrupt(format!(
+                "the object's name length {name_len} exceeds {NAME_CAPACITY}"
+            )));
+        }
+        if let Some(expected) = expected_name {
+            let stored = page.map.read_bytes(obj::NAME, name_len);
+            if stored != expected.as_bytes() {
+                return Err(corrupt(format!(
+                    "the object file holds the name {:?}, not {expected:?}",
+                    String::from_utf8_lossy(&stored)
+                )));
+            }
+        }
+        Ok(page)
+    }
+
+    /// Fills a fresh, zeroed, not yet published object page.
+    pub(super) fn initialize(map: Mapping, init: &ObjectInit<'_>) -> Result<ObjectPage> {
+        let page = ObjectPage { map };
+        let m = &page.map;
+        if init.name.len() > NAME_CAPACITY {
+            return Err(Error::new(
+                ErrorKind::NameTooLong,
+                "name too long for the object page",
+            ));
+        }
+        m.u32(obj::VERSION).store(FORMAT_VERSION, Ordering::Relaxed);
+        m.u32(obj::KIND).store(KIND_MUTEX, Ordering::Relaxed);
+        m.u32(obj::SIZE)
+            .store(OBJECT_SIZE as u32, Ordering::Relaxed);
+        m.u32(obj::NAME_LEN)
+            .store(init.name.len() as u32, Ordering::Relaxed);
+        m.u32(obj::FLAGS)
+            .store(if init.global { FLAG_GLOBAL } else { 0 }, Ordering::Relaxed);
+        m.u32(obj::CREATOR_UID).store(init.uid, Ordering::Relaxed);
+        m.u64(obj::CREATED_NS).store(init.now_ns, Ordering::Relaxed);
+        m.u32(obj::CREATOR_PID).store(init.pid, Ordering::Relaxed);
+        m.u64(obj::ROOT_DEV).store(init.root.0, Ordering::Relaxed);
+        m.u64(obj::ROOT_INO).store(init.root.1, Ordering::Relaxed);
+        m.u32(obj::USERS)
+            .store(init.uid.wrapping_add(1), Ordering::Relaxed);
+        m.write_bytes(obj::NAME, init.name.as_bytes());
+        if let Some(token) = init.owner {
+            m.u64(obj::LOCK).store(token, Ordering::Relaxed);
+            m.u32(obj::COUNT).store(1, Ordering::Relaxed);
+            m.u64(obj::ACQUIRED_NS)
+                .store(init.now_ns, Ordering::Relaxed);
+        }
+        // The magic goes last: a reader that sees it sees a complete header.
+        m.u64(obj::MAGIC).store(OBJECT_MAGIC, Ordering::Release);
+        Ok(page)
+    }
+
+    pub(super) fn flags(&self) -> &AtomicU32 {
+        self.map.u32(obj::FLAGS)
+    }
+    pub(super) fn creator(&self) -> (u32, u32, u64) {
+        (
+            self.map.u32(obj::CREATOR_UID).load(Ordering::Relaxed),
+            self.map.u32(obj::CREATOR_PID).load(Ordering::Relaxed),
+            self.map.u64(obj::CREATED_NS).load(Ordering::Relaxed),
+        )
+    }
+    /// The stored name (validated length; lossy if a writer put invalid UTF-8 there).
+    pub(super) fn name(&self) -> String {
+        let len = (self.map.u32(obj::NAME_LEN).load(Ordering::Relaxed) as usize).min(NAME_CAPACITY);
+        String::from_utf8_lossy(&self.map.read_bytes(obj::NAME, len)).into_owned()
+    }
+    /// Puts a stale object (no handle anywhere, held exclusively by the caller) back into
+    /// the state of a new one, owned by `owner` if given.
+    pub(super) fn reset(&self, owner: Option<u64>, now_ns: u64) {
+        let m = &self.map;
+        m.u32(obj::COUNT)
+            .store(u32::from(owner.is_some()), Ordering::Relaxed);
+        m.u32(obj::SLEEPERS).store(0, Ordering::Relaxed);
+        m.u32(obj::HANDLES).store(0, Ordering::Relaxed);
+        m.u64(obj::ACQUIRED_NS)
+            .store(if owner.is_some() { now_ns } else { 0 }, Ordering::Relaxed);
+        m.u64(obj::LOCK)
+            .store(owner.unwrap_or(0), Ordering::Relaxed);
+        m.u32(obj::FLAGS).fetch_and(!FLAG_DEAD, Ordering::Release);
+    }
+    pub(super) fn lock_word(&self) -> &AtomicU64 {
+        self.map.u64(obj::LOCK)
+    }
+    /// The futex word: the low half of the lock word.
+    pub(super) fn futex_word(&self) -> &AtomicU32 {
+        // Little-endian: the low 32 bits of the u64 are at its address.
+        self.map.u32(obj::LOCK)
+    }
+    pub(super) fn count(&self) -> &AtomicU32 {
+        self.map.u32(obj::COUNT)
+    }
+    pub(super) fn sleepers(&self) -> &AtomicU32 {
+        self.map.u32(obj::SLEEPERS)
+    }
+    pub(super) fn acquired_ns(&self) -> &AtomicU64 {
+        self.map.u64(obj::ACQUIRED_NS)
+    }
+    pub(super) fn handles(&self) -> &AtomicU32 {
+        self.map.u32(obj::HANDLES)
+    }
+    pub(super) fn abandon_count(&self) -> &AtomicU32 {
+        self.map.u32(obj::ABANDON_COUNT)
+    }
+    pub(super) fn last_abandoner(&self) -> (&AtomicU32, &AtomicU32) {
+        (
+            self.map.u32(obj::LAST_ABANDONER_PID),
+            self.map.u32(obj::LAST_ABANDONER_TID),
+        )
+    }
+    pub(super) fn root_ident(&self) -> (u64, u64) {
+        (
+            self.map.u64(obj::ROOT_DEV).load(Ordering::Relaxed),
+            self.map.u64(obj::ROOT_INO).load(Ordering::Relaxed),
+        )
+    }
+    pub(super) fn is_writable(&self) -> bool {
+        self.map.is_writable()
+    }
+
+    /// The uid recorded at `index` of the user table, if any.
+    pub(super) fn user(&self, index: usize) -> Option<u32> {
+        if index >= MAX_USERS {
+            return None;
+        }
+        match self.map.u32(obj::USERS + 4 * index).load(Ordering::Acquire) {
+            0 => None,
+            plus_one => Some(plus_one - 1),
+        }
+    }
+
+    /// The index of `uid` in the user table, adding it if absent.
+    pub(super) fn user_index(&self, uid: u32) -> Result<usize> {
+        let want = uid.wrapping_add(1);
+        for i in 0..MAX_USERS {
+            let slot = self.map.u32(obj::USERS + 4 * i);
+            let mut cur = slot.load(Ordering::Acquire);
+            if cur == 0 && self.map.is_writable() {
+                cur = match slot.compare_exchange(0, want, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return Ok(i),
+                    Err(actual) => actual,
+                };
+            }
+            if cur == want {
+                return Ok(i);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("{MAX_USERS} other users have already opened this object; it records no more"),
+        ))
+    }
+}
+
+/// What a new object page is initialised with.
+pub(super) struct ObjectInit<'a> {
+    pub name: &'a str,
+    pub global: bool,
+    pub uid: u32,
+    pub pid: u32,
+    pub now_ns: u64,
+    pub root: (u64, u64),
+    /// The creator's lock token when it asked for initial ownership.
+    pub owner: Option<u64>,
+}
+
+fn corrupt(message: String) -> Error {
+    Error::new(ErrorKind::Corrupt, message)
+}
+
+// ----- registry --------------------------------------------------------------------------
+
+/// `"nmtx-reg"` read as a little-endian u64.
+pub(super) const REGISTRY_MAGIC: u64 = u64::from_le_bytes(*b"nmtx-reg");
+/// Size of the registry header; slots start here.
+pub(super) const REGISTRY_HEADER: usize = 4096;
+/// Size of one slot.
+pub(super) const SLOT_SIZE: usize = 128;
+/// Room for the `pthread_mutex_t` at the start of each slot (glibc: 40 bytes on x86_64,
+/// 48 on aarch64; musl: 40 or 24).
+pub(super) const LIFELINE_SPACE: usize = 64;
+/// Slots in a registry made with default settings.
+pub(super) const DEFAULT_SLOTS: u32 = 16384;
+/// The largest slot count the lock word can address.
+pub(super) const MAX_SLOTS: u32 = (lock::SLOT_MASK as u32) - 1;
+
+pub(super) mod reg {
+    //! Byte offsets inside the registry header.
+    /// u64 magic, written last at creation.
+    pub const MAGIC: usize = 0;
+    /// u32 format version.
+    pub const VERSION: usize = 8;
+    /// u32 header size (where slot 0 starts).
+    pub const HEADER_SIZE: usize = 12;
+    /// u32 slot size.
+    pub const SLOT_SIZE: usize = 16;
+    /// u32 number of slots.
+    pub const SLOT_COUNT: usize = 20;
+    /// u32 uid of the user whose threads register here.
+    pub const OWNER_UID: usize = 24;
+    /// u32 where the next registration starts looking (rotates so slots are reused rarely).
+    pub const NEXT: usize = 32;
+}
+
+pub(super) mod slot {
+    //! Byte offsets inside a registry slot.
+    /// The robust `pthread_mutex_t` (lifeline) the slot's thread holds for its whole life.
+    pub const LIFELINE: usize = 0;
+    /// u64 slot word: high 32 bits generation, low 32 bits state.
+    pub const WORD: usize = 64;
+    /// u32 pid of the thread's process, as that process sees itself.
+    pub const PID: usize = 72;
+    /// u32 tid of the thread, as its process sees it.
+    pub const TID: usize = 76;
+    /// u64 when the slot was claimed, ns since the Unix epoch.
+    pub const CLAIMED_NS: usize = 80;
+    /// u64 inode of the thread's PID namespace (`/proc/self/ns/pid`), 0 if unknown.
+    pub const PIDNS: usize = 88;
+    /// u32 offset of the futex word inside this slot's `pthread_mutex_t` (glibc 0, musl 4).
+    pub const LIFELINE_WORD: usize = 96;
+    /// u32 C library whose `pthread_mutex_t` layout the lifeline has (see `LIBC_*`): a dead
+    /// slot is only reused by a thread of the same C library.
+    pub const LIBC: usize = 100;
+}
+
+/// `slot::LIBC` for glibc.
+pub(super) const LIBC_GLIBC: u32 = 1;
+/// `slot::LIBC` for musl.
+pub(super) const LIBC_MUSL: u32 = 2;
+
+/// Slot states (low half of the slot word).
+pub(super) mod slot_state {
+    /// Never used: the lifeline is not initialised yet.
+    pub const VIRGIN: u32 = 0;
+    /// A thread is claiming it (initialising or locking the lifeline).
+    pub const CLAIMING: u32 = 1;
+    /// Claimed; the thread lives as long as its lifeline is held (no `OWNER_DIED`).
+    pub const LIVE: u32 = 2;
+}
+
+/// The file size of a registry with `slots` slots.
+pub(super) fn registry_size(slots: u32) -> usize {
+    REGISTRY_HEADER + slots as usize * SLOT_SIZE
+}
+
+/// Checks a mapped registry header against the file's size and expected owner; returns the
+/// slot count.
+pub(super) fn validate_registry(map: &Mapping, file_size: u64, uid: u32) -> Result<u32> {
+    let bad = |what: String| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("the thread registry of uid {uid} is unusable: {what}"),
+        )
+    };
+    if map.len() < REGISTRY_HEADER {
+        return Err(bad(format!(
+            "{} bytes is smaller than its header",
+            map.len()
+        )));
+    }
+    if map.u64(reg::MAGIC).load(Ordering::Acquire) != REGISTRY_MAGIC {
+        return Err(bad("bad magic".into()));
+    }
+    let version = map.u32(reg::VERSION).load(Ordering::Relaxed);
+    if version != FORMAT_VERSION {
+        return Err(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "the thread registry of uid {uid} has format version {version}; this namedmutex reads {FORMAT_VERSION}"
+            ),
+        ));
+    }
+    let header = map.u32(reg::HEADER_SIZE).load(Ordering::Relaxed) as usize;
+    let slot_size = map.u32(reg::SLOT_SIZE).load(Ordering::Relaxed) as usize;
+    let count = map.u32(reg::SLOT_COUNT).load(Ordering::Relaxed);
+    if header != REGISTRY_HEADER || slot_size != SLOT_SIZE {
+        return Err(bad(format!(
+            "header {header} / slot size {slot_size} unexpected"
+        )));
+    }
+    if count == 0 || count > MAX_SLOTS || registry_size(count) as u64 != file_size {
+        return Err(bad(format!(
+            "{count} slots do not fit a file of {file_size} bytes"
+        )));
+    }
+    if map.u32(reg::OWNER_UID).load(Ordering::Relaxed) != uid {
+        return Err(bad("it names another owner".into()));
+    }
+    Ok(count)
+}
+
+/// Fills the header of a fresh, zeroed registry that nobody else can see yet.
+pub(super) fn initialize_registry(map: &Mapping, slots: u32, uid: u32) {
+    map.u32(reg::VERSION)
+        .store(FORMAT_VERSION, Ordering::Relaxed);
+    map.u32(reg::HEADER_SIZE)
+        .store(REGISTRY_HEADER as u32, Ordering::Relaxed);
+    map.u32(reg::SLOT_SIZE)
+        .store(SLOT_SIZE as u32, Ordering::Relaxed);
+    map.u32(reg::SLOT_COUNT).store(slots, Ordering::Relaxed);
+    map.u32(reg::OWNER_UID).store(uid, Ordering::Relaxed);
+    map.u64(reg::MAGIC).store(REGISTRY_MAGIC, Ordering::Release);
+}

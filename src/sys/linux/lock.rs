@@ -1,0 +1,235 @@
+//! Acquiring and releasing: the mutex algorithm on an object's lock word.
+//!
+//! The lock word (see `layout::lock`) holds the owner's token, or 0 when free. Uncontended,
+//! acquiring is one compare-and-swap of 0 to our token, and releasing one swap back to 0.
+//! The recursion count beside it is written only by the owner.
+//!
+//! A waiter that must block sets `WAITERS` in the word and sleeps, with `futex_waitv`, on
+//! two words at once: the lock word (a release changes it and wakes one sleeper) and the
+//! owner's lifeline (the kernel changes it and wakes a sleeper when the owner dies, see
+//! `lifeline.rs`). So a death is noticed at once, without polling; a sleeper woken that way
+//! wakes the others watching the same lifeline. A waiter that takes a dead owner's mutex
+//! gets `Abandoned`; the compare-and-swap that replaces the dead token lets exactly one
+//! acquirer see it.
+//!
+//! Sleepers after a hand-off may still watch the previous owner's lifeline, so whoever
+//! acquires after sleeping, or after an abandonment, wakes one sleeper (all, for an
+//! abandonment) to re-target. A bounded sleep (`BACKSTOP`) covers the cases no wake-up can:
+//! a woken sleeper killed before it could pass the wake on.
+
+use super::futex::{self, Wake};
+use super::layout::lock::{self, MAX_COUNT, WAITERS};
+use super::object::Object;
+use super::registry::Liveness;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait_status::WaitStatus;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The longest a sleeper sleeps before re-checking on its own.
+const BACKSTOP: Duration = Duration::from_millis(250);
+/// How many times a waiter re-checks before it goes to sleep.
+const SPINS: u32 = 40;
+
+/// Waits for `obj` (the caller checked the handle's access).
+#[inline]
+pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
+    let me = obj.token()?;
+    if obj
+        .page
+        .lock_word()
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        obj.page.count().store(1, Ordering::Relaxed);
+        return Ok(WaitStatus::Acquired);
+    }
+    wait_slow(obj, me, timeout)
+}
+
+/// The owner the lock word names, as far as this process can tell.
+enum Owner {
+    Dead,
+    Alive {
+        lifeline: &'static std::sync::atomic::AtomicU32,
+        value: u32,
+    },
+    /// Its registry cannot be read: poll with the backstop.
+    Unknown,
+}
+
+fn owner_of(obj: &Object, word: u64) -> Owner {
+    let Some(uid) = obj.page.user(lock::user(word)) else {
+        return Owner::Dead; // a token naming nobody: no live thread can own it
+    };
+    let Some(registry) = obj.root.registry_of(uid) else {
+        return Owner::Unknown;
+    };
+    match registry.liveness(lock::slot_plus_one(word), lock::generation(word)) {
+        Liveness::Dead => Owner::Dead,
+        Liveness::Alive { lifeline, value } => Owner::Alive { lifeline, value },
+    }
+}
+
+#[cold]
+fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitStatus> {
+    let page = &obj.page;
+    let word = page.lock_word();
+    let deadline = futex::deadline_after(timeout);
+    let poll = timeout == Some(Duration::ZERO);
+    let mut slept = false;
+    let mut spins = 0;
+    loop {
+        let cur = word.load(Ordering::Acquire);
+        if lock::is_free(cur) {
+            let sleepers = page.sleepers().load(Ordering::Relaxed);
+            let new = me | if sleepers > 0 { WAITERS } else { 0 };
+            if word
+                .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                page.count().store(1, Ordering::Relaxed);
+                page.acquired_ns()
+                    .store(super::clock::realtime_ns(), Ordering::Relaxed);
+                if slept && sleepers > 0 {
+                    futex::wake(page.futex_word(), 1); // re-target one sleeper to us
+                }
+                return Ok(WaitStatus::Acquired);
+            }
+            continue;
+        }
+        if lock::token(cur) == me {
+            let count = page.count().load(Ordering::Relaxed);
+            if count >= MAX_COUNT {
+                return Err(Error::new(
+                    ErrorKind::RecursionLimit,
+                    format!("the calling thread already holds the mutex {MAX_COUNT} times"),
+                ));
+            }
+            page.count().store(count.max(1) + 1, Ordering::Relaxed);
+            return Ok(WaitStatus::Acquired);
+        }
+        let owner = owner_of(obj, cur);
+        if let Owner::Dead = owner {
+            let sleepers = page.sleepers().load(Ordering::Relaxed);
+            let new = me | if sleepers > 0 { WAITERS } else { 0 };
+            if word
+                .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                record_abandonment(obj, cur);
+                page.count().store(1, Ordering::Relaxed);
+                page.acquired_ns()
+                    .store(super::clock::realtime_ns(), Ordering::Relaxed);
+                if sleepers > 0 {
+                    futex::wake(page.futex_word(), u32::MAX >> 1); // all re-target to us
+                }
+                return Ok(WaitStatus::Abandoned);
+            }
+            continue;
+        }
+        let now = futex::now();
+        if poll || deadline.is_some_and(|d| !futex::is_before(now, d)) {
+            give_up(obj);
+            return Ok(WaitStatus::TimedOut);
+        }
+        if spins < SPINS {
+            spins += 1;
+            std::hint::spin_loop();
+            if spins % 8 == 0 {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let expected = cur | WAITERS;
+        if cur & WAITERS == 0
+            && word
+                .compare_exchange(cur, expected, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let backstop = futex::deadline_after(Some(BACKSTOP));
+        let until = futex::earliest(deadline, backstop);
+        page.sleepers().fetch_add(1, Ordering::AcqRel);
+        // The futex word is the low half of the lock word.
+        let woke = match owner {
+            Owner::Alive { lifeline, value } => futex::wait(
+                &[(page.futex_word(), expected as u32), (lifeline, value)],
+                until,
+            ),
+            _ => futex::wait(&[(page.futex_word(), expected as u32)], until),
+        };
+        page.sleepers().fetch_sub(1, Ordering::AcqRel);
+        slept = true;
+        if let (Wake::Word(1), Owner::Alive { lifeline, .. }) = (woke, owner) {
+            // The owner died and the kernel woke only us: wake everyone else watching it.
+            futex::wake(lifeline, u32::MAX >> 1);
+        }
+    }
+}
+
+/// Leaving on timeout: if we may have consumed a wake-up meant for the next sleeper, or
+/// others sleep watching a stale owner, pass one on, and make sure the owner's release
+/// wakes them.
+fn give_up(obj: &Object) {
+    let page = &obj.page;
+    if page.sleepers().load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let word = page.lock_word();
+    let mut cur = word.load(Ordering::Relaxed);
+    while !lock::is_free(cur) && cur & WAITERS == 0 {
+        match word.compare_exchange(cur, cur | WAITERS, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(actual) => cur = actual,
+        }
+    }
+    futex::wake(page.futex_word(), 1);
+}
+
+/// Notes who abandoned the mutex (diagnostics; never used to decide anything).
+fn record_abandonment(obj: &Object, dead: u64) {
+    let page = &obj.page;
+    page.abandon_count().fetch_add(1, Ordering::Relaxed);
+    let who = page
+        .user(lock::user(dead))
+        .and_then(|uid| obj.root.registry_of(uid))
+        .and_then(|r| r.owner(lock::slot_plus_one(dead)))
+        .unwrap_or_default();
+    let (pid, tid) = page.last_abandoner();
+    pid.store(who.pid, Ordering::Relaxed);
+    tid.store(who.tid, Ordering::Relaxed);
+}
+
+/// Releases `obj` once on behalf of the calling thread.
+#[inline]
+pub(super) fn release(obj: &Object) -> Result<()> {
+    let page = &obj.page;
+    let word = page.lock_word();
+    let cur = word.load(Ordering::Relaxed);
+    let me = match obj.existing_token() {
+        Some(me) if lock::token(cur) == me => me,
+        _ => return Err(not_owner()),
+    };
+    let _ = me;
+    let count = page.count().load(Ordering::Relaxed);
+    if count > 1 {
+        page.count().store(count - 1, Ordering::Relaxed);
+        return Ok(());
+    }
+    page.count().store(0, Ordering::Relaxed);
+    page.acquired_ns().store(0, Ordering::Relaxed);
+    let old = word.swap(0, Ordering::Release);
+    if old & WAITERS != 0 {
+        futex::wake(page.futex_word(), 1);
+    }
+    Ok(())
+}
+
+fn not_owner() -> Error {
+    Error::new(
+        ErrorKind::NotOwner,
+        "the calling thread does not own the mutex (ReleaseMutex by a non-owner)",
+    )
+}

@@ -1,0 +1,153 @@
+//! The Linux backend: Win32 mutex semantics in shared memory, with futexes for waiting and
+//! the kernel's robust-futex lists for noticing dead owners. The file format is in
+//! `FORMAT.md`; the design notes are in each module.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `root` | the namespace root and the verified per-user directories |
+//! | `file_name` | object names to file names |
+//! | `files` | opening without links, publishing new files atomically |
+//! | `object` | finding, creating, sharing and removing object files |
+//! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
+//! | `registry`, `lifeline`, `thread` | thread identities and death notices |
+//! | `lock` | the mutex algorithm |
+//! | `futex`, `clock` | sleeping, waking, time |
+//! | `fork` | what a child process inherits |
+
+mod clock;
+mod file_name;
+mod files;
+mod fork;
+mod futex;
+mod layout;
+mod lifeline;
+mod lock;
+mod mapping;
+mod object;
+mod registry;
+mod root;
+mod thread;
+
+use crate::access::Access;
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::Name;
+use crate::options::MutexOptions;
+use crate::wait_status::WaitStatus;
+use object::{NewObject, Object};
+use root::Root;
+use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// One handle: the shared object, the rights granted, and for an inheritable handle, a
+/// file description that stays open across `exec`.
+pub(crate) struct RawMutex {
+    obj: Arc<Object>,
+    access: Access,
+    inherit: Option<OwnedFd>,
+}
+
+impl RawMutex {
+    pub(crate) fn create(name: Option<&Name<'_>>, opts: &MutexOptions) -> Result<(RawMutex, bool)> {
+        let access = opts.access.grant("the mutex")?;
+        fork::install();
+        let root = Root::get(opts.root.as_deref())?;
+        let (obj, existed) = match name {
+            Some(name) => {
+                let new = NewObject {
+                    security: opts.security,
+                    initial_owner: opts.initial_owner,
+                };
+                Object::open_named(&root, name, Some(&new))?
+            }
+            None => (Object::create_unnamed(&root, opts.initial_owner)?, false),
+        };
+        Ok((RawMutex::new(obj, access, opts.inheritable)?, existed))
+    }
+
+    pub(crate) fn open(name: &Name<'_>, opts: &MutexOptions) -> Result<RawMutex> {
+        let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
+        fork::install();
+        let root = Root::get(opts.root.as_deref())?;
+        let (obj, _) = Object::open_named(&root, name, None)?;
+        RawMutex::new(obj, access, opts.inheritable)
+    }
+
+    fn new(obj: Arc<Object>, access: Access, inheritable: bool) -> Result<RawMutex> {
+        let inherit = if inheritable {
+            Some(obj.reopen(true)?)
+        } else {
+            None
+        };
+        obj.page.handles().fetch_add(1, Ordering::Relaxed);
+        Ok(RawMutex {
+            obj,
+            access,
+            inherit,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        if !self.access.contains(Access::SYNCHRONIZE) {
+            return Err(Error::new(
+                ErrorKind::AccessDenied,
+                "this handle was opened without SYNCHRONIZE access, which waiting needs",
+            ));
+        }
+        lock::wait(&self.obj, timeout)
+    }
+
+    #[inline]
+    pub(crate) fn release(&self) -> Result<()> {
+        lock::release(&self.obj)
+    }
+
+    pub(crate) fn try_clone(&self) -> Result<RawMutex> {
+        RawMutex::new(self.obj.clone(), self.access, self.inherit.is_some())
+    }
+
+    pub(crate) fn inheritable_handle(&self) -> Option<u64> {
+        self.inherit.as_ref().map(|fd| fd.as_raw_fd() as u64)
+    }
+
+    /// # Safety
+    ///
+    /// `value` must be a file descriptor inherited from the parent (its
+    /// `inheritable_handle`) that nothing else in this process owns.
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
+        let raw = i32::try_from(value)
+            .ok()
+            .filter(|fd| *fd >= 0)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("{value} is not a file descriptor"),
+                )
+            })?;
+        if rustix::io::fcntl_getfd(
+            // SAFETY: borrowing for one fcntl only checks whether the number is open.
+            unsafe { rustix::fd::BorrowedFd::borrow_raw(raw) },
+        )
+        .is_err()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("file descriptor {raw} is not open: was the handle made inheritable?"),
+            ));
+        }
+        fork::install();
+        // SAFETY: the caller guarantees the descriptor is ours to own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let obj = Object::adopt(fd)?;
+        RawMutex::new(obj, Access::MUTEX_ALL_ACCESS, false)
+    }
+}
+
+impl Drop for RawMutex {
+    fn drop(&mut self) {
+        self.obj.page.handles().fetch_sub(1, Ordering::Relaxed);
+    }
+}

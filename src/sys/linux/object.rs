@@ -1,0 +1,531 @@
+//! Mutex objects: finding, creating, sharing and removing the file behind a name.
+//!
+//! Lifetime rule: every process that has a handle to a named object holds a shared `flock`
+//! on the object file (one open file description per object per process). So:
+//!
+//! - a successful exclusive `flock` means no handle exists anywhere: a closer that gets it
+//!   removes the file; an opener that gets it has found a stale object (its processes
+//!   crashed) and removes or resets it, so the name behaves as if the object were gone;
+//! - the kernel drops the locks of killed processes, so crashes leave nothing that blocks
+//!   a later process.
+//!
+//! Within a process, all handles to one object share one mapping and one description,
+//! found through a table keyed by device and inode.
+
+use super::files::{self, NewFile};
+use super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, OBJECT_SIZE, ObjectInit, ObjectPage};
+use super::mapping::Mapping;
+use super::root::Root;
+use super::thread;
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::{Name, Namespace};
+use crate::security::Security;
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FlockOperation, OFlags};
+use rustix::io::Errno;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// How long an open keeps retrying while another process holds the object file's lock
+/// exclusively (a closer removing it takes microseconds; a hostile holder is refused).
+const BUSY_LIMIT: Duration = Duration::from_secs(2);
+
+/// One object as this process sees it: the mapping, the locked file description, and
+/// where its name lives.
+pub(super) struct Object {
+    pub page: ObjectPage,
+    fd: OwnedFd,
+    pub key: (u64, u64),
+    pub root: Arc<Root>,
+    /// Our index in the object's user table, shifted into token position.
+    user_bits: u64,
+    place: Option<Place>,
+    /// The process whose open file description `fd` is (after `fork` the child must not
+    /// use the parent's to decide the object's fate; see `fork.rs`).
+    ofd_pid: AtomicU32,
+    id: u64,
+}
+
+/// Where a named object's file is.
+#[derive(Clone)]
+pub(super) struct Place {
+    pub namespace: Namespace,
+    pub file: String,
+}
+
+/// What a create needs besides the name.
+pub(super) struct NewObject {
+    pub security: Security,
+    pub initial_owner: bool,
+}
+
+type Table = HashMap<(u64, u64), (u64, Weak<Object>)>;
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn with_table<T>(f: impl FnOnce(&mut Table) -> T) -> T {
+    let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+fn this_pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+impl Object {
+    /// The calling thread's full token for this object, registering the thread if needed.
+    #[inline]
+    pub(super) fn token(&self) -> Result<u64> {
+        Ok(thread::token_part(self.root.registry)? | self.user_bits)
+    }
+
+    /// The calling thread's token if it is registered (else it cannot own the object).
+    #[inline]
+    pub(super) fn existing_token(&self) -> Option<u64> {
+        thread::existing_token_part(self.root.registry).map(|part| part | self.user_bits)
+    }
+
+    /// The object's file descriptor (for `fork.rs` and inheritance).
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(super) fn is_named(&self) -> bool {
+        self.place.is_some()
+    }
+
+    pub(super) fn place(&self) -> Option<&Place> {
+        self.place.as_ref()
+    }
+
+    /// Marks `fd` as this process's own description (the child side of `fork`).
+    pub(super) fn set_ofd_owner(&self, pid: u32) {
+        self.ofd_pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// A new open file description of the object, holding a shared lock when named: for an
+    /// inheritable handle, or for a child after `fork`. Close-on-exec unless `inheritable`.
+    pub(super) fn reopen(&self, inheritable: bool) -> Result<OwnedFd> {
+        let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        let mut flags = OFlags::RDWR;
+        if !inheritable {
+            flags |= OFlags::CLOEXEC;
+        }
+        let fd = rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty())
+            .map_err(|e| files::io_error("reopen", "a mutex object (is /proc mounted?)", e))?;
+        if self.is_named() && !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+            return Err(busy("the object is being removed"));
+        }
+        Ok(fd)
+    }
+
+    /// Opens the named object, or creates it when `create` says how.
+    /// Returns the object and whether it existed.
+    pub(super) fn open_named(
+        root: &Arc<Root>,
+        name: &Name<'_>,
+        create: Option<&NewObject>,
+    ) -> Result<(Arc<Object>, bool)> {
+        let file = Root::file_name(name.namespace, name.object);
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let found = with_table(|table| -> Result<Found> {
+                let dir = root.dir_for(name.namespace);
+                match files::open_in(dir, &file, OFlags::RDWR) {
+                    Ok(fd) => open_existing(table, root, name, &file, fd, create),
+                    Err(Errno::NOENT) => match create {
+                        None => Err(not_found(name)),
+                        Some(new) => publish(table, root, name, &file, new),
+                    },
+                    Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO) => Err(Error::new(
+                        ErrorKind::TypeMismatch,
+                        format!(
+                            "the name {:?} is taken by a link or special file, not a mutex",
+                            name.full
+                        ),
+                    )),
+                    Err(e) => Err(files::io_error(
+                        "open the mutex",
+                        &format!("{:?}", name.full),
+                        e,
+                    )),
+                }
+            })?;
+            match found {
+                Found::Object(obj, existed) => return Ok((obj, existed)),
+                Found::Retry => {}
+            }
+            attempt += 1;
+            if started.elapsed() > BUSY_LIMIT {
+                return Err(busy(&format!(
+                    "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
+                    name.full
+                )));
+            }
+            backoff(attempt);
+        }
+    }
+
+    /// Creates an unnamed object: a memfd, shared only by cloning and inheritance.
+    pub(super) fn create_unnamed(root: &Arc<Root>, initial_owner: bool) -> Result<Arc<Object>> {
+        let fd = rustix::fs::memfd_create("namedmutex", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| files::io_error("create", "an unnamed mutex", e))?;
+        rustix::fs::ftruncate(&fd, OBJECT_SIZE as u64)
+            .map_err(|e| files::io_error("size", "an unnamed mutex", e))?;
+        let owner = owner_token(root, initial_owner)?;
+        let map = Mapping::map(fd.as_fd(), OBJECT_SIZE, true)
+            .map_err(|e| map_error("an unnamed mutex", e))?;
+        let page = ObjectPage::initialize(map, &object_init(root, "", false, owner))?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| files::io_error("inspect", "an unnamed mutex", e))?;
+        Ok(with_table(|table| {
+            insert(table, page, fd, (st.st_dev, st.st_ino), root, 0, None)
+        }))
+    }
+
+    /// Adopts an object file descriptor inherited from the parent process.
+    pub(super) fn adopt(fd: OwnedFd) -> Result<Arc<Object>> {
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| files::io_error("inspect", "the inherited handle", e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+            || st.st_size as usize != OBJECT_SIZE
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                "the inherited handle is not a namedmutex object",
+            ));
+        }
+        let key = (st.st_dev, st.st_ino);
+        let root = Root::get(None)?;
+        with_table(|table| {
+            if let Some(obj) = lookup(table, key) {
+                return Ok(obj); // `fd` closes; this process already holds the object.
+            }
+            let map = Mapping::map(fd.as_fd(), OBJECT_SIZE, true)
+                .map_err(|e| map_error("the inherited handle", e))?;
+            let page = ObjectPage::validate(map, None)?;
+            if page.root_ident() != root.ident {
+                return Err(Error::new(
+                    ErrorKind::Incompatible,
+                    format!(
+                        "the inherited mutex belongs to another namespace root than {} (the parent used another NAMEDMUTEX_ROOT)",
+                        root.path.display()
+                    ),
+                ));
+            }
+            rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)
+                .map_err(|e| files::io_error("adopt", "the inherited handle", e))?;
+            let place = find_place(&root, &fd, key, &page);
+            if place.is_some() && !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+                return Err(busy("the inherited object is being removed"));
+            }
+            let user = page.user_index(root.uid)?;
+            Ok(insert(table, page, fd, key, &root, user, place))
+        })
+    }
+}
+
+enum Found {
+    Object(Arc<Object>, bool),
+    Retry,
+}
+
+fn open_existing(
+    table: &mut Table,
+    root: &Arc<Root>,
+    name: &Name<'_>,
+    file: &str,
+    fd: OwnedFd,
+    create: Option<&NewObject>,
+) -> Result<Found> {
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Error::new(
+            ErrorKind::TypeMismatch,
+            format!(
+                "the name {:?} belongs to something that is not a mutex",
+                name.full
+            ),
+        ));
+    }
+    if name.namespace == Namespace::Local && (st.st_uid != root.uid || st.st_mode & 0o077 != 0) {
+        return Err(Error::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "refusing the file of {:?}: a private object must belong to uid {} with mode 0600 (found uid {}, mode {:o})",
+                name.full,
+                root.uid,
+                st.st_uid,
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    if st.st_size as usize != OBJECT_SIZE {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the file of {:?} is {} bytes; a mutex object is {OBJECT_SIZE}",
+                name.full, st.st_size
+            ),
+        ));
+    }
+    let key = (st.st_dev, st.st_ino);
+    if let Some(obj) = lookup(table, key) {
+        return Ok(Found::Object(obj, true));
+    }
+    let map = Mapping::map(fd.as_fd(), OBJECT_SIZE, true).map_err(|e| map_error(name.full, e))?;
+    let page = ObjectPage::validate(map, Some(name.object))?;
+    let global = page.flags().load(Ordering::Relaxed) & FLAG_GLOBAL != 0;
+    if global != (name.namespace == Namespace::Global) {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("the file of {:?} records the wrong namespace", name.full),
+        ));
+    }
+    let place = Place {
+        namespace: name.namespace,
+        file: file.to_owned(),
+    };
+    if flock(&fd, FlockOperation::NonBlockingLockExclusive)? {
+        // No handle exists anywhere: the object died with its processes.
+        page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+        if unlink_if_same(root, &place, key) {
+            return Ok(Found::Retry);
+        }
+        // We may not remove it (another user's file in a sticky directory): reuse the
+        // file in place, as a new object.
+        let Some(new) = create else {
+            return Err(not_found(name));
+        };
+        let owner = owner_token(root, new.initial_owner)?;
+        page.reset(owner, super::clock::realtime_ns());
+        if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+            return Ok(Found::Retry);
+        }
+        let user = page.user_index(root.uid)?;
+        // If another process reset it between our two locks, it created the object.
+        let ours = owner.is_none_or(|t| page.lock_word().load(Ordering::Acquire) == t);
+        return Ok(Found::Object(
+            insert(table, page, fd, key, root, user, Some(place)),
+            !ours,
+        ));
+    }
+    if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+        return Ok(Found::Retry); // somebody is removing it right now
+    }
+    if page.flags().load(Ordering::Acquire) & FLAG_DEAD != 0 {
+        return Ok(Found::Retry);
+    }
+    let user = page.user_index(root.uid)?;
+    Ok(Found::Object(
+        insert(table, page, fd, key, root, user, Some(place)),
+        true,
+    ))
+}
+
+fn publish(
+    table: &mut Table,
+    root: &Arc<Root>,
+    name: &Name<'_>,
+    file: &str,
+    new: &NewObject,
+) -> Result<Found> {
+    let (mode, group) = match (name.namespace, new.security) {
+        (Namespace::Local, _) | (Namespace::Global, Security::CurrentUser) => (0o600, None),
+        (Namespace::Global, Security::Everyone) => (0o666, None),
+        (Namespace::Global, Security::UnixGroup(gid)) => (0o660, Some(gid)),
+    };
+    let spec = NewFile {
+        mode,
+        group,
+        size: OBJECT_SIZE,
+    };
+    let owner = owner_token(root, new.initial_owner)?;
+    let global = name.namespace == Namespace::Global;
+    let dir = root.dir_for(name.namespace);
+    let made = files::publish_new(dir, file, &spec, |fd| {
+        let map =
+            Mapping::map(fd.as_fd(), OBJECT_SIZE, true).map_err(|e| map_error(name.full, e))?;
+        let page = ObjectPage::initialize(map, &object_init(root, name.object, global, owner))?;
+        // Lock before the file is visible: nobody can take it for stale.
+        if !flock(fd, FlockOperation::NonBlockingLockShared)? {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "a new, invisible object file was locked by someone else",
+            ));
+        }
+        Ok(page)
+    })?;
+    let Some((fd, page)) = made else {
+        return Ok(Found::Retry); // somebody else created it first: open theirs
+    };
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
+    let place = Place {
+        namespace: name.namespace,
+        file: file.to_owned(),
+    };
+    Ok(Found::Object(
+        insert(
+            table,
+            page,
+            fd,
+            (st.st_dev, st.st_ino),
+            root,
+            0,
+            Some(place),
+        ),
+        false,
+    ))
+}
+
+fn owner_token(root: &Root, initial_owner: bool) -> Result<Option<u64>> {
+    // The creator is user 0 of a new object's user table, so its token is the bare part.
+    initial_owner
+        .then(|| thread::token_part(root.registry))
+        .transpose()
+}
+
+fn object_init<'a>(root: &Root, name: &'a str, global: bool, owner: Option<u64>) -> ObjectInit<'a> {
+    ObjectInit {
+        name,
+        global,
+        uid: root.uid,
+        pid: this_pid(),
+        now_ns: super::clock::realtime_ns(),
+        root: root.ident,
+        owner,
+    }
+}
+
+fn lookup(table: &Table, key: (u64, u64)) -> Option<Arc<Object>> {
+    table.get(&key).and_then(|(_, weak)| weak.upgrade())
+}
+
+fn insert(
+    table: &mut Table,
+    page: ObjectPage,
+    fd: OwnedFd,
+    key: (u64, u64),
+    root: &Arc<Root>,
+    user: usize,
+    place: Option<Place>,
+) -> Arc<Object> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let obj = Arc::new(Object {
+        page,
+        fd,
+        key,
+        root: root.clone(),
+        user_bits: (user as u64) << layout::lock::USER_SHIFT,
+        place,
+        ofd_pid: AtomicU32::new(this_pid()),
+        id,
+    });
+    table.insert(key, (id, Arc::downgrade(&obj)));
+    obj
+}
+
+/// Live named objects of this process (for `fork.rs`).
+pub(super) fn live_named() -> Vec<Arc<Object>> {
+    with_table(|table| {
+        table
+            .values()
+            .filter_map(|(_, w)| w.upgrade())
+            .filter(|o| o.is_named())
+            .collect()
+    })
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        if let Some(place) = &self.place {
+            if self.ofd_pid.load(Ordering::Relaxed) == this_pid()
+                && flock(&self.fd, FlockOperation::NonBlockingLockExclusive).unwrap_or(false)
+            {
+                // The last handle anywhere: the object ends, and its name with it.
+                self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+                unlink_if_same(&self.root, place, self.key);
+            }
+        }
+        with_table(|table| {
+            if table.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+                table.remove(&self.key);
+            }
+        });
+    }
+}
+
+/// Removes `place` if it still names the inode `key`. False when it cannot be removed.
+fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
+    let dir = root.dir_for(place.namespace);
+    match rustix::fs::statat(dir, place.file.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if (st.st_dev, st.st_ino) == key => {
+            rustix::fs::unlinkat(dir, place.file.as_str(), AtFlags::empty()).is_ok()
+        }
+        // The name already leads elsewhere (or nowhere): nothing of ours to remove.
+        _ => true,
+    }
+}
+
+/// Finds the name of an inherited object by the path the kernel reports for it.
+fn find_place(root: &Root, fd: &OwnedFd, key: (u64, u64), page: &ObjectPage) -> Option<Place> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let file = link.file_name()?.to_str()?.to_owned();
+    let namespace = if page.flags().load(Ordering::Relaxed) & FLAG_GLOBAL != 0 {
+        Namespace::Global
+    } else {
+        Namespace::Local
+    };
+    let st = rustix::fs::statat(
+        root.dir_for(namespace),
+        file.as_str(),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .ok()?;
+    ((st.st_dev, st.st_ino) == key).then_some(Place { namespace, file })
+}
+
+/// `flock` without blocking: `Ok(false)` when another description holds a conflicting lock.
+fn flock(fd: impl AsFd, op: FlockOperation) -> Result<bool> {
+    loop {
+        match rustix::fs::flock(fd.as_fd(), op) {
+            Ok(()) => return Ok(true),
+            Err(Errno::WOULDBLOCK) => return Ok(false),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(files::io_error("lock", "a mutex object file", e)),
+        }
+    }
+}
+
+fn backoff(attempt: u32) {
+    if attempt < 4 {
+        std::thread::yield_now();
+    } else {
+        let micros = 20u64 << attempt.min(9);
+        std::thread::sleep(Duration::from_micros(micros));
+    }
+}
+
+fn not_found(name: &Name<'_>) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("no mutex is named {:?}", name.full),
+    )
+}
+
+fn busy(why: &str) -> Error {
+    Error::new(ErrorKind::Busy, why.to_owned())
+}
+
+fn map_error(what: &str, e: std::io::Error) -> Error {
+    Error::io(
+        ErrorKind::ResourceExhausted,
+        format!("cannot map the mutex {what:?}"),
+        e,
+    )
+}

@@ -1,0 +1,324 @@
+//! The thread registry: one file per user and namespace root, with one slot per thread that
+//! has used a mutex. A slot gives the thread a short, never-reused identity (slot index and
+//! generation: the *token* stored in a mutex's lock word) and holds its lifeline, which the
+//! kernel marks when the thread ends (see `lifeline.rs`).
+//!
+//! Tokens, not thread ids, identify owners: thread ids are reused, and are not unique across
+//! PID namespaces (containers sharing the directory). A slot is reused only after its
+//! thread has died, and reuse bumps the generation, so a stale token never matches.
+//!
+//! Registries are mapped once and never unmapped: the kernel walks each thread's robust list
+//! through this memory at the thread's death.
+
+use super::files::{self, NewFile};
+use super::layout::{self, reg, slot, slot_state};
+use super::lifeline;
+use super::mapping::Mapping;
+use crate::error::{Error, ErrorKind, Result};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::OFlags;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The file name of a registry inside its user directory.
+pub(super) const FILE_NAME: &str = "registry";
+
+/// A mapped, validated registry.
+pub(super) struct Registry {
+    map: Mapping,
+    slots: u32,
+    uid: u32,
+    /// Index in the process-wide list, used as a key by the per-thread cache.
+    id: usize,
+}
+
+/// What a token's slot says about the thread that owns a mutex.
+pub(super) enum Liveness {
+    /// The thread has ended (or the slot was reused since): the mutex is abandoned.
+    Dead,
+    /// The thread lives; the kernel will change `lifeline` from `value` when it dies.
+    Alive {
+        lifeline: &'static AtomicU32,
+        value: u32,
+    },
+}
+
+/// Who a slot belongs to, for diagnostics.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SlotOwner {
+    pub pid: u32,
+    pub tid: u32,
+    pub pidns: u64,
+}
+
+static ALL: Mutex<Vec<&'static Registry>> = Mutex::new(Vec::new());
+
+impl Registry {
+    /// Opens (creating it if needed) the registry of the calling user in `user_dir`.
+    pub(super) fn open_own(user_dir: BorrowedFd<'_>, uid: u32) -> Result<&'static Registry> {
+        for _ in 0..100 {
+            match files::open_in(user_dir, FILE_NAME, OFlags::RDWR) {
+                Ok(fd) => return Registry::adopt(fd.as_fd(), uid, true),
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(files::io_error("open", "the thread registry", e)),
+            }
+            let slots = default_slots();
+            let spec = NewFile {
+                mode: 0o644,
+                group: None,
+                size: layout::registry_size(slots),
+            };
+            let made = files::publish_new(user_dir, FILE_NAME, &spec, |fd| {
+                let map = Mapping::map(fd.as_fd(), layout::REGISTRY_HEADER, true)
+                    .map_err(|e| Error::io(ErrorKind::Io, "cannot map a new thread registry", e))?;
+                layout::initialize_registry(&map, slots, uid);
+                Ok(())
+            })?;
+            if let Some((fd, ())) = made {
+                return Registry::adopt(fd.as_fd(), uid, true);
+            }
+            // Another process published it first: open theirs.
+        }
+        Err(Error::new(
+            ErrorKind::Busy,
+            "the thread registry keeps appearing and disappearing",
+        ))
+    }
+
+    /// Maps another user's registry read-only, to tell whether their threads live.
+    pub(super) fn open_foreign(user_dir: BorrowedFd<'_>, uid: u32) -> Result<&'static Registry> {
+        let fd = files::open_in(user_dir, FILE_NAME, OFlags::RDONLY)
+            .map_err(|e| files::io_error("open", "another user's thread registry", e))?;
+        Registry::adopt(fd.as_fd(), uid, false)
+    }
+
+    fn adopt(fd: BorrowedFd<'_>, uid: u32, writable: bool) -> Result<&'static Registry> {
+        let st = rustix::fs::fstat(fd)
+            .map_err(|e| files::io_error("inspect", "the thread registry", e))?;
+        let bad = |what: &str| {
+            Error::new(
+                ErrorKind::AccessDenied,
+                format!("refusing the thread registry of uid {uid}: {what}"),
+            )
+        };
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(bad("it is not a regular file"));
+        }
+        if st.st_uid != uid {
+            return Err(bad(&format!("it belongs to uid {}", st.st_uid)));
+        }
+        if st.st_mode & 0o022 != 0 {
+            return Err(bad("others may write to it"));
+        }
+        let size = st.st_size as u64;
+        if (size as usize) < layout::REGISTRY_HEADER {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("the thread registry of uid {uid} is truncated ({size} bytes)"),
+            ));
+        }
+        // Map the header first to learn the size the header claims, then the whole file.
+        let header = Mapping::map(fd, layout::REGISTRY_HEADER, false)
+            .map_err(|e| Error::io(ErrorKind::Io, "cannot map the thread registry", e))?;
+        let slots = layout::validate_registry(&header, size, uid)?;
+        drop(header);
+        let map = Mapping::map(fd, layout::registry_size(slots), writable)
+            .map_err(|e| Error::io(ErrorKind::Io, "cannot map the thread registry", e))?;
+        let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+        let id = all.len();
+        let registry: &'static Registry = Box::leak(Box::new(Registry {
+            map,
+            slots,
+            uid,
+            id,
+        }));
+        all.push(registry);
+        Ok(registry)
+    }
+
+    /// The key of this registry in per-thread caches.
+    pub(super) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The user whose threads register here.
+    pub(super) fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    fn slot_offset(&self, index: u32) -> usize {
+        layout::REGISTRY_HEADER + index as usize * layout::SLOT_SIZE
+    }
+
+    fn slot_word(&self, index: u32) -> &AtomicU64 {
+        self.map.u64(self.slot_offset(index) + slot::WORD)
+    }
+
+    /// The lifeline word of slot `index`, if the slot's recorded layout is one we know.
+    fn lifeline_word(&'static self, index: u32) -> Option<&'static AtomicU32> {
+        let base = self.slot_offset(index);
+        let offset = self
+            .map
+            .u32(base + slot::LIFELINE_WORD)
+            .load(Ordering::Relaxed);
+        matches!(offset, 0 | 4).then(|| self.map.u32(base + slot::LIFELINE + offset as usize))
+    }
+
+    /// Claims a slot for the calling thread and returns its token part:
+    /// `generation << 32 | (slot + 1)`.
+    ///
+    /// Slots are scanned from a rotating start, so a freed slot is reused as late as
+    /// possible. A slot is taken if it was never used, or if its thread is dead and its
+    /// lifeline has our C library's layout. Slots caught mid-claim by a process that then
+    /// crashed stay unusable (one slot per such crash; documented in FORMAT.md).
+    pub(super) fn claim(&'static self) -> Result<u64> {
+        assert!(
+            self.map.is_writable(),
+            "claiming a slot in a read-only registry"
+        );
+        let start = self.map.u32(reg::NEXT).fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.slots {
+            let index = start.wrapping_add(i) % self.slots;
+            let word = self.slot_word(index);
+            let cur = word.load(Ordering::Acquire);
+            let (generation, state) = ((cur >> 32) as u32, cur as u32);
+            let reusable = match state {
+                slot_state::VIRGIN => true,
+                slot_state::LIVE => self.is_dead_slot(index),
+                _ => false,
+            };
+            if !reusable {
+                continue;
+            }
+            let next_gen = generation.wrapping_add(1).max(1);
+            let claiming = u64::from(next_gen) << 32 | u64::from(slot_state::CLAIMING);
+            if word
+                .compare_exchange(cur, claiming, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            self.fill_claimed(index)?;
+            word.store(
+                u64::from(next_gen) << 32 | u64::from(slot_state::LIVE),
+                Ordering::Release,
+            );
+            // Waiters still watching the slot's previous (dead) thread re-check now.
+            if let Some(lifeline) = self.lifeline_word(index) {
+                super::futex::wake(lifeline, u32::MAX >> 1);
+            }
+            return Ok(u64::from(next_gen) << 32 | u64::from(index + 1));
+        }
+        Err(Error::new(
+            ErrorKind::ResourceExhausted,
+            format!(
+                "all {} slots of the thread registry of uid {} belong to live threads; \
+                 end some threads or raise NAMEDMUTEX_REGISTRY_SLOTS before the registry is created",
+                self.slots, self.uid
+            ),
+        ))
+    }
+
+    fn is_dead_slot(&'static self, index: u32) -> bool {
+        let base = self.slot_offset(index);
+        if self.map.u32(base + slot::LIBC).load(Ordering::Relaxed) != lifeline::LIBC {
+            return false;
+        }
+        self.lifeline_word(index)
+            .is_some_and(|w| lifeline::is_dead(w.load(Ordering::Acquire)))
+    }
+
+    #[allow(unsafe_code)] // the one call into the lifeline's pthread code
+    fn fill_claimed(&'static self, index: u32) -> Result<()> {
+        let base = self.slot_offset(index);
+        self.map
+            .u32(base + slot::LIFELINE_WORD)
+            .store(lifeline::WORD_OFFSET, Ordering::Relaxed);
+        self.map
+            .u32(base + slot::LIBC)
+            .store(lifeline::LIBC, Ordering::Relaxed);
+        let word = self
+            .map
+            .u32(base + slot::LIFELINE + lifeline::WORD_OFFSET as usize);
+        let mutex = self.map.raw(base + slot::LIFELINE, layout::LIFELINE_SPACE);
+        // SAFETY: `mutex` is LIFELINE_SPACE bytes inside our own registry, which is mapped
+        // read-write and leaked (never unmapped); slot offsets are multiples of 128 from a
+        // page-aligned base, so it is aligned for pthread_mutex_t; the slot is in the
+        // CLAIMING state, which only this thread could set, so nobody else uses it; `word`
+        // is its futex word at the offset for this C library.
+        let held = unsafe { lifeline::init_and_hold(mutex, word) };
+        if let Err(rc) = held {
+            // Leave the slot CLAIMING (unusable) rather than hand out a slot without a
+            // working lifeline.
+            return Err(Error::io(
+                ErrorKind::Io,
+                "cannot set up this thread's lifeline in the registry",
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        self.map.u32(base + slot::PID).store(pid, Ordering::Relaxed);
+        self.map.u32(base + slot::TID).store(tid, Ordering::Relaxed);
+        self.map
+            .u64(base + slot::CLAIMED_NS)
+            .store(super::clock::realtime_ns(), Ordering::Relaxed);
+        self.map
+            .u64(base + slot::PIDNS)
+            .store(pid_namespace(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the thread with this token part (`slot_plus_one`, `generation`) still lives.
+    pub(super) fn liveness(&'static self, slot_plus_one: u32, generation: u32) -> Liveness {
+        if slot_plus_one == 0 || slot_plus_one > self.slots {
+            return Liveness::Dead;
+        }
+        let index = slot_plus_one - 1;
+        let word = self.slot_word(index);
+        let live = u64::from(generation) << 32 | u64::from(slot_state::LIVE);
+        if word.load(Ordering::Acquire) != live {
+            return Liveness::Dead;
+        }
+        let Some(lifeline) = self.lifeline_word(index) else {
+            return Liveness::Dead;
+        };
+        let value = lifeline.load(Ordering::Acquire);
+        // Re-read the slot word: if it changed meanwhile, `value` may be a new thread's.
+        if lifeline::is_dead(value) || word.load(Ordering::Acquire) != live {
+            return Liveness::Dead;
+        }
+        Liveness::Alive { lifeline, value }
+    }
+
+    /// The process and thread recorded in slot `slot_plus_one - 1` (diagnostics only).
+    pub(super) fn owner(&self, slot_plus_one: u32) -> Option<SlotOwner> {
+        if slot_plus_one == 0 || slot_plus_one > self.slots {
+            return None;
+        }
+        let base = self.slot_offset(slot_plus_one - 1);
+        Some(SlotOwner {
+            pid: self.map.u32(base + slot::PID).load(Ordering::Relaxed),
+            tid: self.map.u32(base + slot::TID).load(Ordering::Relaxed),
+            pidns: self.map.u64(base + slot::PIDNS).load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// The slot count for a registry created now: `NAMEDMUTEX_REGISTRY_SLOTS` (for tests of
+/// exhaustion) or the default.
+fn default_slots() -> u32 {
+    std::env::var("NAMEDMUTEX_REGISTRY_SLOTS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=layout::MAX_SLOTS).contains(n))
+        .unwrap_or(layout::DEFAULT_SLOTS)
+}
+
+/// The inode of this process's PID namespace, 0 if unknown (diagnostics: it tells which
+/// namespace a recorded pid belongs to).
+pub(super) fn pid_namespace() -> u64 {
+    std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap_or(0)
+}

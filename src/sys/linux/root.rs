@@ -1,0 +1,225 @@
+//! The namespace root: the directory that holds every object, and the verified
+//! directories inside it.
+//!
+//! ```text
+//! $NAMEDMUTEX_ROOT (default /dev/shm)       sticky or private; owned by root or us
+//! ├── namedmutex-global.<name>               Global\ objects, mode from Security
+//! └── namedmutex-<uid>/                      0711, owned by <uid>
+//!     ├── registry                           0644: thread slots (others read it to see
+//!     │                                      whether our threads live)
+//!     └── local/                             0700: Local\ objects, 0600
+//! ```
+//!
+//! Every directory is opened without following links and checked (type, owner, mode)
+//! before use; everything below is reached relative to these descriptors, so nobody can
+//! redirect us by renaming or planting links in a shared directory.
+
+use super::files;
+use super::registry::Registry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::Namespace;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The environment variable that moves the root (tests, containers).
+pub(super) const ROOT_ENV: &str = "NAMEDMUTEX_ROOT";
+/// The root when the variable is unset.
+pub(super) const DEFAULT_ROOT: &str = "/dev/shm";
+/// File-name prefix of `Global\` objects in the root.
+pub(super) const GLOBAL_PREFIX: &str = "namedmutex-global.";
+/// File-name prefix of per-user directories in the root.
+pub(super) const USER_DIR_PREFIX: &str = "namedmutex-";
+/// The `Local\` directory inside a user directory.
+pub(super) const LOCAL_DIR: &str = "local";
+
+/// A verified root and the calling user's directories in it.
+pub(super) struct Root {
+    pub path: PathBuf,
+    pub dir: OwnedFd,
+    /// Device and inode of the root directory: identifies it in object headers.
+    pub ident: (u64, u64),
+    pub uid: u32,
+    pub user_dir: OwnedFd,
+    pub local: OwnedFd,
+    /// The calling user's thread registry for this root.
+    pub registry: &'static Registry,
+    foreign: Mutex<HashMap<u32, Option<&'static Registry>>>,
+}
+
+static ROOTS: Mutex<Vec<Arc<Root>>> = Mutex::new(Vec::new());
+
+/// The root path in effect when none is given: `$NAMEDMUTEX_ROOT` read once, or the default.
+pub(super) fn default_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| match std::env::var_os(ROOT_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    })
+}
+
+impl Root {
+    /// The root at `path` (`None`: the default), opened and verified once per process.
+    pub(super) fn get(path: Option<&Path>) -> Result<Arc<Root>> {
+        let path = path.unwrap_or_else(|| default_path());
+        let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(root) = roots.iter().find(|r| r.path == path) {
+            return Ok(root.clone());
+        }
+        let root = Arc::new(Root::open(path)?);
+        roots.push(root.clone());
+        Ok(root)
+    }
+
+    fn open(path: &Path) -> Result<Root> {
+        let uid = rustix::process::geteuid().as_raw();
+        let dir = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| root_error(path, "cannot open the namespace root", e))?;
+        let st = rustix::fs::fstat(&dir)
+            .map_err(|e| root_error(path, "cannot inspect the namespace root", e))?;
+        if st.st_uid != 0 && st.st_uid != uid {
+            return Err(refused(
+                path,
+                &format!("it belongs to uid {}, neither root nor us", st.st_uid),
+            ));
+        }
+        if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+            return Err(refused(
+                path,
+                "others may write to it but it is not sticky, so they could delete our files",
+            ));
+        }
+        let ident = (st.st_dev, st.st_ino);
+        let user_dir_name = format!("{USER_DIR_PREFIX}{uid}");
+        let user_dir = private_dir(dir.as_fd(), path, &user_dir_name, uid, 0o711)?;
+        let local = private_dir(
+            user_dir.as_fd(),
+            &path.join(&user_dir_name),
+            LOCAL_DIR,
+            uid,
+            0o700,
+        )?;
+        let registry = Registry::open_own(user_dir.as_fd(), uid)?;
+        Ok(Root {
+            path: path.to_owned(),
+            dir,
+            ident,
+            uid,
+            user_dir,
+            local,
+            registry,
+            foreign: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The directory holding the objects of `namespace`.
+    pub(super) fn dir_for(&self, namespace: Namespace) -> BorrowedFd<'_> {
+        match namespace {
+            Namespace::Local => self.local.as_fd(),
+            Namespace::Global => self.dir.as_fd(),
+        }
+    }
+
+    /// The file name of the object `object` in `namespace`.
+    pub(super) fn file_name(namespace: Namespace, object: &str) -> String {
+        let encoded = super::file_name::encode(object);
+        match namespace {
+            Namespace::Local => encoded,
+            Namespace::Global => format!("{GLOBAL_PREFIX}{encoded}"),
+        }
+    }
+
+    /// The registry of user `uid` in this root: ours, or another user's mapped read-only.
+    /// `None` if it cannot be read (then nobody can tell whether that user's threads live).
+    pub(super) fn registry_of(&self, uid: u32) -> Option<&'static Registry> {
+        if uid == self.uid {
+            return Some(self.registry);
+        }
+        let mut foreign = self.foreign.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = foreign.get(&uid) {
+            if found.is_some() {
+                return *found;
+            }
+        }
+        let opened = files::open_dir_in(self.dir.as_fd(), &format!("{USER_DIR_PREFIX}{uid}"))
+            .ok()
+            .filter(|d| rustix::fs::fstat(d).is_ok_and(|st| st.st_uid == uid))
+            .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
+        foreign.insert(uid, opened);
+        opened
+    }
+}
+
+/// Opens (creating it if needed) the directory `name` in `parent`, which must belong to
+/// `uid` and must not be writable by others; fixes its mode to `mode` if the umask cut it.
+fn private_dir(
+    parent: BorrowedFd<'_>,
+    parent_path: &Path,
+    name: &str,
+    uid: u32,
+    mode: u32,
+) -> Result<OwnedFd> {
+    let path = parent_path.join(name);
+    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(root_error(&path, "cannot create the directory", e)),
+    }
+    let dir = files::open_dir_in(parent, name).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => refused(
+            &path,
+            "it is not a directory (a link or file was planted there)",
+        ),
+        e => root_error(&path, "cannot open the directory", e),
+    })?;
+    let st = rustix::fs::fstat(&dir)
+        .map_err(|e| root_error(&path, "cannot inspect the directory", e))?;
+    if st.st_uid != uid {
+        return Err(refused(
+            &path,
+            &format!("it belongs to uid {}, not to us (uid {uid})", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o7777 != mode {
+        // Ours, so made by us under another umask (or changed by us): set it back. Files
+        // others might have planted meanwhile are refused one by one (owner checks).
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))
+            .map_err(|e| root_error(&path, "cannot set the mode of the directory", e))?;
+    }
+    Ok(dir)
+}
+
+fn root_error(path: &Path, what: &str, e: Errno) -> Error {
+    let kind = match e {
+        Errno::ACCESS | Errno::PERM => ErrorKind::AccessDenied,
+        Errno::NOENT | Errno::NOTDIR => ErrorKind::PathNotFound,
+        Errno::NOSPC | Errno::DQUOT | Errno::MFILE | Errno::NFILE | Errno::NOMEM => {
+            ErrorKind::ResourceExhausted
+        }
+        _ => ErrorKind::Io,
+    };
+    Error::io(
+        kind,
+        format!(
+            "{what} {} (set {ROOT_ENV} to use another directory)",
+            path.display()
+        ),
+        e.into(),
+    )
+}
+
+fn refused(path: &Path, why: &str) -> Error {
+    Error::new(
+        ErrorKind::AccessDenied,
+        format!(
+            "refusing to use {} for named mutexes: {why} (set {ROOT_ENV} to use another directory)",
+            path.display()
+        ),
+    )
+}

@@ -1,0 +1,33 @@
+//! The backends. Exactly one is compiled, chosen by `cfg`, and re-exported under the same
+//! names, so that nothing above this module mentions a platform.
+//!
+//! Every backend provides `RawMutex`, one handle to a mutex object, with:
+//!
+//! - `RawMutex::create(name: Option<&Name>, opts: &MutexOptions) -> Result<(RawMutex, bool)>`:
+//!   create or open; the bool says the object existed. `None` makes an unnamed object.
+//!   Creation and initial ownership are atomic.
+//! - `RawMutex::open(name: &Name, opts: &MutexOptions) -> Result<RawMutex>`.
+//! - `wait(&self, timeout: Option<Duration>) -> Result<WaitStatus>`: `None` waits forever;
+//!   a zero timeout polls. Needs `SYNCHRONIZE` in the handle's access.
+//! - `release(&self) -> Result<()>`: `NotOwner` unless the calling thread owns the mutex.
+//! - `try_clone(&self) -> Result<RawMutex>`: a new handle to the same object.
+//! - `inheritable_handle(&self) -> Option<u64>` and
+//!   `unsafe from_inherited_handle(value: u64) -> Result<RawMutex>`.
+//!
+//! Names arrive validated ([`crate::name`]); access masks arrive unchecked, because on
+//! Windows the OS checks them.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(not(any(target_os = "linux", windows)))]
+mod unsupported;
+#[cfg(not(any(target_os = "linux", windows)))]
+pub(crate) use unsupported::*;
