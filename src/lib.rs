@@ -35,6 +35,7 @@
 
 mod access;
 mod error;
+mod info;
 mod mutex;
 pub mod name;
 mod options;
@@ -45,6 +46,7 @@ mod wait_status;
 
 pub use access::Access;
 pub use error::{Error, ErrorKind, Result};
+pub use info::{MutexInfo, OwnerInfo, info, list};
 pub use mutex::{MutexGuard, NamedMutex};
 pub use name::{Name, Namespace};
 pub use options::MutexOptions;

@@ -2,7 +2,9 @@
 
 use crate::access::Access;
 use crate::error::Result;
+use crate::info::MutexInfo;
 use crate::mutex::NamedMutex;
+use crate::name::{Name, Namespace};
 use crate::security::Security;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
@@ -98,5 +100,21 @@ impl MutexOptions {
     /// there is none.
     pub fn open(&self, name: &str) -> Result<NamedMutex> {
         NamedMutex::open_with(name, self)
+    }
+
+    /// Every mutex in `namespace` under this root (see [`crate::list`]).
+    pub fn list(&self, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+        crate::sys::inspect::list(self, namespace)
+    }
+
+    /// The mutex `name` under this root, or `None` (see [`crate::info`]).
+    pub fn info(&self, name: &str) -> Result<Option<MutexInfo>> {
+        match Name::parse(name)? {
+            Some(parsed) => crate::sys::inspect::info(self, &parsed),
+            None => Err(crate::error::Error::new(
+                crate::ErrorKind::InvalidParameter,
+                "an unnamed mutex cannot be looked up by name",
+            )),
+        }
     }
 }

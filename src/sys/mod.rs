@@ -31,3 +31,25 @@ pub(crate) use windows::*;
 mod unsupported;
 #[cfg(not(any(target_os = "linux", windows)))]
 pub(crate) use unsupported::*;
+
+/// Inspection where the backend cannot enumerate objects yet.
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod inspect {
+    use crate::error::{Error, ErrorKind, Result};
+    use crate::info::MutexInfo;
+    use crate::name::{Name, Namespace};
+    use crate::options::MutexOptions;
+
+    fn unsupported() -> Error {
+        Error::new(
+            ErrorKind::Unsupported,
+            "listing and inspecting mutexes is not available on this platform yet",
+        )
+    }
+    pub(crate) fn list(_: &MutexOptions, _: Namespace) -> Result<Vec<MutexInfo>> {
+        Err(unsupported())
+    }
+    pub(crate) fn info(_: &MutexOptions, _: &Name<'_>) -> Result<Option<MutexInfo>> {
+        Err(unsupported())
+    }
+}

@@ -282,9 +282,6 @@ impl ObjectPage {
             self.map.u64(obj::ROOT_INO).load(Ordering::Relaxed),
         )
     }
-    pub(super) fn is_writable(&self) -> bool {
-        self.map.is_writable()
-    }
 
     /// The uid recorded at `index` of the user table, if any.
     pub(super) fn user(&self, index: usize) -> Option<u32> {
@@ -394,6 +391,7 @@ pub(super) mod slot {
 /// `slot::LIBC` for glibc.
 pub(super) const LIBC_GLIBC: u32 = 1;
 /// `slot::LIBC` for musl.
+#[cfg_attr(not(target_env = "musl"), allow(dead_code))]
 pub(super) const LIBC_MUSL: u32 = 2;
 
 /// Slot states (low half of the slot word).

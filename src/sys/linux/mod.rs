@@ -19,6 +19,7 @@ mod file_name;
 mod files;
 mod fork;
 mod futex;
+pub(crate) mod inspect;
 mod layout;
 mod lifeline;
 mod lock;

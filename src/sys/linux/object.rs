@@ -96,10 +96,6 @@ impl Object {
         self.place.is_some()
     }
 
-    pub(super) fn place(&self) -> Option<&Place> {
-        self.place.as_ref()
-    }
-
     /// Marks `fd` as this process's own description (the child side of `fork`).
     pub(super) fn set_ofd_owner(&self, pid: u32) {
         self.ofd_pid.store(pid, Ordering::Relaxed);

@@ -141,11 +141,6 @@ impl Registry {
         self.id
     }
 
-    /// The user whose threads register here.
-    pub(super) fn uid(&self) -> u32 {
-        self.uid
-    }
-
     fn slot_offset(&self, index: u32) -> usize {
         layout::REGISTRY_HEADER + index as usize * layout::SLOT_SIZE
     }

@@ -43,7 +43,6 @@ pub(super) struct Root {
     /// Device and inode of the root directory: identifies it in object headers.
     pub ident: (u64, u64),
     pub uid: u32,
-    pub user_dir: OwnedFd,
     pub local: OwnedFd,
     /// The calling user's thread registry for this root.
     pub registry: &'static Registry,
@@ -112,7 +111,6 @@ impl Root {
             dir,
             ident,
             uid,
-            user_dir,
             local,
             registry,
             foreign: Mutex::new(HashMap::new()),

@@ -1,0 +1,104 @@
+//! Looking at mutexes without touching them: who owns what, for diagnostics and tools
+//! (the `namedmutex` command's `list` and `info`).
+//!
+//! Inspection opens nothing that counts as a handle and takes nothing: it cannot keep an
+//! object alive, block anyone, or change who owns what. What it reports is a snapshot that
+//! may be stale by the time it is read, and the diagnostic fields (owner pid, times,
+//! counts of handles and waiters) are what processes recorded, not facts the library relies on.
+
+use crate::name::Namespace;
+use std::time::SystemTime;
+
+/// A snapshot of one mutex object.
+///
+/// ```
+/// use namedmutex::NamedMutex;
+///
+/// let name = format!("doc-info-{}", std::process::id());
+/// let (m, _) = NamedMutex::create(&name, true)?;
+/// let info = namedmutex::info(&name)?.expect("it exists");
+/// assert_eq!(info.name, name);
+/// let owner = info.owner.expect("owned");
+/// assert_eq!(owner.pid, Some(std::process::id()));
+/// assert_eq!(info.count, 1);
+/// m.release()?;
+/// assert!(namedmutex::info(&name)?.unwrap().owner.is_none());
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MutexInfo {
+    /// The name with its prefix as the object records it (`Global\x`; no prefix for `Local\`).
+    pub name: String,
+    /// The namespace the object is in.
+    pub namespace: Namespace,
+    /// The owner, or `None` when the mutex is free.
+    pub owner: Option<OwnerInfo>,
+    /// The owner's recursion count (0 when free).
+    pub count: u32,
+    /// Threads currently sleeping in a wait on it (approximate).
+    pub waiters: u32,
+    /// Open handles recorded by the processes that hold them (approximate: a killed
+    /// process cannot take its handles off the count).
+    pub handles: u32,
+    /// No process has the object open any more; the next open or create will remove it.
+    pub stale: bool,
+    /// Who created the object: user id and process id (as the creator saw itself).
+    pub creator_uid: u32,
+    /// See `creator_uid`.
+    pub creator_pid: u32,
+    /// When the object was created.
+    pub created: Option<SystemTime>,
+    /// How many times an acquirer found it abandoned.
+    pub abandon_count: u32,
+    /// The process and thread of the last owner that abandoned it, if any.
+    pub last_abandoner: Option<(u32, u32)>,
+}
+
+/// The thread that owns a mutex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnerInfo {
+    /// The owner's process id, as seen from the caller's PID namespace when
+    /// `same_pid_namespace`, else as the owner saw itself. `None` if unknown.
+    pub pid: Option<u32>,
+    /// The owner's thread id (same caveat).
+    pub tid: Option<u32>,
+    /// Whether the owner ran in the caller's PID namespace, so that `pid` names a process
+    /// the caller can see.
+    pub same_pid_namespace: bool,
+    /// The owner's user id, if known.
+    pub uid: Option<u32>,
+    /// When the owner acquired the mutex, if recorded (acquisitions that did not have to
+    /// wait are not timed, to keep them fast: then this is `None`).
+    pub acquired: Option<SystemTime>,
+    /// False when the owner has ended: the mutex is abandoned and the next acquirer will
+    /// get `WAIT_ABANDONED`.
+    pub alive: bool,
+}
+
+/// Every mutex in `namespace` under the default root (for `Local`, the calling user's).
+///
+/// ```
+/// use namedmutex::{NamedMutex, Namespace};
+///
+/// let name = format!("doc-list-{}", std::process::id());
+/// let (_m, _) = NamedMutex::create(&name, false)?;
+/// let all = namedmutex::list(Namespace::Local)?;
+/// assert!(all.iter().any(|i| i.name == name));
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub fn list(namespace: Namespace) -> crate::Result<Vec<MutexInfo>> {
+    crate::MutexOptions::new().list(namespace)
+}
+
+/// The mutex `name` under the default root, or `None` if there is none.
+///
+/// ```
+/// let missing = format!("doc-info-missing-{}", std::process::id());
+/// assert!(namedmutex::info(&missing)?.is_none());
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub fn info(name: &str) -> crate::Result<Option<MutexInfo>> {
+    crate::MutexOptions::new().info(name)
+}

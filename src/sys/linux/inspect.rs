@@ -1,0 +1,146 @@
+//! Read-only snapshots of objects for `list` and `info`.
+//!
+//! Files are opened read-only and mapped read-only; no shared lock is taken, because a
+//! lock would count as a handle and keep the object alive. The one probe that does lock,
+//! an exclusive non-blocking `flock` to tell whether any handle exists at all, is dropped
+//! at once; an open racing with it just retries.
+
+use super::files;
+use super::layout::{self, FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
+use super::mapping::Mapping;
+use super::registry::{self, Liveness};
+use super::root::{GLOBAL_PREFIX, Root};
+use crate::error::Result;
+use crate::info::{MutexInfo, OwnerInfo};
+use crate::name::{Name, Namespace};
+use crate::options::MutexOptions;
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::{FlockOperation, OFlags};
+use rustix::io::Errno;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexInfo>> {
+    let root = Root::get(opts.root.as_deref())?;
+    let file = Root::file_name(name.namespace, name.object);
+    match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
+        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object)).map(Some),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(files::io_error("inspect the mutex", name.full, e)),
+    }
+}
+
+pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+    let root = Root::get(opts.root.as_deref())?;
+    let dir = root.dir_for(namespace);
+    let entries =
+        rustix::fs::Dir::read_from(dir).map_err(|e| files::io_error("list", "the namespace", e))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { break };
+        let Ok(file) = entry.file_name().to_str() else {
+            continue;
+        };
+        let ours = match namespace {
+            Namespace::Global => file.starts_with(GLOBAL_PREFIX),
+            Namespace::Local => !file.starts_with('.'),
+        };
+        if !ours {
+            continue;
+        }
+        let Ok(fd) = files::open_in(dir, file, OFlags::RDONLY) else {
+            continue; // gone meanwhile, or not ours to read
+        };
+        // Files that are not valid objects are left out of the list (opening their name
+        // reports what is wrong with them).
+        if let Ok(info) = snapshot(&root, fd.as_fd(), None) {
+            found.push(info);
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<MutexInfo> {
+    let st = rustix::fs::fstat(fd).map_err(|e| files::io_error("inspect", "a mutex object", e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+        || st.st_size as usize != OBJECT_SIZE
+    {
+        return Err(crate::error::Error::new(
+            crate::ErrorKind::TypeMismatch,
+            "not a mutex object",
+        ));
+    }
+    let map = Mapping::map(fd, OBJECT_SIZE, false).map_err(|e| {
+        crate::error::Error::io(crate::ErrorKind::Io, "cannot map a mutex object", e)
+    })?;
+    let page = ObjectPage::validate(map, expected)?;
+    let global = page.flags().load(Ordering::Relaxed) & FLAG_GLOBAL != 0;
+    let namespace = if global {
+        Namespace::Global
+    } else {
+        Namespace::Local
+    };
+    let name = if global {
+        format!("Global\\{}", page.name())
+    } else {
+        page.name()
+    };
+    let word = page.lock_word().load(Ordering::Acquire);
+    let owner = (!layout::lock::is_free(word)).then(|| owner_info(root, &page, word));
+    let stale = rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
+    if stale {
+        let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
+    }
+    let (creator_uid, creator_pid, created_ns) = page.creator();
+    let (ab_pid, ab_tid) = page.last_abandoner();
+    let ab = (
+        ab_pid.load(Ordering::Relaxed),
+        ab_tid.load(Ordering::Relaxed),
+    );
+    Ok(MutexInfo {
+        name,
+        namespace,
+        count: if owner.is_some() {
+            page.count().load(Ordering::Relaxed)
+        } else {
+            0
+        },
+        owner,
+        waiters: page.sleepers().load(Ordering::Relaxed),
+        handles: page.handles().load(Ordering::Relaxed),
+        stale,
+        creator_uid,
+        creator_pid,
+        created: time(created_ns),
+        abandon_count: page.abandon_count().load(Ordering::Relaxed),
+        last_abandoner: (ab != (0, 0)).then_some(ab),
+    })
+}
+
+fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
+    let slot = layout::lock::slot_plus_one(word);
+    let uid = page.user(layout::lock::user(word));
+    let registry = uid.and_then(|uid| root.registry_of(uid));
+    let recorded = registry.and_then(|r| r.owner(slot));
+    let alive = registry.is_some_and(|r| {
+        matches!(
+            r.liveness(slot, layout::lock::generation(word)),
+            Liveness::Alive { .. }
+        )
+    });
+    let ours = registry::pid_namespace();
+    let same_ns = recorded.is_some_and(|o| o.pidns != 0 && o.pidns == ours);
+    OwnerInfo {
+        pid: recorded.map(|o| o.pid).filter(|p| *p != 0),
+        tid: recorded.map(|o| o.tid).filter(|t| *t != 0),
+        same_pid_namespace: same_ns,
+        uid,
+        acquired: time(page.acquired_ns().load(Ordering::Relaxed)),
+        alive,
+    }
+}
+
+fn time(ns: u64) -> Option<SystemTime> {
+    (ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(ns))
+}
