@@ -136,7 +136,8 @@ impl Object {
                         None => Err(not_found(name)),
                         Some(new) => publish(table, root, name, &file, new),
                     },
-                    Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO) => Err(Error::new(
+                    Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO)
+                    | Err(Errno::ISDIR) => Err(Error::new(
                         ErrorKind::TypeMismatch,
                         format!(
                             "the name {:?} is taken by a link or special file, not a mutex",

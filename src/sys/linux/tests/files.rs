@@ -1,0 +1,402 @@
+//! Where objects live, with which permissions, and how bad or planted files are refused.
+
+use crate::support::*;
+use libtest_mimic::Trial;
+use namedmutex::{ErrorKind, MutexOptions, NamedMutex, Security};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test("files::layout_and_modes", layout_and_modes),
+        Trial::test(
+            "files::umask_000_and_077_give_the_same_modes",
+            umask_does_not_matter,
+        ),
+        Trial::test(
+            "files::bad_files_are_refused_and_left_alone",
+            bad_files_are_refused,
+        ),
+        Trial::test(
+            "files::planted_links_and_special_files_are_refused",
+            planted_links,
+        ),
+        Trial::test(
+            "files::foreign_or_open_local_files_are_refused",
+            foreign_local_files,
+        ),
+        Trial::test(
+            "files::squatted_directories_are_refused",
+            squatted_directories,
+        ),
+        Trial::test("files::long_and_odd_names_map_to_safe_files", odd_names),
+        Trial::test(
+            "files::stale_object_of_a_killed_process_is_reused",
+            stale_object,
+        ),
+        Trial::test("files::recursion_limit", recursion_limit),
+    ]
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn layout_and_modes() -> Result<(), libtest_mimic::Failed> {
+    let root = fresh_root("layout");
+    let opts = MutexOptions::new().root(&root);
+    let (local, _) = opts.create("plain")?;
+    let user_dir = root.join(format!("namedmutex-{}", uid()));
+    check(mode(&user_dir) == 0o711, || {
+        format!("user dir mode {:o}", mode(&user_dir))
+    })?;
+    check(mode(&local_dir(&root)) == 0o700, || "local dir mode".into())?;
+    check(mode(&user_dir.join("registry")) == 0o644, || {
+        "registry mode".into()
+    })?;
+    let file = local_dir(&root).join("plain");
+    check(mode(&file) == 0o600, || {
+        format!("local object mode {:o}", mode(&file))
+    })?;
+    let gid = std::fs::metadata(&root)?.gid();
+    let cases = [
+        ("Global\\cu", Security::CurrentUser, 0o600),
+        ("Global\\all", Security::Everyone, 0o666),
+        ("Global\\grp", Security::UnixGroup(gid), 0o660),
+    ];
+    let mut held = Vec::new();
+    for (name, security, want) in cases {
+        let (m, existed) = opts.clone().security(security).create(name)?;
+        check(!existed, || format!("{name} existed"))?;
+        let path = root.join(format!("namedmutex-global.{}", &name[7..]));
+        check(mode(&path) == want, || {
+            format!("{name}: mode {:o}, want {want:o}", mode(&path))
+        })?;
+        if let Security::UnixGroup(g) = security {
+            check(std::fs::metadata(&path)?.gid() == g, || {
+                "group not set".into()
+            })?;
+        }
+        held.push((m, path));
+    }
+    drop(local);
+    check(!file.exists(), || {
+        "the local object file outlived its last handle".into()
+    })?;
+    for (m, path) in held {
+        drop(m);
+        check(!path.exists(), || {
+            format!("{} outlived its last handle", path.display())
+        })?;
+    }
+    Ok(())
+}
+
+fn umask_does_not_matter() -> Result<(), libtest_mimic::Failed> {
+    for mask in ["000", "077"] {
+        let root = fresh_root(&format!("umask{mask}"));
+        let root_s = root.to_str().unwrap();
+        let mut peer = Peer::spawn("umask", &[mask, root_s], &[]);
+        peer.expect("created")?;
+        let user_dir = root.join(format!("namedmutex-{}", uid()));
+        let got = [
+            mode(&user_dir),
+            mode(&local_dir(&root)),
+            mode(&user_dir.join("registry")),
+            mode(&local_dir(&root).join("umask-local")),
+            mode(&root.join("namedmutex-global.umask-global")),
+        ];
+        check(got == [0o711, 0o700, 0o644, 0o600, 0o600], || {
+            format!("umask {mask}: modes {:?}", got.map(|m| format!("{m:o}")))
+        })?;
+        check(peer.finish()? == 0, || "umask child failed".into())?;
+    }
+    Ok(())
+}
+
+/// A valid object page, as a starting point for damaged ones.
+fn valid_page(root: &Path, name: &str) -> Vec<u8> {
+    let opts = MutexOptions::new().root(root);
+    let (m, _) = opts.create(name).unwrap();
+    let bytes = std::fs::read(local_dir(root).join(name)).unwrap();
+    drop(m);
+    bytes
+}
+
+fn bad_files_are_refused() -> Result<(), libtest_mimic::Failed> {
+    let root = fresh_root("bad");
+    let good = valid_page(&root, "victim");
+    let opts = MutexOptions::new().root(&root);
+    let put = |bytes: &[u8], offset: usize| {
+        let mut b = good.clone();
+        b[offset..offset + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let mut garbage = vec![0u8; 4096];
+    let mut x: u32 = 12345;
+    for b in garbage.iter_mut() {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (x >> 16) as u8;
+    }
+    let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
+        ("bad-magic", put(b"notmagic", 0), ErrorKind::TypeMismatch),
+        (
+            "bad-version",
+            put(&99u32.to_le_bytes(), 8),
+            ErrorKind::Incompatible,
+        ),
+        (
+            "bad-kind",
+            put(&7u32.to_le_bytes(), 12),
+            ErrorKind::TypeMismatch,
+        ),
+        (
+            "bad-size-field",
+            put(&8192u32.to_le_bytes(), 16),
+            ErrorKind::Corrupt,
+        ),
+        (
+            "bad-name-len",
+            put(&5000u32.to_le_bytes(), 20),
+            ErrorKind::Corrupt,
+        ),
+        ("wrong-name", good.clone(), ErrorKind::Corrupt),
+        ("truncated", good[..100].to_vec(), ErrorKind::Corrupt),
+        (
+            "oversized",
+            [good.clone(), vec![0; 4096]].concat(),
+            ErrorKind::Corrupt,
+        ),
+        ("empty", Vec::new(), ErrorKind::Corrupt),
+        ("garbage", garbage, ErrorKind::TypeMismatch),
+    ];
+    for (name, bytes, want) in cases {
+        let path = local_dir(&root).join(name);
+        std::fs::write(&path, &bytes)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        for op in ["create", "open"] {
+            let result = match op {
+                "create" => opts.create(name).map(|_| ()),
+                _ => opts.open(name).map(|_| ()),
+            };
+            let err = match result {
+                Ok(()) => return Err(format!("{op} {name}: accepted a bad file").into()),
+                Err(e) => e,
+            };
+            check(err.kind() == want, || {
+                format!("{op} {name}: {:?} ({err}), want {want:?}", err.kind())
+            })?;
+            check(err.win32_code() == Some(6), || {
+                format!("{op} {name}: code {:?}", err.win32_code())
+            })?;
+        }
+        check(std::fs::read(&path)? == bytes, || {
+            format!("{name}: the file was changed")
+        })?;
+    }
+    Ok(())
+}
+
+fn planted_links() -> Result<(), libtest_mimic::Failed> {
+    let root = fresh_root("links");
+    let opts = MutexOptions::new().root(&root);
+    let _ = opts.create("warmup")?; // creates the directories
+    let target = root.join("target-file");
+    std::fs::write(&target, b"precious")?;
+    let local = local_dir(&root);
+    std::os::unix::fs::symlink(&target, local.join("link"))?;
+    std::os::unix::fs::symlink(&target, root.join("namedmutex-global.link"))?;
+    std::fs::create_dir(local.join("dir"))?;
+    let fifo = std::ffi::CString::new(local.join("fifo").to_str().unwrap())?;
+    // SAFETY: a valid NUL-terminated path.
+    check(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } == 0, || {
+        "mkfifo".into()
+    })?;
+    for name in ["link", "Global\\link", "dir", "fifo"] {
+        let err = opts.create(name).err().ok_or(format!("{name} accepted"))?;
+        check(err.kind() == ErrorKind::TypeMismatch, || {
+            format!("{name}: {err}")
+        })?;
+        let err = opts.open(name).err().ok_or(format!("{name} opened"))?;
+        check(err.kind() == ErrorKind::TypeMismatch, || {
+            format!("open {name}: {err}")
+        })?;
+    }
+    check(std::fs::read(&target)? == b"precious", || {
+        "followed a link".into()
+    })?;
+    Ok(())
+}
+
+fn foreign_local_files() -> Result<(), libtest_mimic::Failed> {
+    let root = fresh_root("foreign");
+    let good = valid_page(&root, "loose");
+    let opts = MutexOptions::new().root(&root);
+    let path = local_dir(&root).join("loose");
+    std::fs::write(&path, &good)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    let err = opts
+        .open("loose")
+        .err()
+        .ok_or("a 0644 private object was accepted")?;
+    check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
+    if is_root() {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::os::unix::fs::chown(&path, Some(12345), None)?;
+        let err = opts
+            .open("loose")
+            .err()
+            .ok_or("another user's file was accepted")?;
+        check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
+    } else {
+        println!("(not root: the foreign-owner case needs chown)");
+    }
+    Ok(())
+}
+
+fn squatted_directories() -> Result<(), libtest_mimic::Failed> {
+    // A link where our user directory goes.
+    let root = fresh_root("squat-link");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir(&elsewhere)?;
+    std::os::unix::fs::symlink(&elsewhere, root.join(format!("namedmutex-{}", uid())))?;
+    let err = MutexOptions::new()
+        .root(&root)
+        .create("x")
+        .err()
+        .ok_or("followed a planted link")?;
+    check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
+    check(err.to_string().contains("NAMEDMUTEX_ROOT"), || {
+        format!("message: {err}")
+    })?;
+    // A world-writable root without the sticky bit.
+    let open_root = fresh_root("squat-open");
+    set_mode(&open_root, 0o777);
+    let err = MutexOptions::new()
+        .root(&open_root)
+        .create("x")
+        .err()
+        .ok_or("used an unsafe root")?;
+    check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
+    set_mode(&open_root, 0o1777);
+    MutexOptions::new().root(&open_root).create("x")?;
+    // Another user's directory where ours goes.
+    if is_root() {
+        let root = fresh_root("squat-owner");
+        let dir = root.join(format!("namedmutex-{}", uid()));
+        std::fs::create_dir(&dir)?;
+        std::os::unix::fs::chown(&dir, Some(12345), None)?;
+        let err = MutexOptions::new()
+            .root(&root)
+            .create("x")
+            .err()
+            .ok_or("used a squatted dir")?;
+        check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
+        check(err.to_string().contains(dir.to_str().unwrap()), || {
+            format!("message: {err}")
+        })?;
+    } else {
+        println!("(not root: the squatted-owner case needs chown)");
+    }
+    Ok(())
+}
+
+fn odd_names() -> Result<(), libtest_mimic::Failed> {
+    let root = fresh_root("odd");
+    let opts = MutexOptions::new().root(&root);
+    let long = "é".repeat(259); // 259 UTF-16 units, 518 bytes of UTF-8
+    let names = ["a/b", "..", ".", "%41", "A", "tab\tname", long.as_str()];
+    let mut held = Vec::new();
+    for name in names {
+        let (m, existed) = opts.create(name)?;
+        check(!existed, || {
+            format!("{name:?} collided with an earlier name")
+        })?;
+        held.push(m);
+    }
+    for entry in std::fs::read_dir(local_dir(&root))? {
+        let file = entry?.file_name().into_string().unwrap();
+        check(
+            !file.starts_with('.') && !file.contains('/') && file.len() <= 200,
+            || format!("unsafe file name {file:?}"),
+        )?;
+    }
+    for (name, m) in names.iter().zip(&held) {
+        let again = opts.open(name)?;
+        check(
+            again.name() == Some(*name) && m.name() == Some(*name),
+            || "name".into(),
+        )?;
+    }
+    drop(held);
+    check(
+        std::fs::read_dir(local_dir(&root))?.next().is_none(),
+        || "files left".into(),
+    )?;
+    Ok(())
+}
+
+fn stale_object() -> Result<(), libtest_mimic::Failed> {
+    let name = unique("stale");
+    let mut peer = Peer::spawn("hold", &[&name, "2"], &[]);
+    peer.expect("holding")?;
+    peer.kill();
+    let path = local_dir(&root()).join(&name);
+    check(path.exists(), || {
+        "the killed process's object file is already gone".into()
+    })?;
+    let info = namedmutex::info(&name)?.ok_or("info lost the stale object")?;
+    check(info.stale, || format!("not reported stale: {info:?}"))?;
+    let err = NamedMutex::open(&name)
+        .err()
+        .ok_or("opened a dead object")?;
+    check(err.kind() == ErrorKind::NotFound, || format!("{err}"))?;
+    check(!path.exists(), || "the stale file was not removed".into())?;
+    // And create after a crash reports a new, free object.
+    let mut peer = Peer::spawn("hold", &[&name, "1"], &[]);
+    peer.expect("holding")?;
+    peer.kill();
+    let (m, existed) = NamedMutex::create(&name, false)?;
+    check(!existed, || {
+        "create reported a dead object as existing".into()
+    })?;
+    check(
+        m.wait(Some(std::time::Duration::ZERO))? == namedmutex::WaitStatus::Acquired,
+        || "a recreated object is not free".into(),
+    )?;
+    m.release()?;
+    Ok(())
+}
+
+fn recursion_limit() -> Result<(), libtest_mimic::Failed> {
+    use std::os::unix::fs::FileExt;
+    let root = fresh_root("recursion");
+    let opts = MutexOptions::new().root(&root);
+    let (m, _) = opts.initial_owner(true).create("deep")?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(local_dir(&root).join("deep"))?;
+    const COUNT: u64 = 72;
+    file.write_all_at(&0x7FFF_FFFFu32.to_le_bytes(), COUNT)?;
+    let err = m.wait(None).err().ok_or("passed the recursion limit")?;
+    check(
+        err.kind() == ErrorKind::RecursionLimit && err.win32_code() == Some(587),
+        || format!("{err:?}"),
+    )?;
+    let mut count = [0u8; 4];
+    file.read_exact_at(&mut count, COUNT)?;
+    check(u32::from_le_bytes(count) == 0x7FFF_FFFF, || {
+        "the failed wait changed the count".into()
+    })?;
+    file.write_all_at(&1u32.to_le_bytes(), COUNT)?;
+    m.release()?;
+    check(m.release().is_err(), || {
+        "count 1 needed two releases".into()
+    })?;
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! Tests of the Linux backend only: where files live and with which modes, refusal of bad
+//! and planted files, PID namespaces, the fallback without `futex_waitv`, registry
+//! exhaustion, the recursion limit, thousands of mutexes held by one thread, and stale
+//! objects left by crashes. The behaviour every backend shares is in `tests/behaviour`.
+//!
+//! Multi-process cases re-execute this binary with `--child ROLE ...`; every wait on a
+//! child is bounded by a watchdog.
+// Tests call a few libc functions (umask, mkfifo, geteuid) directly, each with a SAFETY note.
+#![allow(unsafe_code)]
+
+#[cfg(target_os = "linux")]
+mod child;
+#[cfg(target_os = "linux")]
+mod files;
+#[cfg(target_os = "linux")]
+mod kernel;
+#[cfg(target_os = "linux")]
+mod support;
+
+#[cfg(target_os = "linux")]
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        std::process::exit(child::run(&args[2..]));
+    }
+    support::init_root();
+    let mut trials = Vec::new();
+    trials.extend(files::trials());
+    trials.extend(kernel::trials());
+    let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials);
+    support::cleanup_root();
+    conclusion.exit();
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    println!("the Linux backend tests run only on Linux");
+}
