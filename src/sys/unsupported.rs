@@ -1,24 +1,35 @@
 //! The backend of platforms that have none yet (macOS, the BSDs, ...): the crate compiles,
 //! and every way of getting a mutex fails with [`ErrorKind::Unsupported`], naming the
-//! platform. `RawMutex` is uninhabited, so the methods that need a handle cannot be reached.
+//! platform. No `RawMutex` is ever made, so the methods that need one cannot be reached.
+//!
+//! `RawMutex` is an ordinary struct rather than an uninhabited enum on purpose: with an
+//! uninhabited type, rustc flags the code after every `RawMutex::create(..)?` in the
+//! platform-neutral layer as unreachable, and those warnings would have to be silenced there.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
 use crate::options::MutexOptions;
 use crate::wait_status::WaitStatus;
+use std::io;
 use std::time::Duration;
 
-/// A handle that cannot exist: no constructor succeeds on this platform.
-pub(crate) enum RawMutex {}
+/// A handle that is never made: no constructor succeeds on this platform.
+#[allow(dead_code)] // never constructed, by design (see the module's comment)
+pub(crate) struct RawMutex {
+    _private: (),
+}
+
+const NEVER: &str = "no RawMutex exists on a platform without a backend";
 
 fn unsupported(what: &str) -> Error {
-    Error::new(
+    Error::io(
         ErrorKind::Unsupported,
         format!(
             "cannot {what}: namedmutex has no backend for {} ({}) yet; Linux and Windows are supported",
             std::env::consts::OS,
             std::env::consts::ARCH
         ),
+        io::Error::from(io::ErrorKind::Unsupported),
     )
 }
 
@@ -44,19 +55,19 @@ impl RawMutex {
     }
 
     pub(crate) fn wait(&self, _timeout: Option<Duration>) -> Result<WaitStatus> {
-        match *self {}
+        unreachable!("{NEVER}")
     }
 
     pub(crate) fn release(&self) -> Result<()> {
-        match *self {}
+        unreachable!("{NEVER}")
     }
 
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {
-        match *self {}
+        unreachable!("{NEVER}")
     }
 
     pub(crate) fn inheritable_handle(&self) -> Option<u64> {
-        match *self {}
+        unreachable!("{NEVER}")
     }
 
     /// # Safety

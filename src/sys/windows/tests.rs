@@ -435,6 +435,7 @@ fn security_descriptors_of_created_objects() {
 
     let local = raw_mutex(&unique("sd-local"), &MutexOptions::new());
     let dacl = dacl_sddl(local.handle.raw());
+    println!("DACL of a Local\\ object: {dacl}");
     assert!(dacl.contains(user) && !dacl.contains(";WD)"), "{dacl}");
 
     // Local names are private whatever Security says.
@@ -452,6 +453,7 @@ fn security_descriptors_of_created_objects() {
 
     let global_everyone = raw_mutex(&format!("Global\\{}", unique("sd-everyone")), &everyone);
     let dacl = dacl_sddl(global_everyone.handle.raw());
+    println!("DACL of a Global\\ object for Everyone: {dacl}");
     assert!(dacl.contains(";WD)"), "{dacl}");
 
     let err = MutexOptions::new()
