@@ -36,6 +36,7 @@
 mod access;
 mod error;
 mod info;
+mod multi_wait;
 mod mutex;
 pub mod name;
 mod options;
@@ -47,6 +48,7 @@ mod wait_status;
 pub use access::Access;
 pub use error::{Error, ErrorKind, Result};
 pub use info::{MutexInfo, OwnerInfo, info, list};
+pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, WaitAny, wait_all, wait_any};
 pub use mutex::{MutexGuard, NamedMutex};
 pub use name::{Name, Namespace};
 pub use options::MutexOptions;

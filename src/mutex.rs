@@ -124,6 +124,10 @@ impl NamedMutex {
         Ok(NamedMutex::wrap(raw, Some(&parsed)))
     }
 
+    pub(crate) fn raw(&self) -> &RawMutex {
+        &self.raw
+    }
+
     fn wrap(raw: RawMutex, name: Option<&Name<'_>>) -> NamedMutex {
         NamedMutex {
             raw,

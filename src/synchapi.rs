@@ -165,3 +165,31 @@ pub fn wait_for_single_object(handle: &NamedMutex, millis: u32) -> Result<u32> {
     let timeout = (millis != INFINITE).then(|| Duration::from_millis(u64::from(millis)));
     Ok(handle.wait(timeout)?.code())
 }
+
+/// `WaitForMultipleObjects`: with `wait_all` false, returns `WAIT_OBJECT_0 + i` or
+/// `WAIT_ABANDONED + i` for the lowest index `i` acquired; with `wait_all` true,
+/// `WAIT_OBJECT_0` or `WAIT_ABANDONED` once all are owned; `WAIT_TIMEOUT` when `millis`
+/// passes. Where Win32 returns `WAIT_FAILED`, this returns the error.
+///
+/// ```
+/// use namedmutex::synchapi::*;
+///
+/// let (a, _) = create_mutex("", false, None)?;
+/// let (b, _) = create_mutex("", false, None)?;
+/// assert_eq!(wait_for_multiple_objects(&[&a, &b], true, INFINITE)?, WAIT_OBJECT_0);
+/// release_mutex(&a)?;
+/// release_mutex(&b)?;
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub fn wait_for_multiple_objects(
+    handles: &[&NamedMutex],
+    wait_all: bool,
+    millis: u32,
+) -> Result<u32> {
+    let timeout = (millis != INFINITE).then(|| Duration::from_millis(u64::from(millis)));
+    if wait_all {
+        Ok(crate::wait_all(handles, timeout)?.code())
+    } else {
+        Ok(crate::wait_any(handles, timeout)?.code())
+    }
+}

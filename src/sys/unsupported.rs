@@ -58,6 +58,14 @@ impl RawMutex {
         unreachable!("{NEVER}")
     }
 
+    pub(crate) fn wait_multiple(
+        _handles: &[&RawMutex],
+        _all: bool,
+        _timeout: Option<Duration>,
+    ) -> Result<crate::multi_wait::WaitAny> {
+        Err(unsupported("wait on several mutexes"))
+    }
+
     pub(crate) fn release(&self) -> Result<()> {
         unreachable!("{NEVER}")
     }

@@ -23,7 +23,7 @@ use super::object::Object;
 use super::registry::Liveness;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait_status::WaitStatus;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The longest a sleeper sleeps before re-checking on its own.
@@ -48,17 +48,18 @@ pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus
 }
 
 /// The owner the lock word names, as far as this process can tell.
-enum Owner {
+#[derive(Clone, Copy)]
+pub(super) enum Owner {
     Dead,
     Alive {
-        lifeline: &'static std::sync::atomic::AtomicU32,
+        lifeline: &'static AtomicU32,
         value: u32,
     },
     /// Its registry cannot be read: poll with the backstop.
     Unknown,
 }
 
-fn owner_of(obj: &Object, word: u64) -> Owner {
+pub(super) fn owner_of(obj: &Object, word: u64) -> Owner {
     let Some(uid) = obj.page.user(lock::user(word)) else {
         return Owner::Dead; // a token naming nobody: no live thread can own it
     };
@@ -71,14 +72,29 @@ fn owner_of(obj: &Object, word: u64) -> Owner {
     }
 }
 
-#[cold]
-fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitStatus> {
+/// How to take back an acquisition (a wait-all that could not get everything).
+#[derive(Clone, Copy)]
+pub(super) enum Undo {
+    /// It was free: release it.
+    Release,
+    /// We already owned it: one recursion less.
+    Recursion,
+    /// Its owner had died: give it back to the dead owner, so that the next acquirer
+    /// still learns of the abandonment.
+    Abandoned(u64),
+}
+
+/// The result of one attempt that does not block.
+pub(super) enum Attempt {
+    Got(WaitStatus, Undo),
+    Busy { cur: u64, owner: Owner },
+}
+
+/// Tries once to acquire `obj` for the token `me`, without blocking. `slept` says whether
+/// the caller has slept in this wait (then it passes a wake-up on to other sleepers).
+pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
     let page = &obj.page;
     let word = page.lock_word();
-    let deadline = futex::deadline_after(timeout);
-    let poll = timeout == Some(Duration::ZERO);
-    let mut slept = false;
-    let mut spins = 0;
     loop {
         let cur = word.load(Ordering::Acquire);
         if lock::is_free(cur) {
@@ -94,7 +110,7 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
                 if slept && sleepers > 0 {
                     futex::wake(page.futex_word(), 1); // re-target one sleeper to us
                 }
-                return Ok(WaitStatus::Acquired);
+                return Ok(Attempt::Got(WaitStatus::Acquired, Undo::Release));
             }
             continue;
         }
@@ -107,7 +123,7 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
                 ));
             }
             page.count().store(count.max(1) + 1, Ordering::Relaxed);
-            return Ok(WaitStatus::Acquired);
+            return Ok(Attempt::Got(WaitStatus::Acquired, Undo::Recursion));
         }
         let owner = owner_of(obj, cur);
         if let Owner::Dead = owner {
@@ -124,12 +140,83 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
                 if sleepers > 0 {
                     futex::wake(page.futex_word(), u32::MAX >> 1); // all re-target to us
                 }
-                return Ok(WaitStatus::Abandoned);
+                return Ok(Attempt::Got(WaitStatus::Abandoned, Undo::Abandoned(cur)));
             }
             continue;
         }
-        let now = futex::now();
-        if poll || deadline.is_some_and(|d| !futex::is_before(now, d)) {
+        return Ok(Attempt::Busy { cur, owner });
+    }
+}
+
+/// Takes back an acquisition made by [`attempt`].
+pub(super) fn undo(obj: &Object, undo: Undo) -> Result<()> {
+    let page = &obj.page;
+    match undo {
+        Undo::Release => release(obj),
+        Undo::Recursion => {
+            let count = page.count().load(Ordering::Relaxed);
+            page.count()
+                .store(count.saturating_sub(1).max(1), Ordering::Relaxed);
+            Ok(())
+        }
+        Undo::Abandoned(dead) => {
+            page.abandon_count().fetch_sub(1, Ordering::Relaxed);
+            page.count().store(0, Ordering::Relaxed);
+            let word = page.lock_word();
+            let mut cur = word.load(Ordering::Relaxed);
+            // Only the owner changes the word, apart from others setting WAITERS.
+            while let Err(actual) = word.compare_exchange(
+                cur,
+                lock::token(dead) | (cur & WAITERS),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                cur = actual;
+            }
+            if page.sleepers().load(Ordering::Acquire) > 0 {
+                futex::wake(page.futex_word(), 1);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Sets `WAITERS` in the lock word if `cur` lacks it; returns the futex value to sleep on,
+/// or `None` when the word changed meanwhile (look again).
+pub(super) fn announce_sleeper(obj: &Object, cur: u64) -> Option<u32> {
+    let expected = cur | WAITERS;
+    if cur & WAITERS == 0
+        && obj
+            .page
+            .lock_word()
+            .compare_exchange(cur, expected, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return None;
+    }
+    Some(expected as u32)
+}
+
+/// The deadline of one sleep: the caller's, but at most [`BACKSTOP`] away.
+pub(super) fn sleep_until(
+    deadline: Option<rustix::time::Timespec>,
+) -> Option<rustix::time::Timespec> {
+    futex::earliest(deadline, futex::deadline_after(Some(BACKSTOP)))
+}
+
+#[cold]
+fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitStatus> {
+    let page = &obj.page;
+    let deadline = futex::deadline_after(timeout);
+    let poll = timeout == Some(Duration::ZERO);
+    let mut slept = false;
+    let mut spins = 0;
+    loop {
+        let (cur, owner) = match attempt(obj, me, slept)? {
+            Attempt::Got(status, _) => return Ok(status),
+            Attempt::Busy { cur, owner } => (cur, owner),
+        };
+        if poll || deadline.is_some_and(|d| !futex::is_before(futex::now(), d)) {
             give_up(obj);
             return Ok(WaitStatus::TimedOut);
         }
@@ -141,24 +228,17 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
             }
             continue;
         }
-        let expected = cur | WAITERS;
-        if cur & WAITERS == 0
-            && word
-                .compare_exchange(cur, expected, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        let Some(expected) = announce_sleeper(obj, cur) else {
             continue;
-        }
-        let backstop = futex::deadline_after(Some(BACKSTOP));
-        let until = futex::earliest(deadline, backstop);
+        };
+        let until = sleep_until(deadline);
         page.sleepers().fetch_add(1, Ordering::AcqRel);
         // The futex word is the low half of the lock word.
         let woke = match owner {
-            Owner::Alive { lifeline, value } => futex::wait(
-                &[(page.futex_word(), expected as u32), (lifeline, value)],
-                until,
-            ),
-            _ => futex::wait(&[(page.futex_word(), expected as u32)], until),
+            Owner::Alive { lifeline, value } => {
+                futex::wait(&[(page.futex_word(), expected), (lifeline, value)], until)
+            }
+            _ => futex::wait(&[(page.futex_word(), expected)], until),
         };
         page.sleepers().fetch_sub(1, Ordering::AcqRel);
         slept = true;
@@ -172,7 +252,7 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
 /// Leaving on timeout: if we may have consumed a wake-up meant for the next sleeper, or
 /// others sleep watching a stale owner, pass one on, and make sure the owner's release
 /// wakes them.
-fn give_up(obj: &Object) {
+pub(super) fn give_up(obj: &Object) {
     let page = &obj.page;
     if page.sleepers().load(Ordering::Acquire) == 0 {
         return;

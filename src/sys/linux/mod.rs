@@ -24,6 +24,7 @@ mod layout;
 mod lifeline;
 mod lock;
 mod mapping;
+mod multi;
 mod object;
 mod registry;
 mod root;
@@ -98,6 +99,27 @@ impl RawMutex {
             ));
         }
         lock::wait(&self.obj, timeout)
+    }
+
+    /// `WaitForMultipleObjects` over `handles`: any (index of the one acquired) or all.
+    pub(crate) fn wait_multiple(
+        handles: &[&RawMutex],
+        all: bool,
+        timeout: Option<Duration>,
+    ) -> Result<crate::multi_wait::WaitAny> {
+        if let Some(i) = handles
+            .iter()
+            .position(|h| !h.access.contains(Access::SYNCHRONIZE))
+        {
+            return Err(Error::new(
+                ErrorKind::AccessDenied,
+                format!(
+                    "handle {i} of the wait was opened without SYNCHRONIZE access, which waiting needs"
+                ),
+            ));
+        }
+        let objs: Vec<&Object> = handles.iter().map(|h| &*h.obj).collect();
+        multi::wait(&objs, all, timeout)
     }
 
     #[inline]

@@ -31,7 +31,7 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::System::Threading::{
     CREATE_MUTEX_INITIAL_OWNER, CreateMutexExW, INFINITE, OpenMutexW, ReleaseMutex,
-    WaitForSingleObject,
+    WaitForMultipleObjects, WaitForSingleObject,
 };
 
 /// The longest finite timeout one `WaitForSingleObject` call takes (`INFINITE` is
@@ -117,6 +117,40 @@ impl RawMutex {
                 WaitStatus::TimedOut if deadline.is_some_and(|d| Instant::now() < d) => continue,
                 status => return Ok(status),
             }
+        }
+    }
+
+    /// `WaitForMultipleObjects`, repeated like [`RawMutex::wait`] while a finite timeout has
+    /// time left. The OS checks the count (1 to 64) and, on Windows, duplicates in wait-all.
+    pub(crate) fn wait_multiple(
+        handles: &[&RawMutex],
+        all: bool,
+        timeout: Option<Duration>,
+    ) -> Result<crate::multi_wait::WaitAny> {
+        use crate::multi_wait::WaitAny;
+        let raw: Vec<HANDLE> = handles.iter().map(|h| h.handle.raw()).collect();
+        let count = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let millis = deadline.map_or(INFINITE, |d| millis_until(d, Instant::now()));
+            // SAFETY: `raw` holds `count` handles that stay open while `handles` is borrowed.
+            let rc = unsafe { WaitForMultipleObjects(count, raw.as_ptr(), i32::from(all), millis) };
+            let n = raw.len() as u32;
+            return match rc {
+                WAIT_TIMEOUT if deadline.is_some_and(|d| Instant::now() < d) => continue,
+                WAIT_TIMEOUT => Ok(WaitAny::TimedOut),
+                rc if rc < WAIT_OBJECT_0 + n => {
+                    Ok(WaitAny::Acquired((rc - WAIT_OBJECT_0) as usize))
+                }
+                rc if (WAIT_ABANDONED..WAIT_ABANDONED + n).contains(&rc) => {
+                    Ok(WaitAny::Abandoned((rc - WAIT_ABANDONED) as usize))
+                }
+                WAIT_FAILED => Err(error::last(format!("cannot wait on {} mutexes", raw.len()))),
+                other => Err(Error::new(
+                    ErrorKind::Io,
+                    format!("WaitForMultipleObjects returned {other:#x}"),
+                )),
+            };
         }
     }
 

@@ -1,0 +1,101 @@
+//! Waiting on several mutexes at once: `WaitForMultipleObjects`.
+
+use crate::error::Result;
+use crate::mutex::NamedMutex;
+use crate::sys::RawMutex;
+use crate::wait_status::{WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
+use std::time::Duration;
+
+/// The most mutexes one wait takes (`MAXIMUM_WAIT_OBJECTS`).
+pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
+
+/// What [`wait_any`] acquired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WaitAny {
+    /// The mutex at this index is now owned by the calling thread.
+    Acquired(usize),
+    /// The mutex at this index is now owned by the calling thread; its previous owner ended
+    /// while owning it.
+    Abandoned(usize),
+    /// The timeout passed; nothing was acquired.
+    TimedOut,
+}
+
+impl WaitAny {
+    /// The Win32 code: `WAIT_OBJECT_0 + i`, `WAIT_ABANDONED + i`, or `WAIT_TIMEOUT`.
+    ///
+    /// ```
+    /// use namedmutex::WaitAny;
+    ///
+    /// assert_eq!(WaitAny::Acquired(2).code(), 2);
+    /// assert_eq!(WaitAny::Abandoned(1).code(), 0x81);
+    /// assert_eq!(WaitAny::TimedOut.code(), 0x102);
+    /// ```
+    pub fn code(self) -> u32 {
+        match self {
+            WaitAny::Acquired(i) => WAIT_OBJECT_0 + i as u32,
+            WaitAny::Abandoned(i) => WAIT_ABANDONED + i as u32,
+            WaitAny::TimedOut => WAIT_TIMEOUT,
+        }
+    }
+
+    /// The index acquired, if any.
+    ///
+    /// ```
+    /// assert_eq!(namedmutex::WaitAny::Abandoned(3).index(), Some(3));
+    /// ```
+    pub fn index(self) -> Option<usize> {
+        match self {
+            WaitAny::Acquired(i) | WaitAny::Abandoned(i) => Some(i),
+            WaitAny::TimedOut => None,
+        }
+    }
+}
+
+/// Waits until the calling thread acquires **one** of `mutexes` (wait-any). When several can
+/// be acquired, the lowest index wins. Takes 1 to [`MAXIMUM_WAIT_OBJECTS`] handles (else
+/// `InvalidParameter`, 87); each needs `SYNCHRONIZE`. The same mutex may appear twice.
+///
+/// ```
+/// use namedmutex::{NamedMutex, WaitAny};
+/// use std::time::Duration;
+///
+/// let a = NamedMutex::create_unnamed(false)?;
+/// let b = NamedMutex::create_unnamed(false)?;
+/// let got = namedmutex::wait_any(&[&a, &b], Some(Duration::from_secs(1)))?;
+/// assert_eq!(got, WaitAny::Acquired(0));
+/// a.release()?;
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub fn wait_any(mutexes: &[&NamedMutex], timeout: Option<Duration>) -> Result<WaitAny> {
+    let raws: Vec<&RawMutex> = mutexes.iter().map(|m| m.raw()).collect();
+    RawMutex::wait_multiple(&raws, false, timeout)
+}
+
+/// Waits until the calling thread owns **all** of `mutexes` at once (wait-all). It never
+/// holds some of them while it waits: it takes all or none, so a timeout acquires nothing.
+/// Returns `Abandoned` if any of them was abandoned (each must then be released once, like
+/// the others). The same mutex twice, through one handle or two, is `InvalidParameter` (87).
+///
+/// ```
+/// use namedmutex::{NamedMutex, WaitStatus};
+/// use std::time::Duration;
+///
+/// let a = NamedMutex::create_unnamed(false)?;
+/// let b = NamedMutex::create_unnamed(false)?;
+/// assert_eq!(namedmutex::wait_all(&[&a, &b], None)?, WaitStatus::Acquired);
+/// a.release()?;
+/// b.release()?;
+/// let twice = namedmutex::wait_all(&[&a, &a], Some(Duration::ZERO));
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(twice.unwrap_err().kind(), namedmutex::ErrorKind::InvalidParameter);
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+pub fn wait_all(mutexes: &[&NamedMutex], timeout: Option<Duration>) -> Result<WaitStatus> {
+    let raws: Vec<&RawMutex> = mutexes.iter().map(|m| m.raw()).collect();
+    Ok(match RawMutex::wait_multiple(&raws, true, timeout)? {
+        WaitAny::Acquired(_) => WaitStatus::Acquired,
+        WaitAny::Abandoned(_) => WaitStatus::Abandoned,
+        WaitAny::TimedOut => WaitStatus::TimedOut,
+    })
+}
