@@ -54,3 +54,8 @@ pub use name::{Name, Namespace};
 pub use options::MutexOptions;
 pub use security::Security;
 pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
+
+// For the fuzz targets in fuzz/ only (feature `fuzzing`).
+#[cfg(all(feature = "fuzzing", target_os = "linux"))]
+#[doc(hidden)]
+pub use sys::fuzz::__fuzz_validate_object;

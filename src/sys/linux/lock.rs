@@ -41,6 +41,7 @@ pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus
         .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_ok()
     {
+        super::fault::point("lock.after_cas");
         obj.page.count().store(1, Ordering::Relaxed);
         return Ok(WaitStatus::Acquired);
     }
@@ -104,6 +105,7 @@ pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
                 .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
+                super::fault::point("lock.after_cas");
                 page.count().store(1, Ordering::Relaxed);
                 page.acquired_ns()
                     .store(super::clock::realtime_ns(), Ordering::Relaxed);
@@ -134,6 +136,7 @@ pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
                 .is_ok()
             {
                 record_abandonment(obj, cur);
+                super::fault::point("lock.after_abandon_cas");
                 page.count().store(1, Ordering::Relaxed);
                 page.acquired_ns()
                     .store(super::clock::realtime_ns(), Ordering::Relaxed);
@@ -300,6 +303,7 @@ pub(super) fn release(obj: &Object) -> Result<()> {
     }
     page.count().store(0, Ordering::Relaxed);
     page.acquired_ns().store(0, Ordering::Relaxed);
+    super::fault::point("unlock.before_swap");
     let old = word.swap(0, Ordering::Release);
     if old & WAITERS != 0 {
         futex::wake(page.futex_word(), 1);

@@ -13,11 +13,16 @@
 //! | `lock` | the mutex algorithm |
 //! | `futex`, `clock` | sleeping, waking, time |
 //! | `fork` | what a child process inherits |
+//! | `fault` | crash points for fault-injection tests (feature `fault-injection`) |
+//! | `fuzz` | entry points for the fuzz targets (feature `fuzzing`) |
 
 mod clock;
+mod fault;
 mod file_name;
 mod files;
 mod fork;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod futex;
 pub(crate) mod inspect;
 mod layout;
@@ -69,10 +74,12 @@ impl RawMutex {
     }
 
     pub(crate) fn open(name: &Name<'_>, opts: &MutexOptions) -> Result<RawMutex> {
-        let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
         fork::install();
         let root = Root::get(opts.root.as_deref())?;
+        // The name is looked up before the access is checked, as Windows does: a missing
+        // name is ERROR_FILE_NOT_FOUND whatever the access asked for.
         let (obj, _) = Object::open_named(&root, name, None)?;
+        let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
         RawMutex::new(obj, access, opts.inheritable)
     }
 

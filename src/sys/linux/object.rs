@@ -238,6 +238,7 @@ fn open_existing(
     fd: OwnedFd,
     create: Option<&NewObject>,
 ) -> Result<Found> {
+    super::fault::point("open.after_open");
     let st =
         rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
@@ -289,6 +290,7 @@ fn open_existing(
     };
     if flock(&fd, FlockOperation::NonBlockingLockExclusive)? {
         // No handle exists anywhere: the object died with its processes.
+        super::fault::point("open.after_stale_lock");
         page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
         if unlink_if_same(root, &place, key) {
             return Ok(Found::Retry);
@@ -314,6 +316,7 @@ fn open_existing(
     if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
         return Ok(Found::Retry); // somebody is removing it right now
     }
+    super::fault::point("open.after_flock");
     if page.flags().load(Ordering::Acquire) & FLAG_DEAD != 0 {
         return Ok(Found::Retry);
     }
@@ -344,6 +347,7 @@ fn publish(
     let owner = owner_token(root, new.initial_owner)?;
     let global = name.namespace == Namespace::Global;
     let dir = root.dir_for(name.namespace);
+    super::fault::point("create.before_publish");
     let made = files::publish_new(dir, file, &spec, |fd| {
         let map =
             Mapping::map(fd.as_fd(), OBJECT_SIZE, true).map_err(|e| map_error(name.full, e))?;
@@ -355,11 +359,13 @@ fn publish(
                 "a new, invisible object file was locked by someone else",
             ));
         }
+        super::fault::point("create.after_lock");
         Ok(page)
     })?;
     let Some((fd, page)) = made else {
         return Ok(Found::Retry); // somebody else created it first: open theirs
     };
+    super::fault::point("create.after_publish");
     let st =
         rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
     let place = Place {
@@ -444,8 +450,10 @@ impl Drop for Object {
             if self.ofd_pid.load(Ordering::Relaxed) == this_pid()
                 && flock(&self.fd, FlockOperation::NonBlockingLockExclusive).unwrap_or(false)
             {
+                super::fault::point("close.after_lock");
                 // The last handle anywhere: the object ends, and its name with it.
                 self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+                super::fault::point("close.before_unlink");
                 unlink_if_same(&self.root, place, self.key);
             }
         }

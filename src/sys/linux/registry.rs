@@ -193,7 +193,9 @@ impl Registry {
             {
                 continue;
             }
+            super::fault::point("register.after_claim_cas");
             self.fill_claimed(index)?;
+            super::fault::point("register.before_live");
             word.store(
                 u64::from(next_gen) << 32 | u64::from(slot_state::LIVE),
                 Ordering::Release,
@@ -251,6 +253,7 @@ impl Registry {
                 std::io::Error::from_raw_os_error(rc),
             ));
         }
+        super::fault::point("register.after_lifeline");
         let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         self.map.u32(base + slot::PID).store(pid, Ordering::Relaxed);

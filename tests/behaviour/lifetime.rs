@@ -1,0 +1,399 @@
+//! semantics.md §6: lifetime of objects and names.
+
+use crate::trial;
+use crate::util::*;
+use libtest_mimic::Trial;
+use namedmutex::{ErrorKind, NamedMutex, WaitStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn trials() -> Vec<Trial> {
+    let mut v = vec![
+        trial(
+            "lifetime::last_handle_closed_frees_the_name",
+            last_handle_frees,
+        ),
+        trial(
+            "lifetime::name_lives_while_any_handle_lives",
+            lives_while_any_handle,
+        ),
+        trial(
+            "lifetime::handles_in_other_processes_keep_it_alive",
+            other_processes_keep_alive,
+        ),
+        trial(
+            "lifetime::killed_process_handles_count_as_closed",
+            killed_handles_closed,
+        ),
+        trial(
+            "lifetime::exited_process_handles_count_as_closed",
+            exited_handles_closed,
+        ),
+        trial(
+            "lifetime::handle_dropped_while_owning_keeps_ownership",
+            dropped_while_owning,
+        ),
+        trial(
+            "lifetime::process_with_handle_dropped_while_owning_abandons",
+            process_dropped_while_owning,
+        ),
+    ];
+    if cfg!(target_os = "linux") {
+        v.push(trial(
+            "lifetime::no_files_remain_after_the_last_close",
+            no_files_after_close,
+        ));
+    }
+    v
+}
+
+fn assert_gone(name: &str, what: &str) -> TestResult {
+    expect_err(
+        NamedMutex::open(name),
+        ErrorKind::NotFound,
+        2,
+        &format!("open after {what}"),
+    )?;
+    let (m, existed) = NamedMutex::create(name, false).ctx(&format!("create after {what}"))?;
+    ensure!(
+        !existed,
+        "create after {what} reported opened_existing: the name outlived its handles"
+    );
+    // A new object: free, and not abandoned.
+    expect_wait(
+        m.wait(Some(Duration::ZERO)),
+        WaitStatus::Acquired,
+        &format!("the new object after {what}"),
+    )?;
+    m.release().ctx("release")?;
+    expect_err(
+        m.release(),
+        ErrorKind::NotOwner,
+        288,
+        "the new object's count",
+    )?;
+    Ok(())
+}
+
+/// After the last handle closes, open gets NotFound (2) and create creates anew.
+fn last_handle_frees() -> TestResult {
+    for name in [
+        unique("last"),
+        format!("Local\\{}", unique("last")),
+        format!("Global\\{}", unique("last")),
+    ] {
+        let (m, _) = NamedMutex::create(&name, false).ctx("create")?;
+        drop(m);
+        assert_gone(&name, "closing the only handle")?;
+        // The same after ownership came and went.
+        let (m, _) = NamedMutex::create(&name, true).ctx("create(owner)")?;
+        m.release().ctx("release")?;
+        let c = m.try_clone().ctx("clone")?;
+        drop(m);
+        drop(c);
+        assert_gone(&name, "closing an owned-then-released mutex's handles")?;
+        for _ in 0..3 {
+            let (m, existed) = NamedMutex::create(&name, false).ctx("create in a loop")?;
+            ensure!(!existed, "create/close loop: the name survived");
+            drop(m);
+        }
+    }
+    Ok(())
+}
+
+/// The object lives while any handle exists, whichever closes first.
+fn lives_while_any_handle() -> TestResult {
+    let name = unique("any-handle");
+    let (h1, _) = NamedMutex::create(&name, false).ctx("create")?;
+    let h2 = NamedMutex::open(&name).ctx("open")?;
+    let h3 = h2.try_clone().ctx("clone")?;
+    drop(h1);
+    let h4 = NamedMutex::open(&name).ctx("open after the creator's handle closed")?;
+    // Same object: ownership via h4 blocks h3.
+    expect_wait(
+        h4.wait(Some(Duration::ZERO)),
+        WaitStatus::Acquired,
+        "wait via h4",
+    )?;
+    let h3 = Arc::new(h3);
+    let o = h3.clone();
+    expect_wait(
+        on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+        WaitStatus::TimedOut,
+        "other thread via h3",
+    )?;
+    h4.release().ctx("release")?;
+    let (_, existed) = NamedMutex::create(&name, false).ctx("create while handles live")?;
+    ensure!(
+        existed,
+        "create while handles live did not report opened_existing"
+    );
+    drop(h2);
+    drop(h4);
+    ensure!(
+        NamedMutex::open(&name).is_ok(),
+        "the clone alone no longer keeps the name"
+    );
+    drop(h3);
+    assert_gone(&name, "closing every handle")
+}
+
+/// Handles in another process keep the object alive; when every process has closed its
+/// handles, the name is free.
+fn other_processes_keep_alive() -> TestResult {
+    let name = unique("cross-alive");
+    let mut c = ChildProc::spawn("holder")?;
+    let (hc, existed) = c.create(&name, false)?;
+    ensure!(!existed, "new name reported existing");
+    let m = NamedMutex::open(&name).ctx("parent open")?;
+    c.ok(&format!("drop {hc}"))?;
+    let (_, existed) =
+        NamedMutex::create(&name, false).ctx("parent create after the creator closed")?;
+    ensure!(existed, "the parent's handle did not keep the object alive");
+    let hc2 = c.open(&name)?;
+    drop(m);
+    // The child's new handle keeps it alive now.
+    let m2 = NamedMutex::open(&name).ctx("parent open while only the child holds it")?;
+    drop(m2);
+    c.ok(&format!("drop {hc2}"))?;
+    assert_gone(&name, "every process closed its handles")?;
+    c.expect_err(&format!("open {}", enc(&name)), ErrorKind::NotFound, 2)
+}
+
+/// A killed process's handles count as closed: when it held the only handles, the name
+/// is free afterwards, even if it owned the mutex at depth 3.
+fn killed_handles_closed() -> TestResult {
+    for name in [
+        unique("killed-only"),
+        format!("Global\\{}", unique("killed-only")),
+    ] {
+        let mut c = ChildProc::spawn("holder")?;
+        let (h, _) = c.create(&name, true)?;
+        c.ok_num(&format!("lock-depth {h} 2"))?;
+        c.ok_num(&format!("clone {h}"))?;
+        c.kill()?;
+        assert_gone(&name, "the only holder was killed while owning")?;
+        // Not owning, several handles.
+        let mut c = ChildProc::spawn("holder")?;
+        let (h, _) = c.create(&name, false)?;
+        c.open(&name)?;
+        c.ok_num(&format!("clone {h}"))?;
+        c.kill()?;
+        assert_gone(&name, "the only holder was killed")?;
+    }
+    Ok(())
+}
+
+/// A process that exits without closing its handles: they count as closed.
+fn exited_handles_closed() -> TestResult {
+    let name = unique("exited-only");
+    let mut c = ChildProc::spawn("holder")?;
+    let (h, _) = c.create(&name, true)?;
+    c.open(&name)?;
+    let _ = h;
+    c.send("exit 0")?;
+    c.wait_exit()?;
+    assert_gone(&name, "the only holder exited while owning")?;
+    let mut c = ChildProc::spawn("holder")?;
+    c.create(&name, false)?;
+    c.close_stdin();
+    c.wait_exit()?;
+    assert_gone(&name, "the only holder reached the end of its input")
+}
+
+/// Dropping the handle one acquired through does not release: the thread still owns the
+/// mutex and releases it through another handle.
+fn dropped_while_owning() -> TestResult {
+    let name = unique("dropped-owning");
+    let (h1, _) = NamedMutex::create(&name, true).ctx("create(owner)")?;
+    let h2 = Arc::new(NamedMutex::open(&name).ctx("open")?);
+    drop(h1);
+    let o = h2.clone();
+    expect_wait(
+        on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+        WaitStatus::TimedOut,
+        "another thread after the owner dropped its handle",
+    )?;
+    let o = h2.clone();
+    expect_err(
+        on_new_thread(move || o.release())?,
+        ErrorKind::NotOwner,
+        288,
+        "another thread's release",
+    )?;
+    h2.release()
+        .ctx("the owner's release through its other handle")?;
+    expect_err(h2.release(), ErrorKind::NotOwner, 288, "second release")?;
+    let o = h2.clone();
+    expect_wait(
+        on_new_thread(move || {
+            let r = o.wait(Some(Duration::ZERO));
+            let _ = o.release();
+            r
+        })?,
+        WaitStatus::Acquired,
+        "another thread after the release",
+    )?;
+    Ok(())
+}
+
+/// A child acquires, closes its only handle (still the owner), and exits: the parent, who
+/// kept a handle, gets Abandoned.
+fn process_dropped_while_owning() -> TestResult {
+    let name = unique("proc-dropped");
+    let (m, _) = NamedMutex::create(&name, false).ctx("create")?;
+    let mut c = ChildProc::spawn("owner")?;
+    let h = c.open(&name)?;
+    ensure_eq!(c.wait(h, Some(0))?, 0, "child acquires");
+    c.ok(&format!("drop {h}"))?;
+    expect_wait(
+        m.wait(Some(Duration::ZERO)),
+        WaitStatus::TimedOut,
+        "poll after the owner closed its only handle",
+    )?;
+    // The child still owns it: it releases through a handle it opens again.
+    let h2 = c.open(&name)?;
+    c.ok(&format!("release {h2}"))?;
+    expect_wait(
+        m.wait(Some(Duration::ZERO)),
+        WaitStatus::Acquired,
+        "after the child released through a new handle",
+    )?;
+    m.release().ctx("release")?;
+    ensure_eq!(c.wait(h2, Some(0))?, 0, "child acquires again");
+    c.ok(&format!("drop {h2}"))?;
+    c.send("exit 0")?;
+    c.wait_exit()?;
+    expect_wait(
+        m.wait(long_wait()),
+        WaitStatus::Abandoned,
+        "after the owner (no handle left) exited",
+    )?;
+    m.release().ctx("release")?;
+    Ok(())
+}
+
+/// Linux: in a private root, object files exist while handles do and vanish with the last
+/// one; a crashed holder's file does not stop the name from being reused and cleaned.
+fn no_files_after_close() -> TestResult {
+    #[cfg(target_os = "linux")]
+    {
+        use namedmutex::MutexOptions;
+        let root = TempRoot::new("files")?;
+        let opts = MutexOptions::new().root(&root.path);
+        let names = [
+            unique("f"),
+            format!("Global\\{}", unique("f")),
+            format!("Local\\{}", unique("f")),
+        ];
+        let mut held = Vec::new();
+        for n in &names {
+            held.push(opts.create(n).ctx("create")?.0);
+            held.push(opts.open(n).ctx("open")?);
+        }
+        let unnamed = opts.create("").ctx("create unnamed")?.0;
+        let count = root.object_files().len();
+        ensure!(
+            count >= names.len(),
+            "expected at least {} object files while open, found {count}",
+            names.len()
+        );
+        drop(held);
+        drop(unnamed);
+        let left = root.object_files();
+        ensure!(
+            left.is_empty(),
+            "object files remain after the last handles closed: {left:?}"
+        );
+        // A child using this root is killed while holding one: the name is reusable, and
+        // once we close it, nothing remains.
+        let root_path = root.path.clone();
+        let mut c = ChildProc::spawn_with("holder", |cmd| {
+            cmd.env("NAMEDMUTEX_ROOT", &root_path);
+        })?;
+        let (h, _) = c.create(&names[0], true)?;
+        let _ = h;
+        c.kill()?;
+        expect_err(
+            opts.open(&names[0]),
+            ErrorKind::NotFound,
+            2,
+            "open after the holder was killed",
+        )?;
+        let (m, existed) = opts
+            .create(&names[0])
+            .ctx("create after the holder was killed")?;
+        ensure!(!existed, "create after the killed holder reported existing");
+        drop(m);
+        let left = root.object_files();
+        ensure!(
+            left.is_empty(),
+            "object files remain after a crash and a later create/close: {left:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Run last, after every trial and child: no object file remains in the run's root
+/// (the per-user `registry` files are expected to stay). A file may remain only for a name
+/// whose last holder ended without closing (declared with `allow_leftover`), and then a
+/// later process must find the name free and clean the file by creating and closing it.
+/// For every leftover the message says whether that cleanup works.
+#[cfg(unix)]
+pub fn no_object_files_remain_in_root() -> TestResult {
+    let Some(root) = crate::final_root() else {
+        return Err("the run's root is not known".to_owned());
+    };
+    let allowed = LEFTOVER_ALLOWED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut problems = Vec::new();
+    for path in list_files(root) {
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            problems.push(format!("{}: not UTF-8", path.display()));
+            continue;
+        };
+        if file == "registry" {
+            continue;
+        }
+        // Test names are ASCII letters, digits and '-', stored as they are.
+        let name = match file.strip_prefix("namedmutex-global.") {
+            Some(rest) => format!("Global\\{rest}"),
+            None => file.to_owned(),
+        };
+        let plain = name.trim_start_matches("Global\\");
+        if !plain.starts_with("nmbt-")
+            || !plain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            problems.push(format!("{}: not a file of a test name", path.display()));
+            continue;
+        }
+        let open = NamedMutex::open(&name).map(drop).map_err(|e| e.kind());
+        let created = NamedMutex::create(&name, false).map(|(m, existed)| {
+            drop(m);
+            existed
+        });
+        let cleaned = !path.exists();
+        let verdict = format!(
+            "{} (name {name:?}): open afterwards gave {open:?}, create reported existing = {:?}, file removed by that create/close: {cleaned}",
+            path.display(),
+            created.as_ref().map_err(|e| e.kind()),
+        );
+        let reusable = open == Err(ErrorKind::NotFound) && matches!(created, Ok(false)) && cleaned;
+        if allowed.contains(&name) && reusable {
+            note(format!(
+                "allowed leftover of a holder that ended without closing, cleaned: {verdict}"
+            ));
+        } else {
+            problems.push(verdict);
+        }
+    }
+    ensure!(
+        problems.is_empty(),
+        "object files remain in {} after every handle closed:\n  {}",
+        root.display(),
+        problems.join("\n  ")
+    );
+    Ok(())
+}
