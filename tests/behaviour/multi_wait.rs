@@ -11,22 +11,50 @@ use std::time::{Duration, Instant};
 pub fn trials() -> Vec<Trial> {
     vec![
         trial("multi::any_returns_the_lowest_free_index", any_lowest_index),
-        trial("multi::any_prefers_a_free_lower_index_to_an_abandoned_one", any_free_before_abandoned),
-        trial("multi::all_over_two_abandoned_returns_abandoned", all_both_abandoned),
+        trial(
+            "multi::any_prefers_a_free_lower_index_to_an_abandoned_one",
+            any_free_before_abandoned,
+        ),
+        trial(
+            "multi::all_over_two_abandoned_returns_abandoned",
+            all_both_abandoned,
+        ),
         trial("multi::zero_or_65_handles_are_invalid", counts),
-        trial("multi::all_with_the_same_object_twice_is_invalid", same_object_twice),
-        trial("multi::all_times_out_without_taking_any", all_or_nothing_timeout),
-        trial("multi::all_never_holds_a_subset_while_blocked", all_never_holds_subset),
-        trial("multi::all_with_opposite_orders_never_deadlocks", opposite_orders),
-        trial("multi::any_woken_by_owner_killed_in_another_process", any_owner_killed),
-        trial("multi::single_and_multi_waiters_lose_no_wake_ups", mixed_waiters),
+        trial(
+            "multi::all_with_the_same_object_twice_is_invalid",
+            same_object_twice,
+        ),
+        trial(
+            "multi::all_times_out_without_taking_any",
+            all_or_nothing_timeout,
+        ),
+        trial(
+            "multi::all_never_holds_a_subset_while_blocked",
+            all_never_holds_subset,
+        ),
+        trial(
+            "multi::all_with_opposite_orders_never_deadlocks",
+            opposite_orders,
+        ),
+        trial(
+            "multi::any_woken_by_owner_killed_in_another_process",
+            any_owner_killed,
+        ),
+        trial(
+            "multi::single_and_multi_waiters_lose_no_wake_ups",
+            mixed_waiters,
+        ),
         trial("multi::every_handle_needs_synchronize", needs_synchronize),
     ]
 }
 
 fn pair(tag: &str) -> Result<(Arc<NamedMutex>, Arc<NamedMutex>), String> {
-    let a = NamedMutex::create(&unique(&format!("{tag}-a")), false).ctx("create a")?.0;
-    let b = NamedMutex::create(&unique(&format!("{tag}-b")), false).ctx("create b")?.0;
+    let a = NamedMutex::create(&unique(&format!("{tag}-a")), false)
+        .ctx("create a")?
+        .0;
+    let b = NamedMutex::create(&unique(&format!("{tag}-b")), false)
+        .ctx("create b")?
+        .0;
     Ok((Arc::new(a), Arc::new(b)))
 }
 
@@ -34,7 +62,11 @@ fn pair(tag: &str) -> Result<(Arc<NamedMutex>, Arc<NamedMutex>), String> {
 fn abandon(m: &Arc<NamedMutex>) -> TestResult {
     let o = m.clone();
     on_new_thread(move || {
-        expect_wait(o.wait(Some(Duration::ZERO)), WaitStatus::Acquired, "dying thread")
+        expect_wait(
+            o.wait(Some(Duration::ZERO)),
+            WaitStatus::Acquired,
+            "dying thread",
+        )
     })?
 }
 
@@ -44,12 +76,20 @@ fn any_lowest_index() -> TestResult {
     ensure_eq!(got, WaitAny::Acquired(0), "both free");
     ensure_eq!(got.code(), 0, "code");
     // a is ours (recursion is also "acquirable"), so index 0 again.
-    ensure_eq!(namedmutex::wait_any(&[&a, &b], Some(Duration::ZERO)).ctx("again")?, WaitAny::Acquired(0), "owned by us");
+    ensure_eq!(
+        namedmutex::wait_any(&[&a, &b], Some(Duration::ZERO)).ctx("again")?,
+        WaitAny::Acquired(0),
+        "owned by us"
+    );
     a.release().ctx("release")?;
     a.release().ctx("release")?;
     let holder = Actor::new("holder");
     let ha = a.clone();
-    expect_wait(holder.run(move || ha.wait(Some(Duration::ZERO)))?, WaitStatus::Acquired, "holder takes a")?;
+    expect_wait(
+        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        "holder takes a",
+    )?;
     let got = namedmutex::wait_any(&[&a, &b], Some(Duration::ZERO)).ctx("wait_any")?;
     ensure_eq!(got, WaitAny::Acquired(1), "a held elsewhere");
     ensure_eq!(got.code(), 1, "code WAIT_OBJECT_0 + 1");
@@ -67,7 +107,11 @@ fn any_lowest_index() -> TestResult {
 fn any_free_before_abandoned() -> TestResult {
     let (a, b) = pair("any-ab")?;
     abandon(&b)?;
-    ensure_eq!(namedmutex::wait_any(&[&a, &b], None).ctx("wait_any")?, WaitAny::Acquired(0), "lowest index");
+    ensure_eq!(
+        namedmutex::wait_any(&[&a, &b], None).ctx("wait_any")?,
+        WaitAny::Acquired(0),
+        "lowest index"
+    );
     a.release().ctx("release a")?;
     let got = namedmutex::wait_any(&[&b, &a], None).ctx("wait_any")?;
     ensure_eq!(got, WaitAny::Abandoned(0), "b first now");
@@ -77,12 +121,24 @@ fn any_free_before_abandoned() -> TestResult {
     abandon(&b)?;
     let got = namedmutex::wait_any(&[&a, &b], None);
     // a is free, so index 0 wins again; b stays abandoned.
-    ensure_eq!(got.ctx("wait_any")?, WaitAny::Acquired(0), "free a before abandoned b");
+    ensure_eq!(
+        got.ctx("wait_any")?,
+        WaitAny::Acquired(0),
+        "free a before abandoned b"
+    );
     a.release().ctx("release a")?;
     let holder = Actor::new("holder");
     let ha = a.clone();
-    expect_wait(holder.run(move || ha.wait(Some(Duration::ZERO)))?, WaitStatus::Acquired, "holder")?;
-    ensure_eq!(namedmutex::wait_any(&[&a, &b], None).ctx("wait_any")?, WaitAny::Abandoned(1), "WAIT_ABANDONED + 1");
+    expect_wait(
+        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        "holder",
+    )?;
+    ensure_eq!(
+        namedmutex::wait_any(&[&a, &b], None).ctx("wait_any")?,
+        WaitAny::Abandoned(1),
+        "WAIT_ABANDONED + 1"
+    );
     ensure_eq!(WaitAny::Abandoned(1).code(), 0x81, "code");
     b.release().ctx("release b")?;
     let ha = a.clone();
@@ -94,14 +150,22 @@ fn all_both_abandoned() -> TestResult {
     let (a, b) = pair("all-ab")?;
     abandon(&a)?;
     abandon(&b)?;
-    expect_wait(namedmutex::wait_all(&[&a, &b], None), WaitStatus::Abandoned, "wait_all")?;
+    expect_wait(
+        namedmutex::wait_all(&[&a, &b], None),
+        WaitStatus::Abandoned,
+        "wait_all",
+    )?;
     ensure_eq!(WaitStatus::Abandoned.code(), 0x80, "code");
     a.release().ctx("release a")?;
     b.release().ctx("release b")?;
     expect_err(a.release(), ErrorKind::NotOwner, 288, "a count 1")?;
     expect_err(b.release(), ErrorKind::NotOwner, 288, "b count 1")?;
     // Reported once: now both plain.
-    expect_wait(namedmutex::wait_all(&[&a, &b], None), WaitStatus::Acquired, "again")?;
+    expect_wait(
+        namedmutex::wait_all(&[&a, &b], None),
+        WaitStatus::Acquired,
+        "again",
+    )?;
     a.release().ctx("a")?;
     b.release().ctx("b")
 }
@@ -109,13 +173,37 @@ fn all_both_abandoned() -> TestResult {
 fn counts() -> TestResult {
     let (a, _b) = pair("counts")?;
     let many: Vec<&NamedMutex> = vec![&a; 65];
-    expect_err(namedmutex::wait_any(&many, Some(Duration::ZERO)), ErrorKind::InvalidParameter, 87, "65 any")?;
-    expect_err(namedmutex::wait_all(&many, Some(Duration::ZERO)), ErrorKind::InvalidParameter, 87, "65 all")?;
-    expect_err(namedmutex::wait_any(&[], Some(Duration::ZERO)), ErrorKind::InvalidParameter, 87, "0 any")?;
-    expect_err(namedmutex::wait_all(&[], Some(Duration::ZERO)), ErrorKind::InvalidParameter, 87, "0 all")?;
+    expect_err(
+        namedmutex::wait_any(&many, Some(Duration::ZERO)),
+        ErrorKind::InvalidParameter,
+        87,
+        "65 any",
+    )?;
+    expect_err(
+        namedmutex::wait_all(&many, Some(Duration::ZERO)),
+        ErrorKind::InvalidParameter,
+        87,
+        "65 all",
+    )?;
+    expect_err(
+        namedmutex::wait_any(&[], Some(Duration::ZERO)),
+        ErrorKind::InvalidParameter,
+        87,
+        "0 any",
+    )?;
+    expect_err(
+        namedmutex::wait_all(&[], Some(Duration::ZERO)),
+        ErrorKind::InvalidParameter,
+        87,
+        "0 all",
+    )?;
     // 64 is fine (the same mutex repeatedly is allowed in wait-any).
     let sixty_four: Vec<&NamedMutex> = vec![&a; 64];
-    ensure_eq!(namedmutex::wait_any(&sixty_four, None).ctx("64 any")?, WaitAny::Acquired(0), "64");
+    ensure_eq!(
+        namedmutex::wait_any(&sixty_four, None).ctx("64 any")?,
+        WaitAny::Acquired(0),
+        "64"
+    );
     a.release().ctx("release")
 }
 
@@ -123,11 +211,17 @@ fn same_object_twice() -> TestResult {
     let (a, _b) = pair("twice")?;
     let a2 = a.try_clone().ctx("clone")?;
     let by_name = NamedMutex::open(a.name().unwrap()).ctx("open")?;
-    for (what, list) in [("one handle twice", [&*a, &*a]), ("a clone", [&*a, &a2]), ("opened twice", [&*a, &by_name])] {
+    for (what, list) in [
+        ("one handle twice", [&*a, &*a]),
+        ("a clone", [&*a, &a2]),
+        ("opened twice", [&*a, &by_name]),
+    ] {
         let r = namedmutex::wait_all(&list, Some(Duration::ZERO));
         if under_wine() {
             // semantics.md: Wine accepts it (and acquires twice); Windows gives 87.
-            note(format!("Wine difference: wait_all with {what} -> {r:?} (Windows: ERROR_INVALID_PARAMETER)"));
+            note(format!(
+                "Wine difference: wait_all with {what} -> {r:?} (Windows: ERROR_INVALID_PARAMETER)"
+            ));
             if let Ok(WaitStatus::Acquired) = r {
                 a.release().ctx("release")?;
                 a.release().ctx("release")?;
@@ -144,14 +238,34 @@ fn all_or_nothing_timeout() -> TestResult {
     let (a, b) = pair("all-none")?;
     let holder = Actor::new("holder");
     let hb = b.clone();
-    expect_wait(holder.run(move || hb.wait(Some(Duration::ZERO)))?, WaitStatus::Acquired, "holder takes b")?;
+    expect_wait(
+        holder.run(move || hb.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        "holder takes b",
+    )?;
     let started = Instant::now();
-    expect_wait(namedmutex::wait_all(&[&a, &b], Some(Duration::from_millis(50))), WaitStatus::TimedOut, "wait_all")?;
-    ensure!(started.elapsed() + timer_slack() >= Duration::from_millis(50), "returned early: {:?}", started.elapsed());
+    expect_wait(
+        namedmutex::wait_all(&[&a, &b], Some(Duration::from_millis(50))),
+        WaitStatus::TimedOut,
+        "wait_all",
+    )?;
+    ensure!(
+        started.elapsed() + timer_slack() >= Duration::from_millis(50),
+        "returned early: {:?}",
+        started.elapsed()
+    );
     expect_err(a.release(), ErrorKind::NotOwner, 288, "a was not taken")?;
     let other = Actor::new("other");
     let oa = a.clone();
-    expect_wait(other.run(move || oa.wait(Some(Duration::ZERO)).inspect(|_| { let _ = oa.release(); }))?, WaitStatus::Acquired, "a is free for others")?;
+    expect_wait(
+        other.run(move || {
+            oa.wait(Some(Duration::ZERO)).inspect(|_| {
+                let _ = oa.release();
+            })
+        })?,
+        WaitStatus::Acquired,
+        "a is free for others",
+    )?;
     let hb = b.clone();
     holder.run(move || hb.release())?.ctx("holder release")?;
     holder.finish()?;
@@ -162,7 +276,11 @@ fn all_never_holds_subset() -> TestResult {
     let (a, b) = pair("all-subset")?;
     let holder = Actor::new("holder");
     let hb = b.clone();
-    expect_wait(holder.run(move || hb.wait(Some(Duration::ZERO)))?, WaitStatus::Acquired, "holder takes b")?;
+    expect_wait(
+        holder.run(move || hb.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        "holder takes b",
+    )?;
     let waiter = Actor::new("waiter");
     let (wa, wb) = (a.clone(), b.clone());
     let pending = waiter.start(move || namedmutex::wait_all(&[&wa, &wb], long_wait()));
@@ -170,14 +288,32 @@ fn all_never_holds_subset() -> TestResult {
     // While it is blocked, a is free: another thread takes and returns it.
     let prober = Actor::new("prober");
     let pa = a.clone();
-    expect_wait(prober.run(move || pa.wait(Some(Duration::ZERO)).inspect(|_| { let _ = pa.release(); }))?, WaitStatus::Acquired, "a free while the wait_all blocks")?;
+    expect_wait(
+        prober.run(move || {
+            pa.wait(Some(Duration::ZERO)).inspect(|_| {
+                let _ = pa.release();
+            })
+        })?,
+        WaitStatus::Acquired,
+        "a free while the wait_all blocks",
+    )?;
     let hb = b.clone();
     holder.run(move || hb.release())?.ctx("holder release")?;
-    expect_wait(pending.get()?, WaitStatus::Acquired, "wait_all after b's release")?;
+    expect_wait(
+        pending.get()?,
+        WaitStatus::Acquired,
+        "wait_all after b's release",
+    )?;
     let pa = a.clone();
-    expect_wait(prober.run(move || pa.wait(Some(Duration::ZERO)))?, WaitStatus::TimedOut, "a is the waiter's now")?;
+    expect_wait(
+        prober.run(move || pa.wait(Some(Duration::ZERO)))?,
+        WaitStatus::TimedOut,
+        "a is the waiter's now",
+    )?;
     let (wa, wb) = (a.clone(), b.clone());
-    waiter.run(move || wa.release().and(wb.release()))?.ctx("waiter release")?;
+    waiter
+        .run(move || wa.release().and(wb.release()))?
+        .ctx("waiter release")?;
     holder.finish()?;
     prober.finish()?;
     waiter.finish()
@@ -196,8 +332,15 @@ fn opposite_orders() -> TestResult {
             w.start(move || -> TestResult {
                 for n in 0..iterations {
                     let list = if i % 2 == 0 { [&*a, &*b] } else { [&*b, &*a] };
-                    expect_wait(namedmutex::wait_all(&list, Some(watchdog())), WaitStatus::Acquired, &format!("worker {i} iteration {n}"))?;
-                    ensure!(inside.fetch_add(1, Ordering::SeqCst) == 0, "two owners of both at once");
+                    expect_wait(
+                        namedmutex::wait_all(&list, Some(watchdog())),
+                        WaitStatus::Acquired,
+                        &format!("worker {i} iteration {n}"),
+                    )?;
+                    ensure!(
+                        inside.fetch_add(1, Ordering::SeqCst) == 0,
+                        "two owners of both at once"
+                    );
                     inside.fetch_sub(1, Ordering::SeqCst);
                     a.release().ctx("a")?;
                     b.release().ctx("b")?;
@@ -220,11 +363,19 @@ fn any_owner_killed() -> TestResult {
     let name_b = unique("any-kill-b");
     let mut owner = ChildProc::spawn("owner")?;
     let (hb, _) = owner.create(&name_b, true)?;
-    ensure_eq!(owner.ok_num(&format!("lock-depth {hb} 2"))?, 0, "owner at depth 3");
+    ensure_eq!(
+        owner.ok_num(&format!("lock-depth {hb} 2"))?,
+        0,
+        "owner at depth 3"
+    );
     let b = Arc::new(NamedMutex::open(&name_b).ctx("open b")?);
     let holder = Actor::new("holder");
     let ha = a.clone();
-    expect_wait(holder.run(move || ha.wait(Some(Duration::ZERO)))?, WaitStatus::Acquired, "holder takes a")?;
+    expect_wait(
+        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        "holder takes a",
+    )?;
     let waiter = Actor::new("waiter");
     let (wa, wb) = (a.clone(), b.clone());
     let pending = waiter.start(move || namedmutex::wait_any(&[&wa, &wb], long_wait()));
@@ -232,7 +383,10 @@ fn any_owner_killed() -> TestResult {
     let killed = Instant::now();
     owner.kill()?;
     let got = pending.get()?.ctx("wait_any")?;
-    note(format!("wait_any answered {:?} after the kill", killed.elapsed()));
+    note(format!(
+        "wait_any answered {:?} after the kill",
+        killed.elapsed()
+    ));
     ensure_eq!(got, WaitAny::Abandoned(1), "the killed owner's mutex");
     ensure_eq!(got.code(), 0x81, "code");
     let wb = b.clone();
@@ -255,7 +409,10 @@ fn mixed_waiters() -> TestResult {
             let (a, b, inside_a) = (a.clone(), b.clone(), inside_a.clone());
             w.start(move || -> TestResult {
                 let enter = |what: &str| -> TestResult {
-                    ensure!(inside_a.fetch_add(1, Ordering::SeqCst) == 0, "two owners of a ({what})");
+                    ensure!(
+                        inside_a.fetch_add(1, Ordering::SeqCst) == 0,
+                        "two owners of a ({what})"
+                    );
                     inside_a.fetch_sub(1, Ordering::SeqCst);
                     Ok(())
                 };
@@ -268,13 +425,18 @@ fn mixed_waiters() -> TestResult {
                             a.release().ctx("a")?;
                         }
                         2 | 3 => {
-                            expect_wait(namedmutex::wait_all(&[&a, &b], Some(watchdog())), WaitStatus::Acquired, &what)?;
+                            expect_wait(
+                                namedmutex::wait_all(&[&a, &b], Some(watchdog())),
+                                WaitStatus::Acquired,
+                                &what,
+                            )?;
                             enter(&what)?;
                             b.release().ctx("b")?;
                             a.release().ctx("a")?;
                         }
                         _ => {
-                            let got = namedmutex::wait_any(&[&a, &b], Some(watchdog())).ctx(&what)?;
+                            let got =
+                                namedmutex::wait_any(&[&a, &b], Some(watchdog())).ctx(&what)?;
                             match got {
                                 WaitAny::Acquired(0) => {
                                     enter(&what)?;
@@ -301,8 +463,21 @@ fn mixed_waiters() -> TestResult {
 
 fn needs_synchronize() -> TestResult {
     let (a, b) = pair("sync")?;
-    let query_only = MutexOptions::new().access(Access::from_bits(1)).open(b.name().unwrap()).ctx("open")?;
-    expect_err(namedmutex::wait_any(&[&a, &query_only], Some(Duration::ZERO)), ErrorKind::AccessDenied, 5, "wait_any")?;
-    expect_err(namedmutex::wait_all(&[&a, &query_only], Some(Duration::ZERO)), ErrorKind::AccessDenied, 5, "wait_all")?;
+    let query_only = MutexOptions::new()
+        .access(Access::from_bits(1))
+        .open(b.name().unwrap())
+        .ctx("open")?;
+    expect_err(
+        namedmutex::wait_any(&[&a, &query_only], Some(Duration::ZERO)),
+        ErrorKind::AccessDenied,
+        5,
+        "wait_any",
+    )?;
+    expect_err(
+        namedmutex::wait_all(&[&a, &query_only], Some(Duration::ZERO)),
+        ErrorKind::AccessDenied,
+        5,
+        "wait_all",
+    )?;
     expect_err(a.release(), ErrorKind::NotOwner, 288, "nothing acquired")
 }

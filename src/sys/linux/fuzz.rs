@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 #[doc(hidden)]
 pub fn __fuzz_validate_object(bytes: &[u8]) -> Result<()> {
     let io = |e: rustix::io::Errno| Error::io(ErrorKind::Io, "fuzz memfd", e.into());
-    let fd = rustix::fs::memfd_create("namedmutex-fuzz", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(io)?;
+    let fd =
+        rustix::fs::memfd_create("namedmutex-fuzz", rustix::fs::MemfdFlags::CLOEXEC).map_err(io)?;
     let mut written = 0;
     while written < bytes.len() {
         written += rustix::io::write(&fd, &bytes[written..]).map_err(io)?;
@@ -45,6 +45,11 @@ pub fn __fuzz_validate_object(bytes: &[u8]) -> Result<()> {
     for i in 0..=MAX_USERS {
         let _ = page.user(i);
     }
-    let _ = (page.creator(), page.root_ident(), page.count(), page.sleepers());
+    let _ = (
+        page.creator(),
+        page.root_ident(),
+        page.count(),
+        page.sleepers(),
+    );
     page.user_index(12345).map(|_| ())
 }

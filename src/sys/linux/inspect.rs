@@ -88,10 +88,16 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
     };
     let word = page.lock_word().load(Ordering::Acquire);
     let owner = (!layout::lock::is_free(word)).then(|| owner_info(root, &page, word));
-    let stale = rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
-    if stale {
-        let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
-    }
+    // `/proc/locks` shows locks without taking one; it hides those of processes in other
+    // PID namespaces, so "none listed" is confirmed by a probe. (An exclusive lock held for
+    // an instant can make a concurrent last close leave the file for the next open.)
+    let stale = !flock_held((st.st_dev, st.st_ino)).unwrap_or(false) && {
+        let free = rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
+        if free {
+            let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
+        }
+        free
+    };
     let (creator_uid, creator_pid, created_ns) = page.creator();
     let (ab_pid, ab_tid) = page.last_abandoner();
     let ab = (
@@ -143,4 +149,22 @@ fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
 
 fn time(ns: u64) -> Option<SystemTime> {
     (ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(ns))
+}
+
+/// Whether any process holds a `flock` on the file `(dev, ino)`, from `/proc/locks`, which
+/// lets us look without locking (and so without disturbing a concurrent close).
+/// `None` if the table cannot be read.
+fn flock_held((dev, ino): (u64, u64)) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    Some(table.lines().any(|line| {
+        let mut fields = line
+            .split_whitespace()
+            .skip_while(|f| f.ends_with(':') || *f == "->");
+        fields.next() == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
+    }))
 }

@@ -273,6 +273,7 @@ pub(super) fn give_up(obj: &Object) {
 
 /// Notes who abandoned the mutex (diagnostics; never used to decide anything).
 fn record_abandonment(obj: &Object, dead: u64) {
+    obj.saw_death();
     let page = &obj.page;
     page.abandon_count().fetch_add(1, Ordering::Relaxed);
     let who = page

@@ -21,9 +21,9 @@ mod fault;
 mod file_name;
 mod files;
 mod fork;
+mod futex;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
-mod futex;
 pub(crate) mod inspect;
 mod layout;
 mod lifeline;

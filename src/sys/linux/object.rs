@@ -20,11 +20,11 @@ use super::thread;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{Name, Namespace};
 use crate::security::Security;
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, FlockOperation, OFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,9 @@ pub(super) struct Object {
     place: Option<Place>,
     /// The process whose open file description `fd` is (after `fork` the child must not
     /// use the parent's to decide the object's fate; see `fork.rs`).
-    ofd_pid: AtomicU32,
+    ofd_pid: u32,
+    /// See [`Object::saw_death`].
+    saw_death: AtomicBool,
     id: u64,
 }
 
@@ -87,18 +89,15 @@ impl Object {
         thread::existing_token_part(self.root.registry).map(|part| part | self.user_bits)
     }
 
-    /// The object's file descriptor (for `fork.rs` and inheritance).
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// Notes that this process took the object from a dead owner: its close then allows
+    /// for the dead process's file lock, which the kernel drops only after it has reported
+    /// the death (robust futexes are processed before a dying process's files are closed).
+    pub(super) fn saw_death(&self) {
+        self.saw_death.store(true, Ordering::Relaxed);
     }
 
     pub(super) fn is_named(&self) -> bool {
         self.place.is_some()
-    }
-
-    /// Marks `fd` as this process's own description (the child side of `fork`).
-    pub(super) fn set_ofd_owner(&self, pid: u32) {
-        self.ofd_pid.store(pid, Ordering::Relaxed);
     }
 
     /// A new open file description of the object, holding a shared lock when named: for an
@@ -426,30 +425,18 @@ fn insert(
         root: root.clone(),
         user_bits: (user as u64) << layout::lock::USER_SHIFT,
         place,
-        ofd_pid: AtomicU32::new(this_pid()),
+        ofd_pid: this_pid(),
+        saw_death: AtomicBool::new(false),
         id,
     });
     table.insert(key, (id, Arc::downgrade(&obj)));
     obj
 }
 
-/// Live named objects of this process (for `fork.rs`).
-pub(super) fn live_named() -> Vec<Arc<Object>> {
-    with_table(|table| {
-        table
-            .values()
-            .filter_map(|(_, w)| w.upgrade())
-            .filter(|o| o.is_named())
-            .collect()
-    })
-}
-
 impl Drop for Object {
     fn drop(&mut self) {
         if let Some(place) = &self.place {
-            if self.ofd_pid.load(Ordering::Relaxed) == this_pid()
-                && flock(&self.fd, FlockOperation::NonBlockingLockExclusive).unwrap_or(false)
-            {
+            if self.ofd_pid == this_pid() && self.last_anywhere() {
                 super::fault::point("close.after_lock");
                 // The last handle anywhere: the object ends, and its name with it.
                 self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
@@ -464,6 +451,32 @@ impl Drop for Object {
         });
     }
 }
+
+impl Object {
+    /// Takes the exclusive lock that proves no other process has the object open.
+    fn last_anywhere(&self) -> bool {
+        let exclusive =
+            || flock(&self.fd, FlockOperation::NonBlockingLockExclusive).unwrap_or(false);
+        if exclusive() {
+            return true;
+        }
+        if !self.saw_death.load(Ordering::Relaxed) {
+            return false;
+        }
+        // A process we saw die may still be closing its files: give it a moment.
+        let deadline = Instant::now() + DYING_GRACE;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+            if exclusive() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// How long a close waits for a process that died owning the object to release its lock.
+const DYING_GRACE: Duration = Duration::from_millis(100);
 
 /// Removes `place` if it still names the inode `key`. False when it cannot be removed.
 fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {

@@ -1,0 +1,626 @@
+//! `namedmutex`: named mutexes for shells, scripts, cron and CI.
+//!
+//! A thin client of the `namedmutex` library: `run` a command under a lock (a better
+//! `flock(1)`: names instead of paths, timeouts, honest reports when a holder died), `hold`
+//! and `wait` for scripts, and `list` and `info` to see who holds what. See cli/README.md.
+
+/// The examples at the end of `namedmutex --help`.
+macro_rules! main_examples {
+    () => {
+        "Examples:
+  namedmutex run nightly -- ./backup.sh              one backup at a time
+  namedmutex run -t 0 deploy -- ./deploy.sh          give up at once if one is running
+  namedmutex run -t 10m -E 0 cron-job -- ./job.sh    wait up to 10 min, then skip quietly
+  namedmutex list                                    who holds what
+  namedmutex info deploy && echo free                exit status: free/held/absent
+  namedmutex completions bash > ~/.local/share/bash-completion/completions/namedmutex
+"
+    };
+}
+
+/// The exit-status table (kept in step with the constants in `exit` and cli/README.md).
+macro_rules! exit_table {
+    () => {
+        "Exit status:
+  0        success (run: the command's own status passes through)
+  1        info: held by a live owner          2  info: no such mutex
+  3        info: abandoned (owner died; the next acquirer is told)
+  64       usage error: bad option, argument or duration
+  65       bad mutex name (Local\\, Global\\a\\b, too long, empty)
+  69       not supported on this platform
+  70       other error (I/O, corrupt or incompatible object, ...)
+  75       timed out waiting for the lock (change with --conflict-exit-code)
+  77       permission denied
+  79       the previous holder died holding the lock (run/hold --on-abandoned fail; wait)
+  126/127  run: the command cannot be executed / was not found
+  128+N    run: the command was killed by signal N; run/hold/wait: ended by signal N"
+    };
+}
+
+mod acquire;
+mod duration;
+mod exit;
+mod report;
+mod signals;
+
+use acquire::{Acquire, Outcome, abandoned_message, timeout_message};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use exit::Failure;
+use namedmutex::{MutexOptions, NamedMutex, Namespace, Security};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const ABOUT: &str = "Named mutexes for shells, scripts, cron and CI: a better flock(1)";
+
+const LONG_ABOUT: &str = "\
+Named mutexes for shells, scripts, cron and CI: a better flock(1).
+
+A mutex is known by its name, not by a file: `build` (or `Local\\build`) is private to your
+user, `Global\\build` is shared by every user of the machine. A mutex exists while some
+process has it open and disappears with the last one. It has one holder at a time;
+when the owner dies without releasing it (even by SIGKILL), the next process to take it is
+told: the lock is \"abandoned\" and whatever it protects may be half-done.
+
+Objects live under $NAMEDMUTEX_ROOT (default /dev/shm); processes share mutexes only when
+they use the same root.";
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "namedmutex",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = concat!(main_examples!(), "\n", exit_table!()),
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// The directory that holds the mutexes (default: $NAMEDMUTEX_ROOT, else /dev/shm).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a command while holding the lock; its exit status passes through.
+    #[command(after_help = RUN_AFTER)]
+    Run(RunArgs),
+    /// Take the lock and keep it until stdin closes or a signal arrives.
+    #[command(after_help = HOLD_AFTER)]
+    Hold(HoldArgs),
+    /// Wait until the lock can be taken, then release it at once.
+    #[command(after_help = WAIT_AFTER)]
+    Wait(WaitArgs),
+    /// List the mutexes of a namespace: state, owner, count, waiters, handles.
+    #[command(visible_alias = "ls", after_help = LIST_AFTER)]
+    List(ListArgs),
+    /// Show one mutex; the exit status says free (0), held (1), absent (2), abandoned (3).
+    #[command(after_help = INFO_AFTER)]
+    Info(InfoArgs),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_AFTER)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+const RUN_AFTER: &str = "\
+Examples:
+  namedmutex run backup -- rsync -a /src /dst
+      Runs rsync under the lock `backup`, waiting as long as it takes.
+  namedmutex run --timeout 30s 'Global\\apt' -- apt-get update
+      A lock shared by all users; exit 75 if it is still held after 30 s.
+  namedmutex run -t 0 -E 0 -q cron-sync -- ./sync.sh
+      From cron: if the previous run is still going, skip silently (status 0).
+  namedmutex run --on-abandoned fail db-migrate -- ./migrate.sh
+      If a previous migration died holding the lock, report it and exit 79.
+
+The command's exit status passes through (128+N if signal N killed it). SIGINT, SIGTERM,
+SIGHUP and SIGQUIT sent to namedmutex are forwarded to the command; the lock is released
+when the command ends. Waiting on a terminal shows who holds the lock and for how long.
+Exit status when nothing ran: 75 timeout (see -E), 79 abandoned with --on-abandoned fail,
+126/127 command not executable/not found, 64/65/70/77 errors (see namedmutex --help).";
+
+const HOLD_AFTER: &str = "\
+Examples:
+  coproc LOCK { namedmutex hold deploy; }
+  read -r _ <&\"${LOCK[0]}\"            # waits for the line \"held deploy\"
+  ./step1 && ./step2
+  kill \"$LOCK_PID\"                     # or close the coprocess's stdin
+
+  namedmutex hold --ignore-stdin deploy > held.txt &
+  # ... wait until held.txt says \"held deploy\", work, then: kill $!
+
+Prints `held NAME` on stdout once the lock is taken. Releases and exits 0 when stdin reaches
+end of file, or 128+N when signal N (INT, TERM, HUP, QUIT) arrives. Background jobs of
+non-interactive shells get stdin from /dev/null and would release at once: use
+--ignore-stdin there. Exit 75 on timeout (see -E), 79 if the previous holder died and
+--on-abandoned fail was given.";
+
+const WAIT_AFTER: &str = "\
+Examples:
+  namedmutex wait --timeout 5m nightly && echo \"the nightly run is over\"
+  namedmutex wait -t 0 deploy || echo \"a deploy is running\"
+
+Exit status: 0 the lock was free (or became free), 75 timeout (see -E), 79 the holder died
+holding it (the lock is then taken over, reported once, and released: the next acquirer
+sees an ordinary lock).";
+
+const LIST_AFTER: &str = "\
+Examples:
+  namedmutex list
+  namedmutex list --global --json | jq '.[] | select(.state == \"held\") | .owner.pid'
+
+STATE is free, held or abandoned (the owner died; the next acquirer is told), plus `stale`
+when no process has it open any more (the next open removes it). HELD is how long the
+owner has held it, when recorded (locks taken without waiting are not timed). COMMAND is
+the owner's command line when it runs in this PID namespace and is readable.";
+
+const INFO_AFTER: &str = "\
+Examples:
+  namedmutex info deploy
+  namedmutex info --json 'Global\\apt' | jq .owner.pid
+  if namedmutex info -q deploy; then echo free; fi
+
+Exit status: 0 free, 1 held, 2 no such mutex, 3 abandoned (the owner died holding it),
+64/65/70/77 errors (see namedmutex --help). With --json an absent mutex prints `null`.";
+
+const COMPLETIONS_AFTER: &str = "\
+Examples:
+  namedmutex completions bash > ~/.local/share/bash-completion/completions/namedmutex
+  namedmutex completions zsh > \"${fpath[1]}/_namedmutex\"
+  namedmutex completions fish > ~/.config/fish/completions/namedmutex.fish";
+
+/// What to do when the previous holder died holding the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnAbandoned {
+    /// Report it on stderr and go on (the default).
+    Proceed,
+    /// Report it, release the lock and exit 79.
+    Fail,
+}
+
+/// The options every acquiring command shares.
+#[derive(Args, Debug)]
+struct LockArgs {
+    /// The mutex: `NAME` or `Local\NAME` (yours), `Global\NAME` (every user's).
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Give up after DUR: 500ms, 10s, 2m, 1h, 1m30s, plain seconds; 0 tries once.
+    /// Default: wait as long as it takes.
+    #[arg(short = 't', long, visible_short_alias = 'w', value_name = "DUR", value_parser = duration::parse)]
+    timeout: Option<Duration>,
+    /// Use the machine-wide namespace: NAME means Global\NAME.
+    #[arg(short = 'g', long)]
+    global: bool,
+    /// Let every user open a Global\ mutex this command creates (default: only you).
+    #[arg(long)]
+    everyone: bool,
+    /// The exit status on timeout (default 75).
+    #[arg(short = 'E', long, value_name = "N", default_value_t = exit::TIMEOUT)]
+    conflict_exit_code: u8,
+    /// No status line while waiting and no message on timeout (errors and abandonment
+    /// reports are still printed).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    lock: LockArgs,
+    /// What to do if the previous holder died holding the lock.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnAbandoned::Proceed)]
+    on_abandoned: OnAbandoned,
+    /// The command and its arguments (after `--` when they start with `-`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+struct HoldArgs {
+    #[command(flatten)]
+    lock: LockArgs,
+    /// What to do if the previous holder died holding the lock.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnAbandoned::Proceed)]
+    on_abandoned: OnAbandoned,
+    /// Do not watch stdin: hold until a signal arrives.
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+struct WaitArgs {
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// List the machine-wide namespace (Global\) instead of yours.
+    #[arg(short = 'g', long, conflicts_with = "all")]
+    global: bool,
+    /// List both namespaces.
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Print a JSON array (fields in cli/README.md).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// The mutex: `NAME` or `Local\NAME` (yours), `Global\NAME` (every user's).
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Use the machine-wide namespace: NAME means Global\NAME.
+    #[arg(short = 'g', long)]
+    global: bool,
+    /// Print a JSON object (`null` when absent).
+    #[arg(long)]
+    json: bool,
+    /// Print nothing; only the exit status tells.
+    #[arg(short = 'q', long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(e)),
+    };
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.code
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Prints a clap error (help and version are not errors) and gives the exit status.
+fn usage_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind as K;
+    match e.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            let _ = e.print();
+            exit::OK
+        }
+        K::ValueValidation | K::InvalidValue | K::UnknownArgument | K::InvalidSubcommand => {
+            // One line: what was wrong and with which input.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("namedmutex: {first} (see --help)");
+            exit::USAGE
+        }
+        _ => {
+            let _ = e.print();
+            exit::USAGE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let opts = options(cli.root.as_deref())?;
+    match cli.command {
+        Command::Run(args) => run(&opts, args),
+        Command::Hold(args) => hold(&opts, args),
+        Command::Wait(args) => wait(&opts, args),
+        Command::List(args) => list(&opts, args),
+        Command::Info(args) => info(&opts, args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "namedmutex", &mut script);
+            print_out(&String::from_utf8_lossy(&script));
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn options(root: Option<&std::path::Path>) -> Result<MutexOptions, Failure> {
+    let opts = MutexOptions::new();
+    match root {
+        None => Ok(opts),
+        #[cfg(unix)]
+        Some(dir) => Ok(opts.root(dir)),
+        #[cfg(not(unix))]
+        Some(_) => Err(Failure::new(
+            "--root",
+            "not available on this platform",
+            exit::USAGE,
+        )),
+    }
+}
+
+/// The full name for `name` and `--global`, checked against the name grammar.
+fn full_name(name: &str, global: bool) -> Result<String, Failure> {
+    if name.is_empty() {
+        return Err(Failure::new(
+            "\"\"",
+            "invalid name: a name is required",
+            exit::BAD_NAME,
+        ));
+    }
+    let full = if !global || name.starts_with("Global\\") {
+        name.to_owned()
+    } else if name.starts_with("Local\\") {
+        return Err(Failure::new(
+            name,
+            "--global contradicts the Local\\ prefix",
+            exit::USAGE,
+        ));
+    } else {
+        format!("Global\\{name}")
+    };
+    namedmutex::Name::parse(&full).map_err(|e| Failure::from_lib(&full, &e))?;
+    Ok(full)
+}
+
+/// Opens (creating if needed) the mutex for an acquiring command.
+fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Failure> {
+    let name = full_name(&lock.name, lock.global)?;
+    let opts = if lock.everyone {
+        opts.clone().security(Security::Everyone)
+    } else {
+        opts.clone()
+    };
+    let (mutex, _existed) = opts
+        .create(&name)
+        .map_err(|e| Failure::from_lib(&name, &e))?;
+    Ok((name, mutex))
+}
+
+/// The result of the acquisition phase shared by `run`, `hold` and `wait`.
+enum Taken {
+    /// Owned; `Some` if the previous owner died holding it.
+    Yes(Option<report::Holder>),
+    /// Not owned: exit with this status.
+    No(u8),
+}
+
+fn take(
+    opts: &MutexOptions,
+    lock: &LockArgs,
+    name: &str,
+    mutex: &NamedMutex,
+) -> Result<Taken, Failure> {
+    let outcome = Acquire {
+        mutex,
+        name,
+        opts,
+        timeout: lock.timeout,
+        status_line: !lock.quiet,
+    }
+    .run()?;
+    Ok(match outcome {
+        Outcome::Acquired(dead) => Taken::Yes(dead),
+        Outcome::Interrupted(sig) => Taken::No(signal_status(sig)),
+        Outcome::TimedOut(holder) => {
+            if !lock.quiet {
+                eprintln!(
+                    "{}",
+                    Failure::new(
+                        name,
+                        timeout_message(lock.timeout, holder.as_ref()),
+                        lock.conflict_exit_code
+                    )
+                );
+            }
+            Taken::No(lock.conflict_exit_code)
+        }
+    })
+}
+
+fn signal_status(sig: i32) -> u8 {
+    (128 + sig).clamp(0, 255) as u8
+}
+
+fn release(name: &str, mutex: &NamedMutex) -> Result<(), Failure> {
+    mutex.release().map_err(|e| Failure::from_lib(name, &e))
+}
+
+/// Reports an abandoned lock; `Err` with status 79 (after releasing) if asked to fail.
+fn on_abandoned(
+    name: &str,
+    mutex: &NamedMutex,
+    dead: Option<report::Holder>,
+    policy: OnAbandoned,
+    what: &str,
+) -> Result<(), Failure> {
+    let Some(dead) = dead else { return Ok(()) };
+    let message = abandoned_message(&dead);
+    match policy {
+        OnAbandoned::Proceed => {
+            eprintln!("namedmutex: {name}: warning: {message}; {what} anyway");
+            Ok(())
+        }
+        OnAbandoned::Fail => {
+            release(name, mutex)?;
+            Err(Failure::new(
+                name,
+                format!("{message}; giving up (--on-abandoned fail)"),
+                exit::ABANDONED,
+            ))
+        }
+    }
+}
+
+fn run(opts: &MutexOptions, args: RunArgs) -> Result<u8, Failure> {
+    signals::install();
+    let (name, mutex) = open(opts, &args.lock)?;
+    let dead = match take(opts, &args.lock, &name, &mutex)? {
+        Taken::Yes(dead) => dead,
+        Taken::No(code) => return Ok(code),
+    };
+    on_abandoned(
+        &name,
+        &mutex,
+        dead,
+        args.on_abandoned,
+        "running the command",
+    )?;
+    if let Some(sig) = signals::take_pending() {
+        release(&name, &mutex)?;
+        return Ok(signal_status(sig));
+    }
+    let program = &args.command[0];
+    let spawned = std::process::Command::new(program)
+        .args(&args.command[1..])
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            release(&name, &mutex)?;
+            let shown = program.to_string_lossy();
+            return Err(if e.kind() == std::io::ErrorKind::NotFound {
+                Failure::new(shown, "command not found", exit::COMMAND_NOT_FOUND)
+            } else {
+                Failure::new(shown, format!("cannot execute: {e}"), exit::CANNOT_EXECUTE)
+            });
+        }
+    };
+    signals::forward_to(child.id());
+    let status = child.wait();
+    signals::stop_forwarding();
+    release(&name, &mutex)?;
+    let status = status.map_err(|e| {
+        Failure::new(
+            program.to_string_lossy(),
+            format!("cannot wait for the command: {e}"),
+            exit::SOFTWARE,
+        )
+    })?;
+    Ok(exit_status_code(status))
+}
+
+#[cfg(unix)]
+fn exit_status_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => signal_status(sig),
+        (None, None) => exit::SOFTWARE,
+    }
+}
+
+#[cfg(not(unix))]
+fn exit_status_code(status: std::process::ExitStatus) -> u8 {
+    status.code().map_or(exit::SOFTWARE, |c| c as u8)
+}
+
+fn hold(opts: &MutexOptions, args: HoldArgs) -> Result<u8, Failure> {
+    signals::install();
+    let (name, mutex) = open(opts, &args.lock)?;
+    let dead = match take(opts, &args.lock, &name, &mutex)? {
+        Taken::Yes(dead) => dead,
+        Taken::No(code) => return Ok(code),
+    };
+    on_abandoned(&name, &mutex, dead, args.on_abandoned, "holding it")?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "held {name}");
+        let _ = out.flush();
+    }
+    let end = signals::wait_for_stdin_or_signal(!args.ignore_stdin);
+    release(&name, &mutex)?;
+    Ok(match end {
+        signals::HoldEnd::StdinClosed => exit::OK,
+        signals::HoldEnd::Signal(sig) => signal_status(sig),
+    })
+}
+
+fn wait(opts: &MutexOptions, args: WaitArgs) -> Result<u8, Failure> {
+    signals::install();
+    let (name, mutex) = open(opts, &args.lock)?;
+    let dead = match take(opts, &args.lock, &name, &mutex)? {
+        Taken::Yes(dead) => dead,
+        Taken::No(code) => return Ok(code),
+    };
+    release(&name, &mutex)?;
+    match dead {
+        None => Ok(exit::OK),
+        Some(dead) => Err(Failure::new(
+            name,
+            abandoned_message(&dead),
+            exit::ABANDONED,
+        )),
+    }
+}
+
+fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
+    let namespaces: &[Namespace] = if args.all {
+        &[Namespace::Local, Namespace::Global]
+    } else if args.global {
+        &[Namespace::Global]
+    } else {
+        &[Namespace::Local]
+    };
+    let mut all = Vec::new();
+    for ns in namespaces {
+        let found = opts.list(*ns).map_err(|e| {
+            let subject = match ns {
+                Namespace::Global => "Global\\",
+                Namespace::Local => "Local\\",
+            };
+            Failure::from_lib_other(subject, &e)
+        })?;
+        all.extend(found);
+    }
+    let text = if args.json {
+        let json: Vec<_> = all.iter().map(report::JsonInfo::new).collect();
+        serde_json::to_string_pretty(&json).expect("serializable") + "\n"
+    } else {
+        report::table(&all)
+    };
+    print_out(&text);
+    Ok(exit::OK)
+}
+
+fn info(opts: &MutexOptions, args: InfoArgs) -> Result<u8, Failure> {
+    let name = full_name(&args.name, args.global)?;
+    let found = opts.info(&name).map_err(|e| Failure::from_lib(&name, &e))?;
+    let code = match &found {
+        None => exit::INFO_ABSENT,
+        Some(i) => match report::State::of(i) {
+            report::State::Free => exit::OK,
+            report::State::Held => exit::INFO_HELD,
+            report::State::Abandoned => exit::INFO_ABANDONED,
+        },
+    };
+    if args.quiet {
+        return Ok(code);
+    }
+    let text = match (&found, args.json) {
+        (Some(i), true) => {
+            serde_json::to_string_pretty(&report::JsonInfo::new(i)).expect("serializable") + "\n"
+        }
+        (None, true) => "null\n".to_owned(),
+        (Some(i), false) => report::block(i),
+        (None, false) => format!("{:<15}{name}\n{:<15}absent\n", "name:", "state:"),
+    };
+    print_out(&text);
+    Ok(code)
+}
+
+/// Writes to stdout, ignoring a closed pipe (`namedmutex list | head -1`).
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}

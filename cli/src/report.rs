@@ -1,0 +1,383 @@
+//! Presenting `MutexInfo` snapshots: the table of `list`, the block of `info`, their JSON
+//! form, and the description of a holder used in status lines and abandonment reports.
+
+use crate::duration::human;
+use namedmutex::{MutexInfo, Namespace, OwnerInfo};
+use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The state of a mutex, as `info`'s exit status and the `state` field report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Nobody owns it.
+    Free,
+    /// A live thread owns it.
+    Held,
+    /// Its owner ended while owning it; the next acquirer gets `WAIT_ABANDONED`.
+    Abandoned,
+}
+
+impl State {
+    /// The state of `info`.
+    pub fn of(info: &MutexInfo) -> State {
+        match &info.owner {
+            None => State::Free,
+            Some(o) if o.alive => State::Held,
+            Some(_) => State::Abandoned,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Free => "free",
+            State::Held => "held",
+            State::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// The command line of process `pid` from `/proc/<pid>/cmdline`, joined with spaces;
+/// `None` when unreadable or empty (kernel threads, zombies, other platforms).
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (!args.is_empty()).then_some(args)
+}
+
+/// The command line of the owner, when it runs in our PID namespace and is alive.
+pub fn owner_cmdline(owner: &OwnerInfo) -> Option<Vec<String>> {
+    if owner.same_pid_namespace && owner.alive {
+        owner.pid.and_then(cmdline)
+    } else {
+        None
+    }
+}
+
+/// `SystemTime` as RFC 3339 in UTC with milliseconds: `2024-05-01T12:00:03.250Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn age(t: SystemTime) -> Option<Duration> {
+    SystemTime::now().duration_since(t).ok()
+}
+
+/// A shell-like rendering of an argument vector (arguments with spaces or quotes are quoted).
+pub fn join_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Who holds (or held) a mutex, as remembered across snapshots while waiting.
+#[derive(Clone, Debug, Default)]
+pub struct Holder {
+    /// Process id, if recorded.
+    pub pid: Option<u32>,
+    /// Thread id, if recorded.
+    pub tid: Option<u32>,
+    /// Its command line, read while it was alive.
+    pub cmdline: Option<Vec<String>>,
+    /// When it acquired, if recorded.
+    pub acquired: Option<SystemTime>,
+    /// When this process first saw it as the owner (a lower bound of how long it held).
+    pub first_seen: Option<SystemTime>,
+    /// Whether it was alive at the last look.
+    pub alive: bool,
+}
+
+impl Holder {
+    /// The holder recorded in `owner`, keeping what `previous` knew of the same thread.
+    pub fn update(previous: Option<Holder>, owner: &OwnerInfo) -> Holder {
+        let same = previous
+            .as_ref()
+            .is_some_and(|p| p.pid == owner.pid && p.tid == owner.tid);
+        let previous = previous.filter(|_| same).unwrap_or_default();
+        Holder {
+            pid: owner.pid,
+            tid: owner.tid,
+            cmdline: owner_cmdline(owner).or(previous.cmdline),
+            acquired: owner.acquired.or(previous.acquired),
+            first_seen: previous.first_seen.or_else(|| Some(SystemTime::now())),
+            alive: owner.alive,
+        }
+    }
+
+    /// `pid 1234, thread 1235 (make -j8)`.
+    pub fn describe(&self) -> String {
+        let mut s = self.who();
+        if let Some(cmd) = self.command() {
+            s.push_str(&format!(" ({cmd})"));
+        }
+        s
+    }
+
+    /// The command line, shell-quoted, if known.
+    pub fn command(&self) -> Option<String> {
+        self.cmdline.as_deref().map(join_args)
+    }
+
+    /// `pid 1234, thread 1235`.
+    pub fn who(&self) -> String {
+        match (self.pid, self.tid) {
+            (Some(p), Some(t)) if p == t => format!("pid {p}"),
+            (Some(p), Some(t)) => format!("pid {p}, thread {t}"),
+            (Some(p), None) => format!("pid {p}"),
+            (None, Some(t)) => format!("thread {t} of an unknown process"),
+            (None, None) => "an unknown process".to_owned(),
+        }
+    }
+
+    /// How long it has held: `for 12s` from the recorded time, or `for at least 3.1s`
+    /// from when we first saw it; empty when unknown.
+    pub fn held_for(&self) -> String {
+        if let Some(d) = self.acquired.and_then(age) {
+            format!(" for {}", human(d))
+        } else if let Some(d) = self.first_seen.and_then(age).filter(|d| d.as_secs() >= 1) {
+            format!(" for at least {}", human(d))
+        } else {
+            String::new()
+        }
+    }
+
+    /// `acquired 2024-05-01T12:00:03.250Z` when known.
+    pub fn since(&self) -> Option<String> {
+        self.acquired.map(|t| format!("acquired {}", rfc3339(t)))
+    }
+}
+
+/// The JSON form of an owner.
+#[derive(Serialize)]
+pub struct JsonOwner {
+    pid: Option<u32>,
+    tid: Option<u32>,
+    uid: Option<u32>,
+    same_pid_namespace: bool,
+    alive: bool,
+    acquired: Option<String>,
+    held_for_secs: Option<f64>,
+    cmdline: Option<Vec<String>>,
+}
+
+/// The pid and thread of the last owner that died holding the mutex.
+#[derive(Serialize)]
+pub struct JsonAbandoner {
+    pid: u32,
+    tid: u32,
+}
+
+/// The JSON form of a snapshot (documented in cli/README.md).
+#[derive(Serialize)]
+pub struct JsonInfo {
+    name: String,
+    namespace: &'static str,
+    state: State,
+    owner: Option<JsonOwner>,
+    count: u32,
+    waiters: u32,
+    handles: u32,
+    abandoned: bool,
+    stale: bool,
+    creator_uid: u32,
+    creator_pid: u32,
+    created: Option<String>,
+    abandon_count: u32,
+    last_abandoner: Option<JsonAbandoner>,
+}
+
+impl JsonInfo {
+    /// The JSON form of `info`.
+    pub fn new(info: &MutexInfo) -> JsonInfo {
+        let state = State::of(info);
+        JsonInfo {
+            name: info.name.clone(),
+            namespace: match info.namespace {
+                Namespace::Global => "global",
+                Namespace::Local => "local",
+            },
+            state,
+            owner: info.owner.as_ref().map(|o| JsonOwner {
+                pid: o.pid,
+                tid: o.tid,
+                uid: o.uid,
+                same_pid_namespace: o.same_pid_namespace,
+                alive: o.alive,
+                acquired: o.acquired.map(rfc3339),
+                held_for_secs: o.acquired.and_then(age).map(|d| d.as_secs_f64()),
+                cmdline: owner_cmdline(o),
+            }),
+            count: info.count,
+            waiters: info.waiters,
+            handles: info.handles,
+            abandoned: state == State::Abandoned,
+            stale: info.stale,
+            creator_uid: info.creator_uid,
+            creator_pid: info.creator_pid,
+            created: info.created.map(rfc3339),
+            abandon_count: info.abandon_count,
+            last_abandoner: info
+                .last_abandoner
+                .map(|(pid, tid)| JsonAbandoner { pid, tid }),
+        }
+    }
+}
+
+fn state_label(info: &MutexInfo) -> String {
+    let mut s = State::of(info).as_str().to_owned();
+    if info.stale {
+        s.push_str(",stale");
+    }
+    s
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// The table printed by `list` (nothing at all when there are no mutexes).
+pub fn table(infos: &[MutexInfo]) -> String {
+    if infos.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "NAME", "STATE", "PID", "TID", "COUNT", "WAITERS", "HANDLES", "HELD", "COMMAND",
+    ];
+    let rows: Vec<[String; 9]> = infos
+        .iter()
+        .map(|i| {
+            let o = i.owner.as_ref();
+            [
+                i.name.clone(),
+                state_label(i),
+                opt(o.and_then(|o| o.pid)),
+                opt(o.and_then(|o| o.tid)),
+                i.count.to_string(),
+                i.waiters.to_string(),
+                i.handles.to_string(),
+                opt(o.and_then(|o| o.acquired).and_then(age).map(human)),
+                opt(o.and_then(owner_cmdline).map(|c| join_args(&c))),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (k, cell) in cells.iter().enumerate() {
+            if k + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  ", w = widths[k]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    out
+}
+
+/// The block printed by `info NAME`.
+pub fn block(info: &MutexInfo) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| out.push_str(&format!("{k:<15}{v}\n"));
+    field("name:", info.name.clone());
+    field("state:", state_label(info));
+    if let Some(o) = &info.owner {
+        let holder = Holder::update(None, o);
+        let mut who = holder.describe();
+        if !o.same_pid_namespace {
+            who.push_str(" [another PID namespace]");
+        }
+        if !o.alive {
+            who.push_str(" [dead]");
+        }
+        field("owner:", who);
+        if let Some(uid) = o.uid {
+            field("owner uid:", uid.to_string());
+        }
+        if let Some(t) = o.acquired {
+            field(
+                "acquired:",
+                format!("{} ({} ago)", rfc3339(t), opt(age(t).map(human))),
+            );
+        }
+    }
+    field("count:", info.count.to_string());
+    field("waiters:", info.waiters.to_string());
+    field("handles:", info.handles.to_string());
+    field(
+        "created:",
+        format!(
+            "{} by uid {} pid {}",
+            opt(info.created.map(rfc3339)),
+            info.creator_uid,
+            info.creator_pid
+        ),
+    );
+    field("abandonments:", info.abandon_count.to_string());
+    if let Some((pid, tid)) = info.last_abandoner {
+        field("last abandoner:", format!("pid {pid}, thread {tid}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn args_are_quoted_when_needed() {
+        let args = ["sh", "-c", "echo hi", "it's"].map(String::from);
+        assert_eq!(join_args(&args), r"sh -c 'echo hi' 'it'\''s'");
+    }
+}

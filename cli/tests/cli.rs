@@ -1,0 +1,783 @@
+//! Integration tests: they drive the real `namedmutex` binary, each test in a fresh
+//! namespace root (`NAMEDMUTEX_ROOT`, a new directory of mode 0755). Every wait on a child
+//! process is bounded by a watchdog that kills it and fails the test.
+
+// Listing and inspection (which these tests check) have a backend on Linux only.
+#![cfg(target_os = "linux")]
+
+use namedmutex::MutexOptions;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any child may run, or any awaited condition may take, before the test fails.
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+const BIN: &str = env!("CARGO_BIN_EXE_namedmutex");
+
+/// A fresh namespace root, removed at the end of the test.
+struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    fn new() -> Root {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "namedmutex-cli-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Root { dir }
+    }
+
+    /// The binary with this root; stdin is /dev/null unless changed.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("NAMEDMUTEX_ROOT", &self.dir)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs to completion (bounded) and collects the output.
+    fn run(&self, args: &[&str]) -> Out {
+        output(self.cmd(args))
+    }
+
+    /// Library options for this root (to inspect, or keep a handle open).
+    fn opts(&self) -> MutexOptions {
+        MutexOptions::new().root(&self.dir)
+    }
+
+    /// Starts `hold NAME` (stdin piped) and waits for its `held` line.
+    fn hold(&self, extra: &[&str], name: &str) -> Holder {
+        let mut args = vec!["hold"];
+        args.extend_from_slice(extra);
+        args.push(name);
+        let mut child = self
+            .cmd(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        let mut holder = Holder {
+            child: Some(child),
+            stdin,
+            lines,
+        };
+        let full = if extra.contains(&"--global") {
+            format!("Global\\{name}")
+        } else {
+            name.to_owned()
+        };
+        assert_eq!(holder.next_line(), format!("held {full}"));
+        holder
+    }
+
+    /// Polls the mutex until `pred` holds for its snapshot (bounded).
+    fn until(&self, name: &str, what: &str, pred: impl Fn(&namedmutex::MutexInfo) -> bool) {
+        let deadline = Instant::now() + WATCHDOG;
+        loop {
+            if let Some(info) = self.opts().info(name).unwrap() {
+                if pred(&info) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{name}: never became {what}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child's stdout as a channel of lines, read by a thread.
+fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A background `namedmutex` (hold, or a run) that is killed if the test forgets it.
+struct Holder {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Holder {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(WATCHDOG) {
+            Ok(line) => line,
+            Err(e) => {
+                self.kill();
+                panic!("no line from the child within {WATCHDOG:?}: {e}");
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain system call on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0);
+    }
+
+    /// Closes stdin and waits (bounded) for the exit.
+    fn finish(&mut self) -> ExitStatus {
+        self.stdin.take();
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the exit, stdin left as it is.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        wait_bounded(&mut child, "background namedmutex")
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Out {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {WATCHDOG:?}; killed");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn output(mut cmd: Command) -> Out {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    collect(&mut child)
+}
+
+fn collect(child: &mut Child) -> Out {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(child, "namedmutex");
+    Out {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// Starts a command in the background with piped output, to collect later.
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn absent(root: &Root, name: &str) -> bool {
+    root.opts().info(name).unwrap().is_none()
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn two_runs_contend() {
+    let root = Root::new();
+    // The first run holds the lock while its command reads stdin.
+    let mut first = root
+        .cmd(&[
+            "run",
+            "job",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read x; echo done",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first_pid = first.id();
+    let stdin = first.stdin.take();
+    let lines = lines_of(first.stdout.take().unwrap());
+    let mut first = Holder {
+        child: Some(first),
+        stdin,
+        lines,
+    };
+    assert_eq!(first.next_line(), "ready");
+
+    // The second times out with the conflict code and says who holds the lock.
+    let second = root.run(&["run", "--timeout", "200ms", "job", "--", "echo", "second"]);
+    assert_eq!(second.code(), 75, "{}", second.stderr);
+    assert_eq!(second.stdout, "");
+    assert!(
+        second.stderr.contains(&format!("pid {first_pid}")),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.starts_with("namedmutex: job: "),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stderr.lines().count(), 1, "{}", second.stderr);
+
+    // --conflict-exit-code (and -E) change it; --quiet silences the message.
+    let e = root.run(&["run", "-t", "0", "-E", "9", "-q", "job", "true"]);
+    assert_eq!((e.code(), e.stderr.as_str()), (9, ""));
+    let e = root.run(&["run", "-t", "0", "--conflict-exit-code", "0", "job", "true"]);
+    assert_eq!(e.code(), 0);
+
+    // A third waits, and gets the lock once the first ends.
+    let mut waiting = spawn(root.cmd(&["run", "-t", "20s", "job", "--", "echo", "third"]));
+    root.until("job", "waited on", |i| i.waiters >= 1);
+    let first_status = first.finish();
+    assert_eq!(first_status.code(), Some(0));
+    let third = collect(&mut waiting);
+    assert_eq!(
+        (third.code(), third.stdout.as_str()),
+        (0, "third\n"),
+        "{}",
+        third.stderr
+    );
+
+    // And then it is free for anyone.
+    let second = root.run(&["run", "--timeout", "5s", "job", "--", "echo", "second"]);
+    assert_eq!((second.code(), second.stdout.as_str()), (0, "second\n"));
+    assert!(
+        absent(&root, "job"),
+        "the last handle closed: the mutex is gone"
+    );
+}
+
+/// A holder is SIGKILLed while a `run` waits: the run is told who died.
+fn killed_holder(on_abandoned: &str) -> (Out, u32) {
+    let root = Root::new();
+    let mut holder = root.hold(&[], "db");
+    let holder_pid = holder.pid();
+    let mut run = spawn(root.cmd(&[
+        "run",
+        "--on-abandoned",
+        on_abandoned,
+        "db",
+        "--",
+        "echo",
+        "ran",
+    ]));
+    root.until("db", "waited on", |i| i.waiters >= 1);
+    holder.signal(libc::SIGKILL);
+    holder.wait_exit();
+    let out = collect(&mut run);
+    // Released and closed. The file may outlive the run as a stale object: the kernel
+    // reports the holder's death (robust futexes) before it drops the holder's file locks,
+    // so a run that ends at once can still see the dying holder's handle. The next open
+    // removes a stale object.
+    let after = root.opts().info("db").unwrap();
+    assert!(
+        after.as_ref().is_none_or(|i| i.stale && i.owner.is_none()),
+        "{after:?}"
+    );
+    (out, holder_pid)
+}
+
+#[test]
+fn killed_holder_with_on_abandoned_fail() {
+    let (out, pid) = killed_holder("fail");
+    assert_eq!(out.code(), 79, "{}", out.stderr);
+    assert_eq!(out.stdout, "", "the command must not run");
+    assert!(out.stderr.contains(&format!("pid {pid}")), "{}", out.stderr);
+    assert!(out.stderr.contains("died"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hold db"),
+        "the command line: {}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn killed_holder_with_on_abandoned_proceed() {
+    let (out, pid) = killed_holder("proceed");
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "ran\n");
+    assert!(out.stderr.contains(&format!("pid {pid}")), "{}", out.stderr);
+    assert!(out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+#[test]
+fn abandoned_mutex_seen_by_info_list_and_wait() {
+    let root = Root::new();
+    let mut holder = root.hold(&[], "res");
+    let pid = holder.pid();
+    // Keep the object alive with a handle of our own (it would vanish with its last one).
+    let _handle = root.opts().open("res").unwrap();
+    holder.signal(libc::SIGKILL);
+    holder.wait_exit();
+
+    let info = root.run(&["info", "--json", "res"]);
+    assert_eq!(info.code(), 3, "abandoned: {}", info.stdout);
+    let v = info.json();
+    assert_eq!(v["state"], "abandoned");
+    assert_eq!(v["abandoned"], true);
+    assert_eq!(v["owner"]["alive"], false);
+    assert_eq!(v["owner"]["pid"], pid);
+
+    let list = root.run(&["list", "--json"]).json();
+    let entry = &list.as_array().unwrap()[0];
+    assert_eq!(
+        (&entry["name"], &entry["abandoned"]),
+        (&"res".into(), &true.into())
+    );
+    let text = root.run(&["list"]).stdout;
+    assert!(text.contains("abandoned"), "{text}");
+
+    // `wait` takes it over, says so, and releases it.
+    let wait = root.run(&["wait", "-t", "5s", "res"]);
+    assert_eq!(wait.code(), 79, "{}", wait.stderr);
+    assert!(
+        wait.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        wait.stderr
+    );
+
+    // Reported once: now it is an ordinary free mutex that remembers the abandoner.
+    let info = root.run(&["info", "--json", "res"]);
+    assert_eq!(info.code(), 0);
+    let v = info.json();
+    assert_eq!(v["state"], "free");
+    assert_eq!(v["owner"], Value::Null);
+    assert_eq!(v["abandon_count"], 1);
+    assert_eq!(v["last_abandoner"]["pid"], pid);
+    assert_eq!(root.run(&["wait", "-t", "0", "res"]).code(), 0);
+}
+
+#[test]
+fn timeouts() {
+    let root = Root::new();
+    let _holder = root.hold(&[], "t");
+
+    let start = Instant::now();
+    let out = root.run(&["run", "-t", "300ms", "t", "true"]);
+    let took = start.elapsed();
+    assert_eq!(out.code(), 75);
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(
+        out.stderr.contains("timed out after 300ms"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("waiting for"),
+        "no status line off a terminal"
+    );
+
+    // 0 polls once; plain seconds are accepted.
+    let out = root.run(&["wait", "--timeout", "0", "t"]);
+    assert_eq!(out.code(), 75);
+    assert!(out.stderr.contains("held by pid"), "{}", out.stderr);
+    assert_eq!(root.run(&["wait", "-t", "0.1", "t"]).code(), 75);
+    assert_eq!(root.run(&["wait", "-w", "0", "-E", "3", "t"]).code(), 3);
+
+    // hold times out without printing its line.
+    let out = root.run(&["hold", "-t", "50ms", "t"]);
+    assert_eq!((out.code(), out.stdout.as_str()), (75, ""));
+
+    // A free mutex is taken at once, even with a zero timeout.
+    assert_eq!(root.run(&["wait", "-t", "0", "other"]).code(), 0);
+    assert_eq!(root.run(&["run", "-t", "0", "other", "true"]).code(), 0);
+}
+
+#[test]
+fn list_and_info_json() {
+    let root = Root::new();
+    let local = root.hold(&[], "alpha");
+    let global = root.hold(&["--global"], "beta");
+    // A free mutex: a handle kept open by this process.
+    let _free = root.opts().create("gamma").unwrap();
+
+    let list = root.run(&["list", "--json"]);
+    assert_eq!(list.code(), 0);
+    let v = list.json();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "gamma"]);
+    let alpha = &v[0];
+    assert_eq!(alpha["state"], "held");
+    assert_eq!(alpha["namespace"], "local");
+    assert_eq!(alpha["owner"]["pid"], local.pid());
+    assert_eq!(
+        alpha["owner"]["tid"],
+        local.pid(),
+        "hold acquires on its main thread"
+    );
+    assert_eq!(alpha["owner"]["alive"], true);
+    assert_eq!(alpha["owner"]["same_pid_namespace"], true);
+    assert_eq!(alpha["owner"]["cmdline"][1], "hold");
+    assert_eq!(alpha["count"], 1);
+    assert_eq!(alpha["abandoned"], false);
+    assert_eq!(alpha["stale"], false);
+    assert!(alpha["handles"].as_u64().unwrap() >= 1);
+    assert_eq!(v[1]["state"], "free");
+    assert_eq!(v[1]["owner"], Value::Null);
+
+    let g = root.run(&["list", "--global", "--json"]).json();
+    assert_eq!(g.as_array().unwrap().len(), 1);
+    assert_eq!(g[0]["name"], "Global\\beta");
+    assert_eq!(g[0]["namespace"], "global");
+    assert_eq!(g[0]["owner"]["pid"], global.pid());
+    assert_eq!(
+        root.run(&["list", "--all", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // The table names the mutex, its state and the owner's pid and command.
+    let text = root.run(&["list", "-a"]).stdout;
+    let row = text.lines().find(|l| l.starts_with("alpha")).expect(&text);
+    assert!(
+        row.contains("held") && row.contains(&local.pid().to_string()),
+        "{row}"
+    );
+    assert!(row.contains("hold alpha"), "{row}");
+    assert!(text.lines().next().unwrap().starts_with("NAME"), "{text}");
+
+    // info: one object, exit status by state.
+    let info = root.run(&["info", "--json", "alpha"]);
+    assert_eq!(info.code(), 1);
+    assert_eq!(info.json()["owner"]["pid"], local.pid());
+    let info = root.run(&["info", "--json", "--global", "beta"]);
+    assert_eq!(
+        (info.code(), info.json()["owner"]["pid"].clone()),
+        (1, global.pid().into())
+    );
+    assert_eq!(root.run(&["info", "Global\\beta"]).code(), 1);
+    let info = root.run(&["info", "--json", "gamma"]);
+    assert_eq!(
+        (info.code(), info.json()["state"].clone()),
+        (0, "free".into())
+    );
+    let info = root.run(&["info", "--json", "nothing"]);
+    assert_eq!((info.code(), info.json()), (2, Value::Null));
+    let info = root.run(&["info", "alpha"]);
+    assert!(
+        info.stdout.contains(&format!("pid {}", local.pid())),
+        "{}",
+        info.stdout
+    );
+    let quiet = root.run(&["info", "-q", "alpha"]);
+    assert_eq!((quiet.code(), quiet.stdout.as_str()), (1, ""));
+
+    // An empty namespace lists nothing.
+    let empty = Root::new();
+    assert_eq!(empty.run(&["list"]).stdout, "");
+    assert_eq!(empty.run(&["list", "--json"]).json(), Value::Array(vec![]));
+}
+
+#[test]
+fn bad_names() {
+    let root = Root::new();
+    for (args, shown) in [
+        (vec!["run", "Global\\a\\b", "--", "true"], "Global\\a\\b"),
+        (vec!["info", "Local\\"], "Local\\"),
+        (vec!["hold", "Global\\"], "Global\\"),
+        (vec!["wait", "a\\b"], "a\\b"),
+        (vec!["info", ""], "\"\""),
+    ] {
+        let out = root.run(&args);
+        assert_eq!(out.code(), 65, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with(&format!("namedmutex: {shown}: invalid name")),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
+    let long = "x".repeat(300);
+    assert_eq!(root.run(&["run", &long, "true"]).code(), 65);
+    // --global with a Local\ prefix is a contradiction on the command line.
+    assert_eq!(
+        root.run(&["run", "--global", "Local\\x", "true"]).code(),
+        64
+    );
+}
+
+#[test]
+fn bad_durations() {
+    let root = Root::new();
+    for bad in ["10x", "abc", "1..2", "-5", "5 s", ""] {
+        let arg = format!("--timeout={bad}");
+        let out = root.run(&["run", &arg, "job", "true"]);
+        assert_eq!(out.code(), 64, "{bad:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("'{bad}'")),
+            "{bad:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.starts_with("namedmutex: "), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+    let out = root.run(&["wait", "-t", "2x", "job"]);
+    assert_eq!(out.code(), 64);
+    assert!(out.stderr.contains("unknown unit \"x\""), "{}", out.stderr);
+    assert!(absent(&root, "job"), "nothing was created");
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let root = Root::new();
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("exit 255", 255),
+        ("kill -9 $$", 137),
+    ] {
+        let out = root.run(&["run", "job", "--", "sh", "-c", script]);
+        assert_eq!(out.code(), code, "{script}: {}", out.stderr);
+        assert!(absent(&root, "job"), "released and gone after {script}");
+    }
+    let out = root.run(&[
+        "run",
+        "job",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(
+        (out.code(), out.stdout.as_str(), out.stderr.as_str()),
+        (4, "out\n", "err\n")
+    );
+    // Without `--`, and with options for the command.
+    assert_eq!(root.run(&["run", "job", "sh", "-c", "exit 5"]).code(), 5);
+
+    let out = root.run(&["run", "job", "no-such-command-xyz"]);
+    assert_eq!(out.code(), 127);
+    assert!(
+        out.stderr
+            .contains("no-such-command-xyz: command not found"),
+        "{}",
+        out.stderr
+    );
+    let not_exec = root.dir.join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    let out = root.run(&["run", "job", not_exec.to_str().unwrap()]);
+    assert_eq!(out.code(), 126, "{}", out.stderr);
+    assert!(absent(&root, "job"));
+}
+
+#[test]
+fn signals_are_forwarded_to_the_command() {
+    let root = Root::new();
+    let script = r#"trap "echo got; exit 3" TERM; echo ready; while :; do sleep 0.05; done"#;
+    let mut run = root
+        .cmd(&["run", "job", "--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(run.stdout.take().unwrap());
+    let mut run = Holder {
+        child: Some(run),
+        stdin: None,
+        lines,
+    };
+    assert_eq!(run.next_line(), "ready");
+    root.until("job", "held", |i| i.owner.is_some());
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.next_line(), "got");
+    assert_eq!(run.wait_exit().code(), Some(3));
+    assert!(absent(&root, "job"), "released when the command ended");
+}
+
+#[test]
+fn hold_ends_on_signal_or_stdin_close() {
+    let root = Root::new();
+    let mut h = root.hold(&[], "h");
+    assert_eq!(root.run(&["info", "h"]).code(), 1);
+    h.signal(libc::SIGTERM);
+    assert_eq!(h.wait_exit().code(), Some(128 + libc::SIGTERM));
+    assert!(absent(&root, "h"));
+
+    let mut h = root.hold(&[], "h");
+    h.stdin.as_mut().unwrap().write_all(b"ignored\n").unwrap();
+    assert_eq!(root.run(&["info", "h"]).code(), 1, "still held after input");
+    assert_eq!(h.finish().code(), Some(0), "stdin closed");
+    assert!(absent(&root, "h"));
+
+    let mut h = root.hold(&["--ignore-stdin"], "h");
+    h.stdin.take();
+    assert_eq!(
+        root.run(&["info", "h"]).code(),
+        1,
+        "still held after stdin closed"
+    );
+    h.signal(libc::SIGINT);
+    assert_eq!(h.wait_exit().code(), Some(128 + libc::SIGINT));
+    assert!(absent(&root, "h"));
+}
+
+#[test]
+fn a_signal_while_waiting_ends_the_wait() {
+    let root = Root::new();
+    let _holder = root.hold(&[], "w");
+    let mut waiting = spawn(root.cmd(&["run", "w", "--", "echo", "ran"]));
+    root.until("w", "waited on", |i| i.waiters >= 1);
+    // SAFETY: plain system call on our own child.
+    unsafe { libc::kill(waiting.id() as i32, libc::SIGTERM) };
+    let out = collect(&mut waiting);
+    assert_eq!((out.code(), out.stdout.as_str()), (128 + libc::SIGTERM, ""));
+}
+
+#[test]
+fn completions() {
+    let root = Root::new();
+    for (shell, marker) in [
+        ("bash", "_namedmutex()"),
+        ("zsh", "#compdef namedmutex"),
+        ("fish", "complete -c namedmutex"),
+        ("elvish", "namedmutex"),
+        ("powershell", "namedmutex"),
+    ] {
+        let out = root.run(&["completions", shell]);
+        assert_eq!(out.code(), 0, "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains(marker), "{shell}");
+        assert!(
+            out.stdout.contains("on-abandoned"),
+            "{shell}: options are completed"
+        );
+    }
+    assert_eq!(root.run(&["completions", "tcsh"]).code(), 64);
+}
+
+#[test]
+fn help_and_usage() {
+    let root = Root::new();
+    for sub in ["run", "hold", "wait", "list", "info", "completions"] {
+        let out = root.run(&[sub, "--help"]);
+        assert_eq!(out.code(), 0, "{sub}");
+        assert!(
+            out.stdout.contains("Examples:"),
+            "{sub} --help has examples"
+        );
+    }
+    let out = root.run(&["--help"]);
+    assert!(out.stdout.contains("Exit status:") && out.stdout.contains("75"));
+    assert_eq!(root.run(&["--version"]).code(), 0);
+    assert_eq!(root.run(&[]).code(), 64);
+    assert_eq!(root.run(&["frobnicate"]).code(), 64);
+    assert_eq!(root.run(&["run", "job"]).code(), 64, "no command");
+    assert_eq!(
+        root.run(&["run", "--on-abandoned", "maybe", "j", "true"])
+            .code(),
+        64
+    );
+}
+
+#[test]
+fn root_option_overrides_the_environment() {
+    let root = Root::new();
+    let other = Root::new();
+    let _h = root.hold(&[], "r");
+    let dir = root.dir.to_str().unwrap();
+    assert_eq!(other.run(&["info", "r"]).code(), 2);
+    assert_eq!(other.run(&["--root", dir, "info", "r"]).code(), 1);
+    assert_eq!(other.run(&["info", "--root", dir, "r"]).code(), 1);
+}
+
+#[test]
+fn environment_errors_have_their_own_status() {
+    let root = Root::new();
+    let missing = root.dir.join("missing");
+    let out = root.run(&["--root", missing.to_str().unwrap(), "run", "x", "true"]);
+    assert_eq!(out.code(), 70, "{}", out.stderr);
+    assert!(out.stderr.starts_with("namedmutex: x: "), "{}", out.stderr);
+    assert!(!out.stderr.contains("invalid name"), "{}", out.stderr);
+
+    // A root that others may write to without the sticky bit is refused: permission.
+    let open = root.dir.join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = root.run(&["--root", open.to_str().unwrap(), "list"]);
+    assert_eq!(out.code(), 77, "{}", out.stderr);
+    assert!(out.stderr.contains("access denied"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
