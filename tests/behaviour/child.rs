@@ -23,6 +23,7 @@
 //! | `thread-lock-hold H` | `ok CODE`: a new thread acquired and keeps owning until exit |
 //! | `barrier-create NAME OWNER` | `armed`, then on the line `go`: as `create` |
 //! | `cs-loop H PATH ITERS` | `ok`: ITERS critical sections appending to the file PATH |
+//! | `mix-loop PATH SEED ITERS NAME...` | `ok`: random single, any and all waits, logged to PATH |
 //! | `exit CODE` | the process exits with CODE (whatever it owns) |
 //! | `abort` | the process aborts |
 //! | `print-pid` | `ok PID` |
@@ -260,6 +261,13 @@ fn execute(
             let iters = number(3)?;
             Ok(cs_loop(&m, &path, iters).unwrap_or_else(protocol))
         }
+        "mix-loop" => {
+            let path = name(1)?;
+            let seed = number(2)?;
+            let iters = number(3)?;
+            let names: Vec<String> = (4..words.len()).map(name).collect::<Result<_, _>>()?;
+            Ok(mix_loop(&path, seed, iters, &names).unwrap_or_else(protocol))
+        }
         "exit" => {
             let code = number(1)? as i32;
             std::process::exit(code)
@@ -317,6 +325,101 @@ fn cs_loop(m: &NamedMutex, path: &str, iters: u64) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         if let Err(e) = m.release() {
             return Ok(err_line(&e));
+        }
+    }
+    Ok("ok".to_owned())
+}
+
+/// Random single waits, wait-any and wait-all over the mutexes `names`, logging every
+/// entry into and exit from a critical section to the append-only file `path`
+/// (`enter PID NAME ABANDONED` / `exit PID NAME`), for the parent to check afterwards.
+fn mix_loop(path: &str, seed: u64, iters: u64, names: &[String]) -> Result<String, String> {
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("open {path}: {e}"))?;
+    let handles: Vec<NamedMutex> = names
+        .iter()
+        .map(|n| NamedMutex::open(n).map_err(|e| format!("open {n}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let pid = std::process::id();
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    // Appends from several processes are atomic on Linux and Windows, but not under Wine
+    // (it seeks to the end, then writes): there a mutex of its own serialises the log.
+    let log_lock = if crate::util::under_wine() {
+        let n = format!("{}-log", names[0]);
+        Some(NamedMutex::open(&n).map_err(|e| format!("open {n}: {e}"))?)
+    } else {
+        None
+    };
+    let mut line = |text: String| {
+        let guard = log_lock
+            .as_ref()
+            .map(|m| m.lock())
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let r = log.write_all(text.as_bytes()).map_err(|e| e.to_string());
+        drop(guard);
+        r
+    };
+    for i in 0..iters {
+        // A random non-empty subset, in random order.
+        let mut set: Vec<usize> = (0..handles.len()).filter(|_| next(2) == 0).collect();
+        if set.is_empty() {
+            set.push(next(handles.len() as u64) as usize);
+        }
+        if next(2) == 0 {
+            set.reverse();
+        }
+        let list: Vec<&NamedMutex> = set.iter().map(|&j| &handles[j]).collect();
+        // Abandoned flag per entry: 0 no, 1 this mutex was, 2 some of a wait_all set was.
+        let mut held: Vec<(usize, u8)> = Vec::new();
+        match next(3) {
+            0 => match handles[set[0]].wait(Some(watchdog())) {
+                Ok(WaitStatus::TimedOut) => {
+                    return Err(format!("iteration {i}: single wait timed out"));
+                }
+                Ok(s) => held.push((set[0], u8::from(s == WaitStatus::Abandoned))),
+                Err(e) => return Ok(err_line(&e)),
+            },
+            1 => match namedmutex::wait_any(&list, Some(watchdog())) {
+                Ok(namedmutex::WaitAny::Acquired(k)) => held.push((set[k], 0)),
+                Ok(namedmutex::WaitAny::Abandoned(k)) => held.push((set[k], 1)),
+                Ok(namedmutex::WaitAny::TimedOut) => {
+                    return Err(format!("iteration {i}: wait_any timed out"));
+                }
+                Err(e) => return Ok(err_line(&e)),
+            },
+            _ => match namedmutex::wait_all(&list, Some(watchdog())) {
+                // wait_all says only whether *some* was abandoned: log it on each.
+                Ok(WaitStatus::TimedOut) => {
+                    return Err(format!("iteration {i}: wait_all timed out"));
+                }
+                Ok(s) => held.extend(
+                    set.iter()
+                        .map(|&j| (j, 2 * u8::from(s == WaitStatus::Abandoned))),
+                ),
+                Err(e) => return Ok(err_line(&e)),
+            },
+        }
+        for &(j, abandoned) in &held {
+            line(format!("enter {pid} {j} {abandoned}\n"))?;
+        }
+        // Stay inside a while, so that kills often find an owner.
+        for _ in 0..20 {
+            std::thread::yield_now();
+        }
+        for &(j, _) in &held {
+            line(format!("exit {pid} {j}\n"))?;
+            if let Err(e) = handles[j].release() {
+                return Ok(err_line(&e));
+            }
         }
     }
     Ok("ok".to_owned())

@@ -45,6 +45,10 @@ pub fn trials() -> Vec<Trial> {
             mixed_waiters,
         ),
         trial("multi::every_handle_needs_synchronize", needs_synchronize),
+        trial(
+            "multi::stress_mixed_waits_with_owner_kills",
+            stress_with_kills,
+        ),
     ]
 }
 
@@ -480,4 +484,173 @@ fn needs_synchronize() -> TestResult {
         "wait_all",
     )?;
     expect_err(a.release(), ErrorKind::NotOwner, 288, "nothing acquired")
+}
+
+/// Four processes loop over random single waits, wait-any and wait-all on three mutexes,
+/// logging each critical section to one append-only file, while owners are SIGKILLed
+/// (`TerminateProcess`) and replaced. The log must show: never two owners at once, an
+/// abandoned entry only after a kill (and at most once per kill and mutex), no waiter stuck
+/// (every wait is bounded and a timeout fails the child), and every mutex free at the end.
+fn stress_with_kills() -> TestResult {
+    use std::collections::{HashMap, HashSet};
+    use std::io::Write;
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("stress{i}"))).collect();
+    let keep: Vec<NamedMutex> = names
+        .iter()
+        .map(|n| NamedMutex::create(n, false).map(|(m, _)| m))
+        .collect::<Result<_, _>>()
+        .ctx("create")?;
+    // Under Wine the children serialise their log appends with this (see child.rs).
+    let log_lock = NamedMutex::create(&format!("{}-log", names[0]), false)
+        .ctx("log lock")?
+        .0;
+    let log = std::env::temp_dir().join(format!("{}.log", unique("stress-log")));
+    std::fs::write(&log, "").map_err(|e| e.to_string())?;
+    let iters = if under_wine() { 150 } else { 1500 };
+    let command = |seed: u64| {
+        let list: Vec<String> = names.iter().map(|n| enc(n)).collect();
+        format!(
+            "mix-loop {} {seed} {iters} {}",
+            enc(log.to_str().unwrap()),
+            list.join(" ")
+        )
+    };
+    let mut kids: Vec<ChildProc> = Vec::new();
+    for seed in 1..=4 {
+        let mut kid = ChildProc::spawn("mixer")?;
+        kid.send(&command(seed))?;
+        kids.push(kid);
+    }
+    let mut appender = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .map_err(|e| e.to_string())?;
+    let target_kills = if under_wine() { 2 } else { 6 };
+    let mut kills = 0;
+    let mut last_len = 0;
+    let mut progress_deadline = Instant::now() + watchdog();
+    while kills < target_kills {
+        let len = std::fs::metadata(&log).map_err(|e| e.to_string())?.len();
+        if len < last_len + 3000 {
+            // Waiting for the children to make progress (bounded), not for a race to happen.
+            ensure!(
+                Instant::now() < progress_deadline,
+                "no progress in the log for {:?}",
+                watchdog()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let victim = kills % kids.len();
+        // One write, so that the line is appended whole between the children's lines.
+        let line = format!("killing {}\n", kids[victim].pid());
+        let guard = if under_wine() {
+            Some(log_lock.lock().ctx("log lock")?)
+        } else {
+            None
+        };
+        appender
+            .write_all(line.as_bytes())
+            .map_err(|e| e.to_string())?;
+        drop(guard);
+        kids[victim].kill()?;
+        let mut kid = ChildProc::spawn("mixer")?;
+        kid.send(&command(100 + kills as u64))?;
+        kids[victim] = kid;
+        kills += 1;
+        last_len = len;
+        progress_deadline = Instant::now() + watchdog();
+    }
+    for kid in kids.iter_mut() {
+        let answer = kid.recv("mix-loop")?;
+        ensure!(answer == "ok", "a mixer failed: {answer}");
+    }
+    // Check the log.
+    let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&log);
+    let mut holder: HashMap<&str, &str> = HashMap::new();
+    let mut pending: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut killed: HashSet<&str> = HashSet::new();
+    let (mut entries, mut abandons) = (0, 0);
+    for (n, line) in text.lines().enumerate() {
+        let w: Vec<&str> = line.split(' ').collect();
+        match w.as_slice() {
+            ["killing", p] => {
+                killed.insert(p);
+                for j in ["0", "1", "2"] {
+                    pending.entry(j).or_default().insert(p);
+                }
+            }
+            ["enter", p, j, a] => {
+                entries += 1;
+                if let Some(q) = holder.get(j) {
+                    ensure!(
+                        killed.contains(q) && *a != "0",
+                        "line {n}: {p} entered {j} while {q} was inside: {line}"
+                    );
+                }
+                let dead = holder.get(j).copied();
+                let waiting = pending.entry(j).or_default();
+                match *a {
+                    "1" => {
+                        abandons += 1;
+                        let consumed = match dead {
+                            Some(q) => waiting.remove(q),
+                            None => waiting
+                                .iter()
+                                .next()
+                                .copied()
+                                .is_some_and(|q| waiting.remove(q)),
+                        };
+                        ensure!(
+                            consumed,
+                            "line {n}: {j} reported abandoned with no death to explain it: {line}"
+                        );
+                    }
+                    "2" => {
+                        abandons += 1;
+                        if let Some(q) = dead {
+                            waiting.remove(q);
+                        }
+                    }
+                    _ => {}
+                }
+                holder.insert(j, p);
+            }
+            ["exit", p, j] => {
+                ensure!(
+                    holder.get(j) == Some(p),
+                    "line {n}: {p} left {j} which it did not hold: {line}"
+                );
+                holder.remove(j);
+            }
+            _ => return Err(format!("line {n}: unreadable {line:?}")),
+        }
+    }
+    for (j, p) in &holder {
+        ensure!(killed.contains(p), "{p} (not killed) never left {j}");
+    }
+    note(format!(
+        "stress: {entries} entries, {kills} kills, {abandons} abandoned entries (wait-all ones counted per mutex), 0 violations"
+    ));
+    ensure!(
+        entries > 1000 || under_wine(),
+        "too few entries ({entries}) to mean anything"
+    );
+    // Every mutex is free (or abandoned by a killed process), once each.
+    for m in &keep {
+        let first = m.wait(Some(Duration::ZERO)).ctx("final wait")?;
+        ensure!(
+            first != WaitStatus::TimedOut,
+            "a mutex is still owned at the end"
+        );
+        m.release().ctx("final release")?;
+        expect_wait(
+            m.wait(Some(Duration::ZERO)),
+            WaitStatus::Acquired,
+            "second final wait",
+        )?;
+        m.release().ctx("release")?;
+    }
+    Ok(())
 }
