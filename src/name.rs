@@ -182,3 +182,90 @@ mod tests {
         assert_eq!((n.namespace, n.object), (Namespace::Local, "LOCAL"));
     }
 }
+
+/// The name rules as properties, over generated names (proptest).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Object names: no backslash, no NUL, not empty, any other character (ASCII-heavy,
+    /// with some from outside the BMP, which count two UTF-16 units).
+    fn object() -> impl Strategy<Value = String> {
+        "[^\\\\\u{0}]{1,40}|[a-z/%. \u{e9}\u{1F600}]{1,40}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parse_never_panics_and_classifies(s in any::<String>()) {
+            match Name::parse(&s) {
+                Ok(None) => prop_assert!(s.is_empty()),
+                Ok(Some(n)) => {
+                    prop_assert_eq!(n.full, s.as_str());
+                    prop_assert!(!n.object.is_empty() && !n.object.contains('\\'));
+                    prop_assert!(s.encode_utf16().count() <= MAX_NAME_UTF16);
+                }
+                Err(e) => prop_assert!(matches!(
+                    e.kind(),
+                    ErrorKind::InvalidName | ErrorKind::PathNotFound | ErrorKind::NameTooLong
+                )),
+            }
+        }
+
+        #[test]
+        fn prefixes_select_the_namespace(obj in object()) {
+            for (input, ns) in [
+                (obj.clone(), Namespace::Local),
+                (format!("Local\\{obj}"), Namespace::Local),
+                (format!("Global\\{obj}"), Namespace::Global),
+            ] {
+                if input.encode_utf16().count() > MAX_NAME_UTF16 {
+                    prop_assert_eq!(Name::parse(&input).unwrap_err().kind(), ErrorKind::NameTooLong);
+                    continue;
+                }
+                let n = Name::parse(&input).unwrap().unwrap();
+                prop_assert_eq!((n.namespace, n.object), (ns, obj.as_str()));
+                prop_assert_eq!(n.full, input.as_str());
+            }
+        }
+
+        #[test]
+        fn a_backslash_after_the_prefix_is_path_not_found(
+            a in object(), b in "[^\u{0}]{0,20}", prefix in prop::sample::select(vec!["", "Local\\", "Global\\", "global\\", "LOCAL\\"]),
+        ) {
+            // "Local" + "\\b" would be a prefix, not a backslash after one.
+            prop_assume!(!(prefix.is_empty() && (a == "Local" || a == "Global")));
+            let input = format!("{prefix}{a}\\{b}");
+            prop_assume!(input.encode_utf16().count() <= MAX_NAME_UTF16);
+            prop_assert_eq!(Name::parse(&input).unwrap_err().kind(), ErrorKind::PathNotFound);
+        }
+
+        #[test]
+        fn a_nul_is_invalid_and_length_comes_first(a in object(), b in object(), extra in 0usize..300) {
+            let with_nul = format!("{a}\0{b}");
+            let padded = format!("{with_nul}{}", "x".repeat(extra));
+            let kind = Name::parse(&padded).unwrap_err().kind();
+            if padded.encode_utf16().count() > MAX_NAME_UTF16 {
+                prop_assert_eq!(kind, ErrorKind::NameTooLong);
+            } else {
+                prop_assert_eq!(kind, ErrorKind::InvalidName);
+            }
+        }
+
+        #[test]
+        fn the_limit_is_260_utf16_units(units in 1usize..400, astral in any::<bool>()) {
+            let s = if astral { "\u{1F600}".repeat(units.div_ceil(2)) } else { "y".repeat(units) };
+            let n = s.encode_utf16().count();
+            match Name::parse(&s) {
+                Ok(Some(_)) => prop_assert!(n <= MAX_NAME_UTF16),
+                Err(e) => {
+                    prop_assert!(n > MAX_NAME_UTF16);
+                    prop_assert_eq!(e.kind(), ErrorKind::NameTooLong);
+                }
+                Ok(None) => prop_assert!(false, "non-empty name parsed as unnamed"),
+            }
+        }
+    }
+}

@@ -104,7 +104,14 @@ fn prepare(fd: &OwnedFd, spec: &NewFile) -> Result<()> {
     }
     rustix::fs::ftruncate(fd, spec.size as u64)
         .map_err(|e| io_error("size", "a new object file", e))?;
-    Ok(())
+    // Give the first page real blocks now (all of an object file; a registry's header):
+    // on a full tmpfs, touching an unbacked page of a shared mapping raises SIGBUS
+    // instead of failing with ENOSPC.
+    let first_page = spec.size.min(4096) as u64;
+    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, first_page) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(io_error("allocate", "a new object file", e)),
+    }
 }
 
 /// Links an `O_TMPFILE` inode into `dir` as `name`.

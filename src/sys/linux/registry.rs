@@ -15,7 +15,7 @@ use super::layout::{self, reg, slot, slot_state};
 use super::lifeline;
 use super::mapping::Mapping;
 use crate::error::{Error, ErrorKind, Result};
-use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -26,6 +26,8 @@ pub(super) const FILE_NAME: &str = "registry";
 /// A mapped, validated registry.
 pub(super) struct Registry {
     map: Mapping,
+    /// Our own registry's file: slot pages get blocks before they are touched (`back`).
+    file: Option<OwnedFd>,
     slots: u32,
     uid: u32,
     /// Index in the process-wide list, used as a key by the per-thread cache.
@@ -124,10 +126,19 @@ impl Registry {
         drop(header);
         let map = Mapping::map(fd, layout::registry_size(slots), writable)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot map the thread registry", e))?;
+        let file = if writable {
+            Some(
+                rustix::io::fcntl_dupfd_cloexec(fd, 0)
+                    .map_err(|e| files::io_error("keep", "the thread registry", e))?,
+            )
+        } else {
+            None
+        };
         let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
         let id = all.len();
         let registry: &'static Registry = Box::leak(Box::new(Registry {
             map,
+            file,
             slots,
             uid,
             id,
@@ -174,6 +185,9 @@ impl Registry {
         let start = self.map.u32(reg::NEXT).fetch_add(1, Ordering::Relaxed);
         for i in 0..self.slots {
             let index = start.wrapping_add(i) % self.slots;
+            if i == 0 || index % SLOTS_PER_PAGE == 0 {
+                self.back(index)?;
+            }
             let word = self.slot_word(index);
             let cur = word.load(Ordering::Acquire);
             let (generation, state) = ((cur >> 32) as u32, cur as u32);
@@ -214,6 +228,24 @@ impl Registry {
                 self.slots, self.uid
             ),
         ))
+    }
+
+    /// Gives the page of slot `index` blocks before it is first touched: the registry is
+    /// sparse, and on a full tmpfs the first touch of an unbacked page of a shared mapping
+    /// raises SIGBUS instead of failing.
+    fn back(&self, index: u32) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let page = (self.slot_offset(index) & !4095) as u64;
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, page, 4096) {
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(files::io_error(
+                "find room for a new slot in",
+                "the thread registry",
+                e,
+            )),
+        }
     }
 
     fn is_dead_slot(&'static self, index: u32) -> bool {
@@ -302,6 +334,9 @@ impl Registry {
         })
     }
 }
+
+/// Slots per 4 KiB page (pages are allocated one by one, see `Registry::back`).
+const SLOTS_PER_PAGE: u32 = (4096 / layout::SLOT_SIZE) as u32;
 
 /// The slot count for a registry created now: `NAMEDMUTEX_REGISTRY_SLOTS` (for tests of
 /// exhaustion) or the default.

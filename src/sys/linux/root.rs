@@ -146,10 +146,16 @@ impl Root {
                 return *found;
             }
         }
-        let opened = files::open_dir_in(self.dir.as_fd(), &format!("{USER_DIR_PREFIX}{uid}"))
-            .ok()
-            .filter(|d| rustix::fs::fstat(d).is_ok_and(|st| st.st_uid == uid))
-            .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
+        // O_PATH: another user's directory is 0711, searchable but not readable by us.
+        let opened = rustix::fs::openat(
+            self.dir.as_fd(),
+            format!("{USER_DIR_PREFIX}{uid}").as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .filter(|d| rustix::fs::fstat(d).is_ok_and(|st| st.st_uid == uid))
+        .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
         foreign.insert(uid, opened);
         opened
     }

@@ -1,0 +1,335 @@
+//! Shared helpers: a private namespace root, unique names, child processes with watchdogs,
+//! a small random generator.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any single step may take before the test fails instead of hanging.
+pub const WATCHDOG: Duration = Duration::from_secs(20);
+
+pub type TestResult = Result<(), libtest_mimic::Failed>;
+
+/// Points `NAMEDMUTEX_ROOT` at a fresh directory (mode 0755) for this process and children.
+pub fn init_root() {
+    let dir = std::env::temp_dir().join(format!("namedmutex-reliability-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test root");
+    set_mode(&dir, 0o755);
+    // SAFETY: called at the start of main, before any other thread exists.
+    unsafe { std::env::set_var("NAMEDMUTEX_ROOT", &dir) };
+}
+
+/// The test root.
+pub fn root() -> PathBuf {
+    PathBuf::from(std::env::var_os("NAMEDMUTEX_ROOT").expect("root set"))
+}
+
+/// Removes the test root.
+pub fn cleanup_root() {
+    let _ = std::fs::remove_dir_all(root());
+}
+
+/// A fresh directory (mode 0755) for tests that need their own root.
+pub fn fresh_root(tag: &str) -> PathBuf {
+    let dir = root().join(format!("sub-{}", unique(tag)));
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o755);
+    dir
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A name unique to this process and call.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The effective uid of this process.
+pub fn uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+pub fn is_root() -> bool {
+    uid() == 0
+}
+
+/// The directory of `Local\` objects of `uid` under `root`.
+pub fn local_dir_of(root: &Path, uid: u32) -> PathBuf {
+    root.join(format!("namedmutex-{uid}")).join("local")
+}
+
+/// The directory of our `Local\` objects under `root`.
+pub fn local_dir(root: &Path) -> PathBuf {
+    local_dir_of(root, uid())
+}
+
+/// The object files left under `root`: every entry of our local directory, and every
+/// `namedmutex-global.*` or temporary file in the root itself.
+pub fn leftover_files(root: &Path) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(local_dir(root)) {
+        for e in entries.flatten() {
+            left.push(format!("local/{}", e.file_name().to_string_lossy()));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("namedmutex-global.") || name.starts_with(".nmtx-tmp") {
+                left.push(name);
+            }
+        }
+    }
+    left
+}
+
+/// How a child ended, in words.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (_, Some(sig)) => format!("signal {sig}"),
+        _ => format!("{status:?}"),
+    }
+}
+
+/// A child process running `--child ROLE args`, spoken to in lines.
+pub struct Peer {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Who a child runs as.
+#[derive(Clone, Copy)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    /// The copy of this binary that the user can execute.
+    pub exe: &'static Path,
+}
+
+impl Peer {
+    pub fn spawn(role: &str, args: &[&str], env: &[(&str, &str)]) -> Peer {
+        Peer::spawn_with(None, role, args, env, |_| {})
+    }
+
+    /// Runs the child as another user with `setpriv`.
+    pub fn spawn_as(user: RunAs, role: &str, args: &[&str], env: &[(&str, &str)]) -> Peer {
+        Peer::spawn_with(Some(user), role, args, env, |_| {})
+    }
+
+    pub fn spawn_with(
+        user: Option<RunAs>,
+        role: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Peer {
+        let mut cmd = match user {
+            None => Command::new(std::env::current_exe().unwrap()),
+            Some(u) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={}", u.uid))
+                    .arg(format!("--regid={}", u.gid))
+                    .arg("--clear-groups")
+                    .arg(u.exe)
+                    .current_dir("/");
+                c
+            }
+        };
+        cmd.arg("--child").arg(role).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        adjust(&mut cmd);
+        // A child never outlives a test process that dies.
+        // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Peer {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The next line the child prints, or a failure after `limit`.
+    pub fn line_within(&mut self, limit: Duration) -> Result<String, String> {
+        self.lines.recv_timeout(limit).map_err(|e| {
+            let _ = self.child.kill();
+            format!(
+                "child {} gave no answer within {limit:?} ({e})",
+                self.child.id()
+            )
+        })
+    }
+
+    /// The next line the child prints, or a failure after the watchdog.
+    pub fn expect_line(&mut self) -> Result<String, String> {
+        self.line_within(WATCHDOG)
+    }
+
+    /// Waits for a line that starts with `prefix`.
+    pub fn expect(&mut self, prefix: &str) -> Result<String, String> {
+        let line = self.expect_line()?;
+        if line.starts_with(prefix) {
+            Ok(line)
+        } else {
+            let _ = self.child.kill();
+            Err(format!(
+                "expected a line starting with {prefix:?}, got {line:?}"
+            ))
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the child to end, without closing its stdin.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return Err(format!(
+                    "child {} did not exit within {limit:?}",
+                    self.child.id()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Closes stdin, waits (bounded) for the child to exit and returns its exit code.
+    pub fn finish(mut self) -> Result<i32, String> {
+        drop(self.stdin.take());
+        let status = self.wait_exit(WATCHDOG)?;
+        status
+            .code()
+            .ok_or_else(|| format!("child ended by {}", describe(status)))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails with `message` unless `cond`.
+pub fn check(cond: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(message()) }
+}
+
+/// Polls `cond` (a look at shared memory or the file system) until it holds, failing after
+/// `limit` with `what`.
+pub fn wait_until(
+    limit: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {limit:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// xorshift64*: small, fast, reproducible from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Seeded from the clock and pid.
+    pub fn from_time() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng::new(t ^ (u64::from(std::process::id()) << 32))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// True with probability `1/n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+}
+
+/// Sends `sig` to `pid`.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(pid, sig) };
+}
