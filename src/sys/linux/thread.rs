@@ -62,6 +62,8 @@ pub(super) fn existing_token_part(registry: &'static Registry) -> Option<u64> {
     lookup(registry)
 }
 
+#[cold]
+#[inline(never)]
 fn lookup(registry: &'static Registry) -> Option<u64> {
     ALL.get()
         .iter()
