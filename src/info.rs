@@ -38,8 +38,9 @@ pub struct MutexInfo {
     pub count: u32,
     /// Threads currently sleeping in a wait on it (approximate).
     pub waiters: u32,
-    /// Open handles recorded by the processes that hold them (approximate: a killed
-    /// process cannot take its handles off the count).
+    /// Processes that have the object open (each holds one shared lock on its file; an
+    /// inheritable handle counts as one more), as the kernel's lock table shows them. Read
+    /// from `/proc/locks`, which hides processes of other PID namespaces.
     pub handles: u32,
     /// No process has the object open any more; the next open or create will remove it.
     pub stale: bool,

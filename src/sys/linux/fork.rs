@@ -22,7 +22,7 @@ pub(super) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: `child` is an `extern "C"` function without arguments that cannot unwind
-        // (it only writes thread-local cells); pthread_atfork has no other precondition.
+        // (it only writes thread-local cells and an atomic); pthread_atfork has no other precondition.
         unsafe {
             libc::pthread_atfork(None, None, Some(child));
         }
@@ -31,4 +31,5 @@ pub(super) fn install() {
 
 extern "C" fn child() {
     super::thread::forget_after_fork();
+    super::object::forget_pid();
 }

@@ -91,7 +91,12 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
     // `/proc/locks` shows locks without taking one; it hides those of processes in other
     // PID namespaces, so "none listed" is confirmed by a probe. (An exclusive lock held for
     // an instant can make a concurrent last close leave the file for the next open.)
-    let stale = !flock_held((st.st_dev, st.st_ino)).unwrap_or(false) && {
+    // `/proc/locks` shows locks without taking one (one shared lock per process that has
+    // the object open); it hides those of processes in other PID namespaces, so "none
+    // listed" is confirmed by a probe. (An exclusive lock held for an instant can make a
+    // concurrent last close leave the file for the next open.)
+    let holders = flock_holders((st.st_dev, st.st_ino));
+    let stale = holders.unwrap_or(0) == 0 && {
         let free = rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
         if free {
             let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
@@ -114,7 +119,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
         },
         owner,
         waiters: page.sleepers().load(Ordering::Relaxed),
-        handles: page.handles().load(Ordering::Relaxed),
+        handles: holders.unwrap_or(u32::from(!stale)),
         stale,
         creator_uid,
         creator_pid,
@@ -151,20 +156,21 @@ fn time(ns: u64) -> Option<SystemTime> {
     (ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
-/// Whether any process holds a `flock` on the file `(dev, ino)`, from `/proc/locks`, which
-/// lets us look without locking (and so without disturbing a concurrent close).
-/// `None` if the table cannot be read.
-fn flock_held((dev, ino): (u64, u64)) -> Option<bool> {
+/// How many `flock` locks are held on the file `(dev, ino)`, from `/proc/locks`: one per
+/// process that has the object open (plus one per inheritable handle). `None` if the table
+/// cannot be read.
+fn flock_holders((dev, ino): (u64, u64)) -> Option<u32> {
     let table = std::fs::read_to_string("/proc/locks").ok()?;
     let want = format!(
         "{:02x}:{:02x}:{ino}",
         rustix::fs::major(dev),
         rustix::fs::minor(dev)
     );
-    Some(table.lines().any(|line| {
+    let held = table.lines().filter(|line| {
         let mut fields = line
             .split_whitespace()
             .skip_while(|f| f.ends_with(':') || *f == "->");
         fields.next() == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
-    }))
+    });
+    Some(held.count() as u32)
 }

@@ -61,12 +61,30 @@ pub(super) mod obj {
     pub const LAST_ABANDONER_PID: usize = 92;
     /// u32 tid of the last owner that abandoned it.
     pub const LAST_ABANDONER_TID: usize = 96;
-    /// u32 number of handles open on the object (diagnostics only: crashes leave it high).
+    /// u32 reserved, 0 (handles are counted from the kernel's lock table instead).
     pub const HANDLES: usize = 100;
     /// 64 × u32 user table: `uid + 1` of each user that has opened the object, 0 = empty.
     pub const USERS: usize = 128;
     /// The name, UTF-8, `NAME_LEN` bytes.
     pub const NAME: usize = 512;
+}
+
+/// The bytes of an object file that validation reads: everything up to the end of the name.
+pub(super) const HEADER_BYTES: usize = obj::NAME + NAME_CAPACITY;
+
+/// The u64 at `offset` of a header read from a file.
+pub(super) fn header_u64(header: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(header[offset..offset + 8].try_into().expect("8 bytes"))
+}
+
+/// The u32 at `offset` of a header read from a file.
+pub(super) fn header_u32(header: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(header[offset..offset + 4].try_into().expect("4 bytes"))
+}
+
+/// The index of `uid` in the user table of a header read from a file, if it is there.
+pub(super) fn header_user_index(header: &[u8], uid: u32) -> Option<usize> {
+    (0..MAX_USERS).find(|&i| header_u32(header, obj::USERS + 4 * i) == uid.wrapping_add(1))
 }
 
 /// Entries in an object's user table.
@@ -133,15 +151,33 @@ impl ObjectPage {
                 map.len()
             )));
         }
+        let header = map.read_bytes(0, HEADER_BYTES);
+        ObjectPage::validate_header(map, &header, expected_name)
+    }
+
+    /// Like [`ObjectPage::validate`], with the header already read from the file (with
+    /// `pread`: checking it that way spares the mapping a page fault when the caller then
+    /// never touches the page, as in an open followed by a close).
+    pub(super) fn validate_header(
+        map: Mapping,
+        header: &[u8],
+        expected_name: Option<&str>,
+    ) -> Result<ObjectPage> {
+        if map.len() < OBJECT_SIZE || header.len() < HEADER_BYTES {
+            return Err(corrupt(format!(
+                "the object file is {} bytes; {OBJECT_SIZE} expected",
+                map.len().min(header.len())
+            )));
+        }
         let page = ObjectPage { map };
-        let magic = page.map.u64(obj::MAGIC).load(Ordering::Acquire);
+        let magic = header_u64(header, obj::MAGIC);
         if magic != OBJECT_MAGIC {
             return Err(Error::new(
                 ErrorKind::TypeMismatch,
                 "the name belongs to a file that is not a namedmutex object (bad magic)",
             ));
         }
-        let version = page.map.u32(obj::VERSION).load(Ordering::Relaxed);
+        let version = header_u32(header, obj::VERSION);
         if version != FORMAT_VERSION {
             return Err(Error::new(
                 ErrorKind::Incompatible,
@@ -150,31 +186,31 @@ impl ObjectPage {
                 ),
             ));
         }
-        let kind = page.map.u32(obj::KIND).load(Ordering::Relaxed);
+        let kind = header_u32(header, obj::KIND);
         if kind != KIND_MUTEX {
             return Err(Error::new(
                 ErrorKind::TypeMismatch,
                 format!("the name belongs to an object of kind {kind}, not a mutex"),
             ));
         }
-        let size = page.map.u32(obj::SIZE).load(Ordering::Relaxed) as usize;
+        let size = header_u32(header, obj::SIZE) as usize;
         if size != OBJECT_SIZE {
             return Err(corrupt(format!(
                 "the object header says {size} bytes; {OBJECT_SIZE} expected"
             )));
         }
-        let name_len = page.map.u32(obj::NAME_LEN).load(Ordering::Relaxed) as usize;
+        let name_len = header_u32(header, obj::NAME_LEN) as usize;
         if name_len > NAME_CAPACITY {
             return Err(corrupt(format!(
                 "the object's name length {name_len} exceeds {NAME_CAPACITY}"
             )));
         }
         if let Some(expected) = expected_name {
-            let stored = page.map.read_bytes(obj::NAME, name_len);
+            let stored = &header[obj::NAME..obj::NAME + name_len];
             if stored != expected.as_bytes() {
                 return Err(corrupt(format!(
                     "the object file holds the name {:?}, not {expected:?}",
-                    String::from_utf8_lossy(&stored)
+                    String::from_utf8_lossy(stored)
                 )));
             }
         }
@@ -263,9 +299,6 @@ impl ObjectPage {
     }
     pub(super) fn acquired_ns(&self) -> &AtomicU64 {
         self.map.u64(obj::ACQUIRED_NS)
-    }
-    pub(super) fn handles(&self) -> &AtomicU32 {
-        self.map.u32(obj::HANDLES)
     }
     pub(super) fn abandon_count(&self) -> &AtomicU32 {
         self.map.u32(obj::ABANDON_COUNT)

@@ -44,7 +44,6 @@ use object::{NewObject, Object};
 use root::Root;
 use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// One handle: the shared object, the rights granted, and for an inheritable handle, a
@@ -89,7 +88,6 @@ impl RawMutex {
         } else {
             None
         };
-        obj.page.handles().fetch_add(1, Ordering::Relaxed);
         Ok(RawMutex {
             obj,
             access,
@@ -173,11 +171,5 @@ impl RawMutex {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let obj = Object::adopt(fd)?;
         RawMutex::new(obj, Access::MUTEX_ALL_ACCESS, false)
-    }
-}
-
-impl Drop for RawMutex {
-    fn drop(&mut self) {
-        self.obj.page.handles().fetch_sub(1, Ordering::Relaxed);
     }
 }
