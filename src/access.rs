@@ -53,27 +53,52 @@ impl Access {
     const REFUSED: u32 = 0x0DE0_FFFE;
 
     /// The empty set.
+    ///
+    /// ```
+    /// assert!(namedmutex::Access::empty().is_empty());
+    /// ```
     pub const fn empty() -> Access {
         Access(0)
     }
 
     /// The rights with these bits, exactly (unknown bits are kept and refused at open, as on
     /// Windows).
+    ///
+    /// ```
+    /// use namedmutex::Access;
+    ///
+    /// assert_eq!(Access::from_bits(0x0010_0000), Access::SYNCHRONIZE);
+    /// ```
     pub const fn from_bits(bits: u32) -> Access {
         Access(bits)
     }
 
     /// The raw `ACCESS_MASK`.
+    ///
+    /// ```
+    /// assert_eq!(namedmutex::Access::MUTEX_ALL_ACCESS.bits(), 0x001F_0001);
+    /// ```
     pub const fn bits(self) -> u32 {
         self.0
     }
 
     /// Whether every right in `other` is in `self`.
+    ///
+    /// ```
+    /// use namedmutex::Access;
+    ///
+    /// assert!(Access::MUTEX_ALL_ACCESS.contains(Access::SYNCHRONIZE));
+    /// assert!(!Access::MUTEX_MODIFY_STATE.contains(Access::SYNCHRONIZE));
+    /// ```
     pub const fn contains(self, other: Access) -> bool {
         self.0 & other.0 == other.0
     }
 
     /// Whether no right is set.
+    ///
+    /// ```
+    /// assert!(!namedmutex::Access::SYNCHRONIZE.is_empty());
+    /// ```
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -191,6 +191,13 @@ impl Error {
     }
 
     /// What went wrong, the same on every platform.
+    ///
+    /// ```
+    /// use namedmutex::{ErrorKind, NamedMutex};
+    ///
+    /// let err = NamedMutex::open("Local\\").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidName);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -198,6 +205,11 @@ impl Error {
     /// The Win32 error code (`GetLastError`) for this failure: on Windows the OS's own code,
     /// elsewhere the code Windows gives for the same situation. `None` for OS failures that
     /// have no Win32 counterpart.
+    ///
+    /// ```
+    /// let err = namedmutex::NamedMutex::open("a\\b").unwrap_err();
+    /// assert_eq!(err.win32_code(), Some(3)); // ERROR_PATH_NOT_FOUND
+    /// ```
     pub fn win32_code(&self) -> Option<u32> {
         self.code
     }
@@ -256,6 +268,13 @@ impl From<Error> for io::Error {
 
 impl ErrorKind {
     /// The phrase used in messages for this kind (for example "not found").
+    ///
+    /// ```
+    /// use namedmutex::ErrorKind;
+    ///
+    /// assert_eq!(ErrorKind::NotFound.as_str(), ErrorKind::NotFound.to_string());
+    /// assert_ne!(ErrorKind::NotFound.as_str(), ErrorKind::NotOwner.as_str());
+    /// ```
     pub fn as_str(self) -> &'static str {
         self.describe()
     }

@@ -250,6 +250,14 @@ impl NamedMutex {
 
     /// The name this handle was created or opened with, prefix included; `None` for an
     /// unnamed mutex.
+    ///
+    /// ```
+    /// let name = format!("Global\\doc-name-{}", std::process::id());
+    /// let (m, _) = namedmutex::NamedMutex::create(&name, false)?;
+    /// assert_eq!(m.name(), Some(name.as_str()));
+    /// assert_eq!(namedmutex::NamedMutex::create_unnamed(false)?.name(), None);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
@@ -335,11 +343,27 @@ impl<'a> MutexGuard<'a> {
 
     /// Whether the previous owner ended while owning the mutex (the wait returned
     /// `WAIT_ABANDONED`).
+    ///
+    /// ```
+    /// let m = namedmutex::NamedMutex::create_unnamed(false)?;
+    /// let other = m.try_clone()?;
+    /// std::thread::spawn(move || std::mem::forget(other.lock().unwrap())).join().unwrap();
+    /// let guard = m.lock()?; // its owner thread ended while owning it
+    /// assert!(guard.abandoned());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn abandoned(&self) -> bool {
         self.abandoned
     }
 
     /// The mutex this guard holds.
+    ///
+    /// ```
+    /// let m = namedmutex::NamedMutex::create_unnamed(false)?;
+    /// let guard = m.lock()?;
+    /// assert!(std::ptr::eq(guard.mutex(), &m));
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn mutex(&self) -> &'a NamedMutex {
         self.mutex
     }

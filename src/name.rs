@@ -32,6 +32,13 @@ pub enum Namespace {
 
 impl Namespace {
     /// The prefix that selects this namespace (`"Local\\"` or `"Global\\"`).
+    ///
+    /// ```
+    /// use namedmutex::Namespace;
+    ///
+    /// assert_eq!(Namespace::Global.prefix(), "Global\\");
+    /// assert_eq!(Namespace::Local.prefix(), "Local\\");
+    /// ```
     pub fn prefix(self) -> &'static str {
         match self {
             Namespace::Local => LOCAL_PREFIX,

@@ -43,6 +43,14 @@ impl Default for MutexOptions {
 impl MutexOptions {
     /// Defaults: not initially owned, `MUTEX_ALL_ACCESS`, not inheritable,
     /// [`Security::CurrentUser`].
+    ///
+    /// ```
+    /// let opts = namedmutex::MutexOptions::new();
+    /// let (m, existed) = opts.create("")?; // unnamed
+    /// assert!(!existed);
+    /// # drop(m);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn new() -> MutexOptions {
         MutexOptions {
             initial_owner: false,
@@ -56,6 +64,12 @@ impl MutexOptions {
 
     /// Whether the calling thread owns a mutex this call *creates* (count 1). Ignored when
     /// the name already exists: the caller then does not own it.
+    ///
+    /// ```
+    /// let (m, _) = namedmutex::MutexOptions::new().initial_owner(true).create("")?;
+    /// m.release()?; // owned since creation
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn initial_owner(mut self, yes: bool) -> MutexOptions {
         self.initial_owner = yes;
         self
@@ -63,6 +77,16 @@ impl MutexOptions {
 
     /// The rights the handle gets. Waiting needs [`Access::SYNCHRONIZE`]; an access of 0
     /// is refused by `open`.
+    ///
+    /// ```
+    /// use namedmutex::{Access, ErrorKind, MutexOptions};
+    ///
+    /// let name = format!("doc-access-{}", std::process::id());
+    /// let (_m, _) = MutexOptions::new().create(&name)?;
+    /// let query_only = MutexOptions::new().access(Access::MUTEX_MODIFY_STATE).open(&name)?;
+    /// assert_eq!(query_only.wait(None).unwrap_err().kind(), ErrorKind::AccessDenied);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn access(mut self, access: Access) -> MutexOptions {
         self.access = access;
         self
@@ -70,12 +94,27 @@ impl MutexOptions {
 
     /// Whether child processes started by this process can inherit the handle (see
     /// [`NamedMutex::inheritable_handle`]).
+    ///
+    /// ```
+    /// let m = namedmutex::MutexOptions::new().inheritable(true).create("")?.0;
+    /// assert!(m.inheritable_handle().is_some());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn inheritable(mut self, yes: bool) -> MutexOptions {
         self.inheritable = yes;
         self
     }
 
     /// Who may open a `Global\` object this call creates.
+    ///
+    /// ```
+    /// use namedmutex::{MutexOptions, Security};
+    ///
+    /// let name = format!("Global\\doc-security-{}", std::process::id());
+    /// let (_m, existed) = MutexOptions::new().security(Security::CurrentUser).create(&name)?;
+    /// assert!(!existed);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn security(mut self, security: Security) -> MutexOptions {
         self.security = security;
         self
@@ -84,6 +123,20 @@ impl MutexOptions {
     /// The directory that holds the namespaces (Unix only). By default it is
     /// `$NAMEDMUTEX_ROOT`, or `/dev/shm` when that variable is unset. Processes share objects
     /// only when they use the same root; tests and containers use this to isolate or share.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("doc-root-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// # use std::os::unix::fs::PermissionsExt;
+    /// # std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    /// let opts = namedmutex::MutexOptions::new().root(&dir);
+    /// let (m, _) = opts.create("isolated")?;
+    /// assert!(namedmutex::NamedMutex::open("isolated").is_err()); // not in the default root
+    /// assert!(opts.open("isolated").is_ok());
+    /// # drop(m);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     #[cfg(unix)]
     pub fn root(mut self, dir: impl AsRef<Path>) -> MutexOptions {
         self.root = Some(dir.as_ref().to_owned());
@@ -92,22 +145,59 @@ impl MutexOptions {
 
     /// Creates the mutex `name`, or opens it if it exists (`CreateMutexEx`). Returns the
     /// handle and whether the object existed before the call. `""` creates an unnamed mutex.
+    ///
+    /// ```
+    /// let name = format!("doc-opts-create-{}", std::process::id());
+    /// let (a, existed) = namedmutex::MutexOptions::new().create(&name)?;
+    /// assert!(!existed);
+    /// let (b, existed) = namedmutex::MutexOptions::new().create(&name)?;
+    /// assert!(existed);
+    /// # drop((a, b));
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn create(&self, name: &str) -> Result<(NamedMutex, bool)> {
         NamedMutex::create_with(name, self)
     }
 
     /// Opens the existing mutex `name` (`OpenMutex`); [`crate::ErrorKind::NotFound`] if
     /// there is none.
+    ///
+    /// ```
+    /// use namedmutex::{ErrorKind, MutexOptions};
+    ///
+    /// let name = format!("doc-opts-open-{}", std::process::id());
+    /// assert_eq!(MutexOptions::new().open(&name).unwrap_err().kind(), ErrorKind::NotFound);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn open(&self, name: &str) -> Result<NamedMutex> {
         NamedMutex::open_with(name, self)
     }
 
     /// Every mutex in `namespace` under this root (see [`crate::list`]).
+    ///
+    /// ```
+    /// use namedmutex::{MutexOptions, Namespace};
+    ///
+    /// let name = format!("doc-opts-list-{}", std::process::id());
+    /// let opts = MutexOptions::new();
+    /// let (_m, _) = opts.create(&name)?;
+    /// assert!(opts.list(Namespace::Local)?.iter().any(|i| i.name == name));
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn list(&self, namespace: Namespace) -> Result<Vec<MutexInfo>> {
         crate::sys::inspect::list(self, namespace)
     }
 
     /// The mutex `name` under this root, or `None` (see [`crate::info`]).
+    ///
+    /// ```
+    /// let name = format!("doc-opts-info-{}", std::process::id());
+    /// let opts = namedmutex::MutexOptions::new();
+    /// assert!(opts.info(&name)?.is_none());
+    /// let (_m, _) = opts.create(&name)?;
+    /// assert!(opts.info(&name)?.is_some());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
     pub fn info(&self, name: &str) -> Result<Option<MutexInfo>> {
         match Name::parse(name)? {
             Some(parsed) => crate::sys::inspect::info(self, &parsed),

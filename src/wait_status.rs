@@ -37,6 +37,14 @@ pub enum WaitStatus {
 
 impl WaitStatus {
     /// The Win32 code of this outcome: 0, 0x80 or 0x102.
+    ///
+    /// ```
+    /// use namedmutex::WaitStatus;
+    ///
+    /// assert_eq!(WaitStatus::Acquired.code(), 0);
+    /// assert_eq!(WaitStatus::Abandoned.code(), 0x80);
+    /// assert_eq!(WaitStatus::TimedOut.code(), 0x102);
+    /// ```
     pub fn code(self) -> u32 {
         match self {
             WaitStatus::Acquired => WAIT_OBJECT_0,
@@ -46,6 +54,13 @@ impl WaitStatus {
     }
 
     /// Whether the caller now owns the mutex (`Acquired` or `Abandoned`).
+    ///
+    /// ```
+    /// use namedmutex::WaitStatus;
+    ///
+    /// assert!(WaitStatus::Abandoned.is_acquired());
+    /// assert!(!WaitStatus::TimedOut.is_acquired());
+    /// ```
     pub fn is_acquired(self) -> bool {
         !matches!(self, WaitStatus::TimedOut)
     }
