@@ -8,6 +8,22 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Tools the tests call, installed when missing (Debian package names): unshare and setpriv
+# (PID namespaces, other users), mount (a tiny tmpfs for the full-disk test), useradd (test
+# users), and a C++ compiler (libFuzzer, built by cargo-fuzz).
+need=()
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    echo "==> installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
 echo "==> cargo test --workspace (Linux)"
 cargo test --workspace
 

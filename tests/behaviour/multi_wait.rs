@@ -323,34 +323,19 @@ fn all_never_holds_subset() -> TestResult {
     waiter.finish()
 }
 
-fn opposite_orders() -> TestResult {
-    let (a, b) = pair("orders")?;
-    let inside = Arc::new(AtomicU32::new(0));
-    let iterations = if under_wine() { 200 } else { 3000 };
-    let workers: Vec<Actor> = (0..3).map(|i| Actor::new(&format!("w{i}"))).collect();
+/// Runs `body(i)` on `count` helper threads at once and waits (bounded) for all of them.
+fn run_workers(
+    count: usize,
+    body: impl Fn(usize) -> TestResult + Send + Sync + 'static,
+) -> TestResult {
+    let body = Arc::new(body);
+    let workers: Vec<Actor> = (0..count).map(|i| Actor::new(&format!("w{i}"))).collect();
     let pendings: Vec<_> = workers
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let (a, b, inside) = (a.clone(), b.clone(), inside.clone());
-            w.start(move || -> TestResult {
-                for n in 0..iterations {
-                    let list = if i % 2 == 0 { [&*a, &*b] } else { [&*b, &*a] };
-                    expect_wait(
-                        namedmutex::wait_all(&list, Some(watchdog())),
-                        WaitStatus::Acquired,
-                        &format!("worker {i} iteration {n}"),
-                    )?;
-                    ensure!(
-                        inside.fetch_add(1, Ordering::SeqCst) == 0,
-                        "two owners of both at once"
-                    );
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    a.release().ctx("a")?;
-                    b.release().ctx("b")?;
-                }
-                Ok(())
-            })
+            let body = body.clone();
+            w.start(move || body(i))
         })
         .collect();
     for p in pendings {
@@ -360,6 +345,37 @@ fn opposite_orders() -> TestResult {
         w.finish()?;
     }
     Ok(())
+}
+
+/// Passes through a critical section marked by `inside`: fails if someone else is in it.
+fn enter(inside: &AtomicU32, what: &str) -> TestResult {
+    ensure!(
+        inside.fetch_add(1, Ordering::SeqCst) == 0,
+        "two owners at once ({what})"
+    );
+    inside.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+fn opposite_orders() -> TestResult {
+    let (a, b) = pair("orders")?;
+    let inside = AtomicU32::new(0);
+    let iterations = if under_wine() { 200 } else { 3000 };
+    run_workers(3, move |i| {
+        for n in 0..iterations {
+            let list = if i % 2 == 0 { [&*a, &*b] } else { [&*b, &*a] };
+            let what = format!("worker {i} iteration {n}");
+            expect_wait(
+                namedmutex::wait_all(&list, Some(watchdog())),
+                WaitStatus::Acquired,
+                &what,
+            )?;
+            enter(&inside, &what)?;
+            a.release().ctx("a")?;
+            b.release().ctx("b")?;
+        }
+        Ok(())
+    })
 }
 
 fn any_owner_killed() -> TestResult {
@@ -403,66 +419,39 @@ fn any_owner_killed() -> TestResult {
 
 fn mixed_waiters() -> TestResult {
     let (a, b) = pair("mixed")?;
-    let inside_a = Arc::new(AtomicU32::new(0));
+    let inside_a = AtomicU32::new(0);
     let iterations = if under_wine() { 100 } else { 1500 };
-    let workers: Vec<Actor> = (0..5).map(|i| Actor::new(&format!("m{i}"))).collect();
-    let pendings: Vec<_> = workers
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            let (a, b, inside_a) = (a.clone(), b.clone(), inside_a.clone());
-            w.start(move || -> TestResult {
-                let enter = |what: &str| -> TestResult {
-                    ensure!(
-                        inside_a.fetch_add(1, Ordering::SeqCst) == 0,
-                        "two owners of a ({what})"
-                    );
-                    inside_a.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                };
-                for n in 0..iterations {
-                    let what = format!("worker {i} iteration {n}");
-                    match i {
-                        0 | 1 => {
-                            expect_wait(a.wait(Some(watchdog())), WaitStatus::Acquired, &what)?;
-                            enter(&what)?;
-                            a.release().ctx("a")?;
-                        }
-                        2 | 3 => {
-                            expect_wait(
-                                namedmutex::wait_all(&[&a, &b], Some(watchdog())),
-                                WaitStatus::Acquired,
-                                &what,
-                            )?;
-                            enter(&what)?;
-                            b.release().ctx("b")?;
-                            a.release().ctx("a")?;
-                        }
-                        _ => {
-                            let got =
-                                namedmutex::wait_any(&[&a, &b], Some(watchdog())).ctx(&what)?;
-                            match got {
-                                WaitAny::Acquired(0) => {
-                                    enter(&what)?;
-                                    a.release().ctx("a")?;
-                                }
-                                WaitAny::Acquired(1) => b.release().ctx("b")?,
-                                other => return Err(format!("{what}: {other:?}")),
-                            }
-                        }
-                    }
+    run_workers(5, move |i| {
+        for n in 0..iterations {
+            let what = format!("worker {i} iteration {n}");
+            match i {
+                0 | 1 => {
+                    expect_wait(a.wait(Some(watchdog())), WaitStatus::Acquired, &what)?;
+                    enter(&inside_a, &what)?;
+                    a.release().ctx("a")?;
                 }
-                Ok(())
-            })
-        })
-        .collect();
-    for p in pendings {
-        p.get()??;
-    }
-    for w in workers {
-        w.finish()?;
-    }
-    Ok(())
+                2 | 3 => {
+                    expect_wait(
+                        namedmutex::wait_all(&[&a, &b], Some(watchdog())),
+                        WaitStatus::Acquired,
+                        &what,
+                    )?;
+                    enter(&inside_a, &what)?;
+                    b.release().ctx("b")?;
+                    a.release().ctx("a")?;
+                }
+                _ => match namedmutex::wait_any(&[&a, &b], Some(watchdog())).ctx(&what)? {
+                    WaitAny::Acquired(0) => {
+                        enter(&inside_a, &what)?;
+                        a.release().ctx("a")?;
+                    }
+                    WaitAny::Acquired(1) => b.release().ctx("b")?,
+                    other => return Err(format!("{what}: {other:?}")),
+                },
+            }
+        }
+        Ok(())
+    })
 }
 
 fn needs_synchronize() -> TestResult {

@@ -31,6 +31,7 @@ mod hostile;
 #[cfg(target_os = "linux")]
 mod shm;
 #[cfg(target_os = "linux")]
+#[path = "../support/linux.rs"]
 mod support;
 
 #[cfg(target_os = "linux")]

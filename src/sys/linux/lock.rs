@@ -317,17 +317,15 @@ pub(super) fn release(obj: &Object) -> Result<()> {
     let page = &obj.page;
     let word = page.lock_word();
     let cur = word.load(Ordering::Relaxed);
-    let me = match obj.existing_token() {
-        Some(me) if lock::token(cur) == me => me,
-        _ => return Err(not_owner()),
-    };
-    let _ = me;
+    if obj.existing_token() != Some(lock::token(cur)) {
+        return Err(not_owner());
+    }
     let count = page.count().load(Ordering::Relaxed);
     if count > 1 {
         page.count().store(count - 1, Ordering::Relaxed);
         return Ok(());
     }
-    page.count().store(0, Ordering::Relaxed);
+    // COUNT means something only while the word names an owner: no need to clear it.
     page.acquired_ns().store(0, Ordering::Relaxed);
     super::fault::point("unlock.before_swap");
     let old = word.swap(0, Ordering::Release);

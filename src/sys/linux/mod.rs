@@ -84,7 +84,7 @@ impl RawMutex {
 
     fn new(obj: Arc<Object>, access: Access, inheritable: bool) -> Result<RawMutex> {
         let inherit = if inheritable {
-            Some(obj.reopen(true)?)
+            Some(obj.reopen_inheritable()?)
         } else {
             None
         };

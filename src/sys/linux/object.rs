@@ -111,21 +111,14 @@ impl Object {
         self.saw_death.store(true, Ordering::Relaxed);
     }
 
-    pub(super) fn is_named(&self) -> bool {
-        self.place.is_some()
-    }
-
-    /// A new open file description of the object, holding a shared lock when named: for an
-    /// inheritable handle, or for a child after `fork`. Close-on-exec unless `inheritable`.
-    pub(super) fn reopen(&self, inheritable: bool) -> Result<OwnedFd> {
+    /// A new open file description of the object for an inheritable handle: it stays open
+    /// across `exec` and, for a named object, holds a shared lock of its own, so that a
+    /// child holding it keeps the object alive.
+    pub(super) fn reopen_inheritable(&self) -> Result<OwnedFd> {
         let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        let mut flags = OFlags::RDWR;
-        if !inheritable {
-            flags |= OFlags::CLOEXEC;
-        }
-        let fd = rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty())
+        let fd = rustix::fs::open(path.as_str(), OFlags::RDWR, rustix::fs::Mode::empty())
             .map_err(|e| files::io_error("reopen", "a mutex object (is /proc mounted?)", e))?;
-        if self.is_named() && !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+        if self.place.is_some() && !flock(&fd, FlockOperation::NonBlockingLockShared)? {
             return Err(busy("the object is being removed"));
         }
         Ok(fd)

@@ -15,6 +15,7 @@ mod files;
 #[cfg(target_os = "linux")]
 mod kernel;
 #[cfg(target_os = "linux")]
+#[path = "../../../../tests/support/linux.rs"]
 mod support;
 
 #[cfg(target_os = "linux")]

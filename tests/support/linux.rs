@@ -1,5 +1,7 @@
-//! Shared helpers: a private namespace root, unique names, child processes with watchdogs,
-//! a small random generator.
+//! Helpers shared by the Linux-only test crates (`src/sys/linux/tests`, `tests/reliability`),
+//! which include this file with `#[path]`: a private namespace root, unique names, child
+//! processes with watchdogs, a small random generator. Each crate uses part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -16,7 +18,14 @@ pub type TestResult = Result<(), libtest_mimic::Failed>;
 
 /// Points `NAMEDMUTEX_ROOT` at a fresh directory (mode 0755) for this process and children.
 pub fn init_root() {
-    let dir = std::env::temp_dir().join(format!("namedmutex-reliability-{}", std::process::id()));
+    let exe = std::env::current_exe().expect("current_exe");
+    let crate_name = exe
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.split('-').next())
+        .unwrap_or("tests")
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("namedmutex-{crate_name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the test root");
     set_mode(&dir, 0o755);
@@ -132,6 +141,22 @@ impl Peer {
         Peer::spawn_with(Some(user), role, args, env, |_| {})
     }
 
+    /// Runs the child through a wrapper program (`unshare ...`), which runs this binary.
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        role: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Peer {
+        Peer::spawn_with(None, role, args, env, |cmd| {
+            let exe = std::env::current_exe().unwrap();
+            *cmd = Command::new(wrapper[0]);
+            cmd.args(&wrapper[1..]).arg(exe);
+        })
+    }
+
+    /// `adjust` may change or replace the command before the role and its arguments are
+    /// added.
     pub fn spawn_with(
         user: Option<RunAs>,
         role: &str,
@@ -151,11 +176,11 @@ impl Peer {
                 c
             }
         };
+        adjust(&mut cmd);
         cmd.arg("--child").arg(role).args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        adjust(&mut cmd);
         // A child never outlives a test process that dies.
         // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
         unsafe {
