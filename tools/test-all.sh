@@ -27,11 +27,22 @@ fi
 echo "==> cargo test --workspace (Linux)"
 cargo test --workspace
 
+# Biased locking (src/sys/linux/bias.rs): by default a multi-threaded process such as a test
+# harness starts biasing a few milliseconds after its first mutex, so the run above mixes
+# biased and ordinary mutexes. Run the shared behaviour suite and the Linux backend tests
+# again with every mutex biased to its first acquirer, and with biasing off.
+for mode in 1 0; do
+    echo "==> NAMEDMUTEX_BIAS=$mode: behaviour and Linux backend tests"
+    NAMEDMUTEX_BIAS=$mode cargo test --test behaviour --test linux
+done
+
 # Reliability (RELIABILITY.md): the workspace run above already ran tests/reliability
 # (chaos for 30 s, exhaustion, hostile users, bad files); the crash points need the
 # fault-injection build. Then a short fuzz run (tools/fuzz.sh installs cargo-fuzz if missing).
 echo "==> cargo test --features fault-injection --test reliability -- fault::"
 cargo test --features fault-injection --test reliability -- fault::
+echo "==> cargo test --features fault-injection --test linux -- bias::"
+cargo test --features fault-injection --test linux -- bias::
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
 

@@ -54,7 +54,7 @@ fn global_variants() -> TestResult {
         ("bad-magic", put(b"notmagic", 0), ErrorKind::TypeMismatch),
         (
             "bad-version",
-            put(&2u32.to_le_bytes(), 8),
+            put(&99u32.to_le_bytes(), 8),
             ErrorKind::Incompatible,
         ),
         (

@@ -228,6 +228,16 @@ impl Peer {
         })
     }
 
+    /// Checks that the child prints nothing for `limit` (it is blocked, as it should be);
+    /// the child keeps running.
+    pub fn silent_for(&mut self, limit: Duration) -> Result<(), String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => Err(format!("child {} said {line:?}", self.child.id())),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(()),
+            Err(e) => Err(format!("child {} ended ({e})", self.child.id())),
+        }
+    }
+
     /// The next line the child prints, or a failure after the watchdog.
     pub fn expect_line(&mut self) -> Result<String, String> {
         self.line_within(WATCHDOG)

@@ -24,3 +24,19 @@ pub(super) fn point(name: &'static str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(super) fn point(_name: &'static str) {}
+
+/// Sleeps 300 µs if `NAMEDMUTEX_STALL` names this point: widens a race window that is
+/// otherwise nanoseconds wide, so that tests can show the code that closes it matters.
+#[cfg(feature = "fault-injection")]
+pub(super) fn stall(name: &'static str) {
+    static STALL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let stall = STALL.get_or_init(|| std::env::var("NAMEDMUTEX_STALL").ok());
+    if stall.as_deref() == Some(name) {
+        std::thread::sleep(std::time::Duration::from_micros(300));
+    }
+}
+
+/// Without the `fault-injection` feature: nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(super) fn stall(_name: &'static str) {}

@@ -32,4 +32,5 @@ pub(super) fn install() {
 extern "C" fn child() {
     super::thread::forget_after_fork();
     super::object::forget_pid();
+    super::barrier::forget_after_fork();
 }

@@ -87,7 +87,11 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
         page.name()
     };
     let word = page.lock_word().load(Ordering::Acquire);
-    let owner = (!layout::lock::is_free(word)).then(|| owner_info(root, &page, word));
+    // A word biased to a thread names an owner only while that thread's depth is not 0.
+    let biased = layout::lock::is_biased(word);
+    let bias_depth = page.bias_depth().load(Ordering::Acquire);
+    let held = !layout::lock::is_free(word) && (!biased || bias_depth > 0);
+    let owner = held.then(|| owner_info(root, &page, word));
     // `/proc/locks` shows locks without taking one; it hides those of processes in other
     // PID namespaces, so "none listed" is confirmed by a probe. (An exclusive lock held for
     // an instant can make a concurrent last close leave the file for the next open.)
@@ -112,10 +116,12 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
     Ok(MutexInfo {
         name,
         namespace,
-        count: if owner.is_some() {
-            page.count().load(Ordering::Relaxed)
-        } else {
+        count: if owner.is_none() {
             0
+        } else if biased {
+            bias_depth
+        } else {
+            page.count().load(Ordering::Relaxed)
         },
         owner,
         waiters: page.sleepers().load(Ordering::Relaxed),

@@ -1,4 +1,4 @@
-//! The shared-memory format (version 1), as FORMAT.md documents it for other implementers.
+//! The shared-memory format (version 2), as FORMAT.md documents it for other implementers.
 //!
 //! Two kinds of file: an *object page* per mutex, and a *registry* per user and namespace
 //! root that holds one lifeline slot per thread. All integers are little-endian (the native
@@ -11,8 +11,11 @@ use super::mapping::Mapping;
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// The format version of both file kinds. Any change to a layout bumps it.
-pub(super) const FORMAT_VERSION: u32 = 1;
+/// The format version of object files. Any change to their layout bumps it.
+pub(super) const FORMAT_VERSION: u32 = 2;
+/// The format version of registries, which outlive every process (version 2 of the object
+/// format left them unchanged, so registries made by earlier releases stay usable).
+pub(super) const REGISTRY_VERSION: u32 = 1;
 
 // ----- object page -----------------------------------------------------------------------
 
@@ -61,8 +64,13 @@ pub(super) mod obj {
     pub const LAST_ABANDONER_PID: usize = 92;
     /// u32 tid of the last owner that abandoned it.
     pub const LAST_ABANDONER_TID: usize = 96;
-    /// u32 reserved, 0 (handles are counted from the kernel's lock table instead).
-    pub const HANDLES: usize = 100;
+    /// u32 the biased thread's recursion count while the lock word is biased (see
+    /// `bias.rs`); written only by that thread. 0 = it does not hold the mutex.
+    pub const BIAS_DEPTH: usize = 100;
+    /// u32 1 while the mutex has been neither biased nor contended: its owner, releasing,
+    /// puts the word back to `BIASABLE` instead of 0, so that a process that could not bias
+    /// yet (see `barrier.rs`) does not lose the chance for good. Written only by the owner.
+    pub const FRESH: usize = 104;
     /// 64 × u32 user table: `uid + 1` of each user that has opened the object, 0 = empty.
     pub const USERS: usize = 128;
     /// The name, UTF-8, `NAME_LEN` bytes.
@@ -97,14 +105,23 @@ pub(super) const FLAG_GLOBAL: u32 = 1;
 /// and must not be used. A process that opened the file just before sees it and retries.
 pub(super) const FLAG_DEAD: u32 = 2;
 
-/// The lock word. Low 32 bits (the futex word): bit 31 `WAITERS`, bits 24..30 the owner's
-/// index in the object's user table, bits 0..24 the owner's registry slot + 1; the mutex is
-/// free when bits 0..30 are 0. High 32 bits: the generation of the owner's slot.
+/// The lock word. Low 32 bits (the futex word): bit 31 `WAITERS`, bit 30 `BIASED`, bits 24..29
+/// the owner's index in the object's user table, bits 0..24 the owner's registry slot + 1; the
+/// mutex is free when bits 0..30 are 0. High 32 bits: the generation of the owner's slot.
+///
+/// A *biased* word (bit 30 set) names the one thread that may acquire and release the mutex
+/// without atomic read-modify-write instructions; whether it holds the mutex is its
+/// `BIAS_DEPTH` (see `bias.rs`). `BIASED` alone is a free mutex that nobody has held yet: the
+/// first acquirer may take the bias.
 pub(super) mod lock {
     /// Somebody may be sleeping on the futex word: the releaser must wake one.
     pub const WAITERS: u64 = 1 << 31;
+    /// The word names the thread the mutex is biased to (see `bias.rs`).
+    pub const BIASED: u64 = 1 << 30;
+    /// A fresh mutex: free, and the first thread to take it may take the bias.
+    pub const BIASABLE: u64 = BIASED;
     /// Bits that identify the owner within the low word.
-    pub const OWNER_MASK: u64 = 0x7FFF_FFFF;
+    pub const OWNER_MASK: u64 = 0x3FFF_FFFF;
     /// Shift of the user-table index.
     pub const USER_SHIFT: u32 = 24;
     /// Mask of the user-table index after shifting.
@@ -114,9 +131,18 @@ pub(super) mod lock {
     /// Largest recursion count (Windows' limit).
     pub const MAX_COUNT: u32 = 0x7FFF_FFFF;
 
-    /// The lock word without its `WAITERS` bit: the owner's full identity (token).
+    /// The lock word without its `WAITERS` bit: the owner's full identity (token) in a
+    /// normal word. A biased word keeps its `BIASED` bit, so it never equals a token.
     pub fn token(word: u64) -> u64 {
         word & !WAITERS
+    }
+    /// Whether the word names a thread the mutex is biased to.
+    pub fn is_biased(word: u64) -> bool {
+        word & BIASED != 0 && word & OWNER_MASK != 0
+    }
+    /// The token of the thread a biased word names.
+    pub fn bias_holder(word: u64) -> u64 {
+        word & !(WAITERS | BIASED)
     }
     /// The owner's user-table index.
     pub fn user(word: u64) -> usize {
@@ -130,7 +156,7 @@ pub(super) mod lock {
     pub fn generation(word: u64) -> u32 {
         (word >> 32) as u32
     }
-    /// Whether nobody owns the mutex.
+    /// Whether nobody owns the mutex, and it is not biased to anyone (0, or `BIASABLE`).
     pub fn is_free(word: u64) -> bool {
         word & OWNER_MASK == 0
     }
@@ -243,9 +269,11 @@ impl ObjectPage {
         m.u32(obj::USERS)
             .store(init.uid.wrapping_add(1), Ordering::Relaxed);
         m.write_bytes(obj::NAME, init.name.as_bytes());
+        m.u64(obj::LOCK).store(lock::BIASABLE, Ordering::Relaxed);
         if let Some(token) = init.owner {
             m.u64(obj::LOCK).store(token, Ordering::Relaxed);
             m.u32(obj::COUNT).store(1, Ordering::Relaxed);
+            m.u32(obj::FRESH).store(1, Ordering::Relaxed);
             m.u64(obj::ACQUIRED_NS)
                 .store(init.now_ns, Ordering::Relaxed);
         }
@@ -276,11 +304,13 @@ impl ObjectPage {
         m.u32(obj::COUNT)
             .store(u32::from(owner.is_some()), Ordering::Relaxed);
         m.u32(obj::SLEEPERS).store(0, Ordering::Relaxed);
-        m.u32(obj::HANDLES).store(0, Ordering::Relaxed);
+        m.u32(obj::BIAS_DEPTH).store(0, Ordering::Relaxed);
+        m.u32(obj::FRESH)
+            .store(u32::from(owner.is_some()), Ordering::Relaxed);
         m.u64(obj::ACQUIRED_NS)
             .store(if owner.is_some() { now_ns } else { 0 }, Ordering::Relaxed);
         m.u64(obj::LOCK)
-            .store(owner.unwrap_or(0), Ordering::Relaxed);
+            .store(owner.unwrap_or(lock::BIASABLE), Ordering::Relaxed);
         m.u32(obj::FLAGS).fetch_and(!FLAG_DEAD, Ordering::Release);
     }
     pub(super) fn lock_word(&self) -> &AtomicU64 {
@@ -293,6 +323,12 @@ impl ObjectPage {
     }
     pub(super) fn count(&self) -> &AtomicU32 {
         self.map.u32(obj::COUNT)
+    }
+    pub(super) fn bias_depth(&self) -> &AtomicU32 {
+        self.map.u32(obj::BIAS_DEPTH)
+    }
+    pub(super) fn fresh(&self) -> &AtomicU32 {
+        self.map.u32(obj::FRESH)
     }
     pub(super) fn sleepers(&self) -> &AtomicU32 {
         self.map.u32(obj::SLEEPERS)
@@ -461,11 +497,11 @@ pub(super) fn validate_registry(map: &Mapping, file_size: u64, uid: u32) -> Resu
         return Err(bad("bad magic".into()));
     }
     let version = map.u32(reg::VERSION).load(Ordering::Relaxed);
-    if version != FORMAT_VERSION {
+    if version != REGISTRY_VERSION {
         return Err(Error::new(
             ErrorKind::Incompatible,
             format!(
-                "the thread registry of uid {uid} has format version {version}; this namedmutex reads {FORMAT_VERSION}"
+                "the thread registry of uid {uid} has format version {version}; this namedmutex reads {REGISTRY_VERSION}"
             ),
         ));
     }
@@ -491,7 +527,7 @@ pub(super) fn validate_registry(map: &Mapping, file_size: u64, uid: u32) -> Resu
 /// Fills the header of a fresh, zeroed registry that nobody else can see yet.
 pub(super) fn initialize_registry(map: &Mapping, slots: u32, uid: u32) {
     map.u32(reg::VERSION)
-        .store(FORMAT_VERSION, Ordering::Relaxed);
+        .store(REGISTRY_VERSION, Ordering::Relaxed);
     map.u32(reg::HEADER_SIZE)
         .store(REGISTRY_HEADER as u32, Ordering::Relaxed);
     map.u32(reg::SLOT_SIZE)

@@ -2,7 +2,10 @@
 //!
 //! The lock word (see `layout::lock`) holds the owner's token, or 0 when free. Uncontended,
 //! acquiring is one compare-and-swap of 0 to our token, and releasing one swap back to 0.
-//! The recursion count beside it is written only by the owner.
+//! The recursion count beside it is written only by the owner. Before any contention a mutex
+//! may instead be *biased* to the thread that keeps taking it, which then needs no atomic
+//! read-modify-write at all: `bias.rs` has that protocol, and this module hands biased words
+//! to it (the biased thread's own fast paths are inlined into `wait` and `release`).
 //!
 //! A waiter that must block sets `WAITERS` in the word and sleeps, with `futex_waitv`, on
 //! two words at once: the lock word (a release changes it and wakes one sleeper) and the
@@ -17,8 +20,9 @@
 //! abandonment) to re-target. A bounded sleep (`BACKSTOP`) covers the cases no wake-up can:
 //! a woken sleeper killed before it could pass the wake on.
 
+use super::bias::{self, Revoked};
 use super::futex::{self, Wake};
-use super::layout::lock::{self, MAX_COUNT, WAITERS};
+use super::layout::lock::{self, BIASABLE, MAX_COUNT, WAITERS};
 use super::object::Object;
 use super::registry::Liveness;
 use crate::error::{Error, ErrorKind, Result};
@@ -36,14 +40,31 @@ const SPIN_ROUNDS: u32 = 4;
 const SPIN_PAUSES: u32 = 100;
 
 /// Waits for `obj` (the caller checked the handle's access).
-#[inline]
+#[inline(always)]
 pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
+    // The biased thread's path, small enough to inline into the caller.
+    if let Some(me) = obj.existing_token() {
+        if obj.page.lock_word().load(Ordering::Relaxed) == me | lock::BIASED
+            && bias::try_acquire(obj, me, me | lock::BIASED)
+        {
+            return Ok(WaitStatus::Acquired);
+        }
+    }
+    wait_unbiased(obj, timeout)
+}
+
+#[inline(never)]
+fn wait_unbiased(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
     let me = obj.token()?;
     let word = obj.page.lock_word();
     // Look before the compare-and-swap: a recursive acquisition then costs no atomic
     // read-modify-write (only the owner can have written its own token).
     let cur = word.load(Ordering::Relaxed);
-    if cur == 0 {
+    if lock::is_biased(cur) || cur == BIASABLE {
+        if bias::try_acquire(obj, me, cur) {
+            return Ok(WaitStatus::Acquired);
+        }
+    } else if cur == 0 {
         if word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -121,6 +142,10 @@ pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
             {
                 super::fault::point("lock.after_cas");
                 page.count().store(1, Ordering::Relaxed);
+                if cur == BIASABLE {
+                    // This process may not bias yet: keep the mutex biasable (see FRESH).
+                    page.fresh().store(1, Ordering::Relaxed);
+                }
                 page.acquired_ns()
                     .store(super::clock::realtime_ns(), Ordering::Relaxed);
                 if slept && sleepers > 0 {
@@ -141,15 +166,25 @@ pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
             page.count().store(count.max(1) + 1, Ordering::Relaxed);
             return Ok(Attempt::Got(WaitStatus::Acquired, Undo::Recursion));
         }
+        let biased = lock::is_biased(cur);
+        if biased && lock::bias_holder(cur) == me {
+            bias::unbias(obj, me); // ours: make it ordinary ownership (or free), look again
+            continue;
+        }
         let owner = owner_of(obj, cur);
         if let Owner::Dead = owner {
+            // A thread the mutex was biased to owned it only if its depth says so.
+            let abandoned = !biased || bias::dead_holder_held(obj);
             let sleepers = page.sleepers().load(Ordering::Relaxed);
             let new = me | if sleepers > 0 { WAITERS } else { 0 };
             if word
                 .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                record_abandonment(obj, cur);
+                if abandoned {
+                    record_abandonment(obj, cur);
+                }
+                page.fresh().store(0, Ordering::Relaxed);
                 super::fault::point("lock.after_abandon_cas");
                 page.count().store(1, Ordering::Relaxed);
                 page.acquired_ns()
@@ -157,9 +192,19 @@ pub(super) fn attempt(obj: &Object, me: u64, slept: bool) -> Result<Attempt> {
                 if sleepers > 0 {
                     futex::wake(page.futex_word(), u32::MAX >> 1); // all re-target to us
                 }
-                return Ok(Attempt::Got(WaitStatus::Abandoned, Undo::Abandoned(cur)));
+                return Ok(if abandoned {
+                    Attempt::Got(WaitStatus::Abandoned, Undo::Abandoned(cur))
+                } else {
+                    Attempt::Got(WaitStatus::Acquired, Undo::Release)
+                });
             }
             continue;
+        }
+        if biased {
+            match bias::revoke(obj, cur) {
+                Revoked::Changed => continue,
+                Revoked::Held(cur) => return Ok(Attempt::Busy { cur, owner }),
+            }
         }
         return Ok(Attempt::Busy { cur, owner });
     }
@@ -312,13 +357,46 @@ fn record_abandonment(obj: &Object, dead: u64) {
 }
 
 /// Releases `obj` once on behalf of the calling thread.
-#[inline]
+#[inline(always)]
 pub(super) fn release(obj: &Object) -> Result<()> {
+    // The biased thread's path, small enough to inline into the caller.
+    if let Some(me) = obj.existing_token() {
+        if obj.page.lock_word().load(Ordering::Relaxed) == me | lock::BIASED {
+            return if bias::release(obj, me) {
+                Ok(())
+            } else {
+                Err(not_owner())
+            };
+        }
+    }
+    release_unbiased(obj)
+}
+
+#[inline(never)]
+fn release_unbiased(obj: &Object) -> Result<()> {
     let page = &obj.page;
     let word = page.lock_word();
     let cur = word.load(Ordering::Relaxed);
-    if obj.existing_token() != Some(lock::token(cur)) {
+    let Some(me) = obj.existing_token() else {
         return Err(not_owner());
+    };
+    if lock::token(cur) != me {
+        if cur == me | lock::BIASED {
+            return if bias::release(obj, me) {
+                Ok(())
+            } else {
+                Err(not_owner())
+            };
+        }
+        if lock::is_biased(cur) && lock::bias_holder(cur) == me {
+            // Asked to give up the bias: become an ordinary owner first (or find we own nothing).
+            bias::unbias(obj, me);
+            if lock::token(word.load(Ordering::Relaxed)) != me {
+                return Err(not_owner());
+            }
+        } else {
+            return Err(not_owner());
+        }
     }
     let count = page.count().load(Ordering::Relaxed);
     if count > 1 {
@@ -328,6 +406,10 @@ pub(super) fn release(obj: &Object) -> Result<()> {
     // COUNT means something only while the word names an owner: no need to clear it.
     page.acquired_ns().store(0, Ordering::Relaxed);
     super::fault::point("unlock.before_swap");
+    if page.fresh().load(Ordering::Relaxed) != 0 {
+        release_fresh(obj, me);
+        return Ok(());
+    }
     let old = word.swap(0, Ordering::Release);
     if old & WAITERS != 0 {
         futex::wake(page.futex_word(), 1);
@@ -335,6 +417,26 @@ pub(super) fn release(obj: &Object) -> Result<()> {
     Ok(())
 }
 
+/// The last release of a mutex nobody else has wanted yet: back to `BIASABLE`, unless a
+/// waiter showed up (then it is an ordinary mutex from now on).
+#[cold]
+fn release_fresh(obj: &Object, me: u64) {
+    let page = &obj.page;
+    let word = page.lock_word();
+    if word
+        .compare_exchange(me, BIASABLE, Ordering::Release, Ordering::Relaxed)
+        .is_ok()
+    {
+        return;
+    }
+    page.fresh().store(0, Ordering::Relaxed);
+    let old = word.swap(0, Ordering::Release);
+    if old & WAITERS != 0 {
+        futex::wake(page.futex_word(), 1);
+    }
+}
+
+#[cold]
 fn not_owner() -> Error {
     Error::new(
         ErrorKind::NotOwner,

@@ -11,11 +11,14 @@
 //! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
 //! | `lock` | the mutex algorithm |
+//! | `bias`, `barrier` | biased locking: a thread's repeated acquisitions without atomics |
 //! | `futex`, `clock` | sleeping, waking, time |
 //! | `fork` | what a child process inherits |
 //! | `fault` | crash points for fault-injection tests (feature `fault-injection`) |
 //! | `fuzz` | entry points for the fuzz targets (feature `fuzzing`) |
 
+mod barrier;
+mod bias;
 mod clock;
 mod fault;
 mod file_name;

@@ -15,7 +15,9 @@
 //! A wake-up is a token meant for one sleeper: a multi-waiter that was woken through a mutex
 //! it did not take passes the wake-up on, so single waiters sharing a mutex are never stranded.
 
+use super::bias::{self, Revoked};
 use super::futex::{self, Wake};
+use super::layout::lock as layout;
 use super::lock::{self, Attempt, Owner, Undo};
 use super::object::Object;
 use crate::error::{Error, ErrorKind, Result};
@@ -113,13 +115,28 @@ fn wait_all(objs: &[&Object], tokens: &[u64], timeout: Option<Duration>) -> Resu
 fn live_owned(objs: &[&Object], tokens: &[u64]) -> Vec<(usize, u64, Owner)> {
     let mut busy = Vec::new();
     for (i, obj) in objs.iter().enumerate() {
-        let cur = obj.page.lock_word().load(Ordering::Acquire);
-        if super::layout::lock::is_free(cur) || super::layout::lock::token(cur) == tokens[i] {
-            continue;
-        }
-        let owner = lock::owner_of(obj, cur);
-        if !matches!(owner, Owner::Dead) {
-            busy.push((i, cur, owner));
+        loop {
+            let cur = obj.page.lock_word().load(Ordering::Acquire);
+            if layout::is_free(cur)
+                || layout::token(cur) == tokens[i]
+                || layout::is_biased(cur) && layout::bias_holder(cur) == tokens[i]
+            {
+                break;
+            }
+            let owner = lock::owner_of(obj, cur);
+            if matches!(owner, Owner::Dead) {
+                break;
+            }
+            if layout::is_biased(cur) {
+                // Biased to a live thread: it owns the mutex only if it holds it now.
+                match bias::revoke(obj, cur) {
+                    Revoked::Changed => continue,
+                    Revoked::Held(cur) => busy.push((i, cur, owner)),
+                }
+            } else {
+                busy.push((i, cur, owner));
+            }
+            break;
         }
     }
     busy
@@ -203,7 +220,7 @@ fn sleep(objs: &[&Object], busy: &[(usize, u64, Owner)], deadline: Option<rustix
 fn pass_on(objs: &[&Object], mut which: impl FnMut(usize) -> bool) {
     for (i, obj) in objs.iter().enumerate() {
         if which(i)
-            && super::layout::lock::is_free(obj.page.lock_word().load(Ordering::Acquire))
+            && layout::is_free(obj.page.lock_word().load(Ordering::Acquire))
             && obj.page.sleepers().load(Ordering::Acquire) > 0
         {
             futex::wake(obj.page.futex_word(), 1);

@@ -5,7 +5,7 @@ use crate::Config;
 use crate::report::Report;
 use namedmutex_bench::control::ControlPage;
 use namedmutex_bench::env::Env;
-use namedmutex_bench::peers::{self, AnyLock, Lock, Opener, Peer};
+use namedmutex_bench::peers::{self, AnyLock, Lock, NmLock, Opener, Peer};
 use namedmutex_bench::proc::Worker;
 use namedmutex_bench::stats::{self, Summary, summarize};
 use namedmutex_bench::{calibrate, ns_per_op, roles, with_lock};
@@ -59,10 +59,28 @@ fn verdict(ok: bool) -> Option<bool> {
 // ---------------------------------------------------------------- 1. uncontended
 
 pub fn uncontended(cfg: &Config, env: &Env, report: &mut Report) {
-    let locks: Vec<(Peer, AnyLock)> = Peer::ALL
+    let mut locks: Vec<(Peer, AnyLock)> = Peer::ALL
         .into_iter()
         .map(|p| (p, AnyLock::create(p, env, "s1")))
         .collect();
+    let mut labels: Vec<String> = Peer::ALL.iter().map(|p| p.label().to_owned()).collect();
+    // A mutex after its first contention, when biasing has stopped for it: we hold it while
+    // another thread waits for it in vain (setting WAITERS, or revoking our bias), so our
+    // release makes it an ordinary mutex for good.
+    let unbiased = NmLock::open(env, "s1-unbiased");
+    unbiased.acquire();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let status = unbiased.0.wait(Some(Duration::from_millis(50)));
+            assert!(
+                matches!(status, Ok(namedmutex::WaitStatus::TimedOut)),
+                "{status:?}"
+            );
+        });
+    });
+    unbiased.release();
+    locks.push((Peer::NamedMutex, AnyLock::NamedMutex(unbiased)));
+    labels.push("namedmutex, bias revoked (ordinary CAS path)".to_owned());
     let pair = |l: &AnyLock, n: u64| {
         with_lock!(l, |l| for _ in 0..n {
             black_box(l.acquire());
@@ -137,12 +155,23 @@ pub fn uncontended(cfg: &Config, env: &Env, report: &mut Report) {
                 String::new(),
             ],
         };
-        let mut cells = vec![p.label().to_owned()];
+        let mut cells = vec![labels[i].clone()];
         cells.extend(a);
         cells.extend(b);
         row(&mut s, &cells);
     }
     let idx = |p: Peer| Peer::ALL.iter().position(|&q| q == p).expect("peer");
+    let last = locks.len() - 1;
+    report.target(
+        "(no target) uncontended once the bias is revoked: the ordinary path",
+        format!(
+            "{} vs {}: {}",
+            stats::ns(single[last].median),
+            stats::ns(single[idx(Peer::Pthread)].median),
+            stats::ratio(single[last].median / single[idx(Peer::Pthread)].median)
+        ),
+        None,
+    );
     let vs_pthread = single[nm].median / single[idx(Peer::Pthread)].median;
     let vs_flock = single[idx(Peer::Flock)].median / single[nm].median;
     report.target(

@@ -13,6 +13,8 @@ pub fn run(args: &[String]) -> i32 {
         "counter" => counter(arg(1), arg(2), arg(3).parse().unwrap_or(1000)),
         "exhaust" => exhaust(arg(1).parse().unwrap_or(4)),
         "umask" => umask(arg(1), arg(2)),
+        "bias" => bias(arg(1), arg(2).parse().unwrap_or(0)),
+        "bias-race" => bias_race(arg(1), arg(2), arg(3).parse().unwrap_or(50)),
         other => {
             eprintln!("unknown child role {other:?}");
             2
@@ -184,5 +186,70 @@ fn umask(mask: &str, root: &str) -> i32 {
     say("created");
     wait_for_stdin_close();
     drop((a, b));
+    0
+}
+
+/// Creates `name`, acquires and releases it 100 times (with `NAMEDMUTEX_BIAS=1` that biases
+/// it to this thread), acquires it `depth` times, says `biased`, then obeys stdin:
+/// `release` (all `depth`, says `released`), `lock` (waits up to 10 s, says `status CODE`),
+/// `unlock` (says `ok` or `err KIND`); ends when stdin closes.
+fn bias(name: &str, depth: u32) -> i32 {
+    let (m, _) = NamedMutex::create(name, false).expect("create");
+    for _ in 0..100 {
+        assert!(m.wait(None).expect("wait").is_acquired());
+        m.release().expect("release");
+    }
+    for _ in 0..depth {
+        assert!(m.wait(None).expect("wait").is_acquired());
+    }
+    say("biased");
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "release" => {
+                for _ in 0..depth {
+                    m.release().expect("release");
+                }
+                say("released");
+            }
+            "lock" => {
+                let status = m.wait(Some(Duration::from_secs(10))).expect("wait");
+                say(format!("status {}", status.code()));
+            }
+            "unlock" => match m.release() {
+                Ok(()) => say("ok"),
+                Err(e) => say(format!("err {:?}", e.kind())),
+            },
+            _ => {}
+        }
+    }
+    0
+}
+
+/// For each of `rounds` fresh names `BASE-r`: creates (or opens) it, keeps the handle, and
+/// increments the number in the file `FILE-r` 20 times under it, non-atomically. Two such processes
+/// race for each mutex's first acquisition (the bias) and its revocation. Says `go?` and
+/// waits for `go`; says `done` at the end.
+fn bias_race(base: &str, file: &str, rounds: u32) -> i32 {
+    say("go?");
+    wait_for_line("go");
+    let mut keep = Vec::new();
+    for r in 0..rounds {
+        let (m, _) = NamedMutex::create(&format!("{base}-{r}"), false).expect("create");
+        let file = format!("{file}-{r}");
+        for _ in 0..20 {
+            let guard = m.lock().expect("lock");
+            let n: u64 = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            std::thread::yield_now();
+            std::fs::write(&file, (n + 1).to_string()).expect("write counter");
+            drop(guard);
+        }
+        keep.push(m);
+    }
+    say("done");
+    wait_for_stdin_close();
     0
 }

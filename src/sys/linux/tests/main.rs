@@ -9,6 +9,8 @@
 #![allow(unsafe_code)]
 
 #[cfg(target_os = "linux")]
+mod bias;
+#[cfg(target_os = "linux")]
 mod child;
 #[cfg(target_os = "linux")]
 mod files;
@@ -28,6 +30,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(files::trials());
     trials.extend(kernel::trials());
+    trials.extend(bias::trials());
     let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials);
     support::cleanup_root();
     conclusion.exit();
