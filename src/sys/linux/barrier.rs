@@ -8,7 +8,7 @@
 //! request, or the requester sees the depth. A process registers ([`bias_allowed`]) before
 //! any of its threads takes a bias.
 //!
-//! Registering costs a few microseconds in a single-threaded process but an RCU grace
+//! Registering is cheap in a single-threaded process (no grace period) but costs an RCU grace
 //! period (8.5 ms measured here) once other threads exist, so a multi-threaded process
 //! registers from a short-lived helper thread and takes no bias until it is done.
 //! `NAMEDMUTEX_BIAS=0` turns biasing off; `NAMEDMUTEX_BIAS=1` registers at once, on the
