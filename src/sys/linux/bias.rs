@@ -162,7 +162,7 @@ pub(super) fn revoke(obj: &Object, cur: u64) -> Revoked {
     Revoked::Changed
 }
 
-/// Whether a dead thread that `cur` (a biased word) names held the mutex when it died.
+/// Whether the dead thread a biased lock word names held the mutex when it died.
 pub(super) fn dead_holder_held(obj: &Object) -> bool {
     obj.page.bias_depth().load(Ordering::Acquire) > 0
 }

@@ -60,7 +60,8 @@ fn wait_unbiased(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> 
     // Look before the compare-and-swap: a recursive acquisition then costs no atomic
     // read-modify-write (only the owner can have written its own token).
     let cur = word.load(Ordering::Relaxed);
-    if lock::is_biased(cur) || cur == BIASABLE {
+    // `wait` took our own exact biased word; what is left for the bias is a fresh mutex.
+    if cur == BIASABLE {
         if bias::try_acquire(obj, me, cur) {
             return Ok(WaitStatus::Acquired);
         }
@@ -381,13 +382,7 @@ fn release_unbiased(obj: &Object) -> Result<()> {
         return Err(not_owner());
     };
     if lock::token(cur) != me {
-        if cur == me | lock::BIASED {
-            return if bias::release(obj, me) {
-                Ok(())
-            } else {
-                Err(not_owner())
-            };
-        }
+        // `release` took the exact biased word; here ours can only carry a request (WAITERS).
         if lock::is_biased(cur) && lock::bias_holder(cur) == me {
             // Asked to give up the bias: become an ordinary owner first (or find we own nothing).
             bias::unbias(obj, me);

@@ -40,10 +40,9 @@ pub(super) struct Object {
     fd: OwnedFd,
     pub key: (u64, u64),
     pub root: Arc<Root>,
-    /// `root.registry` and its id, copied here so that the lock's fast path finds the
-    /// calling thread's token without following pointers.
+    /// `root.registry`, copied here so that the lock's fast path finds the calling thread's
+    /// token without following pointers.
     registry: &'static Registry,
-    registry_id: usize,
     /// Our index in the object's user table, shifted into token position.
     user_bits: u64,
     place: Option<Place>,
@@ -100,14 +99,13 @@ impl Object {
     /// The calling thread's full token for this object, registering the thread if needed.
     #[inline]
     pub(super) fn token(&self) -> Result<u64> {
-        Ok(thread::token_part(self.registry, self.registry_id)? | self.user_bits)
+        Ok(thread::token_part(self.registry)? | self.user_bits)
     }
 
     /// The calling thread's token if it is registered (else it cannot own the object).
     #[inline]
     pub(super) fn existing_token(&self) -> Option<u64> {
-        thread::existing_token_part(self.registry, self.registry_id)
-            .map(|part| part | self.user_bits)
+        thread::existing_token_part(self.registry).map(|part| part | self.user_bits)
     }
 
     /// Notes that this process took the object from a dead owner: its close then allows
@@ -430,7 +428,7 @@ fn publish(
 fn owner_token(root: &Root, initial_owner: bool) -> Result<Option<u64>> {
     // The creator is user 0 of a new object's user table, so its token is the bare part.
     initial_owner
-        .then(|| thread::token_part(root.registry, root.registry.id()))
+        .then(|| thread::token_part(root.registry))
         .transpose()
 }
 
@@ -466,7 +464,6 @@ fn insert(
         key,
         root: root.clone(),
         registry: root.registry,
-        registry_id: root.registry.id(),
         user_bits: (user as u64) << layout::lock::USER_SHIFT,
         place,
         ofd_pid: this_pid(),

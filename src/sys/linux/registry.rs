@@ -30,8 +30,6 @@ pub(super) struct Registry {
     file: Option<OwnedFd>,
     slots: u32,
     uid: u32,
-    /// Index in the process-wide list, used as a key by the per-thread cache.
-    id: usize,
 }
 
 /// What a token's slot says about the thread that owns a mutex.
@@ -135,21 +133,21 @@ impl Registry {
             None
         };
         let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
-        let id = all.len();
         let registry: &'static Registry = Box::leak(Box::new(Registry {
             map,
             file,
             slots,
             uid,
-            id,
         }));
         all.push(registry);
         Ok(registry)
     }
 
-    /// The key of this registry in per-thread caches.
+    /// The key of this registry in per-thread caches: its address, unique because
+    /// registries are never freed.
+    #[inline]
     pub(super) fn id(&self) -> usize {
-        self.id
+        self as *const Registry as usize
     }
 
     fn slot_offset(&self, index: u32) -> usize {

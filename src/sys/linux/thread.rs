@@ -19,12 +19,11 @@ thread_local! {
         const { Cell::new([NONE; MAX_REGISTRIES_PER_THREAD]) };
 }
 
-/// The calling thread's token part in `registry` (whose `id()` is `registry_id`),
-/// registering the thread on first use.
+/// The calling thread's token part in `registry`, registering the thread on first use.
 #[inline]
-pub(super) fn token_part(registry: &'static Registry, registry_id: usize) -> Result<u64> {
+pub(super) fn token_part(registry: &'static Registry) -> Result<u64> {
     let (id, part) = LAST.get();
-    if id == registry_id {
+    if id == registry.id() {
         return Ok(part);
     }
     token_part_slow(registry)
@@ -55,9 +54,9 @@ fn token_part_slow(registry: &'static Registry) -> Result<u64> {
 /// The calling thread's token part in `registry` if it has registered there (it cannot own a
 /// mutex of that registry otherwise).
 #[inline]
-pub(super) fn existing_token_part(registry: &'static Registry, registry_id: usize) -> Option<u64> {
+pub(super) fn existing_token_part(registry: &'static Registry) -> Option<u64> {
     let (id, part) = LAST.get();
-    if id == registry_id {
+    if id == registry.id() {
         return Some(part);
     }
     lookup(registry)
