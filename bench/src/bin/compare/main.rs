@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo run --release -p namedmutex-bench --bin compare -- --out BENCHMARKS.md [--quick]
-//!     [--only 1,2,3,4,5,6]
+//!     [--only 1,2,3,4,5,6] [--counts 2,4,8,16]
 //! ```
+//!
+//! `--counts` limits scenario 4 to the given process counts (to rerun one row).
 //!
 //! Workers are this binary re-executed with `NMBENCH_ROLE` set (see the library's `roles`).
 
@@ -76,8 +78,16 @@ impl Config {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: compare [--out FILE] [--quick] [--only 1,2,...]");
+    eprintln!("usage: compare [--out FILE] [--quick] [--only 1,2,...] [--counts 2,4,...]");
     std::process::exit(2);
+}
+
+/// A comma-separated list of numbers, or the usage message.
+fn list_arg<T: std::str::FromStr>(arg: Option<String>) -> Vec<T> {
+    let list = arg.unwrap_or_else(|| usage());
+    list.split(',')
+        .map(|s| s.trim().parse().unwrap_or_else(|_| usage()))
+        .collect()
 }
 
 fn main() {
@@ -88,23 +98,21 @@ fn main() {
     let mut out = PathBuf::from("BENCHMARKS.md");
     let mut quick = false;
     let mut only: Option<Vec<u32>> = None;
+    let mut counts: Option<Vec<usize>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "--quick" => quick = true,
-            "--only" => {
-                let list = args.next().unwrap_or_else(|| usage());
-                only = Some(
-                    list.split(',')
-                        .map(|s| s.trim().parse().unwrap_or_else(|_| usage()))
-                        .collect(),
-                );
-            }
+            "--only" => only = Some(list_arg(args.next())),
+            "--counts" => counts = Some(list_arg(args.next())),
             _ => usage(),
         }
     }
-    let cfg = Config::new(quick);
+    let mut cfg = Config::new(quick);
+    if let Some(counts) = counts {
+        cfg.counts = counts;
+    }
     // One line per failure: the report says which measurement failed and why.
     std::panic::set_hook(Box::new(|info| eprintln!("error: {info}")));
     // The whole run is bounded too: a hang anywhere ends it.
