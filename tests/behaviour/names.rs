@@ -363,7 +363,8 @@ fn case_sensitive() -> TestResult {
 }
 
 /// A name that belongs to another kind of object: ERROR_INVALID_HANDLE (6) for create and
-/// open, and nothing is overwritten.
+/// open, and nothing is overwritten (on Linux an empty file is no foreign object but a dead
+/// creator's unfinished one, and is replaced).
 fn other_kind() -> TestResult {
     #[cfg(windows)]
     {
@@ -514,20 +515,46 @@ pub mod linux_files {
             ensure!(now == junk, "the junk file was modified by create/open");
             std::fs::remove_file(&path).map_err(|e| e.to_string())?;
 
-            // An empty file and a short one.
-            for content in [&b""[..], &b"nmtx"[..]] {
-                std::fs::write(&path, content).map_err(|e| e.to_string())?;
-                set_mode(&path)?;
-                all_refused(
-                    &root.path,
-                    &name,
-                    &[ErrorKind::TypeMismatch, ErrorKind::Corrupt],
-                    &format!("a file of {} bytes", content.len()),
-                )?;
-                let now = std::fs::read(&path).map_err(|e| e.to_string())?;
-                ensure!(now == content, "a {}-byte file was modified", content.len());
-                std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+            // A short file.
+            let content = b"nmtx";
+            std::fs::write(&path, content).map_err(|e| e.to_string())?;
+            set_mode(&path)?;
+            all_refused(
+                &root.path,
+                &name,
+                &[ErrorKind::TypeMismatch, ErrorKind::Corrupt],
+                "a file of 4 bytes",
+            )?;
+            let now = std::fs::read(&path).map_err(|e| e.to_string())?;
+            ensure!(now == content, "a 4-byte file was modified");
+            std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+
+            // An empty file nobody holds is what a creator killed before writing its new
+            // object leaves (FORMAT.md): open finds no object, create replaces it.
+            std::fs::write(&path, b"").map_err(|e| e.to_string())?;
+            set_mode(&path)?;
+            match open_in(&root.path, &name) {
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                other => {
+                    return Err(format!(
+                        "open over an unheld empty file: expected NotFound, got {:?}",
+                        other.map(|_| ())
+                    ));
+                }
             }
+            ensure!(!path.exists(), "open left the dead creator's empty file");
+            std::fs::write(&path, b"").map_err(|e| e.to_string())?;
+            set_mode(&path)?;
+            let (m, existed) =
+                create_in(&root.path, &name, true).ctx("create over an unheld empty file")?;
+            ensure!(
+                !existed,
+                "create over an empty file reported opened_existing"
+            );
+            let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+            ensure!(len == 4096, "the new object file is {len} bytes");
+            m.release().ctx("release the initial ownership")?;
+            drop(m);
 
             // A directory.
             std::fs::create_dir(&path).map_err(|e| e.to_string())?;

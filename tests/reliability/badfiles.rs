@@ -80,7 +80,6 @@ fn global_variants() -> TestResult {
             [good.clone(), vec![0; 1]].concat(),
             ErrorKind::Corrupt,
         ),
-        ("empty", Vec::new(), ErrorKind::Corrupt),
         ("garbage", garbage, ErrorKind::TypeMismatch),
     ];
     for (object, bytes, want) in cases {

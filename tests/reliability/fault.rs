@@ -44,6 +44,7 @@ enum Kind {
 
 const POINTS: &[(&str, Kind)] = &[
     ("create.before_publish", Kind::Generic),
+    ("create.after_create", Kind::Generic),
     ("create.after_lock", Kind::Generic),
     ("create.after_publish", Kind::Generic),
     ("open.after_open", Kind::Generic),

@@ -15,7 +15,8 @@
 //! - an attacker holding `flock` on a shared `Global\` file cannot block us indefinitely:
 //!   processes that already have the object go on; a new open gives `Busy` after 2 s;
 //! - what a user granted `Everyone` can do by writing the file (RELIABILITY.md): truncating
-//!   it makes processes that have it mapped fault (SIGBUS); new opens refuse it (`Corrupt`).
+//!   it makes processes that have it mapped fault (SIGBUS); new opens refuse it (`Corrupt`,
+//!   after 2 s: an empty file held open looks like an object still being created).
 
 use crate::support::*;
 use libtest_mimic::Trial;

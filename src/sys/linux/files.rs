@@ -1,5 +1,7 @@
 //! File operations relative to a verified directory: opening without following links, and
-//! publishing a new file atomically, so that it appears complete or not at all.
+//! making new files, either published atomically so that they appear complete or not at all
+//! (registries), or created empty under their final name and written afterwards (mutex
+//! objects: `object.rs` says how readers tell an unfinished one).
 
 use crate::error::{Error, ErrorKind, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -90,18 +92,7 @@ pub(super) fn publish_new<T>(
 static TMPFILE_LINK_FAILED: AtomicBool = AtomicBool::new(false);
 
 fn prepare(fd: &OwnedFd, spec: &NewFile) -> Result<()> {
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(spec.mode))
-        .map_err(|e| io_error("set the permissions of", "a new object file", e))?;
-    if let Some(gid) = spec.group {
-        let gid = rustix::fs::Gid::from_raw(gid);
-        rustix::fs::fchown(fd, None, Some(gid)).map_err(|e| {
-            Error::io(
-                ErrorKind::AccessDenied,
-                format!("cannot give a new object file to group {}", gid.as_raw()),
-                e.into(),
-            )
-        })?;
-    }
+    set_permissions(fd, None, spec.mode, spec.group)?;
     rustix::fs::ftruncate(fd, spec.size as u64)
         .map_err(|e| io_error("size", "a new object file", e))?;
     // Give the first page real blocks now (all of an object file; a registry's header):
@@ -112,6 +103,78 @@ fn prepare(fd: &OwnedFd, spec: &NewFile) -> Result<()> {
         Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
         Err(e) => Err(io_error("allocate", "a new object file", e)),
     }
+}
+
+/// Gives a new file exactly the permission bits `mode` (whatever the umask took away when
+/// it was created; `current` is its mode if known, to skip a needless `fchmod`) and, if
+/// asked, the group `group`.
+pub(super) fn set_permissions(
+    fd: &OwnedFd,
+    current: Option<u32>,
+    mode: u32,
+    group: Option<u32>,
+) -> Result<()> {
+    if current.is_none_or(|m| m & 0o7777 != mode) {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+            .map_err(|e| io_error("set the permissions of", "a new object file", e))?;
+    }
+    if let Some(gid) = group {
+        let gid = rustix::fs::Gid::from_raw(gid);
+        rustix::fs::fchown(fd, None, Some(gid)).map_err(|e| {
+            Error::io(
+                ErrorKind::AccessDenied,
+                format!("cannot give a new object file to group {}", gid.as_raw()),
+                e.into(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates the empty file `name` in `dir`, read-write, never through a link; `Ok(None)`
+/// when the name exists already.
+pub(super) fn create_exclusive(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+) -> Result<Option<OwnedFd>> {
+    match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::RDWR
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NONBLOCK,
+        Mode::from_raw_mode(mode),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::EXIST) => Ok(None),
+        Err(e) => Err(io_error("create the object file", name, e)),
+    }
+}
+
+/// Whether `name` in `dir` is an empty regular file (not following a link).
+pub(super) fn is_empty_file(dir: BorrowedFd<'_>, name: &str) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            && st.st_size == 0
+    })
+}
+
+/// Writes all of `data` at `offset` of `fd`.
+pub(super) fn write_all_at(fd: &OwnedFd, data: &[u8], offset: u64, what: &str) -> Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::io::pwrite(fd, &data[done..], offset + done as u64) {
+            Ok(0) => return Err(io_error("write", what, Errno::NOSPC)),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(io_error("write", what, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Links an `O_TMPFILE` inode into `dir` as `name`.

@@ -24,7 +24,7 @@ pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexI
     let root = Root::get(opts.root.as_deref())?;
     let file = Root::file_name(name.namespace, name.object);
     match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
-        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object)).map(Some),
+        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object)),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(files::io_error("inspect the mutex", name.full, e)),
     }
@@ -53,7 +53,7 @@ pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<Mute
         };
         // Files that are not valid objects are left out of the list (opening their name
         // reports what is wrong with them).
-        if let Ok(info) = snapshot(&root, fd.as_fd(), None) {
+        if let Ok(Some(info)) = snapshot(&root, fd.as_fd(), None) {
             found.push(info);
         }
     }
@@ -61,8 +61,13 @@ pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<Mute
     Ok(found)
 }
 
-fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<MutexInfo> {
+/// What the object file `fd` holds; `None` while it is empty (being created, or left by a
+/// creator that died before writing it: the next open removes it).
+fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<Option<MutexInfo>> {
     let st = rustix::fs::fstat(fd).map_err(|e| files::io_error("inspect", "a mutex object", e))?;
+    if st.st_size == 0 {
+        return Ok(None);
+    }
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
         || st.st_size as usize != OBJECT_SIZE
     {
@@ -92,9 +97,6 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
     let bias_depth = page.bias_depth().load(Ordering::Acquire);
     let held = !layout::lock::is_free(word) && (!biased || bias_depth > 0);
     let owner = held.then(|| owner_info(root, &page, word));
-    // `/proc/locks` shows locks without taking one; it hides those of processes in other
-    // PID namespaces, so "none listed" is confirmed by a probe. (An exclusive lock held for
-    // an instant can make a concurrent last close leave the file for the next open.)
     // `/proc/locks` shows locks without taking one (one shared lock per process that has
     // the object open); it hides those of processes in other PID namespaces, so "none
     // listed" is confirmed by a probe. (An exclusive lock held for an instant can make a
@@ -113,7 +115,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
         ab_pid.load(Ordering::Relaxed),
         ab_tid.load(Ordering::Relaxed),
     );
-    Ok(MutexInfo {
+    Ok(Some(MutexInfo {
         name,
         namespace,
         count: if owner.is_none() {
@@ -132,7 +134,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<M
         created: time(created_ns),
         abandon_count: page.abandon_count().load(Ordering::Relaxed),
         last_abandoner: (ab != (0, 0)).then_some(ab),
-    })
+    }))
 }
 
 fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {

@@ -1,4 +1,4 @@
-//! The shared-memory format (version 2), as FORMAT.md documents it for other implementers.
+//! The shared-memory format (objects version 3, registries version 1), as FORMAT.md documents it for other implementers.
 //!
 //! Two kinds of file: an *object page* per mutex, and a *registry* per user and namespace
 //! root that holds one lifeline slot per thread. All integers are little-endian (the native
@@ -12,9 +12,9 @@ use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The format version of object files. Any change to their layout bumps it.
-pub(super) const FORMAT_VERSION: u32 = 2;
-/// The format version of registries, which outlive every process (version 2 of the object
-/// format left them unchanged, so registries made by earlier releases stay usable).
+pub(super) const FORMAT_VERSION: u32 = 3;
+/// The format version of registries, which outlive every process (versions 2 and 3 of the
+/// object format left them unchanged, so registries made by earlier releases stay usable).
 pub(super) const REGISTRY_VERSION: u32 = 1;
 
 // ----- object page -----------------------------------------------------------------------
@@ -28,7 +28,7 @@ pub(super) const KIND_MUTEX: u32 = 1;
 
 pub(super) mod obj {
     //! Byte offsets inside an object page.
-    /// u64 magic, written last at creation.
+    /// u64 magic.
     pub const MAGIC: usize = 0;
     /// u32 format version.
     pub const VERSION: usize = 8;
@@ -243,43 +243,10 @@ impl ObjectPage {
         Ok(page)
     }
 
-    /// Fills a fresh, zeroed, not yet published object page.
-    pub(super) fn initialize(map: Mapping, init: &ObjectInit<'_>) -> Result<ObjectPage> {
-        let page = ObjectPage { map };
-        let m = &page.map;
-        if init.name.len() > NAME_CAPACITY {
-            return Err(Error::new(
-                ErrorKind::NameTooLong,
-                "name too long for the object page",
-            ));
-        }
-        m.u32(obj::VERSION).store(FORMAT_VERSION, Ordering::Relaxed);
-        m.u32(obj::KIND).store(KIND_MUTEX, Ordering::Relaxed);
-        m.u32(obj::SIZE)
-            .store(OBJECT_SIZE as u32, Ordering::Relaxed);
-        m.u32(obj::NAME_LEN)
-            .store(init.name.len() as u32, Ordering::Relaxed);
-        m.u32(obj::FLAGS)
-            .store(if init.global { FLAG_GLOBAL } else { 0 }, Ordering::Relaxed);
-        m.u32(obj::CREATOR_UID).store(init.uid, Ordering::Relaxed);
-        m.u64(obj::CREATED_NS).store(init.now_ns, Ordering::Relaxed);
-        m.u32(obj::CREATOR_PID).store(init.pid, Ordering::Relaxed);
-        m.u64(obj::ROOT_DEV).store(init.root.0, Ordering::Relaxed);
-        m.u64(obj::ROOT_INO).store(init.root.1, Ordering::Relaxed);
-        m.u32(obj::USERS)
-            .store(init.uid.wrapping_add(1), Ordering::Relaxed);
-        m.write_bytes(obj::NAME, init.name.as_bytes());
-        m.u64(obj::LOCK).store(lock::BIASABLE, Ordering::Relaxed);
-        if let Some(token) = init.owner {
-            m.u64(obj::LOCK).store(token, Ordering::Relaxed);
-            m.u32(obj::COUNT).store(1, Ordering::Relaxed);
-            m.u32(obj::FRESH).store(1, Ordering::Relaxed);
-            m.u64(obj::ACQUIRED_NS)
-                .store(init.now_ns, Ordering::Relaxed);
-        }
-        // The magic goes last: a reader that sees it sees a complete header.
-        m.u64(obj::MAGIC).store(OBJECT_MAGIC, Ordering::Release);
-        Ok(page)
+    /// Wraps the mapping of an object this process has just written with
+    /// [`object_image`] (nothing to validate: nobody else could write it yet).
+    pub(super) fn created(map: Mapping) -> ObjectPage {
+        ObjectPage { map }
     }
 
     pub(super) fn flags(&self) -> &AtomicU32 {
@@ -386,6 +353,50 @@ impl ObjectPage {
     }
 }
 
+/// The whole first state of a new object file, to be written with one `pwrite`.
+///
+/// A named object's file is created empty under its final name (see `object.rs`), so readers
+/// tell a finished object from one being written by its size alone: the kernel sets the size
+/// of a tmpfs file after it has copied the data of the write, and a read locks the page the
+/// write filled, so whoever sees 4096 bytes sees all of them. One write also allocates the
+/// page, so a full tmpfs answers `ENOSPC` here instead of `SIGBUS` on first touch.
+pub(super) fn object_image(init: &ObjectInit<'_>) -> Result<[u8; OBJECT_SIZE]> {
+    if init.name.len() > NAME_CAPACITY {
+        return Err(Error::new(
+            ErrorKind::NameTooLong,
+            "name too long for the object page",
+        ));
+    }
+    let mut page = [0u8; OBJECT_SIZE];
+    let mut put = |offset: usize, bytes: &[u8]| {
+        page[offset..offset + bytes.len()].copy_from_slice(bytes);
+    };
+    put(obj::MAGIC, &OBJECT_MAGIC.to_le_bytes());
+    put(obj::VERSION, &FORMAT_VERSION.to_le_bytes());
+    put(obj::KIND, &KIND_MUTEX.to_le_bytes());
+    put(obj::SIZE, &(OBJECT_SIZE as u32).to_le_bytes());
+    put(obj::NAME_LEN, &(init.name.len() as u32).to_le_bytes());
+    let flags = if init.global { FLAG_GLOBAL } else { 0 };
+    put(obj::FLAGS, &flags.to_le_bytes());
+    put(obj::CREATOR_UID, &init.uid.to_le_bytes());
+    put(obj::CREATED_NS, &init.now_ns.to_le_bytes());
+    put(obj::CREATOR_PID, &init.pid.to_le_bytes());
+    put(obj::ROOT_DEV, &init.root.0.to_le_bytes());
+    put(obj::ROOT_INO, &init.root.1.to_le_bytes());
+    put(obj::USERS, &init.uid.wrapping_add(1).to_le_bytes());
+    put(obj::NAME, init.name.as_bytes());
+    match init.owner {
+        None => put(obj::LOCK, &lock::BIASABLE.to_le_bytes()),
+        Some(token) => {
+            put(obj::LOCK, &token.to_le_bytes());
+            put(obj::COUNT, &1u32.to_le_bytes());
+            put(obj::FRESH, &1u32.to_le_bytes());
+            put(obj::ACQUIRED_NS, &init.now_ns.to_le_bytes());
+        }
+    }
+    Ok(page)
+}
+
 /// What a new object page is initialised with.
 pub(super) struct ObjectInit<'a> {
     pub name: &'a str,
@@ -420,7 +431,7 @@ pub(super) const MAX_SLOTS: u32 = (lock::SLOT_MASK as u32) - 1;
 
 pub(super) mod reg {
     //! Byte offsets inside the registry header.
-    /// u64 magic, written last at creation.
+    /// u64 magic.
     pub const MAGIC: usize = 0;
     /// u32 format version.
     pub const VERSION: usize = 8;

@@ -94,13 +94,6 @@ impl Mapping {
             .collect()
     }
 
-    /// Writes `data` at `offset` (used to initialise objects before anyone else can see them).
-    pub(super) fn write_bytes(&self, offset: usize, data: &[u8]) {
-        for (i, b) in data.iter().enumerate() {
-            self.u8(offset + i).store(*b, Ordering::Relaxed);
-        }
-    }
-
     /// A raw pointer to `size` bytes at `offset`, for the one foreign API that needs memory of
     /// its own type in the mapping: the robust `pthread_mutex_t` lifelines of the registry.
     pub(super) fn raw(&self, offset: usize, size: usize) -> *mut u8 {

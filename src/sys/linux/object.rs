@@ -12,7 +12,7 @@
 //! Within a process, all handles to one object share one mapping and one description,
 //! found through a table keyed by device and inode.
 
-use super::files::{self, NewFile};
+use super::files;
 use super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, OBJECT_SIZE, ObjectInit, ObjectPage};
 use super::mapping::Mapping;
 use super::registry::Registry;
@@ -147,6 +147,9 @@ impl Object {
                         None => Err(not_found(name)),
                         Some(new) => publish(table, root, name, &file, new),
                     },
+                    // Another user's object still being created has the umask's mode
+                    // until its creator sets the final one: look again.
+                    Err(Errno::ACCESS) if files::is_empty_file(dir, &file) => Ok(Found::Unfinished),
                     Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO)
                     | Err(Errno::ISDIR) => Err(Error::new(
                         ErrorKind::TypeMismatch,
@@ -162,16 +165,28 @@ impl Object {
                     )),
                 }
             })?;
-            match found {
+            let unfinished = match found {
                 Found::Object(obj, existed) => return Ok((obj, existed)),
-                Found::Retry => {}
-            }
+                Found::Retry => false,
+                Found::Unfinished => true,
+            };
             attempt += 1;
             if started.elapsed() > BUSY_LIMIT {
-                return Err(busy(&format!(
-                    "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
-                    name.full
-                )));
+                return Err(if unfinished {
+                    // A creator writes its file within microseconds of making it.
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "the file of {:?} stayed empty for {BUSY_LIMIT:?}: a creator stopped or died before writing it (and we may not remove its file), or someone truncated the object",
+                            name.full
+                        ),
+                    )
+                } else {
+                    busy(&format!(
+                        "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
+                        name.full
+                    ))
+                });
             }
             backoff(attempt);
         }
@@ -181,12 +196,12 @@ impl Object {
     pub(super) fn create_unnamed(root: &Arc<Root>, initial_owner: bool) -> Result<Arc<Object>> {
         let fd = rustix::fs::memfd_create("namedmutex", rustix::fs::MemfdFlags::CLOEXEC)
             .map_err(|e| files::io_error("create", "an unnamed mutex", e))?;
-        rustix::fs::ftruncate(&fd, OBJECT_SIZE as u64)
-            .map_err(|e| files::io_error("size", "an unnamed mutex", e))?;
         let owner = owner_token(root, initial_owner)?;
-        let map = Mapping::map(fd.as_fd(), OBJECT_SIZE, true)
-            .map_err(|e| map_error("an unnamed mutex", e))?;
-        let page = ObjectPage::initialize(map, &object_init(root, "", false, owner))?;
+        let page = write_object(
+            &fd,
+            &object_init(root, "", false, owner),
+            "an unnamed mutex",
+        )?;
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| files::io_error("inspect", "an unnamed mutex", e))?;
         Ok(with_table(|table| {
@@ -238,7 +253,10 @@ impl Object {
 
 enum Found {
     Object(Arc<Object>, bool),
+    /// Look again in a moment (the file is being removed, or was replaced).
     Retry,
+    /// Look again in a moment: the file is empty and its creator still holds it open.
+    Unfinished,
 }
 
 fn open_existing(
@@ -273,6 +291,10 @@ fn open_existing(
             ),
         ));
     }
+    let key = (st.st_dev, st.st_ino);
+    if st.st_size == 0 {
+        return unfinished(table, root, name, file, fd, key, create);
+    }
     if st.st_size as usize != OBJECT_SIZE {
         return Err(Error::new(
             ErrorKind::Corrupt,
@@ -282,7 +304,6 @@ fn open_existing(
             ),
         ));
     }
-    let key = (st.st_dev, st.st_ino);
     if let Some(obj) = lookup(table, key) {
         return Ok(Found::Object(obj, true));
     }
@@ -316,16 +337,7 @@ fn open_existing(
         };
         let owner = owner_token(root, new.initial_owner)?;
         page.reset(owner, super::clock::realtime_ns());
-        if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
-            return Ok(Found::Retry);
-        }
-        let user = page.user_index(root.uid)?;
-        // If another process reset it between our two locks, it created the object.
-        let ours = owner.is_none_or(|t| page.lock_word().load(Ordering::Acquire) == t);
-        return Ok(Found::Object(
-            insert(table, page, fd, key, root, user, Some(place)),
-            !ours,
-        ));
+        return in_place(table, root, page, fd, key, owner, place);
     }
     if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
         return Ok(Found::Retry); // somebody is removing it right now
@@ -366,6 +378,11 @@ fn read_header(fd: &OwnedFd, name: &str) -> Result<Vec<u8>> {
     Ok(header)
 }
 
+/// Makes a new object under its final name. The file is created empty (`O_EXCL`), locked,
+/// then written in one `pwrite`: openers that find it empty leave it alone while a lock on it
+/// shows that its creator lives (they look again shortly), and remove it when nobody holds
+/// one, because its creator died before finishing (see [`unfinished`]). Cheaper than building
+/// the file unnamed and linking it into place, which costs a path walk through `/proc`.
 fn publish(
     table: &mut Table,
     root: &Arc<Root>,
@@ -378,50 +395,125 @@ fn publish(
         (Namespace::Global, Security::Everyone) => (0o666, None),
         (Namespace::Global, Security::UnixGroup(gid)) => (0o660, Some(gid)),
     };
-    let spec = NewFile {
-        mode,
-        group,
-        size: OBJECT_SIZE,
-    };
     let owner = owner_token(root, new.initial_owner)?;
     let global = name.namespace == Namespace::Global;
     let dir = root.dir_for(name.namespace);
     super::fault::point("create.before_publish");
-    let made = files::publish_new(dir, file, &spec, |fd| {
-        let map =
-            Mapping::map(fd.as_fd(), OBJECT_SIZE, true).map_err(|e| map_error(name.full, e))?;
-        let page = ObjectPage::initialize(map, &object_init(root, name.object, global, owner))?;
-        // Lock before the file is visible: nobody can take it for stale.
-        if !flock(fd, FlockOperation::NonBlockingLockShared)? {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "a new, invisible object file was locked by someone else",
-            ));
-        }
-        super::fault::point("create.after_lock");
-        Ok(page)
-    })?;
-    let Some((fd, page)) = made else {
+    // Private at first (0600): nobody else can open the file, so nobody can lock it, until
+    // we hold our own lock on it; the final mode comes after.
+    let Some(fd) = files::create_exclusive(dir, file, 0o600)? else {
         return Ok(Found::Retry); // somebody else created it first: open theirs
     };
-    super::fault::point("create.after_publish");
+    super::fault::point("create.after_create");
+    // Lock before writing: from now on nobody can take the empty file for a dead creator's.
+    if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+        return Ok(Found::Retry); // an opener took it for a dead creator's, and removes it
+    }
+    super::fault::point("create.after_lock");
     let st =
         rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
+    if st.st_nlink == 0 || st.st_size != 0 {
+        // Removed before we locked it, or written in place by an opener that could not
+        // remove it: start again.
+        return Ok(Found::Retry);
+    }
+    let key = (st.st_dev, st.st_ino);
     let place = Place {
         namespace: name.namespace,
         file: file.to_owned(),
     };
+    let written = files::set_permissions(&fd, Some(st.st_mode), mode, group).and_then(|()| {
+        write_object(
+            &fd,
+            &object_init(root, name.object, global, owner),
+            name.full,
+        )
+    });
+    let page = match written {
+        Ok(page) => page,
+        Err(e) => {
+            // Leave nothing behind: the name is free again.
+            unlink_if_same(root, &place, key);
+            return Err(e);
+        }
+    };
+    super::fault::point("create.after_publish");
     Ok(Found::Object(
-        insert(
-            table,
-            page,
-            fd,
-            (st.st_dev, st.st_ino),
-            root,
-            0,
-            Some(place),
-        ),
+        insert(table, page, fd, key, root, 0, Some(place)),
         false,
+    ))
+}
+
+/// Writes the first state of a new object into the empty file `fd` and maps it.
+fn write_object(fd: &OwnedFd, init: &ObjectInit<'_>, what: &str) -> Result<ObjectPage> {
+    let image = layout::object_image(init)?;
+    files::write_all_at(fd, &image, 0, what)?;
+    let map = Mapping::map(fd.as_fd(), OBJECT_SIZE, true).map_err(|e| map_error(what, e))?;
+    Ok(ObjectPage::created(map))
+}
+
+/// An object file found empty: its creator is still writing it, or died before it could.
+fn unfinished(
+    table: &mut Table,
+    root: &Arc<Root>,
+    name: &Name<'_>,
+    file: &str,
+    fd: OwnedFd,
+    key: (u64, u64),
+    create: Option<&NewObject>,
+) -> Result<Found> {
+    if !flock(&fd, FlockOperation::NonBlockingLockExclusive)? {
+        return Ok(Found::Unfinished); // its creator holds its lock: look again in a moment
+    }
+    // Nobody has it open: its creator died before writing it, or has not locked it yet
+    // (then its lock fails, or it finds the file gone, and it starts again).
+    let place = Place {
+        namespace: name.namespace,
+        file: file.to_owned(),
+    };
+    if unlink_if_same(root, &place, key) {
+        return Ok(Found::Retry);
+    }
+    // We may not remove it (another user's file in a sticky directory): write it in place.
+    let Some(new) = create else {
+        return Err(not_found(name));
+    };
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| files::io_error("inspect the mutex", name.full, e))?;
+    if st.st_size != 0 {
+        return Ok(Found::Retry); // written by another opener before we locked it
+    }
+    let owner = owner_token(root, new.initial_owner)?;
+    let global = name.namespace == Namespace::Global;
+    let page = write_object(
+        &fd,
+        &object_init(root, name.object, global, owner),
+        name.full,
+    )?;
+    in_place(table, root, page, fd, key, owner, place)
+}
+
+/// Finishes making a new object in the file of a dead one (or of a dead creator), which the
+/// caller holds exclusively and has just written: trade the exclusive lock for the shared
+/// one every handle holds, and enter it. Returns whether it existed: another process may
+/// have done the same between our two locks, and then its object is the one we open.
+fn in_place(
+    table: &mut Table,
+    root: &Arc<Root>,
+    page: ObjectPage,
+    fd: OwnedFd,
+    key: (u64, u64),
+    owner: Option<u64>,
+    place: Place,
+) -> Result<Found> {
+    if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
+        return Ok(Found::Retry);
+    }
+    let user = page.user_index(root.uid)?;
+    let ours = owner.is_none_or(|t| page.lock_word().load(Ordering::Acquire) == t);
+    Ok(Found::Object(
+        insert(table, page, fd, key, root, user, Some(place)),
+        !ours,
     ))
 }
 
@@ -480,7 +572,7 @@ impl Drop for Object {
             if self.ofd_pid == this_pid() && self.last_anywhere() {
                 super::fault::point("close.after_lock");
                 // The last handle anywhere: the object ends, and its name with it.
-                self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+                self.mark_dead(place.namespace);
                 super::fault::point("close.before_unlink");
                 unlink_if_same(&self.root, place, self.key);
             }
@@ -494,6 +586,24 @@ impl Drop for Object {
 }
 
 impl Object {
+    /// Sets `DEAD` in the object's flags, for openers that locked the file just before us.
+    /// The caller holds the file's exclusive lock, so nobody else writes the flags; they are
+    /// written with `pwrite` rather than through the mapping, so that closing an object whose
+    /// page this process never touched (created or opened, then closed) does not fault the
+    /// page in just to mark it (a fault and its teardown cost about 1 µs).
+    fn mark_dead(&self, namespace: Namespace) {
+        let global = if namespace == Namespace::Global {
+            FLAG_GLOBAL
+        } else {
+            0
+        };
+        let flags = (global | FLAG_DEAD).to_le_bytes();
+        if files::write_all_at(&self.fd, &flags, layout::obj::FLAGS as u64, "the flags").is_err() {
+            // Cannot fail on a mapped tmpfs page; if it did, the mapping still works.
+            self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+        }
+    }
+
     /// Takes the exclusive lock that proves no other process has the object open.
     fn last_anywhere(&self) -> bool {
         let exclusive =

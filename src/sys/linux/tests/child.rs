@@ -13,6 +13,7 @@ pub fn run(args: &[String]) -> i32 {
         "counter" => counter(arg(1), arg(2), arg(3).parse().unwrap_or(1000)),
         "exhaust" => exhaust(arg(1).parse().unwrap_or(4)),
         "umask" => umask(arg(1), arg(2)),
+        "create" => create(arg(1)),
         "bias" => bias(arg(1), arg(2).parse().unwrap_or(0)),
         "bias-race" => bias_race(arg(1), arg(2), arg(3).parse().unwrap_or(50)),
         other => {
@@ -176,6 +177,24 @@ fn exhaust(slots: usize) -> i32 {
 
 /// Sets the umask, creates a Local and a Global object under `root`, says `created`, and
 /// keeps them until stdin closes.
+/// Says `started`, creates `name` (in `NAMEDMUTEX_ROOT`), says `created existed=BOOL` or
+/// `error KIND`, and keeps the handle until stdin closes.
+fn create(name: &str) -> i32 {
+    say("started");
+    match NamedMutex::create(name, false) {
+        Ok((m, existed)) => {
+            say(format!("created existed={existed}"));
+            wait_for_stdin_close();
+            drop(m);
+            0
+        }
+        Err(e) => {
+            say(format!("error {:?}: {e}", e.kind()));
+            1
+        }
+    }
+}
+
 fn umask(mask: &str, root: &str) -> i32 {
     let mask = u32::from_str_radix(mask, 8).expect("octal umask");
     // SAFETY: umask has no preconditions.

@@ -5,6 +5,7 @@ use libtest_mimic::Trial;
 use namedmutex::{ErrorKind, MutexOptions, NamedMutex, Security};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::Duration;
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -33,6 +34,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "files::stale_object_of_a_killed_process_is_reused",
             stale_object,
+        ),
+        Trial::test(
+            "files::empty_file_held_open_is_waited_for",
+            empty_file_held_open,
         ),
         Trial::test("files::recursion_limit", recursion_limit),
     ]
@@ -171,7 +176,6 @@ fn bad_files_are_refused() -> Result<(), libtest_mimic::Failed> {
             [good.clone(), vec![0; 4096]].concat(),
             ErrorKind::Corrupt,
         ),
-        ("empty", Vec::new(), ErrorKind::Corrupt),
         ("garbage", garbage, ErrorKind::TypeMismatch),
     ];
     for (name, bytes, want) in cases {
@@ -369,6 +373,58 @@ fn stale_object() -> Result<(), libtest_mimic::Failed> {
         || "a recreated object is not free".into(),
     )?;
     m.release()?;
+    Ok(())
+}
+
+/// A new object's file exists empty between its creator's `O_EXCL` create and its write
+/// (FORMAT.md). Here this process plays a creator that has locked its empty file and not yet
+/// written it; a child creating the same name must wait, not fail or replace the file. Then
+/// the "creator" either finishes (writes a valid page: the child opens that object) or dies
+/// (drops its lock: the child removes the empty file and creates its own).
+fn empty_file_held_open() -> Result<(), libtest_mimic::Failed> {
+    use std::os::fd::AsRawFd;
+    let root = fresh_root("unfinished");
+    let root_s = root.to_str().unwrap();
+    let env = [("NAMEDMUTEX_ROOT", root_s)];
+    for finishes in [true, false] {
+        let name = format!("unfinished-{finishes}");
+        let page = valid_page(&root, &name);
+        let path = local_dir(&root).join(&name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        set_mode(&path, 0o600);
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        check(rc == 0, || "flock of the empty file".into())?;
+        let mut child = Peer::spawn("create", &[&name], &env);
+        child.expect("started")?;
+        // While the empty file is held open, the child keeps looking (its limit is 2 s).
+        child.silent_for(Duration::from_millis(300))?;
+        let len = std::fs::metadata(&path)?.len();
+        check(len == 0, || {
+            format!("the held empty file became {len} bytes")
+        })?;
+        // A creator that finishes keeps its handle (and lock); one that dies loses both.
+        let (want, keep) = if finishes {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&page, 0)?;
+            ("created existed=true", Some(file))
+        } else {
+            drop(file);
+            ("created existed=false", None)
+        };
+        let line = child.expect("created")?;
+        drop(keep);
+        check(line == want, || {
+            format!("finishes={finishes}: child said {line:?}")
+        })?;
+        let len = std::fs::metadata(&path)?.len();
+        check(len == 4096, || format!("the object file is {len} bytes"))?;
+        check(child.finish()? == 0, || "the create child failed".into())?;
+    }
     Ok(())
 }
 
