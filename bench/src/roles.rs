@@ -81,7 +81,7 @@ fn hold(env: &Env, name: &str, openers: &[String]) {
 
 /// Two workers hand one lock back and forth. The holder of phase `k` (worker `k % 2`)
 /// waits until the other has announced it is about to wait for phase `k + 1`, holds on for
-/// `hold_ns` more (so the waiter is inside its acquire, spinning or asleep), notes the time
+/// `hold_ns` more (so the waiter is inside its acquire, polling or asleep), notes the time
 /// and releases. The waiter's acquire returns: it notes the latency and publishes phase
 /// `k + 1`. The old holder, having seen that, announces itself as the next waiter. The
 /// control page only says *when* to release: ownership moves through the lock alone.

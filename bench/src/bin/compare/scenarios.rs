@@ -315,7 +315,7 @@ pub fn open_close(cfg: &Config, env: &Env, report: &mut Report) {
 // ---------------------------------------------------------------- 3. hand-off
 
 /// How long the holder keeps the lock after the other worker announced it is waiting:
-/// short (the waiter is still arriving or spinning) and long (the waiter is asleep).
+/// short (the waiter is still arriving or polling) and long (the waiter is asleep).
 const HOLDS_NS: [u64; 2] = [5_000, 200_000];
 
 /// One ping-pong run: the hand-off latencies (ns) of the measured window.
@@ -397,8 +397,9 @@ pub fn handoff(cfg: &Config, env: &Env, report: &mut Report) {
          process has announced (through the control page) that it is about to acquire, keeps \
          the lock for a further *hold* time, notes the time and releases; the other's acquire \
          returns and notes the time. Hand-off latency = acquire return − release call, both \
-         CLOCK_MONOTONIC. A *5 µs* hold finds the waiter arriving or spinning; a *200 µs* hold \
-         finds it asleep in the kernel, so the wake-up is measured. The control page only says \
+         CLOCK_MONOTONIC. A *5 µs* hold finds the waiter arriving or still polling (namedmutex: \
+         yielding); a *200 µs* hold finds it asleep in the kernel, so the wake-up is measured \
+         (the semaphore, a bare futex wake, shows the floor). The control page only says \
          when to release; ownership moves through the lock alone. Per run ({} ms window, \
          after 50 ms of warm-up) the median and 99th percentile of all hand-offs; the table \
          shows the median over {} runs of those, and the spread of the run medians. Lower is \
