@@ -7,7 +7,9 @@
 //! read-modify-write at all: `bias.rs` has that protocol, and this module hands biased words
 //! to it (the biased thread's own fast paths are inlined into `wait` and `release`).
 //!
-//! A waiter that must block sets `WAITERS` in the word and sleeps, with `futex_waitv`, on
+//! A waiter first polls: it gives its CPU away with `sched_yield` a bounded number of times,
+//! watching the word in between (`Polling::until_change` says why yielding beats spinning).
+//! A waiter that must then block sets `WAITERS` in the word and sleeps, with `futex_waitv`, on
 //! two words at once: the lock word (a release changes it and wakes one sleeper) and the
 //! owner's lifeline (the kernel changes it and wakes a sleeper when the owner dies, see
 //! `lifeline.rs`). So a death is noticed at once, without polling; a sleeper woken that way
@@ -36,6 +38,9 @@ const BACKSTOP: Duration = Duration::from_millis(250);
 /// between, before it goes to sleep in the kernel. About 11 µs on an idle core here (a
 /// yield costs 170 ns), longer when other threads want the CPU: they run meanwhile.
 const YIELDS: u32 = 64;
+/// The longest a waiter polls before it sleeps, however many yields are left: on a busy
+/// machine one yield can last a whole time slice of another thread.
+const POLL_LIMIT: Duration = Duration::from_micros(200);
 
 /// Waits for `obj` (the caller checked the handle's access).
 #[inline(always)]
@@ -271,7 +276,7 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
     let deadline = futex::deadline_after(timeout);
     let poll = timeout == Some(Duration::ZERO);
     let mut slept = false;
-    let mut yields = 0;
+    let mut polling = Polling::default();
     loop {
         let (cur, owner) = match attempt(obj, me, slept)? {
             Attempt::Got(status, _) => return Ok(status),
@@ -282,8 +287,8 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
             give_up(obj);
             return Ok(WaitStatus::TimedOut);
         }
-        if yield_while_unchanged(page.lock_word(), cur, &mut yields, expired) {
-            continue; // the word changed (or the deadline passed): look again
+        if polling.until_change(page.lock_word(), cur, owner, expired) {
+            continue; // the word changed, the owner died, or the deadline passed: look again
         }
         let Some(expected) = announce_sleeper(obj, cur) else {
             continue;
@@ -306,31 +311,55 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
     }
 }
 
-/// Gives the CPU away (`sched_yield`) while `word` still holds `cur`, for what is left of
-/// the budget `yields`; true when the word changed or `expired` says the deadline passed.
-///
-/// Why yield rather than spin with `pause`: measured with bench/ (scenario 4, BENCHMARKS.md),
-/// a waiter that spins on the CPU takes the lock the moment its owner releases it, so the
-/// lock and the data it guards move between cores on every acquisition, and with more
-/// contenders than cores a spinner also holds a CPU that the owner, preempted, may need.
-/// A yield returns at once on an idle core (so a lone waiter still sees a release within
-/// about 200 ns, faster than a futex wake-up by two orders of magnitude), and otherwise lets
-/// the others run. Replacing four 100-pause spins and four yields with 64 yields raised
-/// throughput at 4 processes on 2 cores from 2.3 to 2.7 M/s, and at 8 from 2.4 to 3.1–3.3 M/s.
-fn yield_while_unchanged(
-    word: &AtomicU64,
-    cur: u64,
-    yields: &mut u32,
-    expired: impl Fn() -> bool,
-) -> bool {
-    while *yields < YIELDS {
-        *yields += 1;
-        std::thread::yield_now();
-        if word.load(Ordering::Relaxed) != cur || expired() {
-            return true;
+/// A waiter's polling phase, before it sleeps: at most [`YIELDS`] yields and
+/// [`POLL_LIMIT`] in all, over however many looks at the mutex.
+#[derive(Default)]
+struct Polling {
+    yields: u32,
+    until: Option<rustix::time::Timespec>,
+}
+
+impl Polling {
+    /// Gives the CPU away (`sched_yield`) while `word` still holds `cur` and the owner's
+    /// lifeline says it lives, for what is left of the budget; true when something changed
+    /// or `expired` says the caller's deadline passed, false when the budget ran out.
+    ///
+    /// Why yield rather than spin with `pause`: measured with bench/ (scenario 4,
+    /// bench/README.md), a waiter that spins on the CPU takes the lock the moment its owner
+    /// releases it, so the lock and the data it guards move between cores on every
+    /// acquisition, and with more contenders than cores a spinner also holds a CPU that the
+    /// owner, preempted, may need. A yield returns at once on an idle core (so a lone waiter
+    /// still sees a release within about 200 ns, two orders of magnitude sooner than a futex
+    /// wake-up), and otherwise lets the others run. Replacing four 100-pause spins and four
+    /// yields with 64 yields raised throughput at 4 processes on 2 cores from 2.3 to 2.7 M/s,
+    /// and at 8 from 2.4 to 3.1–3.3 M/s.
+    fn until_change(
+        &mut self,
+        word: &AtomicU64,
+        cur: u64,
+        owner: Owner,
+        expired: impl Fn() -> bool,
+    ) -> bool {
+        let until = *self
+            .until
+            .get_or_insert_with(|| futex::deadline_after(Some(POLL_LIMIT)).unwrap_or(futex::now()));
+        while self.yields < YIELDS {
+            self.yields += 1;
+            std::thread::yield_now();
+            if word.load(Ordering::Relaxed) != cur || expired() {
+                return true;
+            }
+            if let Owner::Alive { lifeline, value } = owner {
+                if lifeline.load(Ordering::Relaxed) != value {
+                    return true; // the owner died: take the mutex now, not after a sleep
+                }
+            }
+            if !futex::is_before(futex::now(), until) {
+                self.yields = YIELDS;
+            }
         }
+        false
     }
-    false
 }
 
 /// Leaving on timeout: if we may have consumed a wake-up meant for the next sleeper, or
