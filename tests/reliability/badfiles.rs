@@ -1,6 +1,6 @@
-//! Damaged object files: the `Global\` variants of the cases in
-//! `src/sys/linux/tests/files.rs` (truncated, oversized, wrong version, wrong kind,
-//! garbage, wrong namespace), and 200 random mutations of a valid page, half of them
+//! Damaged object files: the `Global\` variants of the cases of `damaged_pages` in
+//! `tests/support/linux.rs` (truncated, oversized, wrong version, wrong kind, garbage), plus
+//! a wrong namespace, and 200 random mutations of a valid page, half of them
 //! written as a stale file and half written in place under a live object that another
 //! process holds open. Every case must either work or be refused with
 //! `Incompatible`/`Corrupt`/`TypeMismatch` (a stale file that passes the checks is removed
@@ -39,69 +39,15 @@ fn global_variants() -> TestResult {
     let opts = MutexOptions::new().root(&root);
     let good = valid_page(&opts, "Global\\victim", &global_path(&root, "victim"));
     let local_good = valid_page(&opts, "victim", &local_dir(&root).join("victim"));
-    let put = |bytes: &[u8], offset: usize| {
-        let mut b = good.clone();
-        b[offset..offset + bytes.len()].copy_from_slice(bytes);
-        b
-    };
-    let mut rng = Rng::new(12345);
-    let garbage: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
     // A valid Local page renamed into the Global namespace: the name matches, the flag not.
     let mut wrong_ns = local_good.clone();
     wrong_ns[512..512 + 9].copy_from_slice(b"wrong-ns\0");
     wrong_ns[20..24].copy_from_slice(&8u32.to_le_bytes());
-    let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
-        ("bad-magic", put(b"notmagic", 0), ErrorKind::TypeMismatch),
-        (
-            "bad-version",
-            put(&99u32.to_le_bytes(), 8),
-            ErrorKind::Incompatible,
-        ),
-        (
-            "bad-kind",
-            put(&2u32.to_le_bytes(), 12),
-            ErrorKind::TypeMismatch,
-        ),
-        (
-            "bad-size-field",
-            put(&4095u32.to_le_bytes(), 16),
-            ErrorKind::Corrupt,
-        ),
-        (
-            "bad-name-len",
-            put(&1025u32.to_le_bytes(), 20),
-            ErrorKind::Corrupt,
-        ),
-        ("wrong-name", good.clone(), ErrorKind::Corrupt),
-        ("wrong-ns", wrong_ns, ErrorKind::Corrupt),
-        ("truncated", good[..4095].to_vec(), ErrorKind::Corrupt),
-        (
-            "oversized",
-            [good.clone(), vec![0; 1]].concat(),
-            ErrorKind::Corrupt,
-        ),
-        ("garbage", garbage, ErrorKind::TypeMismatch),
-    ];
+    let mut cases = damaged_pages(&good);
+    cases.push(("wrong-ns", wrong_ns, ErrorKind::Corrupt));
     for (object, bytes, want) in cases {
-        let path = global_path(&root, object);
-        std::fs::write(&path, &bytes)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         let name = format!("Global\\{object}");
-        for op in ["create", "open"] {
-            let result = match op {
-                "create" => opts.create(&name).map(|_| ()),
-                _ => opts.open(&name).map(|_| ()),
-            };
-            let err = result
-                .err()
-                .ok_or_else(|| format!("{op} {name}: accepted a bad file"))?;
-            check(err.kind() == want && err.win32_code() == Some(6), || {
-                format!("{op} {name}: {:?} ({err}), want {want:?}", err.kind())
-            })?;
-        }
-        check(std::fs::read(&path)? == bytes, || {
-            format!("{name}: the refused file was changed")
-        })?;
+        check_refused(&opts, &name, &global_path(&root, object), &bytes, want)?;
         // Nothing else disturbed: the Local object of the same name is independent.
         let (m, existed) = opts.create(object)?;
         check(!existed, || format!("Local {object} existed"))?;

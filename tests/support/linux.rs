@@ -368,3 +368,71 @@ pub fn signal(pid: i32, sig: i32) {
     // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(pid, sig) };
 }
+
+/// Damaged versions of the valid object page `good`, each with the error kind that create
+/// and open of it must give (all Win32 error 6): every header check at its boundary and far
+/// from it, a wrong name (`good` itself, under another name), a truncated and an oversized
+/// file, and garbage. Shared by the `Local\` cases (`src/sys/linux/tests/files.rs`) and the
+/// `Global\` ones (`tests/reliability/badfiles.rs`).
+pub fn damaged_pages(good: &[u8]) -> Vec<(&'static str, Vec<u8>, namedmutex::ErrorKind)> {
+    use namedmutex::ErrorKind::{Corrupt, Incompatible, TypeMismatch};
+    let put = |bytes: &[u8], offset: usize| {
+        let mut b = good.to_vec();
+        b[offset..offset + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let u32_at = |value: u32, offset: usize| put(&value.to_le_bytes(), offset);
+    let mut rng = Rng::new(12345);
+    let garbage: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    vec![
+        ("bad-magic", put(b"notmagic", 0), TypeMismatch),
+        ("bad-version", u32_at(99, 8), Incompatible),
+        ("bad-version-0", u32_at(0, 8), Incompatible),
+        ("bad-kind", u32_at(2, 12), TypeMismatch),
+        ("bad-kind-far", u32_at(7, 12), TypeMismatch),
+        ("bad-size-field", u32_at(4095, 16), Corrupt),
+        ("bad-size-field-far", u32_at(8192, 16), Corrupt),
+        ("bad-name-len", u32_at(1025, 20), Corrupt),
+        ("bad-name-len-far", u32_at(5000, 20), Corrupt),
+        ("wrong-name", good.to_vec(), Corrupt),
+        ("truncated", good[..4095].to_vec(), Corrupt),
+        ("truncated-far", good[..100].to_vec(), Corrupt),
+        ("oversized", [good, &[0][..]].concat(), Corrupt),
+        ("oversized-far", [good, &[0; 4096][..]].concat(), Corrupt),
+        ("garbage", garbage, TypeMismatch),
+    ]
+}
+
+/// Writes `bytes` as the object file `path` of the mutex `name` (mode 0600), then checks
+/// that create and open of `name` both fail with `want` (Win32 error 6) and leave the file
+/// exactly as it was.
+pub fn check_refused(
+    opts: &namedmutex::MutexOptions,
+    name: &str,
+    path: &Path,
+    bytes: &[u8],
+    want: namedmutex::ErrorKind,
+) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
+    set_mode(path, 0o600);
+    for op in ["create", "open"] {
+        let result = match op {
+            "create" => opts.create(name).map(|_| ()),
+            _ => opts.open(name).map(|_| ()),
+        };
+        let err = result
+            .err()
+            .ok_or_else(|| format!("{op} {name}: accepted a bad file"))?;
+        check(err.kind() == want && err.win32_code() == Some(6), || {
+            format!(
+                "{op} {name}: {:?} ({err}, code {:?}), want {want:?} (6)",
+                err.kind(),
+                err.win32_code()
+            )
+        })?;
+    }
+    let now = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    check(now == bytes, || {
+        format!("{name}: the refused file was changed")
+    })
+}

@@ -136,71 +136,8 @@ fn bad_files_are_refused() -> Result<(), libtest_mimic::Failed> {
     let root = fresh_root("bad");
     let good = valid_page(&root, "victim");
     let opts = MutexOptions::new().root(&root);
-    let put = |bytes: &[u8], offset: usize| {
-        let mut b = good.clone();
-        b[offset..offset + bytes.len()].copy_from_slice(bytes);
-        b
-    };
-    let mut garbage = vec![0u8; 4096];
-    let mut x: u32 = 12345;
-    for b in garbage.iter_mut() {
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        *b = (x >> 16) as u8;
-    }
-    let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
-        ("bad-magic", put(b"notmagic", 0), ErrorKind::TypeMismatch),
-        (
-            "bad-version",
-            put(&99u32.to_le_bytes(), 8),
-            ErrorKind::Incompatible,
-        ),
-        (
-            "bad-kind",
-            put(&7u32.to_le_bytes(), 12),
-            ErrorKind::TypeMismatch,
-        ),
-        (
-            "bad-size-field",
-            put(&8192u32.to_le_bytes(), 16),
-            ErrorKind::Corrupt,
-        ),
-        (
-            "bad-name-len",
-            put(&5000u32.to_le_bytes(), 20),
-            ErrorKind::Corrupt,
-        ),
-        ("wrong-name", good.clone(), ErrorKind::Corrupt),
-        ("truncated", good[..100].to_vec(), ErrorKind::Corrupt),
-        (
-            "oversized",
-            [good.clone(), vec![0; 4096]].concat(),
-            ErrorKind::Corrupt,
-        ),
-        ("garbage", garbage, ErrorKind::TypeMismatch),
-    ];
-    for (name, bytes, want) in cases {
-        let path = local_dir(&root).join(name);
-        std::fs::write(&path, &bytes)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        for op in ["create", "open"] {
-            let result = match op {
-                "create" => opts.create(name).map(|_| ()),
-                _ => opts.open(name).map(|_| ()),
-            };
-            let err = match result {
-                Ok(()) => return Err(format!("{op} {name}: accepted a bad file").into()),
-                Err(e) => e,
-            };
-            check(err.kind() == want, || {
-                format!("{op} {name}: {:?} ({err}), want {want:?}", err.kind())
-            })?;
-            check(err.win32_code() == Some(6), || {
-                format!("{op} {name}: code {:?}", err.win32_code())
-            })?;
-        }
-        check(std::fs::read(&path)? == bytes, || {
-            format!("{name}: the file was changed")
-        })?;
+    for (name, bytes, want) in damaged_pages(&good) {
+        check_refused(&opts, name, &local_dir(&root).join(name), &bytes, want)?;
     }
     Ok(())
 }
