@@ -98,9 +98,8 @@ fn thread_return() -> TestResult {
         "first wait after the owner thread returned",
     )?;
     // Owned now, by us: another thread cannot take it.
-    let o = m.clone();
     expect_wait(
-        on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+        poll_from_another_thread(&m)?,
         WaitStatus::TimedOut,
         "another thread while we own it",
     )?;
@@ -114,23 +113,8 @@ fn thread_return() -> TestResult {
     m.release().ctx("release 2")?;
     expect_err(m.release(), ErrorKind::NotOwner, 288, "release 3")?;
     // And the next acquirer, another thread, sees Acquired.
-    let o = m.clone();
-    let r = on_new_thread(move || {
-        let r = o.wait(Some(Duration::ZERO));
-        let _ = o.release();
-        r
-    })?;
-    expect_wait(
-        r,
-        WaitStatus::Acquired,
-        "another thread after the abandonment was reported",
-    )?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "main again",
-    )?;
-    m.release().ctx("release")?;
+    free_for_another_thread(&m, "another thread after the abandonment was reported")?;
+    take_and_release(&m, "main again")?;
     Ok(())
 }
 
@@ -151,16 +135,7 @@ fn dead_count_discarded() -> TestResult {
         288,
         "second release (the count was reset to 1)",
     )?;
-    let o = m.clone();
-    expect_wait(
-        on_new_thread(move || {
-            let r = o.wait(Some(Duration::ZERO));
-            let _ = o.release();
-            r
-        })?,
-        WaitStatus::Acquired,
-        "another thread: free after one release",
-    )?;
+    free_for_another_thread(&m, "another thread: free after one release")?;
     Ok(())
 }
 
@@ -168,13 +143,7 @@ fn dead_count_discarded() -> TestResult {
 fn blocked_waiter_thread() -> TestResult {
     let (m, _) = NamedMutex::create(&unique("woken"), false).ctx("create")?;
     let m = Arc::new(m);
-    let owner = Actor::new("owner");
-    let o = m.clone();
-    expect_wait(
-        owner.run(move || o.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "owner acquires",
-    )?;
+    let owner = owned_by_actor("owner", &m)?;
     let waiter = Actor::new("waiter");
     let o = m.clone();
     let pending = waiter.start(move || o.wait(None));
@@ -328,12 +297,7 @@ fn never_owned() -> TestResult {
         "thread times out",
     )?;
     m.release().ctx("main release")?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "after threads that never kept it ended",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "after threads that never kept it ended")?;
     expect_err(m.release(), ErrorKind::NotOwner, 288, "count was 1")?;
     Ok(())
 }
@@ -373,12 +337,7 @@ fn reused_thread_ids() -> TestResult {
             &format!("iteration {i}: second release"),
         )?;
     }
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "at the end",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "at the end")?;
     Ok(())
 }
 
@@ -460,12 +419,7 @@ fn process_end(how: &str) -> TestResult {
     )?;
     let o = m.clone();
     waiter.run(move || o.release())?.ctx("waiter release")?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "reported once",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "reported once")?;
     waiter.finish()
 }
 

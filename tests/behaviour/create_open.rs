@@ -62,17 +62,6 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn poll_from_other_thread(m: &Arc<NamedMutex>) -> Result<namedmutex::Result<WaitStatus>, String> {
-    let m = m.clone();
-    on_new_thread(move || {
-        let r = m.wait(Some(Duration::ZERO));
-        if matches!(r, Ok(s) if s.is_acquired()) {
-            let _ = m.release();
-        }
-        r
-    })
-}
-
 /// A new name reports created; a second create of it reports opened_existing and gives a
 /// distinct handle to the same object.
 fn created_then_existing() -> TestResult {
@@ -94,7 +83,7 @@ fn created_then_existing() -> TestResult {
         "wait(0) via h2",
     )?;
     expect_wait(
-        poll_from_other_thread(&h1)?,
+        poll_from_another_thread(&h1)?,
         WaitStatus::TimedOut,
         "other thread: wait(0) via h1 while the owner holds it via h2",
     )?;
@@ -106,7 +95,7 @@ fn created_then_existing() -> TestResult {
         "extra release via h3",
     )?;
     expect_wait(
-        poll_from_other_thread(&h1)?,
+        poll_from_another_thread(&h1)?,
         WaitStatus::Acquired,
         "other thread: wait(0) after release",
     )?;
@@ -122,7 +111,7 @@ fn initial_owner_only_when_created() -> TestResult {
     ensure!(!existed, "new name reported opened_existing");
     let m = Arc::new(m);
     expect_wait(
-        poll_from_other_thread(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::TimedOut,
         "other thread: wait(0) on a mutex created with initial_owner",
     )?;
@@ -134,7 +123,7 @@ fn initial_owner_only_when_created() -> TestResult {
         "second release by the creator (count was 1)",
     )?;
     expect_wait(
-        poll_from_other_thread(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::Acquired,
         "other thread after release",
     )?;

@@ -116,9 +116,8 @@ fn lives_while_any_handle() -> TestResult {
         "wait via h4",
     )?;
     let h3 = Arc::new(h3);
-    let o = h3.clone();
     expect_wait(
-        on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+        poll_from_another_thread(&h3)?,
         WaitStatus::TimedOut,
         "other thread via h3",
     )?;
@@ -208,9 +207,8 @@ fn dropped_while_owning() -> TestResult {
     let (h1, _) = NamedMutex::create(&name, true).ctx("create(owner)")?;
     let h2 = Arc::new(NamedMutex::open(&name).ctx("open")?);
     drop(h1);
-    let o = h2.clone();
     expect_wait(
-        on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+        poll_from_another_thread(&h2)?,
         WaitStatus::TimedOut,
         "another thread after the owner dropped its handle",
     )?;
@@ -224,16 +222,7 @@ fn dropped_while_owning() -> TestResult {
     h2.release()
         .ctx("the owner's release through its other handle")?;
     expect_err(h2.release(), ErrorKind::NotOwner, 288, "second release")?;
-    let o = h2.clone();
-    expect_wait(
-        on_new_thread(move || {
-            let r = o.wait(Some(Duration::ZERO));
-            let _ = o.release();
-            r
-        })?,
-        WaitStatus::Acquired,
-        "another thread after the release",
-    )?;
+    free_for_another_thread(&h2, "another thread after the release")?;
     Ok(())
 }
 
@@ -254,12 +243,7 @@ fn process_dropped_while_owning() -> TestResult {
     // The child still owns it: it releases through a handle it opens again.
     let h2 = c.open(&name)?;
     c.ok(&format!("release {h2}"))?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "after the child released through a new handle",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "after the child released through a new handle")?;
     ensure_eq!(c.wait(h2, Some(0))?, 0, "child acquires again");
     c.ok(&format!("drop {h2}"))?;
     c.send("exit 0")?;

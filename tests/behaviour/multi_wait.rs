@@ -87,13 +87,7 @@ fn any_lowest_index() -> TestResult {
     );
     a.release().ctx("release")?;
     a.release().ctx("release")?;
-    let holder = Actor::new("holder");
-    let ha = a.clone();
-    expect_wait(
-        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "holder takes a",
-    )?;
+    let holder = owned_by_actor("holder", &a)?;
     let got = namedmutex::wait_any(&[&a, &b], Some(Duration::ZERO)).ctx("wait_any")?;
     ensure_eq!(got, WaitAny::Acquired(1), "a held elsewhere");
     ensure_eq!(got.code(), 1, "code WAIT_OBJECT_0 + 1");
@@ -131,13 +125,7 @@ fn any_free_before_abandoned() -> TestResult {
         "free a before abandoned b"
     );
     a.release().ctx("release a")?;
-    let holder = Actor::new("holder");
-    let ha = a.clone();
-    expect_wait(
-        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "holder",
-    )?;
+    let holder = owned_by_actor("holder", &a)?;
     ensure_eq!(
         namedmutex::wait_any(&[&a, &b], None).ctx("wait_any")?,
         WaitAny::Abandoned(1),
@@ -240,13 +228,7 @@ fn same_object_twice() -> TestResult {
 
 fn all_or_nothing_timeout() -> TestResult {
     let (a, b) = pair("all-none")?;
-    let holder = Actor::new("holder");
-    let hb = b.clone();
-    expect_wait(
-        holder.run(move || hb.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "holder takes b",
-    )?;
+    let holder = owned_by_actor("holder", &b)?;
     let started = Instant::now();
     expect_wait(
         namedmutex::wait_all(&[&a, &b], Some(Duration::from_millis(50))),
@@ -259,48 +241,21 @@ fn all_or_nothing_timeout() -> TestResult {
         started.elapsed()
     );
     expect_err(a.release(), ErrorKind::NotOwner, 288, "a was not taken")?;
-    let other = Actor::new("other");
-    let oa = a.clone();
-    expect_wait(
-        other.run(move || {
-            oa.wait(Some(Duration::ZERO)).inspect(|_| {
-                let _ = oa.release();
-            })
-        })?,
-        WaitStatus::Acquired,
-        "a is free for others",
-    )?;
+    free_for_another_thread(&a, "a is free for others")?;
     let hb = b.clone();
     holder.run(move || hb.release())?.ctx("holder release")?;
-    holder.finish()?;
-    other.finish()
+    holder.finish()
 }
 
 fn all_never_holds_subset() -> TestResult {
     let (a, b) = pair("all-subset")?;
-    let holder = Actor::new("holder");
-    let hb = b.clone();
-    expect_wait(
-        holder.run(move || hb.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "holder takes b",
-    )?;
+    let holder = owned_by_actor("holder", &b)?;
     let waiter = Actor::new("waiter");
     let (wa, wb) = (a.clone(), b.clone());
     let pending = waiter.start(move || namedmutex::wait_all(&[&wa, &wb], long_wait()));
     pending.wait_blocked()?;
     // While it is blocked, a is free: another thread takes and returns it.
-    let prober = Actor::new("prober");
-    let pa = a.clone();
-    expect_wait(
-        prober.run(move || {
-            pa.wait(Some(Duration::ZERO)).inspect(|_| {
-                let _ = pa.release();
-            })
-        })?,
-        WaitStatus::Acquired,
-        "a free while the wait_all blocks",
-    )?;
+    free_for_another_thread(&a, "a free while the wait_all blocks")?;
     let hb = b.clone();
     holder.run(move || hb.release())?.ctx("holder release")?;
     expect_wait(
@@ -308,9 +263,8 @@ fn all_never_holds_subset() -> TestResult {
         WaitStatus::Acquired,
         "wait_all after b's release",
     )?;
-    let pa = a.clone();
     expect_wait(
-        prober.run(move || pa.wait(Some(Duration::ZERO)))?,
+        poll_from_another_thread(&a)?,
         WaitStatus::TimedOut,
         "a is the waiter's now",
     )?;
@@ -319,7 +273,6 @@ fn all_never_holds_subset() -> TestResult {
         .run(move || wa.release().and(wb.release()))?
         .ctx("waiter release")?;
     holder.finish()?;
-    prober.finish()?;
     waiter.finish()
 }
 
@@ -389,13 +342,7 @@ fn any_owner_killed() -> TestResult {
         "owner at depth 3"
     );
     let b = Arc::new(NamedMutex::open(&name_b).ctx("open b")?);
-    let holder = Actor::new("holder");
-    let ha = a.clone();
-    expect_wait(
-        holder.run(move || ha.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "holder takes a",
-    )?;
+    let holder = owned_by_actor("holder", &a)?;
     let waiter = Actor::new("waiter");
     let (wa, wb) = (a.clone(), b.clone());
     let pending = waiter.start(move || namedmutex::wait_any(&[&wa, &wb], long_wait()));
@@ -634,12 +581,7 @@ fn stress_with_kills() -> TestResult {
             "a mutex is still owned at the end"
         );
         m.release().ctx("final release")?;
-        expect_wait(
-            m.wait(Some(Duration::ZERO)),
-            WaitStatus::Acquired,
-            "second final wait",
-        )?;
-        m.release().ctx("release")?;
+        take_and_release(m, "second final wait")?;
     }
     Ok(())
 }

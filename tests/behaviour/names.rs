@@ -339,17 +339,7 @@ fn case_sensitive() -> TestResult {
     );
     // Distinct objects: the owner of one does not block the other.
     let l = Arc::new(l);
-    let l2 = l.clone();
-    let r = on_new_thread(move || {
-        let r = l2.wait(Some(Duration::ZERO));
-        let _ = l2.release();
-        r
-    })?;
-    expect_wait(
-        r,
-        WaitStatus::Acquired,
-        "other thread: wait(0) on the lower-case object",
-    )?;
+    free_for_another_thread(&l, "other thread: wait(0) on the lower-case object")?;
     m.release().ctx("release")?;
     // Prefixes are matched exactly too: `local\x` is not `Local\x` (it is a path).
     let (_g, _) = NamedMutex::create(&format!("Global\\{u}"), false).ctx("create Global\\")?;

@@ -143,12 +143,7 @@ fn global_vs_local() -> TestResult {
         c.ok(&format!("release {hl}"))?;
     }
     c.ok(&format!("release {hc}"))?;
-    expect_wait(
-        g.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "Global\\x after the child released",
-    )?;
-    g.release().ctx("release")?;
+    take_and_release(&g, "Global\\x after the child released")?;
     Ok(())
 }
 
@@ -389,12 +384,7 @@ fn other_user() -> TestResult {
             "we poll while the other user owns it",
         )?;
         c.ok(&format!("release {hp}"))?;
-        expect_wait(
-            mpub.wait(Some(Duration::ZERO)),
-            WaitStatus::Acquired,
-            "we acquire after the other user released",
-        )?;
-        mpub.release().ctx("release")?;
+        take_and_release(&mpub, "we acquire after the other user released")?;
         ml.release().ctx("release Local")?;
         drop((ml, mp, mpub));
         c.kill()?;

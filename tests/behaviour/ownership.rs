@@ -47,17 +47,6 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn poll_other(m: &Arc<NamedMutex>) -> Result<namedmutex::Result<WaitStatus>, String> {
-    let m = m.clone();
-    on_new_thread(move || {
-        let r = m.wait(Some(Duration::ZERO));
-        if matches!(r, Ok(s) if s.is_acquired()) {
-            let _ = m.release();
-        }
-        r
-    })
-}
-
 /// Any handle to the object serves: acquire through one, release through another (opened
 /// by name, cloned, or after the first was closed).
 fn release_other_handle() -> TestResult {
@@ -84,7 +73,7 @@ fn release_other_handle() -> TestResult {
     )?;
     drop(h1);
     expect_wait(
-        poll_other(&h2)?,
+        poll_from_another_thread(&h2)?,
         WaitStatus::TimedOut,
         "other thread while the owner's acquiring handle is closed",
     )?;
@@ -97,7 +86,7 @@ fn release_other_handle() -> TestResult {
         "one release too many",
     )?;
     expect_wait(
-        poll_other(&h2)?,
+        poll_from_another_thread(&h2)?,
         WaitStatus::Acquired,
         "other thread after release",
     )?;
@@ -123,7 +112,7 @@ fn recursion() -> TestResult {
     }
     for i in 1..=3 {
         expect_wait(
-            poll_other(&m)?,
+            poll_from_another_thread(&m)?,
             WaitStatus::TimedOut,
             &format!("another thread before release #{i}"),
         )?;
@@ -140,7 +129,7 @@ fn recursion() -> TestResult {
         "owner's 4th release",
     )?;
     expect_wait(
-        poll_other(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::Acquired,
         "another thread after 3 releases",
     )?;
@@ -174,13 +163,13 @@ fn initial_counts_one() -> TestResult {
     )?;
     m.release().ctx("release 1")?;
     expect_wait(
-        poll_other(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::TimedOut,
         "other thread after 1 of 2 releases",
     )?;
     m.release().ctx("release 2")?;
     expect_wait(
-        poll_other(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::Acquired,
         "other thread after 2 releases",
     )?;
@@ -263,24 +252,14 @@ fn release_unowned() -> TestResult {
         288,
         "release of an unowned unnamed mutex",
     )?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "acquire",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "acquire")?;
     expect_err(
         m.release(),
         ErrorKind::NotOwner,
         288,
         "release after the count reached zero",
     )?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "the failed releases changed nothing",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "the failed releases changed nothing")?;
     Ok(())
 }
 
@@ -344,7 +323,7 @@ fn last_release_hands_over() -> TestResult {
     let o = m.clone();
     t2.run(move || o.release())?.ctx("T2 release (count 1)")?;
     expect_wait(
-        poll_other(&m)?,
+        poll_from_another_thread(&m)?,
         WaitStatus::Acquired,
         "free after T2's single release",
     )?;

@@ -45,9 +45,8 @@ fn try_clone() -> TestResult {
             WaitStatus::Acquired,
             "wait via the clone",
         )?;
-        let o = cc.clone();
         expect_wait(
-            on_new_thread(move || o.wait(Some(Duration::ZERO)))?,
+            poll_from_another_thread(&cc)?,
             WaitStatus::TimedOut,
             "other thread via the clone of the clone",
         )?;
@@ -60,17 +59,7 @@ fn try_clone() -> TestResult {
         )?;
         drop(m);
         drop(c);
-        let o = cc.clone();
-        let r = on_new_thread(move || {
-            let r = o.wait(Some(Duration::ZERO));
-            let _ = o.release();
-            r
-        })?;
-        expect_wait(
-            r,
-            WaitStatus::Acquired,
-            "the last clone still works after the others closed",
-        )?;
+        free_for_another_thread(&cc, "the last clone still works after the others closed")?;
         ensure!(
             cc.inheritable_handle().is_none(),
             "a clone of a non-inheritable handle is inheritable"
@@ -96,12 +85,7 @@ fn shared_between_processes() -> TestResult {
         "A poll while B owns",
     )?;
     b.ok(&format!("release {h}"))?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "A after B released",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "A after B released")?;
     Ok(())
 }
 
@@ -149,12 +133,7 @@ fn inherit_unnamed() -> TestResult {
     )?;
     m.release().ctx("release")?;
     // A clone of an inheritable handle is itself usable; the original still is too.
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "parent again",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "parent again")?;
     Ok(())
 }
 
@@ -185,12 +164,7 @@ fn inherit_named() -> TestResult {
     )?;
     let h2 = c.open(&name)?;
     c.ok(&format!("release {h2}"))?;
-    expect_wait(
-        byname.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "parent after the child released by name",
-    )?;
-    byname.release().ctx("release")?;
+    take_and_release(&byname, "parent after the child released by name")?;
     Ok(())
 }
 

@@ -144,6 +144,49 @@ pub fn expect_wait(r: namedmutex::Result<WaitStatus>, want: WaitStatus, what: &s
     }
 }
 
+/// What a `wait(0)` on a new thread gives for `m` (the thread releases what it took).
+pub fn poll_from_another_thread(
+    m: &std::sync::Arc<namedmutex::NamedMutex>,
+) -> Result<namedmutex::Result<WaitStatus>, String> {
+    let m = m.clone();
+    on_new_thread(move || {
+        let r = m.wait(Some(Duration::ZERO));
+        if matches!(r, Ok(s) if s.is_acquired()) {
+            let _ = m.release();
+        }
+        r
+    })
+}
+
+/// Another (new) thread finds `m` free: its `wait(0)` gives `Acquired`.
+pub fn free_for_another_thread(
+    m: &std::sync::Arc<namedmutex::NamedMutex>,
+    what: &str,
+) -> TestResult {
+    expect_wait(poll_from_another_thread(m)?, WaitStatus::Acquired, what)
+}
+
+/// A new actor (thread) called `who` that owns `m` (one acquisition, at once).
+pub fn owned_by_actor(
+    who: &str,
+    m: &std::sync::Arc<namedmutex::NamedMutex>,
+) -> Result<Actor, String> {
+    let owner = Actor::new(who);
+    let o = m.clone();
+    expect_wait(
+        owner.run(move || o.wait(Some(Duration::ZERO)))?,
+        WaitStatus::Acquired,
+        &format!("{who} acquires"),
+    )?;
+    Ok(owner)
+}
+
+/// The calling thread takes `m` at once (`wait(0)` gives `Acquired`) and releases it.
+pub fn take_and_release(m: &namedmutex::NamedMutex, what: &str) -> TestResult {
+    expect_wait(m.wait(Some(Duration::ZERO)), WaitStatus::Acquired, what)?;
+    m.release().ctx(&format!("{what}: release"))
+}
+
 /// The slack a finite wait may show against `Instant` before its timeout: none on Linux
 /// (both use CLOCK_MONOTONIC), one timer tick on Windows, whose waits may end up to a tick
 /// early when measured with the performance counter.

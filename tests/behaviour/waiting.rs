@@ -41,30 +41,13 @@ pub fn trials() -> Vec<Trial> {
     v
 }
 
-/// An actor that owns `m` (one acquisition).
-fn owned_by_actor(m: &Arc<NamedMutex>) -> Result<Actor, String> {
-    let owner = Actor::new("owner");
-    let o = m.clone();
-    expect_wait(
-        owner.run(move || o.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        "owner acquires",
-    )?;
-    Ok(owner)
-}
-
 /// `timeout = 0` polls: a free mutex is acquired, an owned one gives TimedOut and nothing
 /// is acquired.
 fn zero_timeout() -> TestResult {
     let (m, _) = NamedMutex::create(&unique("poll"), false).ctx("create")?;
     let m = Arc::new(m);
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "poll on a free mutex",
-    )?;
-    m.release().ctx("release")?;
-    let owner = owned_by_actor(&m)?;
+    take_and_release(&m, "poll on a free mutex")?;
+    let owner = owned_by_actor("owner", &m)?;
     let start = Instant::now();
     for i in 0..200 {
         expect_wait(
@@ -89,12 +72,7 @@ fn zero_timeout() -> TestResult {
     )?;
     let o = m.clone();
     owner.run(move || o.release())?.ctx("owner release")?;
-    expect_wait(
-        m.wait(Some(Duration::ZERO)),
-        WaitStatus::Acquired,
-        "poll after the owner released",
-    )?;
-    m.release().ctx("release")?;
+    take_and_release(&m, "poll after the owner released")?;
     owner.finish()
 }
 
@@ -103,7 +81,7 @@ fn zero_timeout() -> TestResult {
 fn finite_timeout() -> TestResult {
     let (m, _) = NamedMutex::create(&unique("timeout"), false).ctx("create")?;
     let m = Arc::new(m);
-    let owner = owned_by_actor(&m)?;
+    let owner = owned_by_actor("owner", &m)?;
     for ms in [1u64, 20, 100, 250] {
         let timeout = Duration::from_millis(ms);
         let start = Instant::now();
