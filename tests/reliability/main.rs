@@ -36,20 +36,18 @@ mod support;
 
 #[cfg(target_os = "linux")]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--child") {
-        std::process::exit(child::run(&args[2..]));
-    }
-    support::init_root();
-    let mut trials = Vec::new();
-    trials.extend(chaos::trials());
-    trials.extend(fault::trials());
-    trials.extend(exhaust::trials());
-    trials.extend(hostile::trials());
-    trials.extend(badfiles::trials());
-    let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials);
-    support::cleanup_root();
-    conclusion.exit();
+    support::harness(child::run, || {
+        [
+            chaos::trials(),
+            fault::trials(),
+            exhaust::trials(),
+            hostile::trials(),
+            badfiles::trials(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    });
 }
 
 #[cfg(not(target_os = "linux"))]

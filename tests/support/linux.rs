@@ -436,3 +436,17 @@ pub fn check_refused(
         format!("{name}: the refused file was changed")
     })
 }
+
+/// The `main` of a Linux-only test binary: runs `child` for `--child ROLE ...` (the binary
+/// re-executed as a helper process); otherwise runs the trials `trials` makes, in a private
+/// namespace root that is removed afterwards.
+pub fn harness(child: fn(&[String]) -> i32, trials: impl FnOnce() -> Vec<libtest_mimic::Trial>) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        std::process::exit(child(&args[2..]));
+    }
+    init_root();
+    let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials());
+    cleanup_root();
+    conclusion.exit();
+}

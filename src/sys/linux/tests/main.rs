@@ -22,18 +22,12 @@ mod support;
 
 #[cfg(target_os = "linux")]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--child") {
-        std::process::exit(child::run(&args[2..]));
-    }
-    support::init_root();
-    let mut trials = Vec::new();
-    trials.extend(files::trials());
-    trials.extend(kernel::trials());
-    trials.extend(bias::trials());
-    let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials);
-    support::cleanup_root();
-    conclusion.exit();
+    support::harness(child::run, || {
+        [files::trials(), kernel::trials(), bias::trials()]
+            .into_iter()
+            .flatten()
+            .collect()
+    });
 }
 
 #[cfg(not(target_os = "linux"))]
