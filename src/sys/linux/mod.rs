@@ -6,11 +6,11 @@
 //! |---|---|
 //! | `root` | the namespace root and the verified per-user directories |
 //! | `file_name` | object names to file names |
-//! | `files` | opening without links, publishing new files atomically |
+//! | `files` | opening without links, creating files exclusively or publishing them whole |
 //! | `object` | finding, creating, sharing and removing object files |
 //! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
-//! | `lock` | the mutex algorithm |
+//! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
 //! | `bias`, `barrier` | biased locking: a thread's repeated acquisitions without atomics |
 //! | `futex`, `clock` | sleeping, waking, time |
 //! | `fork` | what a child process inherits |

@@ -165,28 +165,12 @@ impl Object {
                     )),
                 }
             })?;
-            let unfinished = match found {
-                Found::Object(obj, existed) => return Ok((obj, existed)),
-                Found::Retry => false,
-                Found::Unfinished => true,
-            };
+            if let Found::Object(obj, existed) = found {
+                return Ok((obj, existed));
+            }
             attempt += 1;
             if started.elapsed() > BUSY_LIMIT {
-                return Err(if unfinished {
-                    // A creator writes its file within microseconds of making it.
-                    Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "the file of {:?} stayed empty for {BUSY_LIMIT:?}: a creator stopped or died before writing it (and we may not remove its file), or someone truncated the object",
-                            name.full
-                        ),
-                    )
-                } else {
-                    busy(&format!(
-                        "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
-                        name.full
-                    ))
-                });
+                return Err(gave_up(name, &found));
             }
             backoff(attempt);
         }
@@ -257,6 +241,9 @@ enum Found {
     Retry,
     /// Look again in a moment: the file is empty and its creator still holds it open.
     Unfinished,
+    /// Look again in a moment: the object is marked `DEAD` (a closer removing it, or one
+    /// that could not remove it: then the next look finds it stale and renews it).
+    MarkedDead,
 }
 
 fn open_existing(
@@ -350,7 +337,7 @@ fn open_existing(
         _ => return Ok(Found::Retry),
     }
     if u32::from_le_bytes(flags) & FLAG_DEAD != 0 {
-        return Ok(Found::Retry);
+        return Ok(Found::MarkedDead);
     }
     let user = match layout::header_user_index(&header, root.uid) {
         Some(user) => user,
@@ -677,6 +664,32 @@ fn backoff(attempt: u32) {
     } else {
         let micros = 20u64 << attempt.min(9);
         std::thread::sleep(Duration::from_micros(micros));
+    }
+}
+
+/// The error for an open that kept finding `last` for [`BUSY_LIMIT`]. An object file stays
+/// locked, empty or marked dead only for microseconds in normal operation; longer means a
+/// process holds its lock (a hostile user can) or somebody damaged the file.
+fn gave_up(name: &Name<'_>, last: &Found) -> Error {
+    match last {
+        Found::Unfinished => Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the file of {:?} stayed empty for {BUSY_LIMIT:?}: a creator stopped or died before writing it (and we may not remove its file), or someone truncated the object",
+                name.full
+            ),
+        ),
+        Found::MarkedDead => Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the object {:?} stayed marked as removed (DEAD) for {BUSY_LIMIT:?} while processes still have it open: its flags were damaged",
+                name.full
+            ),
+        ),
+        _ => busy(&format!(
+            "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
+            name.full
+        )),
     }
 }
 

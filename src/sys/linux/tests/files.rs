@@ -39,6 +39,10 @@ pub fn trials() -> Vec<Trial> {
             "files::empty_file_held_open_is_waited_for",
             empty_file_held_open,
         ),
+        Trial::test(
+            "files::dead_flag_on_a_live_object_is_refused",
+            dead_flag_on_a_live_object,
+        ),
         Trial::test("files::recursion_limit", recursion_limit),
     ]
 }
@@ -362,6 +366,40 @@ fn empty_file_held_open() -> Result<(), libtest_mimic::Failed> {
         check(len == 4096, || format!("the object file is {len} bytes"))?;
         check(child.finish()? == 0, || "the create child failed".into())?;
     }
+    Ok(())
+}
+
+/// `DEAD` set in the flags of an object that a process still has open (only damage does
+/// that: a closer sets it while no other process has the file open): an open retries while
+/// it could be a removal in progress, then refuses it with `Corrupt` naming the flag, rather
+/// than `Busy`; the holder is unaffected, and with the flag cleared the name opens again.
+fn dead_flag_on_a_live_object() -> Result<(), libtest_mimic::Failed> {
+    use std::os::unix::fs::FileExt;
+    let name = unique("dead-flag");
+    let mut holder = Peer::spawn("hold", &[&name, "0"], &[]);
+    holder.expect("holding")?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(local_dir(&root()).join(&name))?;
+    let mut flags = [0u8; 4];
+    file.read_exact_at(&mut flags, 24)?;
+    file.write_all_at(&(u32::from_le_bytes(flags) | 2).to_le_bytes(), 24)?;
+    let started = std::time::Instant::now();
+    let err = NamedMutex::open(&name)
+        .err()
+        .ok_or("opened an object marked DEAD")?;
+    check(err.kind() == ErrorKind::Corrupt, || {
+        format!("{:?}: {err}", err.kind())
+    })?;
+    check(err.to_string().contains("DEAD"), || format!("{err}"))?;
+    check(started.elapsed() >= Duration::from_secs(2), || {
+        format!("gave up after {:?}", started.elapsed())
+    })?;
+    file.write_all_at(&flags, 24)?;
+    let m = NamedMutex::open(&name)?;
+    drop(m);
+    check(holder.finish()? == 0, || "the holder failed".into())?;
     Ok(())
 }
 
