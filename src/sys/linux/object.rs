@@ -147,8 +147,8 @@ impl Object {
                         None => Err(not_found(name)),
                         Some(new) => publish(table, root, name, &file, new),
                     },
-                    // Another user's object still being created has the umask's mode
-                    // until its creator sets the final one: look again.
+                    // Another user's object still being created is private (0600) until
+                    // its creator has locked it and set the final mode: look again.
                     Err(Errno::ACCESS) if files::is_empty_file(dir, &file) => Ok(Found::Unfinished),
                     Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO)
                     | Err(Errno::ISDIR) => Err(Error::new(
@@ -573,8 +573,9 @@ impl Drop for Object {
 }
 
 impl Object {
-    /// Sets `DEAD` in the object's flags, for openers that locked the file just before us.
-    /// The caller holds the file's exclusive lock, so nobody else writes the flags; they are
+    /// Sets `DEAD` in the object's flags, for openers that opened the file just before its
+    /// name goes: they see the flag once they hold their shared lock, and look again. The
+    /// caller holds the file's exclusive lock, so nobody else writes the flags; they are
     /// written with `pwrite` rather than through the mapping, so that closing an object whose
     /// page this process never touched (created or opened, then closed) does not fault the
     /// page in just to mark it (a fault and its teardown cost about 1 µs).
