@@ -8,7 +8,8 @@
 //! to it (the biased thread's own fast paths are inlined into `wait` and `release`).
 //!
 //! A waiter first polls: it gives its CPU away with `sched_yield` a bounded number of times,
-//! watching the word in between (`Polling::until_change` says why yielding beats spinning).
+//! watching the word in between (`Polling::until_change` says why yielding beats spinning),
+//! unless its recent waits on that mutex all ended asleep anyway (`Polling::for_mutex`).
 //! A waiter that must then block sets `WAITERS` in the word and sleeps, with `futex_waitv`, on
 //! two words at once: the lock word (a release changes it and wakes one sleeper) and the
 //! owner's lifeline (the kernel changes it and wakes a sleeper when the owner dies, see
@@ -41,6 +42,12 @@ const YIELDS: u32 = 64;
 /// The longest a waiter polls before it sleeps, however many yields are left: on a busy
 /// machine one yield can last a whole time slice of another thread.
 const POLL_LIMIT: Duration = Duration::from_micros(200);
+/// After this many waits in a row on one mutex ended asleep anyway, a process stops
+/// polling on it (the mutex is held long: polling only burns CPU, and a busier waiter is
+/// woken later after an owner's death, see bench/README.md "Abandonment")...
+const ASLEEP_STREAK: u32 = 8;
+/// ...except on every this many-th wait, which polls to find out whether that has changed.
+const PROBE_EVERY: u32 = 16;
 
 /// Waits for `obj` (the caller checked the handle's access).
 #[inline(always)]
@@ -276,15 +283,33 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
     let deadline = futex::deadline_after(timeout);
     let poll = timeout == Some(Duration::ZERO);
     let mut slept = false;
-    let mut polling = Polling::default();
+    let mut polling = Polling::for_mutex(obj.asleep_streak.load(Ordering::Relaxed));
+    // Remembers whether this wait ended asleep, for the next one's polling.
+    let note = |slept: bool| {
+        let streak = &obj.asleep_streak;
+        streak.store(
+            if slept {
+                streak.load(Ordering::Relaxed).saturating_add(1)
+            } else {
+                0
+            },
+            Ordering::Relaxed,
+        );
+    };
     loop {
         let (cur, owner) = match attempt(obj, me, slept)? {
-            Attempt::Got(status, _) => return Ok(status),
+            Attempt::Got(status, _) => {
+                note(slept);
+                return Ok(status);
+            }
             Attempt::Busy { cur, owner } => (cur, owner),
         };
         let expired = || deadline.is_some_and(|d| !futex::is_before(futex::now(), d));
         if poll || expired() {
             give_up(obj);
+            if slept {
+                note(true);
+            }
             return Ok(WaitStatus::TimedOut);
         }
         if polling.until_change(page.lock_word(), cur, owner, expired) {
@@ -313,13 +338,24 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
 
 /// A waiter's polling phase, before it sleeps: at most [`YIELDS`] yields and
 /// [`POLL_LIMIT`] in all, over however many looks at the mutex.
-#[derive(Default)]
 struct Polling {
     yields: u32,
     until: Option<rustix::time::Timespec>,
 }
 
 impl Polling {
+    /// The polling of a wait on a mutex whose last `asleep_streak` waits here ended asleep:
+    /// none, once that streak is long, apart from a probe now and then. (Under contention
+    /// almost every wait ends while polling: of the 16.4 million waits that reached this
+    /// path in one counted run of bench/ scenario 4, 933 ended asleep.)
+    fn for_mutex(asleep_streak: u32) -> Polling {
+        let skip = asleep_streak >= ASLEEP_STREAK && asleep_streak % PROBE_EVERY != 0;
+        Polling {
+            yields: if skip { YIELDS } else { 0 },
+            until: None,
+        }
+    }
+
     /// Gives the CPU away (`sched_yield`) while `word` still holds `cur` and the owner's
     /// lifeline says it lives, for what is left of the budget; true when something changed
     /// or `expired` says the caller's deadline passed, false when the budget ran out.

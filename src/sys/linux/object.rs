@@ -51,6 +51,9 @@ pub(super) struct Object {
     ofd_pid: u32,
     /// See [`Object::saw_death`].
     saw_death: AtomicBool,
+    /// How many waits on this object in this process in a row ended asleep: `lock.rs`
+    /// stops polling before sleeping on a mutex whose waits keep ending that way.
+    pub asleep_streak: AtomicU32,
     id: u64,
 }
 
@@ -547,6 +550,7 @@ fn insert(
         place,
         ofd_pid: this_pid(),
         saw_death: AtomicBool::new(false),
+        asleep_streak: AtomicU32::new(0),
         id,
     });
     table.insert(key, (id, Arc::downgrade(&obj)));
