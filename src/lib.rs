@@ -55,6 +55,11 @@ pub use options::MutexOptions;
 pub use security::Security;
 pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
 
+// For tests only (feature `fault-injection`): how often the calling thread polled.
+#[cfg(all(feature = "fault-injection", target_os = "linux"))]
+#[doc(hidden)]
+pub use sys::fault::__polling_yields;
+
 // For the fuzz targets in fuzz/ only (feature `fuzzing`).
 #[cfg(all(feature = "fuzzing", target_os = "linux"))]
 #[doc(hidden)]

@@ -41,8 +41,10 @@ done
 # fault-injection build. Then a short fuzz run (tools/fuzz.sh installs cargo-fuzz if missing).
 echo "==> cargo test --features fault-injection --test reliability -- fault::"
 cargo test --features fault-injection --test reliability -- fault::
-echo "==> cargo test --features fault-injection --test linux -- bias::"
-cargo test --features fault-injection --test linux -- bias::
+for filter in bias:: polling::; do
+    echo "==> cargo test --features fault-injection --test linux -- $filter"
+    cargo test --features fault-injection --test linux -- "$filter"
+done
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
 

@@ -40,3 +40,28 @@ pub(super) fn stall(name: &'static str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(super) fn stall(_name: &'static str) {}
+
+#[cfg(feature = "fault-injection")]
+thread_local! {
+    static YIELDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one yield of a waiter's polling on the calling thread (tests read the count with
+/// [`__polling_yields`] to see whether a wait polled).
+#[cfg(feature = "fault-injection")]
+pub(super) fn polled_once() {
+    YIELDS.with(|y| y.set(y.get() + 1));
+}
+
+/// Without the `fault-injection` feature: nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(super) fn polled_once() {}
+
+/// How many times the calling thread has yielded while polling a mutex (feature
+/// `fault-injection`; for tests only, not a public API).
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub fn __polling_yields() -> u64 {
+    YIELDS.with(|y| y.get())
+}

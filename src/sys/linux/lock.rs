@@ -382,6 +382,7 @@ impl Polling {
         while self.yields < YIELDS {
             self.yields += 1;
             std::thread::yield_now();
+            super::fault::polled_once();
             if word.load(Ordering::Relaxed) != cur || expired() {
                 return true;
             }

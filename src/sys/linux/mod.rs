@@ -20,7 +20,7 @@
 mod barrier;
 mod bias;
 mod clock;
-mod fault;
+pub(crate) mod fault;
 mod file_name;
 mod files;
 mod fork;

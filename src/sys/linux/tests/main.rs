@@ -1,7 +1,7 @@
 //! Tests of the Linux backend only: where files live and with which modes, refusal of bad
 //! and planted files, PID namespaces, the fallback without `futex_waitv`, registry
-//! exhaustion, the recursion limit, thousands of mutexes held by one thread, and stale
-//! objects left by crashes. The behaviour every backend shares is in `tests/behaviour`.
+//! exhaustion, the recursion limit, thousands of mutexes held by one thread, stale objects
+//! left by crashes, biased locking, and when a waiter polls before it sleeps. The behaviour every backend shares is in `tests/behaviour`.
 //!
 //! Multi-process cases re-execute this binary with `--child ROLE ...`; every wait on a
 //! child is bounded by a watchdog.
@@ -17,16 +17,23 @@ mod files;
 #[cfg(target_os = "linux")]
 mod kernel;
 #[cfg(target_os = "linux")]
+mod polling;
+#[cfg(target_os = "linux")]
 #[path = "../../../../tests/support/linux.rs"]
 mod support;
 
 #[cfg(target_os = "linux")]
 fn main() {
     support::harness(child::run, || {
-        [files::trials(), kernel::trials(), bias::trials()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            files::trials(),
+            kernel::trials(),
+            bias::trials(),
+            polling::trials(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     });
 }
 
