@@ -97,11 +97,7 @@ fn full_file_system() -> TestResult {
     };
     let root_s = fs.0.to_str().unwrap();
     let mut peer = Peer::spawn("fullfs", &[root_s], &[("NAMEDMUTEX_ROOT", root_s)]);
-    let status = peer.wait_exit(WATCHDOG)?;
-    let mut lines = Vec::new();
-    while let Ok(l) = peer.line_within(Duration::from_millis(200)) {
-        lines.push(l);
-    }
+    let (status, lines) = peer.exit_and_lines()?;
     check(status.code() == Some(0), || {
         format!(
             "the child on a full file system ended with {}{}; it said {lines:?}",
@@ -159,11 +155,7 @@ fn too_many_open_files() -> TestResult {
     let root = fresh_root("nofile");
     let root_s = root.to_str().unwrap();
     let mut peer = Peer::spawn("nofile", &[root_s], &[("NAMEDMUTEX_ROOT", root_s)]);
-    let status = peer.wait_exit(WATCHDOG)?;
-    let mut lines = Vec::new();
-    while let Ok(l) = peer.line_within(Duration::from_millis(200)) {
-        lines.push(l);
-    }
+    let (status, lines) = peer.exit_and_lines()?;
     check(status.code() == Some(0), || {
         format!(
             "the child with few descriptors ended with {}: {lines:?}",
@@ -177,22 +169,6 @@ fn too_many_open_files() -> TestResult {
 }
 
 // ----- child roles ---------------------------------------------------------------------------
-
-fn say(line: impl AsRef<str>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
-    let _ = out.flush();
-}
-
-fn wait_for_stdin_close() {
-    use std::io::BufRead;
-    for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
-        }
-    }
-}
 
 /// `--child fill N`: N threads register (wait + release) and stay alive until stdin closes.
 pub fn fill(args: &[String]) -> i32 {

@@ -325,13 +325,6 @@ fn truncate_everyone() -> TestResult {
 
 // ----- child side -------------------------------------------------------------------------
 
-fn say(line: impl AsRef<str>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
-    let _ = out.flush();
-}
-
 fn lines() -> impl Iterator<Item = String> {
     std::io::stdin().lock().lines().map_while(Result::ok)
 }

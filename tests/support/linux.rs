@@ -287,6 +287,17 @@ impl Peer {
         }
     }
 
+    /// Waits (bounded) for the child to exit on its own, then collects the lines it wrote
+    /// that were not read yet.
+    pub fn exit_and_lines(&mut self) -> Result<(ExitStatus, Vec<String>), String> {
+        let status = self.wait_exit(WATCHDOG)?;
+        let mut lines = Vec::new();
+        while let Ok(l) = self.line_within(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+        Ok((status, lines))
+    }
+
     /// Closes stdin, waits (bounded) for the child to exit and returns its exit code.
     pub fn finish(mut self) -> Result<i32, String> {
         drop(self.stdin.take());
@@ -449,4 +460,20 @@ pub fn harness(child: fn(&[String]) -> i32, trials: impl FnOnce() -> Vec<libtest
     let conclusion = libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials());
     cleanup_root();
     conclusion.exit();
+}
+
+/// Child side: writes one line to the parent (stdout, flushed at once).
+pub fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+/// Child side: blocks until the parent closes our stdin (or the parent dies).
+pub fn wait_for_stdin_close() {
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
 }

@@ -284,17 +284,17 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
     let poll = timeout == Some(Duration::ZERO);
     let mut slept = false;
     let mut polling = Polling::for_mutex(obj.asleep_streak.load(Ordering::Relaxed));
-    // Remembers whether this wait ended asleep, for the next one's polling.
+    // Remembers whether this wait ended asleep, for the next one's polling. Written only
+    // when it changes: under contention every thread of the process ends its waits here,
+    // and a store would take the cache line (shared with the fields every `wait` reads) from
+    // all of them.
     let note = |slept: bool| {
         let streak = &obj.asleep_streak;
-        streak.store(
-            if slept {
-                streak.load(Ordering::Relaxed).saturating_add(1)
-            } else {
-                0
-            },
-            Ordering::Relaxed,
-        );
+        let old = streak.load(Ordering::Relaxed);
+        let new = if slept { old.saturating_add(1) } else { 0 };
+        if new != old {
+            streak.store(new, Ordering::Relaxed);
+        }
     };
     loop {
         let (cur, owner) = match attempt(obj, me, slept)? {

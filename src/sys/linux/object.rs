@@ -64,6 +64,16 @@ pub(super) struct Place {
     pub file: String,
 }
 
+impl Place {
+    /// Where the object `name`, whose file name is `file`, lives.
+    fn of(name: &Name<'_>, file: &str) -> Place {
+        Place {
+            namespace: name.namespace,
+            file: file.to_owned(),
+        }
+    }
+}
+
 /// What a create needs besides the name.
 pub(super) struct NewObject {
     pub security: Security,
@@ -309,10 +319,7 @@ fn open_existing(
             format!("the file of {:?} records the wrong namespace", name.full),
         ));
     }
-    let place = Place {
-        namespace: name.namespace,
-        file: file.to_owned(),
-    };
+    let place = Place::of(name, file);
     if flock(&fd, FlockOperation::NonBlockingLockExclusive)? {
         // No handle exists anywhere: the object died with its processes.
         super::fault::point("open.after_stale_lock");
@@ -408,10 +415,7 @@ fn publish(
         return Ok(Found::Retry);
     }
     let key = (st.st_dev, st.st_ino);
-    let place = Place {
-        namespace: name.namespace,
-        file: file.to_owned(),
-    };
+    let place = Place::of(name, file);
     let written = files::set_permissions(&fd, Some(st.st_mode), mode, group).and_then(|()| {
         write_object(
             &fd,
@@ -457,10 +461,7 @@ fn unfinished(
     }
     // Nobody has it open: its creator died before writing it, or has not locked it yet
     // (then its lock fails, or it finds the file gone, and it starts again).
-    let place = Place {
-        namespace: name.namespace,
-        file: file.to_owned(),
-    };
+    let place = Place::of(name, file);
     if unlink_if_same(root, &place, key) {
         return Ok(Found::Retry);
     }

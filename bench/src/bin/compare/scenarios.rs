@@ -287,28 +287,22 @@ pub fn open_close(cfg: &Config, env: &Env, report: &mut Report) {
         cells.push(stats::ratio(fr[i].median / fr[raw].median));
         row(&mut s, &cells);
     }
-    let x = ex[nm].median / ex[raw].median;
-    report.target(
-        "open+close of an existing name ≤ 2× the raw sequence",
-        format!(
-            "{} vs {}: {}",
-            stats::ns(ex[nm].median),
-            stats::ns(ex[raw].median),
-            stats::ratio(x)
-        ),
-        verdict(x <= 2.0),
-    );
-    let y = fr[nm].median / fr[raw].median;
-    report.target(
-        "create+destroy of a fresh name ≤ 2× the raw sequence",
-        format!(
-            "{} vs {}: {}",
-            stats::ns(fr[nm].median),
-            stats::ns(fr[raw].median),
-            stats::ratio(y)
-        ),
-        verdict(y <= 2.0),
-    );
+    for (what, t) in [
+        ("open+close of an existing name", &ex),
+        ("create+destroy of a fresh name", &fr),
+    ] {
+        let x = t[nm].median / t[raw].median;
+        report.target(
+            &format!("{what} ≤ 2× the raw sequence"),
+            format!(
+                "{} vs {}: {}",
+                stats::ns(t[nm].median),
+                stats::ns(t[raw].median),
+                stats::ratio(x)
+            ),
+            verdict(x <= 2.0),
+        );
+    }
     report.section(s);
 }
 

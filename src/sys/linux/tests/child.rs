@@ -1,6 +1,7 @@
 //! The roles a child process can play (`--child ROLE args...`). Each prints lines the
 //! parent waits for; every role ends when told or when killed.
 
+use crate::support::{say, wait_for_stdin_close};
 use namedmutex::{ErrorKind, MutexOptions, NamedMutex, WaitStatus};
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -19,21 +20,6 @@ pub fn run(args: &[String]) -> i32 {
         other => {
             eprintln!("unknown child role {other:?}");
             2
-        }
-    }
-}
-
-fn say(line: impl AsRef<str>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
-    let _ = out.flush();
-}
-
-fn wait_for_stdin_close() {
-    for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
         }
     }
 }

@@ -8,8 +8,6 @@ use libtest_mimic::Trial;
 use namedmutex::{MutexOptions, WaitStatus};
 #[cfg(feature = "fault-injection")]
 use std::sync::{Arc, mpsc};
-#[cfg(feature = "fault-injection")]
-use std::time::Duration;
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -26,17 +24,19 @@ fn stops_when_waits_end_asleep() -> TestResult {
     Ok(())
 }
 
-/// A holder thread keeps the mutex 20 ms each round, far longer than any polling (200 µs at
-/// most), so every wait of this thread ends asleep. The first 8 waits poll; waits 9 to 16
+/// A holder thread keeps the mutex each round until this thread's wait sleeps in the
+/// kernel (the object's count of sleepers says so), so every wait ends asleep. The first 8 waits poll; waits 9 to 16
 /// do not; wait 17 (a streak of 16) probes; 18 to 20 do not again.
 #[cfg(feature = "fault-injection")]
 fn stops_when_waits_end_asleep() -> TestResult {
     let root = fresh_root("polling");
-    let (m, _) = MutexOptions::new().root(&root).create("long-held")?;
+    let opts = MutexOptions::new().root(&root);
+    let (m, _) = opts.create("long-held")?;
     let m = Arc::new(m);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let hm = m.clone();
+    let opts = opts.clone();
     let holder = std::thread::spawn(move || -> Result<(), String> {
         while go_rx.recv().is_ok() {
             let status = hm.wait(Some(WATCHDOG)).map_err(|e| e.to_string())?;
@@ -44,7 +44,13 @@ fn stops_when_waits_end_asleep() -> TestResult {
                 return Err(format!("holder: {status:?}"));
             }
             held_tx.send(()).map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_millis(20));
+            // Hold until the waiter sleeps in the kernel, so that its wait ends asleep.
+            wait_until(WATCHDOG, "the waiter to sleep", || {
+                opts.info("long-held")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|info| info.waiters > 0)
+            })?;
             hm.release().map_err(|e| e.to_string())?;
         }
         Ok(())
