@@ -34,6 +34,7 @@
 //! `$NAMEDMUTEX_ROOT` (default `/dev/shm`): see the README.
 
 mod access;
+mod async_lock;
 mod error;
 mod info;
 mod multi_wait;
@@ -46,10 +47,11 @@ mod sys;
 mod wait_status;
 
 pub use access::Access;
+pub use async_lock::{AsyncMutexGuard, LockFuture};
 pub use error::{Error, ErrorKind, Result};
 pub use info::{MutexInfo, OwnerInfo, info, list};
 pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, WaitAny, wait_all, wait_any};
-pub use mutex::{MutexGuard, NamedMutex};
+pub use mutex::{MutexGuard, NamedMutex, OwnedMutexGuard};
 pub use name::{Name, Namespace};
 pub use options::MutexOptions;
 pub use security::Security;

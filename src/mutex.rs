@@ -1,13 +1,16 @@
 //! `NamedMutex`, a handle to a mutex object, and `MutexGuard`, the proof of ownership.
 
+use crate::async_lock::{AsyncMutexGuard, LockFuture};
 use crate::error::Result;
 use crate::name::Name;
 use crate::options::MutexOptions;
 use crate::sys::RawMutex;
 use crate::wait_status::WaitStatus;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A handle to a mutex object that threads of any process can share.
 ///
@@ -36,6 +39,8 @@ use std::time::Duration;
 pub struct NamedMutex {
     raw: RawMutex,
     name: Option<Box<str>>,
+    /// The queue of this process's tasks for the object (`async_lock`), made on first use.
+    gate: OnceLock<Arc<crate::async_lock::Gate>>,
 }
 
 // The handle holds no thread-affine state: ownership is recorded in the object, per thread.
@@ -128,18 +133,25 @@ impl NamedMutex {
         &self.raw
     }
 
+    pub(crate) fn gate(&self) -> Arc<crate::async_lock::Gate> {
+        crate::async_lock::gate_of(self, &self.gate)
+    }
+
     fn wrap(raw: RawMutex, name: Option<&Name<'_>>) -> NamedMutex {
         NamedMutex {
             raw,
             name: name.map(|n| n.full.into()),
+            gate: OnceLock::new(),
         }
     }
 
     /// Waits until the calling thread owns the mutex, or the timeout passes
     /// (`WaitForSingleObject`). `None` waits forever; `Some(Duration::ZERO)` polls.
     ///
-    /// On `Acquired` or `Abandoned` the calling thread owns the mutex and must call
-    /// [`NamedMutex::release`] once for each successful wait. Timeouts are measured on a
+    /// On `Acquired` or `Abandoned` the calling **thread** owns the mutex and must call
+    /// [`NamedMutex::release`] once for each successful wait, on the same thread. Async code
+    /// must not use this from a task (a task moves between threads, and tasks share
+    /// threads): use [`NamedMutex::lock_async`]. Timeouts are measured on a
     /// monotonic clock; signals neither cut a wait short nor extend it. Needs
     /// [`crate::Access::SYNCHRONIZE`].
     ///
@@ -166,6 +178,9 @@ impl NamedMutex {
     /// Acquires the mutex, blocking as long as it takes, and returns a guard that releases
     /// it when dropped. If the previous owner ended while owning it, the lock still succeeds
     /// and [`MutexGuard::abandoned`] says so.
+    ///
+    /// The calling thread owns the mutex and blocks while it waits: in async code use
+    /// [`NamedMutex::lock_async`], whose guard may be held across `.await`.
     ///
     /// ```
     /// use namedmutex::NamedMutex;
@@ -201,6 +216,134 @@ impl NamedMutex {
         }
     }
 
+    /// Like [`NamedMutex::try_lock_for`] with a deadline instead of a timeout; a deadline
+    /// already past polls once.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(m.try_lock_until(deadline)?.is_some());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn try_lock_until(&self, deadline: Instant) -> Result<Option<MutexGuard<'_>>> {
+        self.try_lock_for(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Like [`NamedMutex::lock`] on a shared handle, returning a guard that owns a reference
+    /// to it (`'static`): it can be stored, or returned from the function that locked.
+    /// Ownership is still the calling thread's, so the guard cannot leave the thread.
+    ///
+    /// ```
+    /// use namedmutex::{NamedMutex, OwnedMutexGuard};
+    /// use std::sync::Arc;
+    ///
+    /// fn locked(name: &str) -> namedmutex::Result<OwnedMutexGuard> {
+    ///     let (m, _) = NamedMutex::create(name, false)?;
+    ///     Arc::new(m).lock_owned() // the guard keeps the handle alive
+    /// }
+    /// let guard = locked(&format!("doc-owned-{}", std::process::id()))?;
+    /// assert!(!guard.abandoned());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn lock_owned(self: &Arc<Self>) -> Result<OwnedMutexGuard> {
+        let status = self.raw.wait(None)?;
+        Ok(OwnedMutexGuard::new(self.clone(), status))
+    }
+
+    /// [`NamedMutex::lock_owned`] with a timeout: `Ok(None)` when it passed first.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// let guard = m.try_lock_for_owned(Duration::from_millis(10))?.expect("free");
+    /// drop(guard);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn try_lock_for_owned(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<Option<OwnedMutexGuard>> {
+        Ok(match self.raw.wait(Some(timeout))? {
+            WaitStatus::TimedOut => None,
+            status => Some(OwnedMutexGuard::new(self.clone(), status)),
+        })
+    }
+
+    /// Acquires the mutex for the current async task, without blocking the executor's
+    /// thread, on any runtime. The guard is `Send + 'static`: it may be held across
+    /// `.await`, moved between worker threads and returned from functions; dropping it
+    /// releases the mutex.
+    ///
+    /// The acquisition belongs to the **process**, held for this task: other tasks of the
+    /// process, other threads and other processes are all excluded, and if the process
+    /// dies while a task holds it, the next acquirer gets [`WaitStatus::Abandoned`]. Not
+    /// recursive: a task that awaits a mutex it holds waits forever. Dropping the future
+    /// before it completes leaves nothing held. On Linux an uncontended acquisition is two
+    /// compare-and-swaps on the polling thread; a contended one sleeps on a helper thread.
+    /// On Windows, where the OS ties ownership to a thread, every acquisition is made and
+    /// held by an owner thread of its own. The model and its costs are in the README.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    ///
+    /// let name = format!("doc-async-{}", std::process::id());
+    /// let m = Arc::new(NamedMutex::create(&name, false)?.0);
+    /// block_on(async {
+    ///     let guard = m.lock_async().await?;
+    ///     if guard.abandoned() { /* repair */ }
+    ///     // ... .await freely while holding it ...
+    ///     drop(guard);
+    ///     Ok::<(), namedmutex::Error>(())
+    /// })?;
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn lock_async(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = Result<AsyncMutexGuard>> + Send + 'static {
+        let acquire = LockFuture::new(self.clone(), None);
+        async move {
+            let guard = acquire.await?;
+            Ok(guard.expect("a wait without a timeout does not time out"))
+        }
+    }
+
+    /// [`NamedMutex::lock_async`] with a timeout: resolves to `Ok(None)` when it passed
+    /// first (a zero timeout looks once). Measured on the monotonic clock, by a timer thread
+    /// of the crate's own, so no runtime's timer is needed.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    ///
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// let held = block_on(m.lock_async())?;
+    /// let again = block_on(m.lock_async_for(Duration::from_millis(20)))?;
+    /// assert!(again.is_none()); // not recursive: the first task still holds it
+    /// drop(held);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn lock_async_for(self: &Arc<Self>, timeout: Duration) -> LockFuture {
+        LockFuture::new(self.clone(), Some(timeout))
+    }
+
     /// Acquires the mutex only if that needs no waiting (a zero timeout).
     ///
     /// ```
@@ -215,7 +358,9 @@ impl NamedMutex {
     }
 
     /// Releases the mutex once (`ReleaseMutex`). Fails with [`crate::ErrorKind::NotOwner`]
-    /// (288) when the calling thread does not own it, and then changes nothing.
+    /// (288) when the calling thread does not own it, and then changes nothing. Ownership is
+    /// the thread's: a release from another thread (another worker of an async runtime, say)
+    /// fails. Tasks use [`NamedMutex::lock_async`] and release by dropping its guard.
     ///
     /// ```
     /// use namedmutex::{ErrorKind, NamedMutex};
@@ -245,6 +390,7 @@ impl NamedMutex {
         Ok(NamedMutex {
             raw: self.raw.try_clone()?,
             name: self.name.clone(),
+            gate: OnceLock::new(),
         })
     }
 
@@ -294,7 +440,11 @@ impl NamedMutex {
     pub unsafe fn from_inherited_handle(value: u64) -> Result<NamedMutex> {
         // SAFETY: the caller guarantees `value` is an inherited handle nothing else owns.
         let raw = unsafe { RawMutex::from_inherited_handle(value)? };
-        Ok(NamedMutex { raw, name: None })
+        Ok(NamedMutex {
+            raw,
+            name: None,
+            gate: OnceLock::new(),
+        })
     }
 }
 
@@ -379,6 +529,83 @@ impl Drop for MutexGuard<'_> {
             result.is_ok(),
             "releasing through a guard failed: {result:?}"
         );
+    }
+}
+
+/// Like [`MutexGuard`], but holding an `Arc` of its handle, so that it is `'static`: made by
+/// [`NamedMutex::lock_owned`] and [`NamedMutex::try_lock_for_owned`]. Still owned by the
+/// thread that acquired, so it cannot be sent to another thread (async tasks use
+/// [`NamedMutex::lock_async`]).
+///
+/// ```
+/// use namedmutex::NamedMutex;
+/// use std::sync::Arc;
+///
+/// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+/// let guard = m.lock_owned()?;
+/// assert!(Arc::ptr_eq(guard.mutex(), &m));
+/// drop(guard);
+/// assert!(m.release().is_err()); // the guard released it
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+#[must_use = "the mutex is released as soon as the guard is dropped"]
+pub struct OwnedMutexGuard {
+    mutex: Arc<NamedMutex>,
+    abandoned: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl OwnedMutexGuard {
+    fn new(mutex: Arc<NamedMutex>, status: WaitStatus) -> OwnedMutexGuard {
+        debug_assert!(status.is_acquired());
+        OwnedMutexGuard {
+            mutex,
+            abandoned: status == WaitStatus::Abandoned,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Whether the previous owner ended while owning the mutex (`WAIT_ABANDONED`).
+    ///
+    /// ```
+    /// let m = std::sync::Arc::new(namedmutex::NamedMutex::create_unnamed(false)?);
+    /// assert!(!m.lock_owned()?.abandoned());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// The mutex this guard holds.
+    ///
+    /// ```
+    /// let m = std::sync::Arc::new(namedmutex::NamedMutex::create_unnamed(false)?);
+    /// let guard = m.lock_owned()?;
+    /// assert_eq!(guard.mutex().name(), None);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn mutex(&self) -> &Arc<NamedMutex> {
+        &self.mutex
+    }
+}
+
+impl Drop for OwnedMutexGuard {
+    fn drop(&mut self) {
+        // As for `MutexGuard`: only a damaged object can make this fail.
+        let result = self.mutex.release();
+        debug_assert!(
+            result.is_ok(),
+            "releasing through a guard failed: {result:?}"
+        );
+    }
+}
+
+impl fmt::Debug for OwnedMutexGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedMutexGuard")
+            .field("mutex", &self.mutex)
+            .field("abandoned", &self.abandoned)
+            .finish()
     }
 }
 

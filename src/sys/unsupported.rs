@@ -19,6 +19,27 @@ pub(crate) struct RawMutex {
     _private: (),
 }
 
+/// Never consulted: no mutex exists here.
+pub(crate) const TRY_DETACHED_IS_EXACT: bool = true;
+
+/// A process-owned acquisition; none is ever made here.
+pub(crate) struct Claim {
+    _private: (),
+}
+
+/// What cancels a blocked process-owned acquisition; nothing here.
+pub(crate) struct Cancel {
+    _private: (),
+}
+
+impl Cancel {
+    pub(crate) fn new() -> Result<Cancel> {
+        Ok(Cancel { _private: () })
+    }
+
+    pub(crate) fn fire(&self) {}
+}
+
 const NEVER: &str = "no RawMutex exists on a platform without a backend";
 
 fn unsupported(what: &str) -> Error {
@@ -71,6 +92,30 @@ impl RawMutex {
     }
 
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {
+        unreachable!("{NEVER}")
+    }
+
+    pub(crate) fn identity(&self) -> Option<u64> {
+        unreachable!("{NEVER}")
+    }
+
+    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        unreachable!("{NEVER}")
+    }
+
+    pub(crate) fn acquire_detached(
+        &self,
+        _timeout: Option<Duration>,
+        _cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        unreachable!("{NEVER}")
+    }
+
+    pub(crate) fn release_detached(&self, _claim: Claim) -> Result<()> {
+        unreachable!("{NEVER}")
+    }
+
+    pub(crate) fn undo_detached(&self, _claim: Claim) -> Result<()> {
         unreachable!("{NEVER}")
     }
 

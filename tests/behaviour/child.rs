@@ -24,6 +24,8 @@
 //! | `barrier-create NAME OWNER` | `armed`, then on the line `go`: as `create` |
 //! | `cs-loop H PATH ITERS` | `ok`: ITERS critical sections appending to the file PATH |
 //! | `mix-loop PATH SEED ITERS NAME...` | `ok`: random single, any and all waits, logged to PATH |
+//! | `async-lock H` | `ok CODE`: a task took H (`lock_async`) and holds it until `async-drop` |
+//! | `async-drop` | `ok`: the held async guard is dropped (released), on another thread |
 //! | `exit CODE` | the process exits with CODE (whatever it owns) |
 //! | `abort` | the process aborts |
 //! | `print-pid` | `ok PID` |
@@ -72,6 +74,10 @@ pub fn run(label: &str) -> ! {
         say(&answer);
     }
 }
+
+/// The guard taken by `async-lock`, held by the process (no thread) until `async-drop`.
+static ASYNC_HELD: std::sync::Mutex<Option<namedmutex::AsyncMutexGuard>> =
+    std::sync::Mutex::new(None);
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -195,6 +201,28 @@ fn execute(
                 Ok(s) => Ok(format!("ok {} {us}", s.code())),
                 Err(e) => Ok(err_line(&e)),
             }
+        }
+        "async-lock" => {
+            let m = handle(handles, 1)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| protocol(format!("runtime: {e}")))?;
+            match runtime.block_on(m.lock_async()) {
+                Ok(guard) => {
+                    let code = if guard.abandoned() { 0x80 } else { 0 };
+                    *ASYNC_HELD.lock().unwrap() = Some(guard);
+                    Ok(format!("ok {code}"))
+                }
+                Err(e) => Ok(err_line(&e)),
+            }
+        }
+        "async-drop" => {
+            let guard = ASYNC_HELD.lock().unwrap().take();
+            let guard = guard.ok_or_else(|| protocol("no async guard held"))?;
+            std::thread::spawn(move || guard.release())
+                .join()
+                .map_err(|_| protocol("the releasing thread panicked"))?
+                .map_or_else(|e| Ok(err_line(&e)), |()| Ok("ok".to_owned()))
         }
         "release" => match handle(handles, 1)?.release() {
             Ok(()) => Ok("ok".to_owned()),

@@ -14,6 +14,7 @@
 mod util;
 
 mod abandonment;
+mod async_tasks;
 mod child;
 mod create_open;
 mod lifetime;
@@ -54,6 +55,7 @@ fn main() {
     trials.extend(sharing::trials());
     trials.extend(namespaces::trials());
     trials.extend(multi_wait::trials());
+    trials.extend(async_tasks::trials());
 
     let args = Arguments::from_args();
     let conclusion = libtest_mimic::run(&args, trials);

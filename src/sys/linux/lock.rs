@@ -279,6 +279,19 @@ pub(super) fn sleep_until(
 
 #[cold]
 fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitStatus> {
+    wait_for(obj, me, timeout, None).map(|(status, _)| status)
+}
+
+/// Waits until `me` owns `obj`, the timeout passes, or `cancel` (a word the sleep also
+/// watches) becomes non-zero, which ends the wait as a timeout does. Returns how the wait
+/// ended and, when it acquired, how to take the acquisition back.
+#[cold]
+pub(super) fn wait_for(
+    obj: &Object,
+    me: u64,
+    timeout: Option<Duration>,
+    cancel: Option<&AtomicU32>,
+) -> Result<(WaitStatus, Option<Undo>)> {
     let page = &obj.page;
     let deadline = futex::deadline_after(timeout);
     let poll = timeout == Some(Duration::ZERO);
@@ -298,19 +311,21 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
     };
     loop {
         let (cur, owner) = match attempt(obj, me, slept)? {
-            Attempt::Got(status, _) => {
+            Attempt::Got(status, undo) => {
                 note(slept);
-                return Ok(status);
+                return Ok((status, Some(undo)));
             }
             Attempt::Busy { cur, owner } => (cur, owner),
         };
-        let expired = || deadline.is_some_and(|d| !futex::is_before(futex::now(), d));
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Acquire) != 0);
+        let expired =
+            || cancelled() || deadline.is_some_and(|d| !futex::is_before(futex::now(), d));
         if poll || expired() {
             give_up(obj);
             if slept {
                 note(true);
             }
-            return Ok(WaitStatus::TimedOut);
+            return Ok((WaitStatus::TimedOut, None));
         }
         if polling.until_change(page.lock_word(), cur, owner, expired) {
             continue; // the word changed, the owner died, or the deadline passed: look again
@@ -321,12 +336,18 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
         let until = sleep_until(deadline);
         page.sleepers().fetch_add(1, Ordering::AcqRel);
         // The futex word is the low half of the lock word.
-        let woke = match owner {
-            Owner::Alive { lifeline, value } => {
-                futex::wait(&[(page.futex_word(), expected), (lifeline, value)], until)
-            }
-            _ => futex::wait(&[(page.futex_word(), expected)], until),
-        };
+        // The futex word first: without `futex_waitv` only the first word is slept on.
+        let mut words = [(page.futex_word(), expected); 3];
+        let mut n = 1;
+        if let Owner::Alive { lifeline, value } = owner {
+            words[n] = (lifeline, value);
+            n += 1;
+        }
+        if let Some(cancel) = cancel {
+            words[n] = (cancel, 0);
+            n += 1;
+        }
+        let woke = futex::wait(&words[..n], until);
         page.sleepers().fetch_sub(1, Ordering::AcqRel);
         slept = true;
         if let (Wake::Word(1), Owner::Alive { lifeline, .. }) = (woke, owner) {
@@ -451,12 +472,18 @@ pub(super) fn release(obj: &Object) -> Result<()> {
 
 #[inline(never)]
 fn release_unbiased(obj: &Object) -> Result<()> {
-    let page = &obj.page;
-    let word = page.lock_word();
-    let cur = word.load(Ordering::Relaxed);
     let Some(me) = obj.existing_token() else {
         return Err(not_owner());
     };
+    release_as(obj, me)
+}
+
+/// Releases `obj` once on behalf of the owner token `me` (a thread's, or the process
+/// owner's of `detached.rs`).
+pub(super) fn release_as(obj: &Object, me: u64) -> Result<()> {
+    let page = &obj.page;
+    let word = page.lock_word();
+    let cur = word.load(Ordering::Relaxed);
     if lock::token(cur) != me {
         // `release` took the exact biased word; here ours can only carry a request (WAITERS).
         if lock::is_biased(cur) && lock::bias_holder(cur) == me {

@@ -11,6 +11,7 @@
 //! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
 //! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
+//! | `detached` | ownership by the process instead of a thread (async tasks) |
 //! | `bias`, `barrier` | biased locking: a thread's repeated acquisitions without atomics |
 //! | `futex`, `clock` | sleeping, waking, time |
 //! | `fork` | what a child process inherits |
@@ -20,6 +21,7 @@
 mod barrier;
 mod bias;
 mod clock;
+mod detached;
 pub(crate) mod fault;
 mod file_name;
 mod files;
@@ -47,7 +49,33 @@ use object::{NewObject, Object};
 use root::Root;
 use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
+
+pub(crate) use detached::Claim;
+
+/// Whether [`RawMutex::try_acquire_detached`] answers `None` only when the mutex is busy
+/// (so a caller out of time may stop there).
+pub(crate) const TRY_DETACHED_IS_EXACT: bool = true;
+
+/// What makes a blocked process-owned acquisition ([`RawMutex::acquire_detached`]) give
+/// up: a word its sleep watches.
+pub(crate) struct Cancel {
+    word: AtomicU32,
+}
+
+impl Cancel {
+    pub(crate) fn new() -> Result<Cancel> {
+        Ok(Cancel {
+            word: AtomicU32::new(0),
+        })
+    }
+
+    /// Makes the acquisition return `None` soon (at once if it sleeps).
+    pub(crate) fn fire(&self) {
+        detached::cancel(&self.word);
+    }
+}
 
 /// One handle: the shared object, the rights granted, and for an inheritable handle, a
 /// file description that stays open across `exec`.
@@ -100,12 +128,7 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
-        if !self.access.contains(Access::SYNCHRONIZE) {
-            return Err(Error::new(
-                ErrorKind::AccessDenied,
-                "this handle was opened without SYNCHRONIZE access, which waiting needs",
-            ));
-        }
+        self.check_synchronize()?;
         lock::wait(&self.obj, timeout)
     }
 
@@ -133,6 +156,52 @@ impl RawMutex {
     #[inline]
     pub(crate) fn release(&self) -> Result<()> {
         lock::release(&self.obj)
+    }
+
+    fn check_synchronize(&self) -> Result<()> {
+        if self.access.contains(Access::SYNCHRONIZE) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::AccessDenied,
+                "this handle was opened without SYNCHRONIZE access, which waiting needs",
+            ))
+        }
+    }
+
+    /// The same number for every handle of this process to one object.
+    pub(crate) fn identity(&self) -> Option<u64> {
+        Some(self.obj.identity())
+    }
+
+    /// Acquires for the process (not the calling thread) if that needs no waiting.
+    #[inline]
+    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        self.check_synchronize()?;
+        detached::try_acquire(&self.obj)
+    }
+
+    /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
+    /// passed or `cancel` fired first.
+    pub(crate) fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        self.check_synchronize()?;
+        detached::acquire(&self.obj, timeout, &cancel.word)
+    }
+
+    /// Releases a process-owned acquisition, from any thread.
+    #[inline]
+    pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(&self.obj, claim)
+    }
+
+    /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
+    /// for the next acquirer.
+    pub(crate) fn undo_detached(&self, claim: Claim) -> Result<()> {
+        detached::undo(&self.obj, claim)
     }
 
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {

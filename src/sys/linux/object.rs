@@ -54,6 +54,8 @@ pub(super) struct Object {
     /// How many waits on this object in this process in a row ended asleep: `lock.rs`
     /// stops polling before sleeping on a mutex whose waits keep ending that way.
     pub asleep_streak: AtomicU32,
+    /// [`Object::process_token`]'s cache: the token, and the process it belongs to.
+    process_token: (AtomicU64, AtomicU32),
     id: u64,
 }
 
@@ -113,6 +115,26 @@ impl Object {
     #[inline]
     pub(super) fn token(&self) -> Result<u64> {
         Ok(thread::token_part(self.registry)? | self.user_bits)
+    }
+
+    /// The token of this process's owner thread (`detached.rs`): ownership that belongs to
+    /// the process, not to the calling thread.
+    /// Cached per object with the pid it was made in (a forked child makes its own).
+    #[inline]
+    pub(super) fn process_token(&self) -> Result<u64> {
+        let pid = this_pid();
+        if self.process_token.1.load(Ordering::Acquire) == pid {
+            return Ok(self.process_token.0.load(Ordering::Relaxed));
+        }
+        let token = super::detached::owner_part(self.registry)? | self.user_bits;
+        self.process_token.0.store(token, Ordering::Relaxed);
+        self.process_token.1.store(pid, Ordering::Release);
+        Ok(token)
+    }
+
+    /// This object's identity in this process: the same for every handle to it.
+    pub(super) fn identity(&self) -> u64 {
+        self.id
     }
 
     /// The calling thread's token if it is registered (else it cannot own the object).
@@ -552,6 +574,7 @@ fn insert(
         ofd_pid: this_pid(),
         saw_death: AtomicBool::new(false),
         asleep_streak: AtomicU32::new(0),
+        process_token: (AtomicU64::new(0), AtomicU32::new(0)),
         id,
     });
     table.insert(key, (id, Arc::downgrade(&obj)));

@@ -12,6 +12,7 @@
 // The only module of the crate that calls the OS directly; every block says why it is sound.
 #![allow(unsafe_code)]
 
+mod detached;
 mod error;
 mod handle;
 mod name;
@@ -23,6 +24,10 @@ use crate::error::{ERROR_ALREADY_EXISTS, Error, ErrorKind, Result};
 use crate::name::{Name, shorten};
 use crate::options::MutexOptions;
 use crate::wait_status::WaitStatus;
+pub(crate) use detached::{Cancel, Claim};
+
+/// `try_acquire_detached` always answers `None` here (see there).
+pub(crate) const TRY_DETACHED_IS_EXACT: bool = false;
 use handle::Handle;
 use security::Attributes;
 use std::time::{Duration, Instant};
@@ -187,6 +192,37 @@ impl RawMutex {
             format!("cannot release {}", self.what)
         };
         Err(error::from_code(code, message))
+    }
+
+    /// Not on Windows without a thread hand-off: always `None`, so that the caller takes
+    /// the blocking route ([`RawMutex::acquire_detached`]) on a helper thread.
+    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        Ok(None)
+    }
+
+    /// An acquisition owned by a thread of its own (`detached.rs`).
+    pub(crate) fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        detached::acquire(self, timeout, cancel)
+    }
+
+    /// Releases through the owner thread.
+    pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(claim)
+    }
+
+    /// The OS cannot give an abandonment back: the acquisition is released.
+    pub(crate) fn undo_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(claim)
+    }
+
+    /// Two handles cannot be told to be one object without asking the OS each time: every
+    /// handle is its own, which only costs fairness between tasks of one process.
+    pub(crate) fn identity(&self) -> Option<u64> {
+        None
     }
 
     /// `DuplicateHandle` with the same access. Like `std`'s `try_clone`, the copy is not

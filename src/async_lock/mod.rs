@@ -1,0 +1,446 @@
+//! Async acquisition: a mutex owned by a task instead of a thread.
+//!
+//! # The ownership model
+//!
+//! A task moves between an executor's threads and shares them with other tasks, so an
+//! acquisition it makes cannot belong to the thread it happens to run on (that is what goes
+//! wrong when a task calls the thread-owned [`NamedMutex::wait`]). An async acquisition
+//! belongs to the **process** instead, held for one task at a time:
+//!
+//! - Tasks of one process queue per mutex object in a *gate* (`gate.rs`), first come first
+//!   served; the task at the front competes for the shared lock with the other processes
+//!   and with threads using the synchronous API.
+//! - On Linux the shared lock is taken with the process's owner token, which belongs to a
+//!   thread that only sleeps until the process ends. An uncontended acquisition is two
+//!   compare-and-swaps on the calling thread (gate and lock word), with no thread hand-off;
+//!   a contended one sleeps on a helper thread (`helper.rs`) and wakes the task. When the
+//!   process dies or execs while a task holds the mutex, the owner thread dies with it and
+//!   the next acquirer anywhere gets [`WaitStatus::Abandoned`]. A task that merely ends
+//!   (or panics) while holding a guard does not abandon the mutex: the guard's drop releases it.
+//! - On Windows the OS ties ownership to a thread, so each async acquisition is made and
+//!   held by an owner thread of its own, which releases when the guard tells it to: a
+//!   thread per held guard and two hand-offs per lock.
+//!
+//! The future never blocks the thread that polls it. Dropping it while it waits (for
+//! example in `select!` or on a timeout) leaves nothing held: a place in the gate's queue
+//! is given up, a sleeping helper is woken and gives back whatever it acquired; an
+//! abandonment it had seen is handed back so that the next acquirer is still told.
+//!
+//! Async acquisitions are not recursive: a task that holds the guard and awaits the same
+//! mutex again waits for itself forever, as with any async mutex.
+
+mod gate;
+mod helper;
+mod timer;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::mutex::NamedMutex;
+use crate::sys::{Cancel, Claim};
+use crate::wait_status::WaitStatus;
+pub(crate) use gate::Gate;
+use gate::{Entry, Ticket};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// The gates of this process, by object identity (`RawMutex::identity`).
+static GATES: Mutex<Option<HashMap<u64, Weak<Gate>>>> = Mutex::new(None);
+
+/// This handle's gate: the one every handle of this process to the same object shares.
+pub(crate) fn gate_of(mutex: &NamedMutex, cell: &OnceLock<Arc<Gate>>) -> Arc<Gate> {
+    cell.get_or_init(|| {
+        let Some(id) = mutex.raw().identity() else {
+            return Arc::default();
+        };
+        let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+        let gates = gates.get_or_insert_with(HashMap::new);
+        if let Some(gate) = gates.get(&id).and_then(Weak::upgrade) {
+            return gate;
+        }
+        gates.retain(|_, g| g.strong_count() > 0);
+        let gate = Arc::<Gate>::default();
+        gates.insert(id, Arc::downgrade(&gate));
+        gate
+    })
+    .clone()
+}
+
+/// What a helper thread's wait came to, shared with the future that started it.
+enum Outcome {
+    Waiting(Option<Waker>),
+    Done(Result<Option<(WaitStatus, Claim)>>),
+    /// The future was dropped: the helper gives back what it got and leaves the gate.
+    Cancelled,
+    Taken,
+}
+
+struct Job {
+    outcome: Mutex<Outcome>,
+    cancel: Cancel,
+}
+
+impl Job {
+    fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+enum State {
+    Start,
+    Queued(Arc<Ticket>),
+    InGate,
+    Blocking(Arc<Job>),
+    Finished,
+}
+
+/// The future of [`NamedMutex::lock_async`] and [`NamedMutex::lock_async_for`]: resolves to
+/// the guard, or `None` when the timeout passed first.
+#[must_use = "futures do nothing unless awaited"]
+pub struct LockFuture {
+    mutex: Arc<NamedMutex>,
+    gate: Arc<Gate>,
+    deadline: Option<Instant>,
+    /// A zero timeout: one look, no waiting.
+    poll_only: bool,
+    timer_set: bool,
+    state: State,
+}
+
+impl LockFuture {
+    pub(crate) fn new(mutex: Arc<NamedMutex>, timeout: Option<Duration>) -> LockFuture {
+        let gate = mutex.gate();
+        LockFuture {
+            mutex,
+            gate,
+            // A deadline too far to represent is as good as none.
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+            poll_only: timeout == Some(Duration::ZERO),
+            timer_set: false,
+            state: State::Start,
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.poll_only || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn arm_timer(&mut self, waker: &Waker) {
+        if let (Some(at), false) = (self.deadline, self.timer_set) {
+            timer::wake_at(at, waker.clone());
+            self.timer_set = true;
+        }
+    }
+
+    fn guard(&self, status: WaitStatus, claim: Claim) -> AsyncMutexGuard {
+        AsyncMutexGuard {
+            mutex: self.mutex.clone(),
+            gate: self.gate.clone(),
+            claim: Some(claim),
+            abandoned: status == WaitStatus::Abandoned,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// In the gate: takes the lock if it is free, else hands the wait to a helper thread.
+    fn acquire_in_gate(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<AsyncMutexGuard>>> {
+        match self.mutex.raw().try_acquire_detached() {
+            Ok(Some((status, claim))) => {
+                self.state = State::Finished;
+                return Poll::Ready(Ok(Some(self.guard(status, claim))));
+            }
+            Ok(None) => {}
+            Err(e) => return self.finish(Err(e)),
+        }
+        if self.expired() && crate::sys::TRY_DETACHED_IS_EXACT {
+            return self.finish(Ok(None));
+        }
+        let timeout = if self.poll_only {
+            Some(Duration::ZERO)
+        } else {
+            self.deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        let cancel = match Cancel::new() {
+            Ok(cancel) => cancel,
+            Err(e) => return self.finish(Err(e)),
+        };
+        let job = Arc::new(Job {
+            outcome: Mutex::new(Outcome::Waiting(Some(cx.waker().clone()))),
+            cancel,
+        });
+        let (mutex, gate, shared) = (self.mutex.clone(), self.gate.clone(), job.clone());
+        let started = helper::run(Box::new(move || {
+            let result = mutex.raw().acquire_detached(timeout, &shared.cancel);
+            let mut outcome = shared.outcome();
+            match std::mem::replace(&mut *outcome, Outcome::Taken) {
+                Outcome::Waiting(waker) => {
+                    *outcome = Outcome::Done(result);
+                    drop(outcome);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                }
+                _ => {
+                    drop(outcome);
+                    if let Ok(Some((_, claim))) = result {
+                        let _ = mutex.raw().undo_detached(claim);
+                    }
+                    gate.leave();
+                }
+            }
+        }));
+        if let Err(e) = started {
+            return self.finish(Err(Error::io(
+                ErrorKind::ResourceExhausted,
+                "cannot start a thread to wait for the mutex",
+                e,
+            )));
+        }
+        self.state = State::Blocking(job);
+        Poll::Pending
+    }
+
+    /// Ends without the lock: leaves the gate.
+    fn finish(
+        &mut self,
+        result: Result<Option<AsyncMutexGuard>>,
+    ) -> Poll<Result<Option<AsyncMutexGuard>>> {
+        self.state = State::Finished;
+        self.gate.leave();
+        Poll::Ready(result)
+    }
+}
+
+impl Future for LockFuture {
+    type Output = Result<Option<AsyncMutexGuard>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &this.state {
+                State::Start => {
+                    if this.gate.try_enter() {
+                        this.state = State::InGate;
+                        continue;
+                    }
+                    if this.expired() {
+                        this.state = State::Finished;
+                        return Poll::Ready(Ok(None));
+                    }
+                    match this.gate.enter_or_queue(cx.waker()) {
+                        Entry::Entered => this.state = State::InGate,
+                        Entry::Queued(ticket) => {
+                            this.state = State::Queued(ticket);
+                            this.arm_timer(cx.waker());
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                State::Queued(ticket) => {
+                    if ticket.granted_or_wait(cx.waker()) {
+                        this.state = State::InGate;
+                        continue;
+                    }
+                    if this.expired() {
+                        let ticket = ticket.clone();
+                        this.gate.leave_queue(&ticket);
+                        this.state = State::Finished;
+                        return Poll::Ready(Ok(None));
+                    }
+                    this.arm_timer(cx.waker());
+                    return Poll::Pending;
+                }
+                State::InGate => return this.acquire_in_gate(cx),
+                State::Blocking(job) => {
+                    let job = job.clone();
+                    let mut outcome = job.outcome();
+                    match std::mem::replace(&mut *outcome, Outcome::Taken) {
+                        Outcome::Done(Ok(Some((status, claim)))) => {
+                            this.state = State::Finished;
+                            return Poll::Ready(Ok(Some(this.guard(status, claim))));
+                        }
+                        Outcome::Done(other) => {
+                            drop(outcome);
+                            return this.finish(other.map(|_| None));
+                        }
+                        Outcome::Waiting(_) | Outcome::Cancelled | Outcome::Taken => {
+                            *outcome = Outcome::Waiting(Some(cx.waker().clone()));
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                State::Finished => panic!("LockFuture polled after it completed"),
+            }
+        }
+    }
+}
+
+impl Drop for LockFuture {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Start | State::Finished => {}
+            State::Queued(ticket) => self.gate.leave_queue(&ticket),
+            State::InGate => self.gate.leave(),
+            State::Blocking(job) => {
+                let mut outcome = job.outcome();
+                match std::mem::replace(&mut *outcome, Outcome::Cancelled) {
+                    // The helper finished and nobody took the result: give it back here.
+                    Outcome::Done(result) => {
+                        drop(outcome);
+                        if let Ok(Some((_, claim))) = result {
+                            let _ = self.mutex.raw().undo_detached(claim);
+                        }
+                        self.gate.leave();
+                    }
+                    // Still waiting: the helper gives back what it gets and leaves the gate.
+                    _ => {
+                        drop(outcome);
+                        job.cancel.fire();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for LockFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFuture")
+            .field("mutex", &self.mutex)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof that the process holds a [`NamedMutex`] for one task; releases it when dropped, on
+/// whichever thread that happens.
+///
+/// Unlike [`crate::MutexGuard`] it is `Send` and `'static`: hold it across `.await`, move
+/// it into a spawned task, return it from a helper. See [`NamedMutex::lock_async`].
+///
+/// ```
+/// use namedmutex::NamedMutex;
+/// use std::sync::Arc;
+///
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+/// # }
+/// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+/// let guard = block_on(m.lock_async())?;
+/// let moved = std::thread::spawn(move || {
+///     assert!(!guard.abandoned());
+///     drop(guard); // released on another thread: the process owned it, not a thread
+/// });
+/// moved.join().unwrap();
+/// assert!(m.try_lock()?.is_some());
+/// # Ok::<(), namedmutex::Error>(())
+/// ```
+#[must_use = "the mutex is released as soon as the guard is dropped"]
+pub struct AsyncMutexGuard {
+    mutex: Arc<NamedMutex>,
+    gate: Arc<Gate>,
+    claim: Option<Claim>,
+    abandoned: bool,
+    // Send, not Sync, on every platform (the Windows claim is a channel).
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+const _: () = {
+    const fn assert_send<T: Send + 'static>() {}
+    assert_send::<AsyncMutexGuard>();
+    assert_send::<LockFuture>();
+};
+
+impl AsyncMutexGuard {
+    /// Whether the previous owner ended while owning the mutex (`WAIT_ABANDONED`).
+    ///
+    /// ```
+    /// # use namedmutex::NamedMutex;
+    /// # use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// let other = m.try_clone()?;
+    /// std::thread::spawn(move || std::mem::forget(other.lock().unwrap())).join().unwrap();
+    /// assert!(block_on(m.lock_async())?.abandoned());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// The mutex this guard holds.
+    ///
+    /// ```
+    /// # use namedmutex::NamedMutex;
+    /// # use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// let guard = block_on(m.lock_async())?;
+    /// assert!(Arc::ptr_eq(guard.mutex(), &m));
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn mutex(&self) -> &Arc<NamedMutex> {
+        &self.mutex
+    }
+
+    /// Releases now and reports a failure, which dropping the guard cannot.
+    ///
+    /// ```
+    /// # use namedmutex::NamedMutex;
+    /// # use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// block_on(m.lock_async())?.release()?;
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn release(mut self) -> Result<()> {
+        self.release_now()
+    }
+
+    fn release_now(&mut self) -> Result<()> {
+        let Some(claim) = self.claim.take() else {
+            return Ok(());
+        };
+        let result = self.mutex.raw().release_detached(claim);
+        self.gate.leave();
+        result
+    }
+}
+
+impl Drop for AsyncMutexGuard {
+    fn drop(&mut self) {
+        let result = self.release_now();
+        debug_assert!(
+            result.is_ok(),
+            "releasing an async guard failed: {result:?}"
+        );
+    }
+}
+
+impl fmt::Debug for AsyncMutexGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncMutexGuard")
+            .field("mutex", &self.mutex)
+            .field("abandoned", &self.abandoned)
+            .finish()
+    }
+}

@@ -1,0 +1,136 @@
+//! Ownership by the process instead of a thread, for async tasks (`crate::detached`).
+//!
+//! A task moves between executor threads, so it cannot use the token of the thread it runs
+//! on. Instead each process has one *owner thread* per registry: a thread that registers
+//! there (claiming a slot and its lifeline, like any thread) and then sleeps until the
+//! process ends. Its token is the process's: acquisitions made with it are owned by no
+//! running thread, may be released from any thread, and are abandoned when the process
+//! dies or execs (the owner thread dies with it, and the kernel reports its lifeline as for
+//! any thread). Exclusion between tasks of one process is the caller's job (the
+//! platform-neutral layer queues them, one at a time per object), since they share the token.
+//!
+//! The lock protocol is `lock.rs`'s, with this token as `me`: a process-owned acquisition
+//! is never biased, and blocking waits run on a helper thread with a cancel word.
+
+use super::futex;
+use super::lock::{self, Attempt, Undo};
+use super::object::Object;
+use super::registry::Registry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait_status::WaitStatus;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// The owner threads of this process: (registry id, token part, pid that made it).
+static OWNERS: Mutex<Vec<(usize, u64, u32)>> = Mutex::new(Vec::new());
+
+/// The process's owner token part in `registry`, starting its owner thread on first use.
+pub(super) fn owner_part(registry: &'static Registry) -> Result<u64> {
+    let pid = std::process::id();
+    let mut owners = OWNERS.lock().unwrap_or_else(|e| e.into_inner());
+    // A forked child inherits the table but not the threads: drop the parent's entries.
+    owners.retain(|&(_, _, made_by)| made_by == pid);
+    if let Some(&(_, part, _)) = owners.iter().find(|(id, _, _)| *id == registry.id()) {
+        return Ok(part);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("namedmutex-owner".into())
+        .spawn(move || {
+            let claimed = super::thread::token_part(registry);
+            let ok = claimed.is_ok();
+            let _ = tx.send(claimed);
+            if ok {
+                // This thread's life is the process's ownership: it never ends on its own.
+                loop {
+                    std::thread::park();
+                }
+            }
+        })
+        .map_err(|e| {
+            Error::io(
+                ErrorKind::ResourceExhausted,
+                "cannot start the thread that owns a process's async acquisitions",
+                e,
+            )
+        })?;
+    let part = rx.recv().map_err(|_| {
+        Error::new(
+            ErrorKind::Io,
+            "the thread that owns a process's async acquisitions ended before registering",
+        )
+    })??;
+    owners.push((registry.id(), part, pid));
+    Ok(part)
+}
+
+/// One acquisition owned by the process: the token it was made with, and how to take it
+/// back without losing what it saw.
+pub(crate) struct Claim {
+    me: u64,
+    undo: Undo,
+}
+
+/// Acquires `obj` for the process if that needs no waiting.
+pub(super) fn try_acquire(obj: &Object) -> Result<Option<(WaitStatus, Claim)>> {
+    let me = obj.process_token()?;
+    // A free, ordinary word: one compare-and-swap, as a thread's uncontended acquisition.
+    let word = obj.page.lock_word();
+    if word
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        obj.page.count().store(1, Ordering::Relaxed);
+        let claim = Claim {
+            me,
+            undo: Undo::Release,
+        };
+        return Ok(Some((WaitStatus::Acquired, claim)));
+    }
+    match lock::attempt(obj, me, false)? {
+        Attempt::Got(status, undo) => Ok(Some((status, Claim { me, undo }))),
+        Attempt::Busy { .. } => Ok(None),
+    }
+}
+
+/// Waits (blocking the calling thread, whichever it is) until the process owns `obj`, the
+/// timeout passes, or `cancel` becomes non-zero; `None` for the last two.
+pub(super) fn acquire(
+    obj: &Object,
+    timeout: Option<Duration>,
+    cancel: &AtomicU32,
+) -> Result<Option<(WaitStatus, Claim)>> {
+    let me = obj.process_token()?;
+    match lock::wait_for(obj, me, timeout, Some(cancel))? {
+        (status, Some(undo)) if status.is_acquired() => Ok(Some((status, Claim { me, undo }))),
+        _ => Ok(None),
+    }
+}
+
+/// Releases a process-owned acquisition (from any thread).
+pub(super) fn release(obj: &Object, claim: Claim) -> Result<()> {
+    lock::release_as(obj, claim.me).map_err(|_| not_owned())
+}
+
+/// Takes back an acquisition nobody used (its waiter was cancelled): an abandoned mutex
+/// goes back to its dead owner, so that the next acquirer is still told.
+pub(super) fn undo(obj: &Object, claim: Claim) -> Result<()> {
+    match claim.undo {
+        Undo::Release | Undo::Recursion => release(obj, claim),
+        abandoned => lock::undo(obj, abandoned),
+    }
+}
+
+/// Makes a blocked [`acquire`] with this cancel word return.
+pub(super) fn cancel(word: &AtomicU32) {
+    word.store(1, Ordering::Release);
+    futex::wake(word, u32::MAX >> 1);
+}
+
+fn not_owned() -> Error {
+    Error::new(
+        ErrorKind::NotOwner,
+        "the process no longer owns the mutex it acquired for a task (was the object damaged?)",
+    )
+}
