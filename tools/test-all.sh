@@ -45,6 +45,10 @@ for filter in bias:: polling::; do
     echo "==> cargo test --features fault-injection --test linux -- $filter"
     cargo test --features fault-injection --test linux -- "$filter"
 done
+# The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
+echo "==> capi/tests/run-c-tests.sh"
+./capi/tests/run-c-tests.sh
+
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
 
