@@ -133,7 +133,8 @@ impl NamedMutex {
         &self.raw
     }
 
-    pub(crate) fn gate(&self) -> Arc<crate::async_lock::Gate> {
+    #[inline]
+    pub(crate) fn gate(&self) -> &crate::async_lock::Gate {
         crate::async_lock::gate_of(self, &self.gate)
     }
 

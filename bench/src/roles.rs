@@ -11,6 +11,7 @@
 //! | `abandon-wait` | peer name | on `wait`: says `waiting`, acquires, says `got <status> <t_ns>` |
 //! | `scale-open` | peer n tag | opens `n` new locks, reports time and memory |
 //! | `scale-threads` | root n | `n` live threads each lock one mutex, twice; reports registry size |
+//! | `async-contend` | name tasks window_ms | on `go`: `tasks` tokio tasks loop on `lock_async` for the window; says `result total min max worst_tick_us` |
 
 use crate::control::{Control, ControlPage};
 use crate::env::Env;
@@ -55,6 +56,7 @@ pub fn run() {
         "abandon-wait" => abandon_wait(&env, peer(0), &args[1]),
         "scale-open" => scale_open(&env, peer(0), num(&args[1]), &args[2]),
         "scale-threads" => scale_threads(Path::new(&args[0]), num(&args[1])),
+        "async-contend" => async_contend(&args[0], num(&args[1]), num(&args[2])),
         other => panic!("unknown role {other:?}"),
     }
 }
@@ -357,4 +359,70 @@ fn scale_threads(root: &Path, n: usize) {
         "result {size} {before} {} {} {:.0} {:.0}",
         after[0], after[1], took[0], took[1]
     ));
+}
+
+/// Scenario 7's contended part: `tasks` tasks of a 2-worker tokio runtime take the mutex
+/// `name` in turn until the window ends, while a ticker task measures how late it wakes.
+fn async_contend(name: &str, tasks: usize, window_ms: usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::Duration;
+    let mutex = Arc::new(
+        namedmutex::NamedMutex::create(name, false)
+            .expect("create")
+            .0,
+    );
+    say("ready");
+    assert_eq!(hear().as_deref(), Some("go"), "expected go");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    let worst_tick = Arc::new(AtomicU64::new(0));
+    let counts: Vec<u64> = rt.block_on(async {
+        let ticker = {
+            let (stop, worst) = (stop.clone(), worst_tick.clone());
+            tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let t = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let late = t.elapsed().saturating_sub(Duration::from_millis(1));
+                    worst.fetch_max(late.as_micros() as u64, Relaxed);
+                }
+            })
+        };
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (m, stop) = (mutex.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Relaxed) {
+                        let guard = m.lock_async().await.expect("lock_async");
+                        n += 1;
+                        drop(guard);
+                        tokio::task::yield_now().await;
+                    }
+                    n
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(window_ms as u64)).await;
+        stop.store(true, Relaxed);
+        let mut counts = Vec::with_capacity(tasks);
+        for h in handles {
+            counts.push(h.await.expect("a task"));
+        }
+        ticker.await.expect("the ticker");
+        counts
+    });
+    let total: u64 = counts.iter().sum();
+    let min = counts.iter().copied().min().unwrap_or(0);
+    let max = counts.iter().copied().max().unwrap_or(0);
+    say(&format!(
+        "result {total} {min} {max} {}",
+        worst_tick.load(Relaxed)
+    ));
+    while hear().is_some() {}
 }

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 static GATES: Mutex<Option<HashMap<u64, Weak<Gate>>>> = Mutex::new(None);
 
 /// This handle's gate: the one every handle of this process to the same object shares.
-pub(crate) fn gate_of(mutex: &NamedMutex, cell: &OnceLock<Arc<Gate>>) -> Arc<Gate> {
+pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> &'a Gate {
     cell.get_or_init(|| {
         let Some(id) = mutex.raw().identity() else {
             return Arc::default();
@@ -67,7 +67,6 @@ pub(crate) fn gate_of(mutex: &NamedMutex, cell: &OnceLock<Arc<Gate>>) -> Arc<Gat
         gates.insert(id, Arc::downgrade(&gate));
         gate
     })
-    .clone()
 }
 
 /// What a helper thread's wait came to, shared with the future that started it.
@@ -102,8 +101,8 @@ enum State {
 /// the guard, or `None` when the timeout passed first.
 #[must_use = "futures do nothing unless awaited"]
 pub struct LockFuture {
-    mutex: Arc<NamedMutex>,
-    gate: Arc<Gate>,
+    /// Moved into the guard on success (no reference count traffic on the fast path).
+    mutex: Option<Arc<NamedMutex>>,
     deadline: Option<Instant>,
     /// A zero timeout: one look, no waiting.
     poll_only: bool,
@@ -113,10 +112,8 @@ pub struct LockFuture {
 
 impl LockFuture {
     pub(crate) fn new(mutex: Arc<NamedMutex>, timeout: Option<Duration>) -> LockFuture {
-        let gate = mutex.gate();
         LockFuture {
-            mutex,
-            gate,
+            mutex: Some(mutex),
             // A deadline too far to represent is as good as none.
             deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
             poll_only: timeout == Some(Duration::ZERO),
@@ -136,10 +133,19 @@ impl LockFuture {
         }
     }
 
-    fn guard(&self, status: WaitStatus, claim: Claim) -> AsyncMutexGuard {
+    fn mutex(&self) -> &Arc<NamedMutex> {
+        self.mutex
+            .as_ref()
+            .expect("the mutex is taken only when the future completes")
+    }
+
+    fn gate(&self) -> &Gate {
+        self.mutex().gate()
+    }
+
+    fn guard(&mut self, status: WaitStatus, claim: Claim) -> AsyncMutexGuard {
         AsyncMutexGuard {
-            mutex: self.mutex.clone(),
-            gate: self.gate.clone(),
+            mutex: self.mutex.take().expect("completes once"),
             claim: Some(claim),
             abandoned: status == WaitStatus::Abandoned,
             _not_sync: PhantomData,
@@ -148,7 +154,7 @@ impl LockFuture {
 
     /// In the gate: takes the lock if it is free, else hands the wait to a helper thread.
     fn acquire_in_gate(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<AsyncMutexGuard>>> {
-        match self.mutex.raw().try_acquire_detached() {
+        match self.mutex().raw().try_acquire_detached() {
             Ok(Some((status, claim))) => {
                 self.state = State::Finished;
                 return Poll::Ready(Ok(Some(self.guard(status, claim))));
@@ -173,7 +179,7 @@ impl LockFuture {
             outcome: Mutex::new(Outcome::Waiting(Some(cx.waker().clone()))),
             cancel,
         });
-        let (mutex, gate, shared) = (self.mutex.clone(), self.gate.clone(), job.clone());
+        let (mutex, shared) = (self.mutex().clone(), job.clone());
         let started = helper::run(Box::new(move || {
             let result = mutex.raw().acquire_detached(timeout, &shared.cancel);
             let mut outcome = shared.outcome();
@@ -190,7 +196,7 @@ impl LockFuture {
                     if let Ok(Some((_, claim))) = result {
                         let _ = mutex.raw().undo_detached(claim);
                     }
-                    gate.leave();
+                    mutex.gate().leave();
                 }
             }
         }));
@@ -211,7 +217,7 @@ impl LockFuture {
         result: Result<Option<AsyncMutexGuard>>,
     ) -> Poll<Result<Option<AsyncMutexGuard>>> {
         self.state = State::Finished;
-        self.gate.leave();
+        self.gate().leave();
         Poll::Ready(result)
     }
 }
@@ -224,7 +230,7 @@ impl Future for LockFuture {
         loop {
             match &this.state {
                 State::Start => {
-                    if this.gate.try_enter() {
+                    if this.gate().try_enter() {
                         this.state = State::InGate;
                         continue;
                     }
@@ -232,7 +238,7 @@ impl Future for LockFuture {
                         this.state = State::Finished;
                         return Poll::Ready(Ok(None));
                     }
-                    match this.gate.enter_or_queue(cx.waker()) {
+                    match this.gate().enter_or_queue(cx.waker()) {
                         Entry::Entered => this.state = State::InGate,
                         Entry::Queued(ticket) => {
                             this.state = State::Queued(ticket);
@@ -248,7 +254,7 @@ impl Future for LockFuture {
                     }
                     if this.expired() {
                         let ticket = ticket.clone();
-                        this.gate.leave_queue(&ticket);
+                        this.gate().leave_queue(&ticket);
                         this.state = State::Finished;
                         return Poll::Ready(Ok(None));
                     }
@@ -284,8 +290,8 @@ impl Drop for LockFuture {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start | State::Finished => {}
-            State::Queued(ticket) => self.gate.leave_queue(&ticket),
-            State::InGate => self.gate.leave(),
+            State::Queued(ticket) => self.gate().leave_queue(&ticket),
+            State::InGate => self.gate().leave(),
             State::Blocking(job) => {
                 let mut outcome = job.outcome();
                 match std::mem::replace(&mut *outcome, Outcome::Cancelled) {
@@ -293,9 +299,9 @@ impl Drop for LockFuture {
                     Outcome::Done(result) => {
                         drop(outcome);
                         if let Ok(Some((_, claim))) = result {
-                            let _ = self.mutex.raw().undo_detached(claim);
+                            let _ = self.mutex().raw().undo_detached(claim);
                         }
-                        self.gate.leave();
+                        self.gate().leave();
                     }
                     // Still waiting: the helper gives back what it gets and leaves the gate.
                     _ => {
@@ -345,7 +351,6 @@ impl fmt::Debug for LockFuture {
 #[must_use = "the mutex is released as soon as the guard is dropped"]
 pub struct AsyncMutexGuard {
     mutex: Arc<NamedMutex>,
-    gate: Arc<Gate>,
     claim: Option<Claim>,
     abandoned: bool,
     // Send, not Sync, on every platform (the Windows claim is a channel).
@@ -421,7 +426,7 @@ impl AsyncMutexGuard {
             return Ok(());
         };
         let result = self.mutex.raw().release_detached(claim);
-        self.gate.leave();
+        self.mutex.gate().leave();
         result
     }
 }

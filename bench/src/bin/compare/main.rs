@@ -10,6 +10,7 @@
 //!
 //! Workers are this binary re-executed with `NMBENCH_ROLE` set (see the library's `roles`).
 
+mod async_capi;
 mod report;
 mod scenarios;
 
@@ -124,13 +125,14 @@ fn main() {
     let mut report = Report::new(&cfg, machine::Machine::current());
     let wanted = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
     type Scenario = fn(&Config, &Env, &mut Report);
-    let all: [(u32, &str, Scenario); 6] = [
+    let all: [(u32, &str, Scenario); 7] = [
         (1, "uncontended", scenarios::uncontended),
         (2, "open and close", scenarios::open_close),
         (3, "hand-off", scenarios::handoff),
         (4, "contention", scenarios::contention),
         (5, "abandonment", scenarios::abandonment),
         (6, "scale", scenarios::scale),
+        (7, "async tasks and the C ABI", async_capi::async_and_capi),
     ];
     for (n, what, run) in all {
         if !wanted(n) {

@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 const ANSWER: Duration = Duration::from_secs(20);
 
 /// Runs `f`, turning a panic into `None` (the panic message is on stderr already).
-fn attempt<T>(f: impl FnOnce() -> T) -> Option<T> {
+pub fn attempt<T>(f: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// A table row: label, then cells.
-fn row(s: &mut String, cells: &[String]) {
+pub fn row(s: &mut String, cells: &[String]) {
     let _ = writeln!(s, "| {} |", cells.join(" | "));
 }
 
-fn header(s: &mut String, cells: &[&str]) {
+pub fn header(s: &mut String, cells: &[&str]) {
     let _ = writeln!(s, "| {} |", cells.join(" | "));
     let _ = writeln!(
         s,
@@ -41,7 +41,7 @@ fn header(s: &mut String, cells: &[&str]) {
 }
 
 /// `median`, `min–max`, `÷ base` cells for a duration summary.
-fn time_cells(x: Option<&Summary>, base: Option<&Summary>) -> [String; 3] {
+pub fn time_cells(x: Option<&Summary>, base: Option<&Summary>) -> [String; 3] {
     match x {
         None => ["failed".into(), String::new(), String::new()],
         Some(x) => {

@@ -1,0 +1,265 @@
+//! Scenario 7: async tasks and the C ABI (issue 16). Uncontended costs against the
+//! synchronous call in the same run, and 1000 tasks contending from 4 processes.
+
+use crate::Config;
+use crate::report::Report;
+use crate::scenarios::{attempt, header, row, time_cells};
+use namedmutex::NamedMutex;
+use namedmutex_bench::env::Env;
+use namedmutex_bench::proc::Worker;
+use namedmutex_bench::stats::{Summary, summarize};
+use namedmutex_bench::{calibrate, ns_per_op};
+use std::fmt::Write;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Processes and tasks per process of the contended part.
+const PROCESSES: usize = 4;
+const TASKS_PER_PROCESS: usize = 250;
+
+fn create(tag: &str) -> Arc<NamedMutex> {
+    let name = format!("s7-{tag}-{}", std::process::id());
+    Arc::new(NamedMutex::create(&name, false).expect("create").0)
+}
+
+pub fn async_and_capi(cfg: &Config, env: &Env, report: &mut Report) {
+    let biased = create("biased");
+    let plain = create("plain");
+    // Revoke `plain`'s bias for good, as scenario 1 does: another thread waits in vain.
+    plain.wait(None).expect("wait");
+    std::thread::scope(|s| {
+        s.spawn(|| plain.wait(Some(Duration::from_millis(20))).expect("wait"));
+    });
+    plain.release().expect("release");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let cname = std::ffi::CString::new(format!("s7-capi-{}", std::process::id())).expect("name");
+    // SAFETY: a NUL-terminated name, and a NULL out-parameter (allowed).
+    let ch = unsafe { capi::nm_create_mutex(cname.as_ptr(), 0, std::ptr::null_mut()) };
+    assert_ne!(ch, 0, "nm_create_mutex");
+    type Op<'a> = Box<dyn Fn(u64) + 'a>;
+    let rows: Vec<(&str, Op<'_>)> = vec![
+        (
+            "sync `wait(None)` + `release()`",
+            Box::new(|n| {
+                for _ in 0..n {
+                    black_box(biased.wait(None).expect("wait"));
+                    biased.release().expect("release");
+                }
+            }),
+        ),
+        (
+            "sync, bias revoked (ordinary CAS path)",
+            Box::new(|n| {
+                for _ in 0..n {
+                    black_box(plain.wait(None).expect("wait"));
+                    plain.release().expect("release");
+                }
+            }),
+        ),
+        (
+            "`lock_async().await` + drop (tokio current-thread)",
+            Box::new(|n| {
+                rt.block_on(async {
+                    for _ in 0..n {
+                        drop(black_box(plain.lock_async().await.expect("lock_async")));
+                    }
+                })
+            }),
+        ),
+        (
+            "`spawn_blocking(lock + drop)`.await",
+            Box::new(|n| {
+                rt.block_on(async {
+                    for _ in 0..n {
+                        let m = plain.clone();
+                        tokio::task::spawn_blocking(move || {
+                            drop(black_box(m.lock().expect("lock")))
+                        })
+                        .await
+                        .expect("join");
+                    }
+                })
+            }),
+        ),
+        (
+            "C ABI `nm_wait_for_single_object` + `nm_release_mutex`",
+            Box::new(|n| {
+                for _ in 0..n {
+                    black_box(capi::nm_wait_for_single_object(ch, capi::NM_INFINITE));
+                    capi::nm_release_mutex(ch);
+                }
+            }),
+        ),
+    ];
+    let iters: Vec<u64> = rows
+        .iter()
+        .map(|(_, op)| calibrate(op, cfg.micro))
+        .collect();
+    let mut samples = vec![Vec::new(); rows.len()];
+    for _ in 0..cfg.runs {
+        for (i, (_, op)) in rows.iter().enumerate() {
+            samples[i].push(ns_per_op(op, iters[i]));
+        }
+    }
+    capi::nm_close_handle(ch);
+    let sums: Vec<Summary> = samples.iter().map(|v| summarize(v)).collect();
+    let (sync, plain_sync, task, blocking, c) = (&sums[0], &sums[1], &sums[2], &sums[3], &sums[4]);
+
+    let mut s = String::from("## 7. Async tasks and the C ABI\n\n");
+    let _ = writeln!(
+        s,
+        "One process, one thread, nothing else using the mutex; time per acquire + release. \
+         The async rows take the mutex for the process (`lock_async`; README, \"Async\") on a \
+         tokio current-thread runtime; `spawn_blocking` is what async users do without it. \
+         The C row calls the C ABI's functions (the same code a C program links).\n"
+    );
+    header(&mut s, &["way", "acquire+release", "spread", "÷ sync"]);
+    for (i, (label, _)) in rows.iter().enumerate() {
+        let [m, spread, r] = time_cells(Some(&sums[i]), Some(sync));
+        row(&mut s, &[(*label).to_owned(), m, spread, r]);
+    }
+    report.target(
+        "async uncontended acquire+release ≤ 2× the synchronous call",
+        format!(
+            "{:.1} ns vs {:.1} ns biased ({:.2}×); vs the ordinary CAS path {:.1} ns ({:.2}×)",
+            task.median,
+            sync.median,
+            task.median / sync.median,
+            plain_sync.median,
+            task.median / plain_sync.median
+        ),
+        Some(task.median <= 2.0 * sync.median),
+    );
+    report.target(
+        "async ≥ 10× faster than `spawn_blocking` around `lock`",
+        format!(
+            "{:.0} ns vs {:.0} ns ({:.0}×)",
+            task.median,
+            blocking.median,
+            blocking.median / task.median
+        ),
+        Some(blocking.median >= 10.0 * task.median),
+    );
+    report.target(
+        "C ABI uncontended wait+release ≤ 1.2× the Rust call",
+        format!(
+            "{:.1} ns vs {:.1} ns ({:.2}×)",
+            c.median,
+            sync.median,
+            c.median / sync.median
+        ),
+        Some(c.median <= 1.2 * sync.median),
+    );
+
+    let window = if cfg.quick {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3)
+    };
+    let _ = writeln!(
+        s,
+        "\n{PROCESSES} processes × {TASKS_PER_PROCESS} tasks (tokio, 2 worker threads each) loop \
+         for {} ms: `lock_async().await`, count, drop, `yield_now().await`. A ticker task in \
+         each process sleeps 1 ms at a time and records how late it wakes: a blocked worker \
+         thread would show as a late tick.\n",
+        window.as_millis()
+    );
+    match attempt(|| contend(env, window)) {
+        Some(r) => {
+            header(
+                &mut s,
+                &[
+                    "acquisitions",
+                    "per task min",
+                    "per task max",
+                    "max/min",
+                    "worst ticker delay",
+                ],
+            );
+            let ratio = r.max as f64 / r.min.max(1) as f64;
+            row(
+                &mut s,
+                &[
+                    r.total.to_string(),
+                    r.min.to_string(),
+                    r.max.to_string(),
+                    format!("{ratio:.2}"),
+                    format!("{:.2} ms", r.worst_tick_us as f64 / 1000.0),
+                ],
+            );
+            report.target(
+                "1000 tasks in 4 processes: no task starves (max/min ≤ 3)",
+                format!(
+                    "max/min {ratio:.2} ({} acquisitions); worst ticker delay {:.2} ms",
+                    r.total,
+                    r.worst_tick_us as f64 / 1000.0
+                ),
+                Some(r.min > 0 && ratio <= 3.0),
+            );
+        }
+        None => {
+            let _ = writeln!(s, "**The contended measurement failed** (see stderr).");
+            report.target(
+                "1000 tasks in 4 processes: no task starves (max/min ≤ 3)",
+                "failed".into(),
+                None,
+            );
+        }
+    }
+    report.section(s);
+}
+
+struct Contended {
+    total: u64,
+    min: u64,
+    max: u64,
+    worst_tick_us: u64,
+}
+
+fn contend(env: &Env, window: Duration) -> Contended {
+    let name = format!("s7-tasks-{}", std::process::id());
+    let answer = Duration::from_secs(30);
+    let mut workers: Vec<Worker> = (0..PROCESSES)
+        .map(|_| {
+            Worker::spawn(
+                env,
+                "async-contend",
+                &[
+                    name.clone(),
+                    TASKS_PER_PROCESS.to_string(),
+                    window.as_millis().to_string(),
+                ],
+                answer + window * 2,
+            )
+        })
+        .collect();
+    for w in &mut workers {
+        w.expect("ready", answer);
+    }
+    for w in &mut workers {
+        w.send("go");
+    }
+    let mut r = Contended {
+        total: 0,
+        min: u64::MAX,
+        max: 0,
+        worst_tick_us: 0,
+    };
+    for mut w in workers {
+        let line = w.expect("result", answer + window * 2);
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .map(|x| x.parse().expect("a number"))
+            .collect();
+        r.total += f[0];
+        r.min = r.min.min(f[1]);
+        r.max = r.max.max(f[2]);
+        r.worst_tick_us = r.worst_tick_us.max(f[3]);
+        w.finish(answer);
+    }
+    r
+}
