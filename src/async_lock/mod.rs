@@ -39,7 +39,7 @@ use crate::sys::{Cancel, Claim};
 use crate::wait_status::WaitStatus;
 pub(crate) use gate::Gate;
 use gate::{Entry, Ticket};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -49,7 +49,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// The gates of this process, by object identity (`RawMutex::identity`).
-static GATES: Mutex<Option<HashMap<u64, Weak<Gate>>>> = Mutex::new(None);
+static GATES: Mutex<BTreeMap<u64, Weak<Gate>>> = Mutex::new(BTreeMap::new());
 
 /// This handle's gate: the one every handle of this process to the same object shares.
 pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> &'a Gate {
@@ -58,7 +58,6 @@ pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> 
             return Arc::default();
         };
         let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
-        let gates = gates.get_or_insert_with(HashMap::new);
         if let Some(gate) = gates.get(&id).and_then(Weak::upgrade) {
             return gate;
         }
@@ -71,10 +70,12 @@ pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> 
 
 /// What a helper thread's wait came to, shared with the future that started it.
 enum Outcome {
-    Waiting(Option<Waker>),
+    /// The helper still waits; it wakes this waker when done.
+    Waiting(Waker),
     Done(Result<Option<(WaitStatus, Claim)>>),
     /// The future was dropped: the helper gives back what it got and leaves the gate.
     Cancelled,
+    /// A placeholder while the state is moved out under the lock.
     Taken,
 }
 
@@ -126,11 +127,18 @@ impl LockFuture {
         self.poll_only || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn arm_timer(&mut self, waker: &Waker) {
+    fn arm_timer(&mut self, waker: &Waker) -> Result<()> {
         if let (Some(at), false) = (self.deadline, self.timer_set) {
-            timer::wake_at(at, waker.clone());
+            timer::wake_at(at, waker.clone()).map_err(|e| {
+                Error::io(
+                    ErrorKind::ResourceExhausted,
+                    "cannot start the thread that ends async waits at their timeout",
+                    e,
+                )
+            })?;
             self.timer_set = true;
         }
+        Ok(())
     }
 
     fn mutex(&self) -> &Arc<NamedMutex> {
@@ -176,7 +184,7 @@ impl LockFuture {
             Err(e) => return self.finish(Err(e)),
         };
         let job = Arc::new(Job {
-            outcome: Mutex::new(Outcome::Waiting(Some(cx.waker().clone()))),
+            outcome: Mutex::new(Outcome::Waiting(cx.waker().clone())),
             cancel,
         });
         let (mutex, shared) = (self.mutex().clone(), job.clone());
@@ -187,9 +195,7 @@ impl LockFuture {
                 Outcome::Waiting(waker) => {
                     *outcome = Outcome::Done(result);
                     drop(outcome);
-                    if let Some(waker) = waker {
-                        waker.wake();
-                    }
+                    waker.wake();
                 }
                 _ => {
                     drop(outcome);
@@ -240,26 +246,26 @@ impl Future for LockFuture {
                     }
                     match this.gate().enter_or_queue(cx.waker()) {
                         Entry::Entered => this.state = State::InGate,
-                        Entry::Queued(ticket) => {
-                            this.state = State::Queued(ticket);
-                            this.arm_timer(cx.waker());
-                            return Poll::Pending;
-                        }
+                        Entry::Queued(ticket) => this.state = State::Queued(ticket),
                     }
                 }
                 State::Queued(ticket) => {
+                    let ticket = ticket.clone();
                     if ticket.granted_or_wait(cx.waker()) {
                         this.state = State::InGate;
                         continue;
                     }
-                    if this.expired() {
-                        let ticket = ticket.clone();
-                        this.gate().leave_queue(&ticket);
-                        this.state = State::Finished;
-                        return Poll::Ready(Ok(None));
+                    let armed = if this.expired() {
+                        Ok(false)
+                    } else {
+                        this.arm_timer(cx.waker()).map(|()| true)
+                    };
+                    if let Ok(true) = armed {
+                        return Poll::Pending;
                     }
-                    this.arm_timer(cx.waker());
-                    return Poll::Pending;
+                    this.gate().leave_queue(&ticket);
+                    this.state = State::Finished;
+                    return Poll::Ready(armed.map(|_| None));
                 }
                 State::InGate => return this.acquire_in_gate(cx),
                 State::Blocking(job) => {
@@ -275,7 +281,7 @@ impl Future for LockFuture {
                             return this.finish(other.map(|_| None));
                         }
                         Outcome::Waiting(_) | Outcome::Cancelled | Outcome::Taken => {
-                            *outcome = Outcome::Waiting(Some(cx.waker().clone()));
+                            *outcome = Outcome::Waiting(cx.waker().clone());
                             return Poll::Pending;
                         }
                     }

@@ -37,21 +37,28 @@ struct Timer {
     changed: Condvar,
 }
 
-fn timer() -> &'static Timer {
+/// The process's timer, started on first use; an error when its thread cannot be started
+/// (tried again on the next call).
+fn timer() -> std::io::Result<&'static Timer> {
     static TIMER: OnceLock<&'static Timer> = OnceLock::new();
-    TIMER.get_or_init(|| {
-        let timer: &'static Timer = Box::leak(Box::default());
-        std::thread::Builder::new()
-            .name("namedmutex-timer".into())
-            .spawn(move || timer.run())
-            .expect("cannot start the namedmutex timer thread");
-        timer
-    })
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(timer) = TIMER.get() {
+        return Ok(timer);
+    }
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(timer) = TIMER.get() {
+        return Ok(timer);
+    }
+    let timer: &'static Timer = Box::leak(Box::default());
+    std::thread::Builder::new()
+        .name("namedmutex-timer".into())
+        .spawn(move || timer.run())?;
+    Ok(TIMER.get_or_init(|| timer))
 }
 
 /// Wakes `waker` at `at` (or soon after).
-pub(crate) fn wake_at(at: Instant, waker: Waker) {
-    let timer = timer();
+pub(crate) fn wake_at(at: Instant, waker: Waker) -> std::io::Result<()> {
+    let timer = timer()?;
     let mut guard = timer.heap.lock().unwrap_or_else(|e| e.into_inner());
     let (heap, seq) = &mut *guard;
     *seq += 1;
@@ -64,6 +71,7 @@ pub(crate) fn wake_at(at: Instant, waker: Waker) {
     if first {
         timer.changed.notify_one();
     }
+    Ok(())
 }
 
 impl Timer {

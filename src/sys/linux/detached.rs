@@ -1,4 +1,4 @@
-//! Ownership by the process instead of a thread, for async tasks (`crate::detached`).
+//! Ownership by the process instead of a thread, for async tasks (`crate::async_lock`).
 //!
 //! A task moves between executor threads, so it cannot use the token of the thread it runs
 //! on. Instead each process has one *owner thread* per registry: a thread that registers

@@ -77,6 +77,14 @@ impl Cancel {
     }
 }
 
+#[cold]
+fn no_synchronize() -> Error {
+    Error::new(
+        ErrorKind::AccessDenied,
+        "this handle was opened without SYNCHRONIZE access, which waiting needs",
+    )
+}
+
 /// One handle: the shared object, the rights granted, and for an inheritable handle, a
 /// file description that stays open across `exec`.
 pub(crate) struct RawMutex {
@@ -158,14 +166,13 @@ impl RawMutex {
         lock::release(&self.obj)
     }
 
+    /// On every wait's path: inlined, with the error built out of line.
+    #[inline(always)]
     fn check_synchronize(&self) -> Result<()> {
         if self.access.contains(Access::SYNCHRONIZE) {
             Ok(())
         } else {
-            Err(Error::new(
-                ErrorKind::AccessDenied,
-                "this handle was opened without SYNCHRONIZE access, which waiting needs",
-            ))
+            Err(no_synchronize())
         }
     }
 
