@@ -47,6 +47,8 @@ pub const ERROR_BUSY: u32 = 170;
 /// assert_eq!(err.win32_code(), Some(2));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The name is malformed: `Local\` or `Global\` with nothing after it, or a NUL inside.

@@ -26,6 +26,7 @@ use std::time::SystemTime;
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct MutexInfo {
     /// The name with its prefix as the object records it (`Global\x`; no prefix for `Local\`).
@@ -49,15 +50,18 @@ pub struct MutexInfo {
     /// See `creator_uid`.
     pub creator_pid: u32,
     /// When the object was created.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_time::opt_time"))]
     pub created: Option<SystemTime>,
     /// How many times an acquirer found it abandoned.
     pub abandon_count: u32,
     /// The process and thread of the last owner that abandoned it, if any.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_time::opt_abandoner"))]
     pub last_abandoner: Option<(u32, u32)>,
 }
 
 /// The thread that owns a mutex.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct OwnerInfo {
     /// The owner's process id, as seen from the caller's PID namespace when
@@ -72,6 +76,7 @@ pub struct OwnerInfo {
     pub uid: Option<u32>,
     /// When the owner acquired the mutex, if recorded (acquisitions that did not have to
     /// wait are not timed, to keep them fast: then this is `None`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_time::opt_time"))]
     pub acquired: Option<SystemTime>,
     /// False when the owner has ended: the mutex is abandoned and the next acquirer will
     /// get `WAIT_ABANDONED`.

@@ -42,6 +42,8 @@ mod mutex;
 pub mod name;
 mod options;
 mod security;
+#[cfg(feature = "serde")]
+pub mod serde_time;
 pub mod synchapi;
 mod sys;
 mod wait_status;

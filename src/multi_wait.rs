@@ -11,6 +11,8 @@ pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
 
 /// What [`wait_any`] acquired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum WaitAny {
     /// The mutex at this index is now owned by the calling thread.
     Acquired(usize),

@@ -23,6 +23,8 @@ const LOCAL_PREFIX: &str = "Local\\";
 
 /// Which namespace a name lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Namespace {
     /// `Local\` or no prefix: private to the calling user (on Windows, the logon session).
     Local,

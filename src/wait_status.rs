@@ -24,6 +24,8 @@ pub const WAIT_FAILED: u32 = 0xFFFF_FFFF;
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum WaitStatus {
     /// The calling thread now owns the mutex (`WAIT_OBJECT_0`).
     Acquired,

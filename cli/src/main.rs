@@ -583,7 +583,7 @@ fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
         all.extend(found);
     }
     let text = if args.json {
-        let json: Vec<_> = all.iter().map(report::JsonInfo::new).collect();
+        let json: Vec<_> = all.iter().map(report::json).collect();
         serde_json::to_string_pretty(&json).expect("serializable") + "\n"
     } else {
         report::table(&all)
@@ -608,7 +608,7 @@ fn info(opts: &MutexOptions, args: InfoArgs) -> Result<u8, Failure> {
     }
     let text = match (&found, args.json) {
         (Some(i), true) => {
-            serde_json::to_string_pretty(&report::JsonInfo::new(i)).expect("serializable") + "\n"
+            serde_json::to_string_pretty(&report::json(i)).expect("serializable") + "\n"
         }
         (None, true) => "null\n".to_owned(),
         (Some(i), false) => report::block(i),

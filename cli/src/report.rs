@@ -2,9 +2,9 @@
 //! form, and the description of a holder used in status lines and abandonment reports.
 
 use crate::duration::human;
-use namedmutex::{MutexInfo, Namespace, OwnerInfo};
+use namedmutex::{MutexInfo, OwnerInfo};
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// The state of a mutex, as `info`'s exit status and the `state` field report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -58,29 +58,8 @@ pub fn owner_cmdline(owner: &OwnerInfo) -> Option<Vec<String>> {
     }
 }
 
-/// `SystemTime` as RFC 3339 in UTC with milliseconds: `2024-05-01T12:00:03.250Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
+/// `SystemTime` as RFC 3339 in UTC with milliseconds (the library's serde format).
+pub use namedmutex::serde_time::to_rfc3339 as rfc3339;
 
 fn age(t: SystemTime) -> Option<Duration> {
     SystemTime::now().duration_since(t).ok()
@@ -180,80 +159,20 @@ impl Holder {
     }
 }
 
-/// The JSON form of an owner.
-#[derive(Serialize)]
-pub struct JsonOwner {
-    pid: Option<u32>,
-    tid: Option<u32>,
-    uid: Option<u32>,
-    same_pid_namespace: bool,
-    alive: bool,
-    acquired: Option<String>,
-    held_for_secs: Option<f64>,
-    cmdline: Option<Vec<String>>,
-}
-
-/// The pid and thread of the last owner that died holding the mutex.
-#[derive(Serialize)]
-pub struct JsonAbandoner {
-    pid: u32,
-    tid: u32,
-}
-
-/// The JSON form of a snapshot (documented in cli/README.md).
-#[derive(Serialize)]
-pub struct JsonInfo {
-    name: String,
-    namespace: &'static str,
-    state: State,
-    owner: Option<JsonOwner>,
-    count: u32,
-    waiters: u32,
-    handles: u32,
-    abandoned: bool,
-    stale: bool,
-    creator_uid: u32,
-    creator_pid: u32,
-    created: Option<String>,
-    abandon_count: u32,
-    last_abandoner: Option<JsonAbandoner>,
-}
-
-impl JsonInfo {
-    /// The JSON form of `info`.
-    pub fn new(info: &MutexInfo) -> JsonInfo {
-        let state = State::of(info);
-        JsonInfo {
-            name: info.name.clone(),
-            namespace: match info.namespace {
-                Namespace::Global => "global",
-                Namespace::Local => "local",
-            },
-            state,
-            owner: info.owner.as_ref().map(|o| JsonOwner {
-                pid: o.pid,
-                tid: o.tid,
-                uid: o.uid,
-                same_pid_namespace: o.same_pid_namespace,
-                alive: o.alive,
-                acquired: o.acquired.map(rfc3339),
-                held_for_secs: o.acquired.and_then(age).map(|d| d.as_secs_f64()),
-                cmdline: owner_cmdline(o),
-            }),
-            count: info.count,
-            waiters: info.waiters,
-            handles: info.handles,
-            abandoned: state == State::Abandoned,
-            stale: info.stale,
-            creator_uid: info.creator_uid,
-            creator_pid: info.creator_pid,
-            created: info.created.map(rfc3339),
-            abandon_count: info.abandon_count,
-            last_abandoner: info
-                .last_abandoner
-                .map(|(pid, tid)| JsonAbandoner { pid, tid }),
-        }
+/// The JSON form of a snapshot (documented in cli/README.md): the library's serde form of
+/// `MutexInfo`, plus what the command works out: `state`, `abandoned`, and for the owner
+/// `held_for_secs` and `cmdline`.
+pub fn json(info: &MutexInfo) -> serde_json::Value {
+    let state = State::of(info);
+    let mut v = serde_json::to_value(info).expect("MutexInfo serializes");
+    v["state"] = serde_json::json!(state);
+    v["abandoned"] = serde_json::json!(state == State::Abandoned);
+    if let (Some(owner), Some(o)) = (v.get_mut("owner").filter(|o| o.is_object()), &info.owner) {
+        owner["held_for_secs"] =
+            serde_json::json!(o.acquired.and_then(age).map(|d| d.as_secs_f64()));
+        owner["cmdline"] = serde_json::json!(owner_cmdline(o));
     }
+    v
 }
 
 fn state_label(info: &MutexInfo) -> String {
@@ -367,13 +286,6 @@ pub fn block(info: &MutexInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
-        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
-    }
 
     #[test]
     fn args_are_quoted_when_needed() {
