@@ -25,7 +25,6 @@ use namedmutex::synchapi;
 use namedmutex::{Error, NamedMutex};
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_char, c_int};
-use std::sync::Arc;
 
 /// A handle to a mutex: an opaque number, 0 on failure (as Win32's `NULL`).
 pub type NmHandle = u64;
@@ -91,8 +90,10 @@ fn invalid_handle(h: NmHandle) {
     );
 }
 
-fn handle(h: NmHandle) -> Option<Arc<NamedMutex>> {
-    let found = handles::get(h);
+/// Runs `f` with the mutex behind `h`; `None` (and the last error set) for a bad handle.
+#[inline]
+fn with_handle<R>(h: NmHandle, f: impl FnOnce(&NamedMutex) -> R) -> Option<R> {
+    let found = handles::with(h, f);
     if found.is_none() {
         invalid_handle(h);
     }
@@ -236,13 +237,13 @@ pub unsafe extern "C" fn nm_open_mutex(
 /// does not own it, `ERROR_INVALID_HANDLE` for a bad handle).
 #[unsafe(no_mangle)]
 pub extern "C" fn nm_release_mutex(h: NmHandle) -> c_int {
-    let Some(mutex) = handle(h) else { return 0 };
-    match mutex.release() {
-        Ok(()) => 1,
-        Err(e) => {
+    match with_handle(h, |m| m.release()) {
+        Some(Ok(())) => 1,
+        Some(Err(e)) => {
             fail(&e);
             0
         }
+        None => 0,
     }
 }
 
@@ -251,15 +252,13 @@ pub extern "C" fn nm_release_mutex(h: NmHandle) -> c_int {
 /// set. `millis` is [`NM_INFINITE`] for no timeout.
 #[unsafe(no_mangle)]
 pub extern "C" fn nm_wait_for_single_object(h: NmHandle, millis: u32) -> u32 {
-    let Some(mutex) = handle(h) else {
-        return NM_WAIT_FAILED;
-    };
-    match synchapi::wait_for_single_object(&mutex, millis) {
-        Ok(code) => code,
-        Err(e) => {
+    match with_handle(h, |m| synchapi::wait_for_single_object(m, millis)) {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
             fail(&e);
             NM_WAIT_FAILED
         }
+        None => NM_WAIT_FAILED,
     }
 }
 
@@ -288,18 +287,17 @@ pub unsafe extern "C" fn nm_wait_for_multiple_objects(
     }
     // SAFETY: non-NULL and `count` readable values, as the caller guarantees.
     let values = unsafe { std::slice::from_raw_parts(handles, count as usize) };
-    let mut mutexes = Vec::with_capacity(values.len());
-    for &h in values {
-        match handle(h) {
-            Some(m) => mutexes.push(m),
-            None => return NM_WAIT_FAILED,
-        }
-    }
-    let refs: Vec<&NamedMutex> = mutexes.iter().map(|m| &**m).collect();
-    match synchapi::wait_for_multiple_objects(&refs, wait_all != 0, millis) {
-        Ok(code) => code,
-        Err(e) => {
+    let waited = handles::with_all(values, |mutexes| {
+        synchapi::wait_for_multiple_objects(mutexes, wait_all != 0, millis)
+    });
+    match waited {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             fail(&e);
+            NM_WAIT_FAILED
+        }
+        Err(bad) => {
+            invalid_handle(bad);
             NM_WAIT_FAILED
         }
     }
@@ -309,13 +307,13 @@ pub unsafe extern "C" fn nm_wait_for_multiple_objects(
 /// access; 0 on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn nm_duplicate_handle(h: NmHandle) -> NmHandle {
-    let Some(mutex) = handle(h) else { return 0 };
-    match mutex.try_clone() {
-        Ok(copy) => store(copy),
-        Err(e) => {
+    match with_handle(h, NamedMutex::try_clone) {
+        Some(Ok(copy)) => store(copy),
+        Some(Err(e)) => {
             fail(&e);
             0
         }
+        None => 0,
     }
 }
 

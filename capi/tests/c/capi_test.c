@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,12 +195,103 @@ static void one_process(void) {
     nm_close_handle(h);
 }
 
+/* ----- closing a handle while another thread uses it ----- */
+
+struct waiter { NmHandle h; _Atomic long tid; unsigned code; };
+
+static void *wait_on_handle(void *arg) {
+    struct waiter *w = arg;
+    atomic_store(&w->tid, (long)syscall(SYS_gettid));
+    w->code = nm_wait_for_single_object(w->h, NM_INFINITE);
+    return NULL; /* ends owning it: abandoned */
+}
+
+/* Bounded (by the alarm) until thread `tid` sleeps in the futex syscall (202 on x86_64,
+ * 98 on aarch64): then it is inside the wait. */
+static void until_sleeping_in_futex(long tid) {
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        int n = -1;
+        if (f) {
+            if (fgets(buf, sizeof buf, f)) n = atoi(buf);
+            fclose(f);
+        }
+        if (n == 202 || n == 98 || n == 449 /* futex_waitv */) return;
+        usleep(200);
+    }
+}
+
+static void close_while_waiting(void) {
+    char name[64];
+    snprintf(name, sizeof name, "capi-close-%d", (int)getpid());
+    struct waiter w = {nm_create_mutex(name, 1, NULL), 0, 0};
+    CHECK(w.h != 0, "create owned");
+    pthread_t t;
+    pthread_create(&t, NULL, wait_on_handle, &w);
+    while (atomic_load(&w.tid) == 0) usleep(100);
+    until_sleeping_in_futex(atomic_load(&w.tid));
+    CHECK(nm_close_handle(w.h) == 1, "close the handle another thread waits on");
+    NmHandle again = nm_open_mutex(NM_MUTEX_ALL_ACCESS, 0, name);
+    CHECK(again != 0, "the object lives while a wait uses it");
+    CHECK(nm_release_mutex(again) == 1, "release through another handle");
+    pthread_join(t, NULL);
+    CHECK(w.code == NM_WAIT_OBJECT_0, "the wait on the closed handle completed (%u)", w.code);
+    CHECK(nm_wait_for_single_object(again, 0) == NM_WAIT_ABANDONED, "its thread ended owning it");
+    nm_release_mutex(again);
+    CHECK(nm_close_handle(again) == 1, "close the last open handle");
+    CHECK(nm_open_mutex(NM_SYNCHRONIZE, 0, name) == 0 && nm_get_last_error() == NM_ERROR_FILE_NOT_FOUND,
+          "the object ended with the wait and the last handle");
+}
+
+static _Atomic NmHandle shared_handle;
+static _Atomic int stop_hammering;
+static _Atomic long odd_results;
+
+static void *hammer(void *arg) {
+    (void)arg;
+    while (!atomic_load(&stop_hammering)) {
+        NmHandle h = atomic_load(&shared_handle);
+        unsigned r = nm_wait_for_single_object(h, 0);
+        if (r == NM_WAIT_OBJECT_0 || r == NM_WAIT_ABANDONED) {
+            if (!nm_release_mutex(h) && nm_get_last_error() != NM_ERROR_INVALID_HANDLE)
+                atomic_fetch_add(&odd_results, 1);
+        } else if (r == NM_WAIT_FAILED && nm_get_last_error() != NM_ERROR_INVALID_HANDLE) {
+            atomic_fetch_add(&odd_results, 1);
+        } else if (r != NM_WAIT_TIMEOUT && r != NM_WAIT_FAILED) {
+            atomic_fetch_add(&odd_results, 1);
+        }
+    }
+    return NULL;
+}
+
+/* Threads use a handle while the main thread keeps closing it and making a new one: every
+ * answer is a wait result or ERROR_INVALID_HANDLE, and nothing crashes. */
+static void close_under_load(void) {
+    atomic_store(&shared_handle, nm_create_mutex(NULL, 0, NULL));
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, hammer, NULL);
+    for (int i = 0; i < 3000; i++) {
+        NmHandle fresh = nm_create_mutex(NULL, 0, NULL);
+        NmHandle old = atomic_exchange(&shared_handle, fresh);
+        if (nm_close_handle(old) != 1) atomic_fetch_add(&odd_results, 1);
+    }
+    atomic_store(&stop_hammering, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    CHECK(atomic_load(&odd_results) == 0, "%ld unexpected answers while handles were closed",
+          atomic_load(&odd_results));
+    CHECK(nm_close_handle(atomic_load(&shared_handle)) == 1, "close the last one");
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "child") == 0) return child(argv[2]);
     alarm(60); /* the watchdog: a hang fails the run */
     two_processes(argv[0]);
     bad_handles();
     one_process();
+    close_while_waiting();
+    close_under_load();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
