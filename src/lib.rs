@@ -59,6 +59,12 @@ pub use options::MutexOptions;
 pub use security::Security;
 pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
 
+// The README's Rust examples run as doctests (its shell and C examples run in
+// tools/test-all.sh and capi/tests/run-c-tests.sh).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 // For tests only (feature `fault-injection`): how often the calling thread polled.
 #[cfg(all(feature = "fault-injection", target_os = "linux"))]
 #[doc(hidden)]

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 /// } // released here
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
+#[must_use = "the object lives only while a handle does: dropping the only handle at once ends it (keep it, e.g. `let _instance = ...`, not `let _ = ...`)"]
 pub struct NamedMutex {
     raw: RawMutex,
     name: Option<Box<str>>,

@@ -228,7 +228,7 @@ fn squatted_directories() -> Result<(), libtest_mimic::Failed> {
         .ok_or("used an unsafe root")?;
     check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
     set_mode(&open_root, 0o1777);
-    MutexOptions::new().root(&open_root).create("x")?;
+    drop(MutexOptions::new().root(&open_root).create("x")?);
     // Another user's directory where ours goes.
     if is_root() {
         let root = fresh_root("squat-owner");
