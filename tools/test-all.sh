@@ -27,8 +27,9 @@ fi
 echo "==> cargo test --workspace (Linux)"
 cargo test --workspace
 # The `serde` feature: its unit tests and doc examples.
-echo "==> cargo test --features serde --lib --doc"
-cargo test --features serde --lib --doc
+echo "==> cargo test --features serde --lib, --doc"
+cargo test --features serde --lib
+cargo test --features serde --doc
 
 # Biased locking (src/sys/linux/bias.rs): by default a multi-threaded process such as a test
 # harness starts biasing a few milliseconds after its first mutex, so the run above mixes
