@@ -285,7 +285,11 @@ fn wait_slow(obj: &Object, me: u64, timeout: Option<Duration>) -> Result<WaitSta
 /// Waits until `me` owns `obj`, the timeout passes, or `cancel` (a word the sleep also
 /// watches) becomes non-zero, which ends the wait as a timeout does. Returns how the wait
 /// ended and, when it acquired, how to take the acquisition back.
-#[cold]
+///
+/// Inlined into `wait_slow`, where `cancel` is `None` and drops out: as an outlined call
+/// the contended path measured about 4% slower (bench scenario 4 at 4 processes, A/B runs
+/// alternating with the build before async support).
+#[inline]
 pub(super) fn wait_for(
     obj: &Object,
     me: u64,
@@ -480,6 +484,7 @@ fn release_unbiased(obj: &Object) -> Result<()> {
 
 /// Releases `obj` once on behalf of the owner token `me` (a thread's, or the process
 /// owner's of `detached.rs`).
+#[inline]
 pub(super) fn release_as(obj: &Object, me: u64) -> Result<()> {
     let page = &obj.page;
     let word = page.lock_word();
