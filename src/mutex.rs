@@ -173,6 +173,7 @@ impl NamedMutex {
     /// m.release()?;
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
+    #[inline]
     pub fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         self.raw.wait(timeout)
     }
@@ -372,6 +373,7 @@ impl NamedMutex {
     /// assert_eq!(m.release().unwrap_err().kind(), ErrorKind::NotOwner);
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.raw.release()
     }

@@ -145,6 +145,7 @@ pub fn open_mutex(name: &str, desired_access: u32, inherit: bool) -> Result<Name
 /// assert_eq!(err.win32_code(), Some(ERROR_NOT_OWNER));
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
+#[inline]
 pub fn release_mutex(handle: &NamedMutex) -> Result<()> {
     handle.release()
 }
@@ -161,6 +162,7 @@ pub fn release_mutex(handle: &NamedMutex) -> Result<()> {
 /// release_mutex(&h)?;
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
+#[inline]
 pub fn wait_for_single_object(handle: &NamedMutex, millis: u32) -> Result<u32> {
     let timeout = (millis != INFINITE).then(|| Duration::from_millis(u64::from(millis)));
     Ok(handle.wait(timeout)?.code())

@@ -76,6 +76,8 @@ fn set_error(code: u32, message: impl Into<String>) {
     LAST_MESSAGE.with_borrow_mut(|m| *m = message.into());
 }
 
+#[cold]
+#[inline(never)]
 fn fail(e: &Error) {
     set_error(
         e.win32_code().unwrap_or(NM_ERROR_GEN_FAILURE),
@@ -83,6 +85,8 @@ fn fail(e: &Error) {
     );
 }
 
+#[cold]
+#[inline(never)]
 fn invalid_handle(h: NmHandle) {
     set_error(
         NM_ERROR_INVALID_HANDLE,
@@ -237,14 +241,15 @@ pub unsafe extern "C" fn nm_open_mutex(
 /// does not own it, `ERROR_INVALID_HANDLE` for a bad handle).
 #[unsafe(no_mangle)]
 pub extern "C" fn nm_release_mutex(h: NmHandle) -> c_int {
-    match with_handle(h, |m| m.release()) {
-        Some(Ok(())) => 1,
-        Some(Err(e)) => {
+    // The closure answers with the C value, so no large `Result` travels back out.
+    with_handle(h, |m| match m.release() {
+        Ok(()) => 1,
+        Err(e) => {
             fail(&e);
             0
         }
-        None => 0,
-    }
+    })
+    .unwrap_or(0)
 }
 
 /// `WaitForSingleObject`: [`NM_WAIT_OBJECT_0`], [`NM_WAIT_ABANDONED`] (acquired; the last
@@ -252,14 +257,14 @@ pub extern "C" fn nm_release_mutex(h: NmHandle) -> c_int {
 /// set. `millis` is [`NM_INFINITE`] for no timeout.
 #[unsafe(no_mangle)]
 pub extern "C" fn nm_wait_for_single_object(h: NmHandle, millis: u32) -> u32 {
-    match with_handle(h, |m| synchapi::wait_for_single_object(m, millis)) {
-        Some(Ok(code)) => code,
-        Some(Err(e)) => {
+    with_handle(h, |m| match synchapi::wait_for_single_object(m, millis) {
+        Ok(code) => code,
+        Err(e) => {
             fail(&e);
             NM_WAIT_FAILED
         }
-        None => NM_WAIT_FAILED,
-    }
+    })
+    .unwrap_or(NM_WAIT_FAILED)
 }
 
 /// `WaitForMultipleObjects` over `count` handles (1 to 64): with `wait_all` zero, the

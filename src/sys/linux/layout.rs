@@ -280,26 +280,33 @@ impl ObjectPage {
             .store(owner.unwrap_or(lock::BIASABLE), Ordering::Relaxed);
         m.u32(obj::FLAGS).fetch_and(!FLAG_DEAD, Ordering::Release);
     }
+    #[inline]
     pub(super) fn lock_word(&self) -> &AtomicU64 {
         self.map.u64(obj::LOCK)
     }
     /// The futex word: the low half of the lock word.
+    #[inline]
     pub(super) fn futex_word(&self) -> &AtomicU32 {
         // Little-endian: the low 32 bits of the u64 are at its address.
         self.map.u32(obj::LOCK)
     }
+    #[inline]
     pub(super) fn count(&self) -> &AtomicU32 {
         self.map.u32(obj::COUNT)
     }
+    #[inline]
     pub(super) fn bias_depth(&self) -> &AtomicU32 {
         self.map.u32(obj::BIAS_DEPTH)
     }
+    #[inline]
     pub(super) fn fresh(&self) -> &AtomicU32 {
         self.map.u32(obj::FRESH)
     }
+    #[inline]
     pub(super) fn sleepers(&self) -> &AtomicU32 {
         self.map.u32(obj::SLEEPERS)
     }
+    #[inline]
     pub(super) fn acquired_ns(&self) -> &AtomicU64 {
         self.map.u64(obj::ACQUIRED_NS)
     }

@@ -66,6 +66,7 @@ impl Mapping {
     }
 
     /// The 32-bit word at `offset` (4-aligned, inside the mapping).
+    #[inline]
     pub(super) fn u32(&self, offset: usize) -> &AtomicU32 {
         let p = self.check(offset, 4);
         // SAFETY: `p` is 4-aligned (mmap returns page-aligned memory and `offset % 4 == 0`),
@@ -75,6 +76,7 @@ impl Mapping {
     }
 
     /// The 64-bit word at `offset` (8-aligned, inside the mapping).
+    #[inline]
     pub(super) fn u64(&self, offset: usize) -> &AtomicU64 {
         let p = self.check(offset, 8);
         // SAFETY: as for `u32`, with 8-byte alignment.
