@@ -13,6 +13,7 @@
 //! is never biased, and blocking waits run on a helper thread with a cancel word.
 
 use super::futex;
+use super::layout::lock::BIASABLE;
 use super::lock::{self, Attempt, Undo};
 use super::object::Object;
 use super::registry::Registry;
@@ -75,11 +76,17 @@ pub(crate) struct Claim {
 /// Acquires `obj` for the process if that needs no waiting.
 pub(super) fn try_acquire(obj: &Object) -> Result<Option<(WaitStatus, Claim)>> {
     let me = obj.process_token()?;
-    // A free, ordinary word: one compare-and-swap, as a thread's uncontended acquisition.
+    // A free word: one compare-and-swap, as a thread's uncontended acquisition. A fresh
+    // (`BIASABLE`) word is taken the same way and so becomes an ordinary mutex, as after
+    // contention: the process never biases, and keeping the word biasable would send every
+    // acquisition through `attempt` (which reads the clock) and every release through the
+    // FRESH path.
     let word = obj.page.lock_word();
-    if word
-        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
+    let cur = word.load(Ordering::Relaxed);
+    if (cur == 0 || cur == BIASABLE)
+        && word
+            .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     {
         obj.page.count().store(1, Ordering::Relaxed);
         let claim = Claim {
