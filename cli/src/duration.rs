@@ -15,6 +15,12 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err(format!("empty duration; {HINT}"));
     }
+    if s.starts_with('-') {
+        return Err(format!(
+            "a timeout cannot be negative ({s}): leave -t out to wait as long as it takes, \
+             or give 0 to try once"
+        ));
+    }
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return seconds(number(s)?, s);
     }

@@ -196,8 +196,26 @@ struct LockArgs {
     name: String,
     /// Give up after DUR: 500ms, 10s, 2m, 1h, 1m30s, plain seconds; 0 tries once.
     /// Default: wait as long as it takes.
-    #[arg(short = 't', long, visible_short_alias = 'w', value_name = "DUR", value_parser = duration::parse)]
+    #[arg(
+        short = 't',
+        long,
+        visible_short_alias = 'w',
+        visible_alias = "wait",
+        value_name = "DUR",
+        value_parser = duration::parse,
+        allow_negative_numbers = true
+    )]
     timeout: Option<Duration>,
+    /// Give up at once if the lock is held (flock's -n; the same as -t 0).
+    #[arg(short = 'n', long, visible_alias = "nb", conflicts_with = "timeout")]
+    nonblock: bool,
+    /// Say on stderr how long getting the lock took, or why it failed (flock's --verbose).
+    #[arg(long)]
+    verbose: bool,
+    /// flock(1) options that a named mutex has no use for: accepted (-x, -o) or refused
+    /// with the reason (-s, -u, -F). See cli/README.md, "Coming from flock(1)".
+    #[command(flatten)]
+    flock: FlockCompat,
     /// Use the machine-wide namespace: NAME means Global\NAME.
     #[arg(short = 'g', long)]
     global: bool,
@@ -213,6 +231,73 @@ struct LockArgs {
     quiet: bool,
 }
 
+/// flock(1)'s options that do not carry over, so that a script moved from flock gets a
+/// reason instead of "unexpected argument".
+#[derive(Args, Debug)]
+struct FlockCompat {
+    /// Accepted: every namedmutex lock is exclusive.
+    #[arg(short = 'x', short_alias = 'e', long = "exclusive", hide = true)]
+    exclusive: bool,
+    /// Accepted: the command never holds the lock itself (this process does).
+    #[arg(short = 'o', long = "close", hide = true)]
+    close: bool,
+    /// Refused: a named mutex has one holder at a time.
+    #[arg(short = 's', long = "shared", hide = true)]
+    shared: bool,
+    /// Refused: there is no descriptor to unlock.
+    #[arg(short = 'u', long = "unlock", hide = true)]
+    unlock: bool,
+    /// Refused: the lock is held by this process, which must outlive the command.
+    #[arg(short = 'F', long = "no-fork", hide = true)]
+    no_fork: bool,
+}
+
+impl FlockCompat {
+    /// A usage error for the flock options that cannot mean anything here.
+    fn check(&self) -> Result<(), Failure> {
+        let refuse = |option: &str, why: &str| {
+            Err(Failure::new(
+                option,
+                format!("{why} (see cli/README.md, \"Coming from flock(1)\")"),
+                exit::USAGE,
+            ))
+        };
+        if self.shared {
+            return refuse(
+                "--shared",
+                "a named mutex has one holder at a time (Win32 semantics), so there are no \
+                 shared locks; use flock(1) for readers and writers",
+            );
+        }
+        if self.unlock {
+            return refuse(
+                "--unlock",
+                "there is no file descriptor to unlock: the lock is released when `run` ends, \
+                 or when `hold` is stopped (close its stdin or send it SIGTERM)",
+            );
+        }
+        if self.no_fork {
+            return refuse(
+                "--no-fork",
+                "the lock belongs to this process, which must stay alive while the command \
+                 runs, so the command cannot replace it",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl LockArgs {
+    /// The timeout, with -n as a zero timeout.
+    fn timeout(&self) -> Option<Duration> {
+        if self.nonblock {
+            Some(Duration::ZERO)
+        } else {
+            self.timeout
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
@@ -220,9 +305,17 @@ struct RunArgs {
     /// What to do if the previous holder died holding the lock.
     #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnAbandoned::Proceed)]
     on_abandoned: OnAbandoned,
+    /// Run this command line through `sh -c` (flock's -c), instead of COMMAND.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SHELL_COMMAND",
+        conflicts_with = "command"
+    )]
+    shell_command: Option<OsString>,
     /// The command and its arguments (after `--` when they start with `-`).
     #[arg(
-        required = true,
+        required_unless_present = "shell_command",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "COMMAND"
@@ -292,7 +385,9 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Prints a clap error (help and version are not errors) and gives the exit status.
+/// Prints a clap error (help and version are not errors) and gives the exit status. The
+/// whole message, with clap's hints ("a similar argument exists", the possible values),
+/// under our prefix instead of clap's `error: `.
 fn usage_error(e: clap::Error) -> u8 {
     use clap::error::ErrorKind as K;
     match e.kind() {
@@ -300,16 +395,10 @@ fn usage_error(e: clap::Error) -> u8 {
             let _ = e.print();
             exit::OK
         }
-        K::ValueValidation | K::InvalidValue | K::UnknownArgument | K::InvalidSubcommand => {
-            // One line: what was wrong and with which input.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("namedmutex: {first} (see --help)");
-            exit::USAGE
-        }
         _ => {
-            let _ = e.print();
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("namedmutex: {text}");
             exit::USAGE
         }
     }
@@ -374,6 +463,7 @@ fn full_name(name: &str, global: bool) -> Result<String, Failure> {
 
 /// Opens (creating if needed) the mutex for an acquiring command.
 fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Failure> {
+    lock.flock.check()?;
     let name = full_name(&lock.name, lock.global)?;
     let opts = if lock.everyone {
         opts.clone().security(Security::Everyone)
@@ -400,14 +490,28 @@ fn take(
     name: &str,
     mutex: &NamedMutex,
 ) -> Result<Taken, Failure> {
+    let started = std::time::Instant::now();
     let outcome = Acquire {
         mutex,
         name,
         opts,
-        timeout: lock.timeout,
+        timeout: lock.timeout(),
         status_line: !lock.quiet,
     }
     .run()?;
+    if lock.verbose {
+        match &outcome {
+            Outcome::Acquired(_) => eprintln!(
+                "namedmutex: {name}: got the lock after {}",
+                duration::human(started.elapsed())
+            ),
+            Outcome::TimedOut(_) if lock.quiet => eprintln!(
+                "namedmutex: {name}: timed out after {}",
+                duration::human(started.elapsed())
+            ),
+            _ => {}
+        }
+    }
     Ok(match outcome {
         Outcome::Acquired(dead) => Taken::Yes(dead),
         Outcome::Interrupted(sig) => Taken::No(signal_status(sig)),
@@ -417,7 +521,7 @@ fn take(
                     "{}",
                     Failure::new(
                         name,
-                        timeout_message(lock.timeout, holder.as_ref()),
+                        timeout_message(lock.timeout(), holder.as_ref()),
                         lock.conflict_exit_code
                     )
                 );
@@ -479,17 +583,33 @@ fn run(opts: &MutexOptions, args: RunArgs) -> Result<u8, Failure> {
         release(&name, &mutex)?;
         return Ok(signal_status(sig));
     }
-    let program = &args.command[0];
-    let spawned = std::process::Command::new(program)
-        .args(&args.command[1..])
-        .spawn();
+    let (program, rest): (OsString, &[OsString]) = match &args.shell_command {
+        Some(line) => ("sh".into(), std::slice::from_ref(line)),
+        None => (args.command[0].clone(), &args.command[1..]),
+    };
+    let program = &program;
+    let mut command = std::process::Command::new(program);
+    if args.shell_command.is_some() {
+        command.arg("-c");
+    }
+    let spawned = command.args(rest).spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             release(&name, &mutex)?;
             let shown = program.to_string_lossy();
             return Err(if e.kind() == std::io::ErrorKind::NotFound {
-                Failure::new(shown, "command not found", exit::COMMAND_NOT_FOUND)
+                // flock users write `flock x 'a && b'`, which needs -c here (and there).
+                let hint = if args.command.len() == 1 && shown.contains(char::is_whitespace) {
+                    format!(
+                        "command not found (to run a shell command line, use -c: \
+                         namedmutex run {} -c {:?})",
+                        args.lock.name, shown
+                    )
+                } else {
+                    "command not found".to_owned()
+                };
+                Failure::new(shown, hint, exit::COMMAND_NOT_FOUND)
             } else {
                 Failure::new(shown, format!("cannot execute: {e}"), exit::CANNOT_EXECUTE)
             });

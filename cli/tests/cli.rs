@@ -594,7 +594,19 @@ fn bad_durations() {
             out.stderr
         );
         assert!(out.stderr.starts_with("namedmutex: "), "{}", out.stderr);
-        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        // The first line says what was wrong; clap's pointer to --help follows.
+        assert!(
+            out.stderr
+                .lines()
+                .next()
+                .unwrap()
+                .contains(&format!("'{bad}'"))
+        );
+        assert!(
+            out.stderr.trim_end().ends_with("try '--help'."),
+            "{}",
+            out.stderr
+        );
     }
     let out = root.run(&["wait", "-t", "2x", "job"]);
     assert_eq!(out.code(), 64);
@@ -780,4 +792,102 @@ fn environment_errors_have_their_own_status() {
     assert_eq!(out.code(), 77, "{}", out.stderr);
     assert!(out.stderr.contains("access denied"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn flock_compatible_options() {
+    let root = Root::new();
+    // -n and --wait, against a held lock and a free one.
+    {
+        let _h = root.hold(&[], "f");
+        assert_eq!(
+            root.run(&["run", "-n", "f", "true"]).code(),
+            75,
+            "-n while held"
+        );
+        assert_eq!(
+            root.run(&["run", "--nb", "f", "true"]).code(),
+            75,
+            "--nb while held"
+        );
+        assert_eq!(
+            root.run(&["run", "--wait", "0", "f", "true"]).code(),
+            75,
+            "--wait 0"
+        );
+        let out = root.run(&["run", "-n", "-E", "1", "f", "true"]);
+        assert_eq!(out.code(), 1, "flock's conflict status with -E 1");
+        let out = root.run(&["run", "-n", "-q", "--verbose", "f", "true"]);
+        assert!(out.stderr.contains("timed out after"), "{}", out.stderr);
+        assert_eq!(
+            root.run(&["run", "-n", "-t", "1", "f", "true"]).code(),
+            64,
+            "-n with -t"
+        );
+    }
+    let out = root.run(&["run", "-n", "--verbose", "f", "true"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("f: got the lock after"),
+        "{}",
+        out.stderr
+    );
+
+    // -c runs a command line through the shell, before or after the name.
+    let out = root.run(&["run", "-c", "echo a && echo b", "f"]);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "a\nb\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(root.run(&["run", "f", "-c", "exit 3"]).code(), 3);
+    assert_eq!(
+        root.run(&["run", "-c", "true", "f", "extra"]).code(),
+        64,
+        "-c with COMMAND"
+    );
+    let out = root.run(&["run", "f", "echo a && echo b"]);
+    assert_eq!(out.code(), 127);
+    assert!(
+        out.stderr
+            .contains("use -c: namedmutex run f -c \"echo a && echo b\""),
+        "{}",
+        out.stderr
+    );
+
+    // Accepted: -x (every lock is exclusive) and -o (the command never holds it).
+    assert_eq!(root.run(&["run", "-x", "-o", "f", "true"]).code(), 0);
+    // Refused with the reason, before anything is created.
+    for (option, why) in [
+        ("-s", "one holder at a time"),
+        ("--shared", "one holder at a time"),
+        ("-u", "no file descriptor to unlock"),
+        ("-F", "must stay alive"),
+    ] {
+        let out = root.run(&["run", option, "g", "true"]);
+        assert_eq!(out.code(), 64, "{option}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{option}: {}", out.stderr);
+        assert!(absent(&root, "g"), "{option} created the mutex");
+    }
+    assert_eq!(root.run(&["hold", "-s", "g"]).code(), 64, "hold -s");
+
+    // Usage errors keep clap's hints, and a negative timeout says what to do.
+    let out = root.run(&["run", "--timout", "1", "f", "true"]);
+    assert_eq!(out.code(), 64);
+    assert!(
+        out.stderr
+            .contains("a similar argument exists: '--timeout'"),
+        "{}",
+        out.stderr
+    );
+    let out = root.run(&["run", "--on-abandoned", "maybe", "f", "true"]);
+    assert!(
+        out.stderr.contains("[possible values: proceed, fail]"),
+        "{}",
+        out.stderr
+    );
+    let out = root.run(&["run", "-t", "-1", "f", "true"]);
+    assert_eq!(out.code(), 64);
+    assert!(out.stderr.contains("cannot be negative"), "{}", out.stderr);
 }
