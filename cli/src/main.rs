@@ -12,7 +12,7 @@ macro_rules! main_examples {
   namedmutex run -t 0 deploy -- ./deploy.sh          give up at once if one is running
   namedmutex run -t 10m -E 0 cron-job -- ./job.sh    wait up to 10 min, then skip quietly
   namedmutex list                                    who holds what
-  namedmutex info deploy && echo free                exit status: free/held/absent
+  namedmutex info -q deploy; echo $?                 0 free, 1 held, 2 absent, 3 abandoned
   namedmutex completions bash > ~/.local/share/bash-completion/completions/namedmutex
 "
     };
@@ -168,7 +168,7 @@ const INFO_AFTER: &str = "\
 Examples:
   namedmutex info deploy
   namedmutex info --json 'Global\\apt' | jq .owner.pid
-  if namedmutex info -q deploy; then echo free; fi
+  namedmutex info -q deploy; case $? in 0|2) echo free ;; esac   (absent is free too)
 
 Exit status: 0 free, 1 held, 2 no such mutex, 3 abandoned (the owner died holding it),
 64/65/70/77 errors (see namedmutex --help). With --json an absent mutex prints `null`.";
