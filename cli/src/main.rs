@@ -110,7 +110,23 @@ enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Print a manual page (roff), made from this command's own help.
+    #[command(after_help = MANPAGE_AFTER)]
+    Manpage {
+        /// The subcommand's page (namedmutex-run(1), ...) instead of namedmutex(1).
+        #[arg(value_name = "SUBCOMMAND")]
+        subcommand: Option<String>,
+    },
 }
+
+const MANPAGE_AFTER: &str = "\
+Examples:
+  namedmutex manpage | man -l -
+  mkdir -p ~/.local/share/man/man1
+  namedmutex manpage > ~/.local/share/man/man1/namedmutex.1
+  for s in run hold wait list info; do
+    namedmutex manpage $s > ~/.local/share/man/man1/namedmutex-$s.1
+  done";
 
 const RUN_AFTER: &str = "\
 Examples:
@@ -412,6 +428,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Wait(args) => wait(&opts, args),
         Command::List(args) => list(&opts, args),
         Command::Info(args) => info(&opts, args),
+        Command::Manpage { subcommand } => manpage(subcommand.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut script = Vec::new();
@@ -420,6 +437,32 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `namedmutex manpage [SUBCOMMAND]`: the page, rendered by clap_mangen from the same
+/// definitions as `--help`.
+fn manpage(subcommand: Option<&str>) -> Result<u8, Failure> {
+    let top = Cli::command();
+    let command = match subcommand {
+        None => top,
+        Some(name) => {
+            let found = top.find_subcommand(name).cloned().ok_or_else(|| {
+                let known: Vec<_> = top.get_subcommands().map(|c| c.get_name()).collect();
+                Failure::new(
+                    name,
+                    format!("no such subcommand; one of: {}", known.join(", ")),
+                    exit::USAGE,
+                )
+            })?;
+            found.name(format!("namedmutex-{name}"))
+        }
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .map_err(|e| Failure::new("manpage", e.to_string(), exit::SOFTWARE))?;
+    print_out(&String::from_utf8_lossy(&page));
+    Ok(exit::OK)
 }
 
 fn options(root: Option<&std::path::Path>) -> Result<MutexOptions, Failure> {

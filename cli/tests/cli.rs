@@ -891,3 +891,27 @@ fn flock_compatible_options() {
     assert_eq!(out.code(), 64);
     assert!(out.stderr.contains("cannot be negative"), "{}", out.stderr);
 }
+
+#[test]
+fn manual_pages() {
+    let root = Root::new();
+    let out = root.run(&["manpage"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout.contains(".TH namedmutex 1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("abandoned"),
+        "the long description is in the page"
+    );
+    for sub in ["run", "hold", "wait", "list", "info"] {
+        let out = root.run(&["manpage", sub]);
+        assert_eq!(out.code(), 0, "{sub}: {}", out.stderr);
+        assert!(
+            out.stdout.contains(&format!(".TH namedmutex-{sub} 1")),
+            "{sub}"
+        );
+    }
+    assert!(root.run(&["manpage", "run"]).stdout.contains("nonblock"));
+    let out = root.run(&["manpage", "bogus"]);
+    assert_eq!(out.code(), 64);
+    assert!(out.stderr.contains("one of: run, hold"), "{}", out.stderr);
+}
