@@ -175,6 +175,20 @@ pub fn json(info: &MutexInfo) -> serde_json::Value {
     v
 }
 
+/// A name as text a terminal shows on one line: control characters (a newline, an escape
+/// sequence) are written as Rust escapes, `\n`, `\u{1b}`; everything else as it is.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn state_label(info: &MutexInfo) -> String {
     let mut s = State::of(info).as_str().to_owned();
     if info.stale {
@@ -200,7 +214,7 @@ pub fn table(infos: &[MutexInfo]) -> String {
         .map(|i| {
             let o = i.owner.as_ref();
             [
-                i.name.clone(),
+                printable(&i.name),
                 state_label(i),
                 opt(o.and_then(|o| o.pid)),
                 opt(o.and_then(|o| o.tid)),
@@ -242,7 +256,7 @@ pub fn table(infos: &[MutexInfo]) -> String {
 pub fn block(info: &MutexInfo) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| out.push_str(&format!("{k:<15}{v}\n"));
-    field("name:", info.name.clone());
+    field("name:", printable(&info.name));
     field("state:", state_label(info));
     if let Some(o) = &info.owner {
         let holder = Holder::update(None, o);
@@ -286,6 +300,12 @@ pub fn block(info: &MutexInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("Global\\a b"), "Global\\a b");
+        assert_eq!(printable("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+    }
 
     #[test]
     fn args_are_quoted_when_needed() {

@@ -915,3 +915,19 @@ fn manual_pages() {
     assert_eq!(out.code(), 64);
     assert!(out.stderr.contains("one of: run, hold"), "{}", out.stderr);
 }
+
+#[test]
+fn names_with_control_characters_stay_on_one_line() {
+    let root = Root::new();
+    let _m = root.opts().create("two\nlines\u{1b}[31m").unwrap();
+    let out = root.run(&["list"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 2, "header and one row: {}", out.stdout);
+    assert!(out.stdout.contains("two\\nlines\\u{1b}[31m"), "{}", out.stdout);
+    assert!(!out.stdout.contains('\u{1b}'), "no raw escape reaches the terminal");
+    let out = root.run(&["info", "two\nlines\u{1b}[31m"]);
+    assert!(out.stdout.contains("two\\nlines"), "{}", out.stdout);
+    // JSON keeps the name exact.
+    let v = root.run(&["list", "--json"]).json();
+    assert_eq!(v[0]["name"], "two\nlines\u{1b}[31m");
+}
