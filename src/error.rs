@@ -178,6 +178,14 @@ impl Error {
         self
     }
 
+    /// The same, with what the user can do about it added to the message (before the OS
+    /// error's own text, if any).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn with_hint(mut self, hint: &str) -> Error {
+        self.message = format!("{} ({hint})", self.message).into();
+        self
+    }
+
     /// An error caused by a failed OS call.
     pub(crate) fn io(
         kind: ErrorKind,

@@ -922,12 +922,60 @@ fn names_with_control_characters_stay_on_one_line() {
     let _m = root.opts().create("two\nlines\u{1b}[31m").unwrap();
     let out = root.run(&["list"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    assert_eq!(out.stdout.lines().count(), 2, "header and one row: {}", out.stdout);
-    assert!(out.stdout.contains("two\\nlines\\u{1b}[31m"), "{}", out.stdout);
-    assert!(!out.stdout.contains('\u{1b}'), "no raw escape reaches the terminal");
+    assert_eq!(
+        out.stdout.lines().count(),
+        2,
+        "header and one row: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("two\\nlines\\u{1b}[31m"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "no raw escape reaches the terminal"
+    );
     let out = root.run(&["info", "two\nlines\u{1b}[31m"]);
     assert!(out.stdout.contains("two\\nlines"), "{}", out.stdout);
     // JSON keeps the name exact.
     let v = root.run(&["list", "--json"]).json();
     assert_eq!(v[0]["name"], "two\nlines\u{1b}[31m");
+}
+
+#[test]
+fn root_errors_say_what_to_change() {
+    let root = Root::new();
+    let missing = root.dir.join("missing");
+    let missing = missing.to_str().unwrap();
+    // Given with --root: the hint is about that option's directory, not the variable.
+    let out = root.run(&["--root", missing, "info", "x"]);
+    assert_eq!(out.code(), 70, "{}", out.stderr);
+    assert!(out.stderr.contains("given explicitly"), "{}", out.stderr);
+    assert!(!out.stderr.contains("NAMEDMUTEX_ROOT"), "{}", out.stderr);
+    // From the variable.
+    let out = output({
+        let mut c = root.cmd(&["info", "x"]);
+        c.env("NAMEDMUTEX_ROOT", missing);
+        c
+    });
+    assert_eq!(out.code(), 70, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("from $NAMEDMUTEX_ROOT"),
+        "{}",
+        out.stderr
+    );
+    // Set but empty: refused, not silently /dev/shm.
+    let out = output({
+        let mut c = root.cmd(&["info", "x"]);
+        c.env("NAMEDMUTEX_ROOT", "");
+        c
+    });
+    assert_eq!(out.code(), 70, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("NAMEDMUTEX_ROOT is set but empty"),
+        "{}",
+        out.stderr
+    );
 }

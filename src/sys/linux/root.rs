@@ -51,24 +51,54 @@ pub(super) struct Root {
 
 static ROOTS: Mutex<Vec<Arc<Root>>> = Mutex::new(Vec::new());
 
-/// The root path in effect when none is given: `$NAMEDMUTEX_ROOT` read once, or the default.
-pub(super) fn default_path() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| match std::env::var_os(ROOT_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(DEFAULT_ROOT),
+/// Where the root in effect when none is given comes from.
+enum DefaultRoot {
+    /// `$NAMEDMUTEX_ROOT`.
+    Env(PathBuf),
+    /// `$NAMEDMUTEX_ROOT` is set but empty: refused (it used to mean the default, silently).
+    EmptyEnv,
+    Default,
+}
+
+/// `$NAMEDMUTEX_ROOT`, read once.
+fn default_root() -> &'static DefaultRoot {
+    static ROOT: OnceLock<DefaultRoot> = OnceLock::new();
+    ROOT.get_or_init(|| match std::env::var_os(ROOT_ENV) {
+        Some(p) if p.is_empty() => DefaultRoot::EmptyEnv,
+        Some(p) => DefaultRoot::Env(PathBuf::from(p)),
+        None => DefaultRoot::Default,
     })
 }
 
 impl Root {
     /// The root at `path` (`None`: the default), opened and verified once per process.
+    /// Errors end with what the user can change, which depends on where the path came from.
     pub(super) fn get(path: Option<&Path>) -> Result<Arc<Root>> {
-        let path = path.unwrap_or_else(|| default_path());
+        let (path, hint) = match (path, default_root()) {
+            (Some(path), _) => (path, "a root given explicitly: choose another directory"),
+            (None, DefaultRoot::Env(path)) => (
+                path.as_path(),
+                "from $NAMEDMUTEX_ROOT: set it to another directory",
+            ),
+            (None, DefaultRoot::EmptyEnv) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!(
+                        "{ROOT_ENV} is set but empty: unset it to use the default {DEFAULT_ROOT}, \
+                         or set it to a directory"
+                    ),
+                ));
+            }
+            (None, DefaultRoot::Default) => (
+                Path::new(DEFAULT_ROOT),
+                "the default root: set $NAMEDMUTEX_ROOT to use another directory",
+            ),
+        };
         let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(root) = roots.iter().find(|r| r.path == path) {
             return Ok(root.clone());
         }
-        let root = Arc::new(Root::open(path)?);
+        let root = Arc::new(Root::open(path).map_err(|e| e.with_hint(hint))?);
         roots.push(root.clone());
         Ok(root)
     }
@@ -208,21 +238,14 @@ fn root_error(path: &Path, what: &str, e: Errno) -> Error {
         }
         _ => ErrorKind::Io,
     };
-    Error::io(
-        kind,
-        format!(
-            "{what} {} (set {ROOT_ENV} to use another directory)",
-            path.display()
-        ),
-        e.into(),
-    )
+    Error::io(kind, format!("{what} {}", path.display()), e.into())
 }
 
 fn refused(path: &Path, why: &str) -> Error {
     Error::new(
         ErrorKind::AccessDenied,
         format!(
-            "refusing to use {} for named mutexes: {why} (set {ROOT_ENV} to use another directory)",
+            "refusing to use {} for named mutexes: {why}",
             path.display()
         ),
     )
