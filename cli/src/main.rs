@@ -236,8 +236,12 @@ struct LockArgs {
     #[arg(short = 'g', long)]
     global: bool,
     /// Let every user open a Global\ mutex this command creates (default: only you).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     everyone: bool,
+    /// Let the members of GROUP (a name or a number) open a Global\ mutex this command
+    /// creates; you must belong to it. Not on Windows.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
     /// The exit status on timeout (default 75).
     #[arg(short = 'E', long, value_name = "N", default_value_t = exit::TIMEOUT)]
     conflict_exit_code: u8,
@@ -504,14 +508,58 @@ fn full_name(name: &str, global: bool) -> Result<String, Failure> {
     Ok(full)
 }
 
+/// The group id of `group`: a number, or a name looked up in the group database.
+#[cfg(unix)]
+fn group_id(group: &str) -> Result<u32, Failure> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let unknown = || Failure::new(group, "no such group (see getent group)", exit::USAGE);
+    let cname = std::ffi::CString::new(group).map_err(|_| unknown())?;
+    let mut grp: libc::group = unsafe_zeroed_group();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: the NUL-terminated name, our `group`
+    // struct, a buffer of the length we pass, and the out-pointer.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(unknown());
+    }
+    Ok(grp.gr_gid)
+}
+
+#[cfg(unix)]
+fn unsafe_zeroed_group() -> libc::group {
+    // SAFETY: `libc::group` is a plain C struct of integers and pointers, for which all
+    // zeroes is a valid (empty) value; getgrnam_r fills it.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(not(unix))]
+fn group_id(group: &str) -> Result<u32, Failure> {
+    Err(Failure::new(
+        group,
+        "--group: there are no Unix groups on this platform",
+        exit::USAGE,
+    ))
+}
+
 /// Opens (creating if needed) the mutex for an acquiring command.
 fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Failure> {
     lock.flock.check()?;
     let name = full_name(&lock.name, lock.global)?;
-    let opts = if lock.everyone {
-        opts.clone().security(Security::Everyone)
-    } else {
-        opts.clone()
+    let opts = match (&lock.group, lock.everyone) {
+        (Some(group), _) => opts.clone().security(Security::UnixGroup(group_id(group)?)),
+        (None, true) => opts.clone().security(Security::Everyone),
+        (None, false) => opts.clone(),
     };
     let (mutex, _existed) = opts
         .create(&name)

@@ -979,3 +979,34 @@ fn root_errors_say_what_to_change() {
         out.stderr
     );
 }
+
+#[test]
+fn group_option_shares_a_global_mutex_with_a_group() {
+    use std::os::unix::fs::MetadataExt;
+    let root = Root::new();
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() }.to_string();
+    let _h = root.hold(&["--group", &gid, "--global"], "grp");
+    let meta = std::fs::metadata(root.dir.join("namedmutex-global.grp")).unwrap();
+    assert_eq!(meta.gid().to_string(), gid);
+    assert_eq!(
+        meta.mode() & 0o777,
+        0o660,
+        "group may read and write, others nothing"
+    );
+    let out = root.run(&[
+        "run",
+        "--group",
+        "no-such-group-here",
+        "-g",
+        "other",
+        "true",
+    ]);
+    assert_eq!(out.code(), 64, "{}", out.stderr);
+    assert!(out.stderr.contains("no such group"), "{}", out.stderr);
+    assert_eq!(
+        root.run(&["run", "--group", &gid, "--everyone", "-g", "x", "true"])
+            .code(),
+        64
+    );
+}
