@@ -81,6 +81,17 @@ pub struct OwnerInfo {
     /// False when the owner has ended: the mutex is abandoned and the next acquirer will
     /// get `WAIT_ABANDONED`.
     pub alive: bool,
+    /// The owner's process id in the caller's PID namespace, where the kernel shows it
+    /// there: `pid` itself in the same namespace; for an owner in a namespace nested in the
+    /// caller's (a container started from here), its id out here, from the `NSpid` line of
+    /// `/proc/<pid>/status`. `None` when the caller cannot see the process (another
+    /// container, or it has ended).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub visible_pid: Option<u32>,
+    /// Whether the owner's process is stopped (SIGSTOP, a debugger, a paused container): it
+    /// holds the mutex and will not release it until it is continued. False when unknown.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub stopped: bool,
 }
 
 /// Every mutex in `namespace` under the default root (for `Local`, the calling user's).

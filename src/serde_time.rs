@@ -190,6 +190,8 @@ mod tests {
                 uid: Some(1000),
                 acquired: Some(t),
                 alive: false,
+                visible_pid: None,
+                stopped: false,
             }),
             count: 1,
             waiters: 2,

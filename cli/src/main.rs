@@ -175,7 +175,8 @@ Examples:
   namedmutex list
   namedmutex list --global --json | jq '.[] | select(.state == \"held\") | .owner.pid'
 
-STATE is free, held or abandoned (the owner died; the next acquirer is told), plus `stale`
+STATE is free, held or abandoned (the owner died; the next acquirer is told), plus `stopped`
+when the holder's process is stopped (it keeps the lock until continued), and `stale`
 when no process has it open any more (the next open removes it). HELD is how long the
 owner has held it, when recorded (locks taken without waiting are not timed). COMMAND is
 the owner's command line when it runs in this PID namespace and is readable.";

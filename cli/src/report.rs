@@ -51,8 +51,8 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
 
 /// The command line of the owner, when it runs in our PID namespace and is alive.
 pub fn owner_cmdline(owner: &OwnerInfo) -> Option<Vec<String>> {
-    if owner.same_pid_namespace && owner.alive {
-        owner.pid.and_then(cmdline)
+    if owner.alive {
+        owner.visible_pid.and_then(cmdline)
     } else {
         None
     }
@@ -97,6 +97,10 @@ pub struct Holder {
     pub first_seen: Option<SystemTime>,
     /// Whether it was alive at the last look.
     pub alive: bool,
+    /// Its process id in our PID namespace, when we can see it.
+    pub visible_pid: Option<u32>,
+    /// Whether its process was stopped at the last look.
+    pub stopped: bool,
 }
 
 impl Holder {
@@ -113,14 +117,21 @@ impl Holder {
             acquired: owner.acquired.or(previous.acquired),
             first_seen: previous.first_seen.or_else(|| Some(SystemTime::now())),
             alive: owner.alive,
+            // Kept from an earlier look: a dead holder is no longer visible, and the
+            // abandonment report should still name it as we could see it.
+            visible_pid: owner.visible_pid.or(previous.visible_pid),
+            stopped: owner.stopped,
         }
     }
 
-    /// `pid 1234, thread 1235 (make -j8)`.
+    /// `pid 1234, thread 1235 (make -j8)`, and `[stopped]` for a stopped holder.
     pub fn describe(&self) -> String {
         let mut s = self.who();
         if let Some(cmd) = self.command() {
             s.push_str(&format!(" ({cmd})"));
+        }
+        if self.stopped {
+            s.push_str(" [stopped: it keeps the lock until continued]");
         }
         s
     }
@@ -130,8 +141,14 @@ impl Holder {
         self.cmdline.as_deref().map(join_args)
     }
 
-    /// `pid 1234, thread 1235`.
+    /// `pid 1234, thread 1235`; for a holder in a nested PID namespace, the id out here
+    /// first: `pid 4321 (7 in its PID namespace)`.
     pub fn who(&self) -> String {
+        if let (Some(seen), Some(own)) = (self.visible_pid, self.pid) {
+            if seen != own {
+                return format!("pid {seen} ({own} in its PID namespace)");
+            }
+        }
         match (self.pid, self.tid) {
             (Some(p), Some(t)) if p == t => format!("pid {p}"),
             (Some(p), Some(t)) => format!("pid {p}, thread {t}"),
@@ -191,6 +208,9 @@ pub fn printable(name: &str) -> String {
 
 fn state_label(info: &MutexInfo) -> String {
     let mut s = State::of(info).as_str().to_owned();
+    if info.owner.as_ref().is_some_and(|o| o.stopped) {
+        s.push_str(",stopped");
+    }
     if info.stale {
         s.push_str(",stale");
     }
@@ -216,8 +236,12 @@ pub fn table(infos: &[MutexInfo]) -> String {
             [
                 printable(&i.name),
                 state_label(i),
-                opt(o.and_then(|o| o.pid)),
-                opt(o.and_then(|o| o.tid)),
+                opt(o.and_then(|o| o.visible_pid.or(o.pid))),
+                // A thread id is of the owner's namespace; its main thread's is the pid.
+                opt(o.and_then(|o| match o.visible_pid {
+                    Some(seen) if o.pid != Some(seen) => (o.tid == o.pid).then_some(seen),
+                    _ => o.tid,
+                })),
                 i.count.to_string(),
                 i.waiters.to_string(),
                 i.handles.to_string(),
@@ -261,8 +285,8 @@ pub fn block(info: &MutexInfo) -> String {
     if let Some(o) = &info.owner {
         let holder = Holder::update(None, o);
         let mut who = holder.describe();
-        if !o.same_pid_namespace {
-            who.push_str(" [another PID namespace]");
+        if !o.same_pid_namespace && o.visible_pid.is_none() {
+            who.push_str(" [another PID namespace, not visible from here]");
         }
         if !o.alive {
             who.push_str(" [dead]");

@@ -1010,3 +1010,104 @@ fn group_option_shares_a_global_mutex_with_a_group() {
         64
     );
 }
+
+/// Waits (bounded) until process `pid` is in state `state` (`/proc/<pid>/stat`).
+fn until_state(pid: u32, state: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let now = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        if now == Some(state) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never reached {state}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_stopped_holder_is_shown_as_stopped() {
+    let root = Root::new();
+    let h = root.hold(&[], "paused");
+    h.signal(libc::SIGSTOP);
+    until_state(h.pid(), "T");
+    let out = root.run(&["list"]);
+    assert!(out.stdout.contains("held,stopped"), "{}", out.stdout);
+    let out = root.run(&["info", "paused"]);
+    assert!(out.stdout.contains("[stopped"), "{}", out.stdout);
+    assert_eq!(
+        root.run(&["list", "--json"]).json()[0]["owner"]["stopped"],
+        true
+    );
+    h.signal(libc::SIGCONT);
+    until_state(h.pid(), "S");
+    let out = root.run(&["list"]);
+    assert!(!out.stdout.contains("stopped"), "{}", out.stdout);
+}
+
+#[test]
+fn a_holder_in_a_nested_pid_namespace_is_shown_by_its_pid_out_here() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: a PID namespace needs root (unshare --pid)");
+        return;
+    }
+    /// Kills `unshare` (and with --kill-child, the holder) however the test ends.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let root = Root::new();
+    let mut child = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            BIN,
+            "hold",
+        ])
+        .args(["--ignore-stdin", "nsjob"])
+        .env("NAMEDMUTEX_ROOT", &root.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let lines = lines_of(child.stdout.take().unwrap());
+    let _child = KillOnDrop(child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the holder in the new namespace says held");
+    assert_eq!(first, "held nsjob");
+    let v = root.run(&["info", "--json", "nsjob"]).json();
+    let owner = &v["owner"];
+    assert_eq!(owner["pid"], 1, "as the holder sees itself: {v}");
+    assert_eq!(owner["same_pid_namespace"], false);
+    let seen = owner["visible_pid"].as_u64().expect("translated") as u32;
+    let status = std::fs::read_to_string(format!("/proc/{seen}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(
+        nspid.split_whitespace().skip(1).collect::<Vec<_>>(),
+        vec![seen.to_string(), "1".to_owned()],
+        "{nspid}"
+    );
+    let text = root.run(&["info", "nsjob"]).stdout;
+    assert!(
+        text.contains(&format!("pid {seen} (1 in its PID namespace)")),
+        "{text}"
+    );
+    let list = root.run(&["list"]).stdout;
+    assert!(list.contains(&format!(" {seen} ")), "{list}");
+}

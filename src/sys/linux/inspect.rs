@@ -150,6 +150,9 @@ fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
     });
     let ours = registry::pid_namespace();
     let same_ns = recorded.is_some_and(|o| o.pidns != 0 && o.pidns == ours);
+    let visible_pid = recorded
+        .filter(|_| alive)
+        .and_then(|o| visible_pid(o.pid, o.pidns, ours));
     OwnerInfo {
         pid: recorded.map(|o| o.pid).filter(|p| *p != 0),
         tid: recorded.map(|o| o.tid).filter(|t| *t != 0),
@@ -157,7 +160,64 @@ fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
         uid,
         acquired: time(page.acquired_ns().load(Ordering::Relaxed)),
         alive,
+        visible_pid,
+        stopped: visible_pid.is_some_and(is_stopped),
     }
+}
+
+/// The id in our PID namespace of the process that is `pid` in the namespace `pidns`.
+fn visible_pid(pid: u32, pidns: u64, ours: u64) -> Option<u32> {
+    if pid == 0 || pidns == 0 {
+        return None;
+    }
+    if pidns == ours {
+        return Some(pid);
+    }
+    // A nested namespace: the process is also in ours, and its status lists its ids from
+    // our namespace down to its own (`NSpid: 4321 7 1`).
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(candidate) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{candidate}/status")) else {
+            continue;
+        };
+        let Some(ids) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) else {
+            continue;
+        };
+        let ids: Vec<u32> = ids
+            .split_whitespace()
+            .filter_map(|i| i.parse().ok())
+            .collect();
+        if ids.len() < 2 || ids.last() != Some(&pid) {
+            continue;
+        }
+        // The same inner id may exist in several containers: the namespace must match.
+        let ns = std::fs::metadata(format!("/proc/{candidate}/ns/pid"))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if ns.ok() == Some(pidns) {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// Whether process `pid` (of our namespace) is stopped: state `T` (signal) or `t` (tracer)
+/// in `/proc/<pid>/stat`.
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|state| state == "T" || state == "t")
+        })
+        .unwrap_or(false)
 }
 
 fn time(ns: u64) -> Option<SystemTime> {
