@@ -232,7 +232,8 @@ fn global_private() -> TestResult {
     let root = shared_root("hostile-global-private");
     let mut holder = spawn_as(u.us, &root, &["hold", "Global\\priv", "current"]);
     holder.expect("holding")?;
-    for l in run_as(u.them, &root, &["attack-global-private", "priv"])? {
+    let us = u.us.uid.to_string();
+    for l in run_as(u.them, &root, &["attack-global-private", "priv", &us])? {
         println!("  attacker: {l}");
     }
     holder.send("");
@@ -583,7 +584,16 @@ fn run_sub(sub: &[&str]) -> Result<(), String> {
                     NamedMutex::create(&name, false).map(|_| ())
                 };
                 match r {
-                    Err(e) if e.kind() == ErrorKind::AccessDenied => say(format!("{op}: {e}")),
+                    // The refusal names the creator and what would share the mutex.
+                    Err(e)
+                        if e.kind() == ErrorKind::AccessDenied
+                            && e.to_string()
+                                .contains(&format!("created by uid {}", arg(2)))
+                            && e.to_string().contains("only its creator may open it")
+                            && e.to_string().contains("--everyone or --group") =>
+                    {
+                        say(format!("{op}: {e}"))
+                    }
                     other => return Err(format!("{op} {name}: {other:?}")),
                 }
             }

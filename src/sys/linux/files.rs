@@ -240,6 +240,50 @@ fn publish_via_temp_name<T>(
 }
 
 /// An I/O failure while doing `what` to `object`.
+/// The refusal to open another user's object: who made it, who may open it, and what its
+/// creator would have to do to share it, read from the file's owner and mode (visible to
+/// all in the shared root, whatever the mode).
+pub(super) fn denied(dir: BorrowedFd<'_>, file: &str, name: &str) -> Error {
+    let Ok(st) = rustix::fs::statat(dir, file, AtFlags::SYMLINK_NOFOLLOW) else {
+        return io_error("open the mutex", &format!("{name:?}"), Errno::ACCESS);
+    };
+    let creator = account_name("/etc/passwd", st.st_uid).map_or_else(
+        || format!("uid {}", st.st_uid),
+        |n| format!("uid {} ({n})", st.st_uid),
+    );
+    let mode = st.st_mode & 0o777;
+    let who = if mode & 0o060 != 0 {
+        let group = account_name("/etc/group", st.st_gid).map_or_else(
+            || format!("group {}", st.st_gid),
+            |n| format!("group {} ({n})", st.st_gid),
+        );
+        format!("its creator and {group} may open it")
+    } else {
+        "only its creator may open it".to_owned()
+    };
+    Error::io(
+        ErrorKind::AccessDenied,
+        format!(
+            "cannot open the mutex {name:?}: it was created by {creator} and {who} (mode {mode:04o}); \
+             to share it, its creator makes it with Security::Everyone or \
+             Security::UnixGroup (the namedmutex command's --everyone or --group)"
+        ),
+        Errno::ACCESS.into(),
+    )
+}
+
+/// The name of account `id` in a passwd- or group-format file, if listed there (a hint
+/// for messages; accounts from other databases show as numbers).
+fn account_name(file: &str, id: u32) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id_field = fields.nth(1)?;
+        (id_field.parse::<u32>().ok()? == id).then(|| name.to_owned())
+    })
+}
+
 pub(super) fn io_error(what: &str, object: &str, e: Errno) -> Error {
     let kind = match e {
         Errno::ACCESS | Errno::PERM => ErrorKind::AccessDenied,

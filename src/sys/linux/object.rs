@@ -185,6 +185,7 @@ impl Object {
                     // Another user's object still being created is private (0600) until
                     // its creator has locked it and set the final mode: look again.
                     Err(Errno::ACCESS) if files::is_empty_file(dir, &file) => Ok(Found::Unfinished),
+                    Err(Errno::ACCESS) => Err(files::denied(dir, &file, name.full)),
                     Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::NXIO)
                     | Err(Errno::ISDIR) => Err(Error::new(
                         ErrorKind::TypeMismatch,
