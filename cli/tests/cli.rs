@@ -1111,3 +1111,38 @@ fn a_holder_in_a_nested_pid_namespace_is_shown_by_its_pid_out_here() {
     let list = root.run(&["list"]).stdout;
     assert!(list.contains(&format!(" {seen} ")), "{list}");
 }
+
+#[test]
+fn a_planted_file_is_named_the_same_way_by_run_and_info() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = Root::new();
+    assert_eq!(root.run(&["list"]).code(), 0); // makes our directories
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let path = root.dir.join(format!("namedmutex-{uid}/local/planted"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap()
+        .write_all(&[0u8; 4096])
+        .unwrap();
+    let run = root.run(&["run", "planted", "true"]);
+    let info = root.run(&["info", "planted"]);
+    assert_eq!(
+        (run.code(), info.code()),
+        (70, 70),
+        "{}{}",
+        run.stderr,
+        info.stderr
+    );
+    assert_eq!(run.stderr, info.stderr, "the same words for the same file");
+    assert!(run.stderr.contains("not a mutex"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("the file is {}", path.display())),
+        "{}",
+        run.stderr
+    );
+}

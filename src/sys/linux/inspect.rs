@@ -24,7 +24,8 @@ pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexI
     let root = Root::get(opts.root.as_deref())?;
     let file = Root::file_name(name.namespace, name.object);
     match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
-        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object)),
+        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object))
+            .map_err(|e| super::object::name_the_file(e, &root, name, &file)),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(files::io_error("inspect the mutex", name.full, e)),
     }

@@ -59,6 +59,20 @@ pub(super) struct Object {
     id: u64,
 }
 
+/// A refusal to use a file that is not a good object says which file it is, so that the
+/// user can look at it and remove it.
+pub(super) fn name_the_file(e: Error, root: &Root, name: &Name<'_>, file: &str) -> Error {
+    match e.kind() {
+        ErrorKind::TypeMismatch | ErrorKind::Corrupt | ErrorKind::Incompatible => {
+            e.with_hint(&format!(
+                "the file is {}; if no process uses it (fuser, lsof), remove it",
+                root.file_path(name.namespace, file).display()
+            ))
+        }
+        _ => e,
+    }
+}
+
 /// Where a named object's file is.
 #[derive(Clone)]
 pub(super) struct Place {
@@ -177,7 +191,8 @@ impl Object {
             let found = with_table(|table| -> Result<Found> {
                 let dir = root.dir_for(name.namespace);
                 match files::open_in(dir, &file, OFlags::RDWR) {
-                    Ok(fd) => open_existing(table, root, name, &file, fd, create),
+                    Ok(fd) => open_existing(table, root, name, &file, fd, create)
+                        .map_err(|e| name_the_file(e, root, name, &file)),
                     Err(Errno::NOENT) => match create {
                         None => Err(not_found(name)),
                         Some(new) => publish(table, root, name, &file, new),

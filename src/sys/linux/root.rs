@@ -155,6 +155,18 @@ impl Root {
         }
     }
 
+    /// The path of the object file `file` of `namespace`, for messages.
+    pub(super) fn file_path(&self, namespace: Namespace, file: &str) -> PathBuf {
+        match namespace {
+            Namespace::Local => self
+                .path
+                .join(format!("{USER_DIR_PREFIX}{}", self.uid))
+                .join(LOCAL_DIR)
+                .join(file),
+            Namespace::Global => self.path.join(file),
+        }
+    }
+
     /// The file name of the object `object` in `namespace`.
     pub(super) fn file_name(namespace: Namespace, object: &str) -> String {
         let encoded = super::file_name::encode(object);
