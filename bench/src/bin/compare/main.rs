@@ -11,6 +11,7 @@
 //! Workers are this binary re-executed with `NMBENCH_ROLE` set (see the library's `roles`).
 
 mod async_capi;
+mod cli_startup;
 mod report;
 mod scenarios;
 
@@ -125,7 +126,7 @@ fn main() {
     let mut report = Report::new(&cfg, machine::Machine::current());
     let wanted = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
     type Scenario = fn(&Config, &Env, &mut Report);
-    let all: [(u32, &str, Scenario); 7] = [
+    let all: [(u32, &str, Scenario); 8] = [
         (1, "uncontended", scenarios::uncontended),
         (2, "open and close", scenarios::open_close),
         (3, "hand-off", scenarios::handoff),
@@ -133,6 +134,7 @@ fn main() {
         (5, "abandonment", scenarios::abandonment),
         (6, "scale", scenarios::scale),
         (7, "async tasks and the C ABI", async_capi::async_and_capi),
+        (8, "the command against flock(1)", cli_startup::cli_startup),
     ];
     for (n, what, run) in all {
         if !wanted(n) {
