@@ -57,6 +57,16 @@ pub struct MutexInfo {
     /// The process and thread of the last owner that abandoned it, if any.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_time::opt_abandoner"))]
     pub last_abandoner: Option<(u32, u32)>,
+    /// Why the last abandonment happened, when its owner gave the mutex up on purpose
+    /// with [`NamedMutex::abandon`](crate::NamedMutex::abandon) (an owner that died says
+    /// nothing: then `None`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub abandon_note: Option<String>,
+    /// The object outlives its last handle until an acquirer has been told of its
+    /// abandonment ([`MutexOptions::keep_abandoned`](crate::MutexOptions::keep_abandoned)):
+    /// its owner is dead, and it is not `stale`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub kept_for_report: bool,
 }
 
 /// The thread that owns a mutex.

@@ -41,6 +41,7 @@ mod multi_wait;
 mod mutex;
 pub mod name;
 mod options;
+mod prune;
 mod security;
 #[cfg(feature = "serde")]
 pub mod serde_time;
@@ -56,6 +57,7 @@ pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, WaitAny, wait_all, wait_any};
 pub use mutex::{MutexGuard, NamedMutex, OwnedMutexGuard};
 pub use name::{Name, Namespace};
 pub use options::MutexOptions;
+pub use prune::{Pruned, prune};
 pub use security::Security;
 pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
 

@@ -347,6 +347,35 @@ impl NamedMutex {
         LockFuture::new(self.clone(), Some(timeout))
     }
 
+    /// Gives the mutex up the way a crash would, saying why: the next acquirer gets
+    /// [`WaitStatus::Abandoned`] (told that whatever the mutex guards may be half-done),
+    /// finds this process and thread recorded as the one that abandoned it, and `note` in
+    /// [`MutexInfo::abandon_note`](crate::MutexInfo::abandon_note) (cut to 512 bytes). All
+    /// of the calling thread's recursion is given up at once. For a supervisor that learns
+    /// its work died half-way (the `namedmutex` command does this when its command is
+    /// killed by a signal). Fails with [`crate::ErrorKind::NotOwner`] when the calling
+    /// thread does not own the mutex, and with [`crate::ErrorKind::Unsupported`] on
+    /// Windows, which reports an abandonment only when the owning thread ends.
+    ///
+    /// ```
+    /// use namedmutex::{NamedMutex, WaitStatus};
+    ///
+    /// let name = format!("doc-abandon-{}", std::process::id());
+    /// let (m, _) = NamedMutex::create(&name, true)?;
+    /// # #[cfg(target_os = "linux")] {
+    /// m.abandon("the import was cut off at row 1200")?;
+    /// assert_eq!(m.wait(None)?, WaitStatus::Abandoned);
+    /// let info = namedmutex::info(&name)?.expect("it exists");
+    /// assert_eq!(info.abandon_note.as_deref(), Some("the import was cut off at row 1200"));
+    /// assert_eq!(info.last_abandoner.map(|(pid, _)| pid), Some(std::process::id()));
+    /// m.release()?;
+    /// # }
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn abandon(&self, note: &str) -> Result<()> {
+        self.raw.abandon(note)
+    }
+
     /// Acquires the mutex only if that needs no waiting (a zero timeout).
     ///
     /// ```

@@ -8,6 +8,10 @@ use crate::name::{Name, Namespace};
 use crate::security::Security;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// See [`MutexOptions::busy_timeout`].
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Options for creating or opening a mutex: `CreateMutexEx` and `OpenMutex` in one builder.
 ///
@@ -32,6 +36,8 @@ pub struct MutexOptions {
     pub(crate) security: Security,
     #[cfg(unix)]
     pub(crate) root: Option<PathBuf>,
+    pub(crate) keep_abandoned: bool,
+    pub(crate) busy_timeout: Option<Duration>,
 }
 
 impl Default for MutexOptions {
@@ -59,7 +65,64 @@ impl MutexOptions {
             security: Security::CurrentUser,
             #[cfg(unix)]
             root: None,
+            keep_abandoned: false,
+            busy_timeout: Some(DEFAULT_BUSY_TIMEOUT),
         }
+    }
+
+    /// Keeps an abandoned mutex until an acquirer has been told. With this option, when
+    /// an owner dies holding the mutex (or gives it up with [`NamedMutex::abandon`]), the
+    /// object outlives its last handle: the next process to open the name gets
+    /// [`WaitStatus::Abandoned`](crate::WaitStatus::Abandoned) on its first acquisition,
+    /// exactly once, even if no process had the mutex open when its owner died. After that
+    /// acquirer releases, the object lives and dies as usual.
+    ///
+    /// The default is Win32's: an object dies with its last handle, and a crash that
+    /// nobody else saw (no other process had the mutex open) is forgotten. Once any handle
+    /// asks for this, the object keeps the setting for the rest of its life. The
+    /// `namedmutex` command turns it on for `run`, `hold` and `wait`. On Windows the kernel
+    /// owns objects' lifetimes, and this option does nothing.
+    ///
+    /// ```
+    /// use namedmutex::{MutexOptions, WaitStatus};
+    ///
+    /// let name = format!("doc-keep-{}", std::process::id());
+    /// let opts = MutexOptions::new().keep_abandoned(true);
+    /// # #[cfg(target_os = "linux")] {
+    /// let (m, _) = opts.create(&name)?;
+    /// assert!(m.wait(None)?.is_acquired());
+    /// m.abandon("the job stopped half-way")?; // as a crash would
+    /// drop(m); // the last handle: without the option the object would be gone
+    /// let (m, existed) = opts.create(&name)?;
+    /// assert!(existed);
+    /// assert_eq!(m.wait(None)?, WaitStatus::Abandoned);
+    /// m.release()?;
+    /// # }
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn keep_abandoned(mut self, yes: bool) -> MutexOptions {
+        self.keep_abandoned = yes;
+        self
+    }
+
+    /// How long `create` and `open` keep trying while another process holds the object's
+    /// file locked (which normal use does for microseconds, while it creates or removes
+    /// the object). A process stopped at that moment (SIGSTOP, a debugger, a paused
+    /// container) holds it until it is continued; after this long the call fails with
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy), naming the process and saying whether it
+    /// is stopped. `None` waits as long as it takes. The default is 2 seconds. Ignored on
+    /// Windows, whose kernel has no such state.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let opts = namedmutex::MutexOptions::new().busy_timeout(Some(Duration::from_secs(30)));
+    /// let (_m, _) = opts.create("")?;
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn busy_timeout(mut self, limit: Option<Duration>) -> MutexOptions {
+        self.busy_timeout = limit;
+        self
     }
 
     /// Whether the calling thread owns a mutex this call *creates* (count 1). Ignored when
@@ -186,6 +249,25 @@ impl MutexOptions {
     /// ```
     pub fn list(&self, namespace: Namespace) -> Result<Vec<MutexInfo>> {
         crate::sys::inspect::list(self, namespace)
+    }
+
+    /// Removes the stale objects of `namespace` under this root (see [`crate::prune`]).
+    ///
+    /// ```
+    /// use namedmutex::{MutexOptions, Namespace};
+    ///
+    /// let opts = MutexOptions::new();
+    /// let name = format!("doc-opts-prune-{}", std::process::id());
+    /// let (_m, _) = opts.create(&name)?;
+    /// # #[cfg(target_os = "linux")] {
+    /// let pruned = opts.prune(Namespace::Local)?;
+    /// assert!(pruned.in_use >= 1); // ours is open: left alone
+    /// assert!(opts.info(&name)?.is_some());
+    /// # }
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn prune(&self, namespace: Namespace) -> Result<crate::Pruned> {
+        crate::sys::inspect::prune(self, namespace).map(crate::Pruned::from)
     }
 
     /// The mutex `name` under this root, or `None` (see [`crate::info`]).

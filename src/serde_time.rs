@@ -202,6 +202,8 @@ mod tests {
             created: Some(t),
             abandon_count: 4,
             last_abandoner: Some((5, 9)),
+            abandon_note: Some("killed by SIGKILL".into()),
+            kept_for_report: true,
         };
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["namespace"], "global");

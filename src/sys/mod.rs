@@ -10,12 +10,26 @@
 //! - `wait(&self, timeout: Option<Duration>) -> Result<WaitStatus>`: `None` waits forever;
 //!   a zero timeout polls. Needs `SYNCHRONIZE` in the handle's access.
 //! - `release(&self) -> Result<()>`: `NotOwner` unless the calling thread owns the mutex.
+//! - `abandon(&self, note: &str) -> Result<()>`: give ownership up as a crash would.
 //! - `try_clone(&self) -> Result<RawMutex>`: a new handle to the same object.
 //! - `inheritable_handle(&self) -> Option<u64>` and
 //!   `unsafe from_inherited_handle(value: u64) -> Result<RawMutex>`.
 //!
 //! Names arrive validated ([`crate::name`]); access masks arrive unchecked, because on
 //! Windows the OS checks them.
+
+/// What a sweep of stale objects found (`MutexOptions::prune`), file by file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Stale objects (and empty files of dead creators) removed.
+    pub removed: u32,
+    /// Objects left because a process has them open.
+    pub in_use: u32,
+    /// Objects left because they are kept for the report of their abandonment.
+    pub kept_for_report: u32,
+    /// Files left because they are not valid objects, or the caller may not remove them.
+    pub skipped: u32,
+}
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -50,6 +64,16 @@ pub(crate) mod inspect {
         Err(unsupported())
     }
     pub(crate) fn info(_: &MutexOptions, _: &Name<'_>) -> Result<Option<MutexInfo>> {
+        Err(unsupported())
+    }
+    /// Windows removes an object with its last handle, whatever killed its processes:
+    /// there is never anything to prune.
+    #[cfg(windows)]
+    pub(crate) fn prune(_: &MutexOptions, _: Namespace) -> Result<super::Swept> {
+        Ok(super::Swept::default())
+    }
+    #[cfg(not(windows))]
+    pub(crate) fn prune(_: &MutexOptions, _: Namespace) -> Result<super::Swept> {
         Err(unsupported())
     }
 }

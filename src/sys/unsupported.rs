@@ -91,6 +91,10 @@ impl RawMutex {
         unreachable!("{NEVER}")
     }
 
+    pub(crate) fn abandon(&self, _: &str) -> Result<()> {
+        unreachable!("{NEVER}")
+    }
+
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {
         unreachable!("{NEVER}")
     }

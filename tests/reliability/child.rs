@@ -11,6 +11,9 @@ pub fn run(args: &[String]) -> i32 {
         "usable" => crate::fault::usable_child(rest),
         "capacity" => crate::fault::capacity_child(rest),
         "hold" => hold(rest),
+        "hold-many" => crate::residue::hold_many(rest),
+        "wait-once" => crate::residue::wait_once(rest),
+        "lock-stop" => crate::residue::lock_stop(rest),
         "fill" => crate::exhaust::fill(rest),
         "register-once" => crate::exhaust::register_once(rest),
         "try-root" => crate::exhaust::try_root(rest),
@@ -25,11 +28,16 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
-/// `--child hold NAME DEPTH`: creates NAME, acquires it DEPTH times, says `holding`, and
-/// keeps it until stdin closes; then releases and says `released`.
+/// `--child hold NAME DEPTH [keep]`: creates NAME (keeping it for an abandonment report
+/// with `keep`), acquires it DEPTH times, says `holding`, and keeps it until stdin closes;
+/// then releases and says `released`.
 fn hold(args: &[String]) -> i32 {
     let depth: u32 = args[1].parse().unwrap_or(1);
-    let (m, _) = namedmutex::NamedMutex::create(&args[0], false).expect("create");
+    let keep = args.get(2).is_some_and(|a| a == "keep");
+    let (m, _) = namedmutex::MutexOptions::new()
+        .keep_abandoned(keep)
+        .create(&args[0])
+        .expect("create");
     for _ in 0..depth {
         assert!(m.wait(None).expect("wait").is_acquired());
     }

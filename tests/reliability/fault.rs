@@ -56,6 +56,9 @@ const POINTS: &[(&str, Kind)] = &[
     ("lock.after_abandon_cas", Kind::Abandon),
     ("unlock.before_swap", Kind::Owning),
     ("register.after_claim_cas", Kind::Register),
+    ("abandon.before_swap", Kind::Owning),
+    ("sweep.before_lock", Kind::Stale),
+    ("sweep.before_unlink", Kind::Stale),
     ("register.after_lifeline", Kind::Register),
     ("register.before_live", Kind::Register),
 ];
@@ -123,10 +126,13 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
             holder.expect("holding")?;
             holder.kill();
         }
+        // Points of `abandon` and of a sweep are reached by victims that abandon instead of
+        // releasing, or prune before each create.
+        let mode = point.split('.').next().unwrap_or("");
         let mut victim = Peer::spawn_with(
             None,
             "victim",
-            &[shm_s, name, &(100 + round).to_string()],
+            &[shm_s, name, &(100 + round).to_string(), mode],
             &env,
             |cmd| {
                 cmd.env("NAMEDMUTEX_FAULT", point);
@@ -313,15 +319,29 @@ pub fn contend(args: &[String]) -> i32 {
     0
 }
 
-/// `--child victim SHM NAME ID`: like a contender, with an open and a recursion, until the
-/// crash point named by NAMEDMUTEX_FAULT kills it. Exits 3 if it never does.
+/// `--child victim SHM NAME ID MODE`: like a contender, with an open and a recursion, until
+/// the crash point named by NAMEDMUTEX_FAULT kills it. Exits 3 if it never does. MODE
+/// `abandon` gives the mutex up with `abandon` instead of its last release; `sweep` prunes
+/// the name's namespace before each create.
 pub fn victim(args: &[String]) -> i32 {
     let shm = Shm::open(Path::new(&args[0]));
     let name = &args[1];
     let id: u64 = args[2].parse().unwrap();
+    let mode = args.get(3).map_or("", String::as_str);
+    let namespace = if name.starts_with("Global\\") {
+        namedmutex::Namespace::Global
+    } else {
+        namedmutex::Namespace::Local
+    };
     let mut rng = Rng::new(id ^ u64::from(std::process::id()));
     let started = Instant::now();
     while started.elapsed() < WATCHDOG - Duration::from_secs(5) {
+        if mode == "sweep" {
+            if let Err(e) = MutexOptions::new().prune(namespace) {
+                violation(&shm, format!("victim prune failed: {e}"));
+                return 1;
+            }
+        }
         let (m, _) = match NamedMutex::create(name, false) {
             Ok(x) => x,
             Err(e) => {
@@ -343,7 +363,12 @@ pub fn victim(args: &[String]) -> i32 {
                 let _ = o.wait(Some(Duration::ZERO));
                 let _ = o.release();
                 leave(&shm, id);
-                if let Err(e) = m.release() {
+                let last = if mode == "abandon" {
+                    m.abandon("fault-injection victim")
+                } else {
+                    m.release()
+                };
+                if let Err(e) = last {
                     violation(&shm, format!("victim release failed: {e}"));
                 }
             }

@@ -7,7 +7,9 @@
 //!   registration (needs `--features fault-injection`; without it these are ignored);
 //! - `exhaust`: registry slots, a full file system, a missing root, too many open files;
 //! - `hostile`: other local users (needs root: creates users `nmtest1`, `nmtest2`);
-//! - `badfiles`: damaged object files in both namespaces, and 200 random mutations.
+//! - `badfiles`: damaged object files in both namespaces, and 200 random mutations;
+//! - `residue`: abandonment reported across runs, abandonment on purpose, stale objects
+//!   swept, an object file locked by a stopped process.
 //!
 //! Multi-process cases re-execute this binary with `--child ROLE ...`; every wait on a
 //! child or on shared memory is bounded by a watchdog. On other platforms the binary is an
@@ -29,6 +31,8 @@ mod fault;
 #[cfg(target_os = "linux")]
 mod hostile;
 #[cfg(target_os = "linux")]
+mod residue;
+#[cfg(target_os = "linux")]
 mod shm;
 #[cfg(target_os = "linux")]
 #[path = "../support/linux.rs"]
@@ -43,6 +47,7 @@ fn main() {
             exhaust::trials(),
             hostile::trials(),
             badfiles::trials(),
+            residue::trials(),
         ]
         .into_iter()
         .flatten()

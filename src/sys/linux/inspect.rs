@@ -9,7 +9,7 @@ use super::files;
 use super::layout::{self, FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
 use super::registry::{self, Liveness};
-use super::root::{GLOBAL_PREFIX, Root};
+use super::root::Root;
 use crate::error::Result;
 use crate::info::{MutexInfo, OwnerInfo};
 use crate::name::{Name, Namespace};
@@ -19,6 +19,12 @@ use rustix::fs::{FlockOperation, OFlags};
 use rustix::io::Errno;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Removes the stale objects of `namespace` (see `sweep.rs`).
+pub(crate) fn prune(opts: &MutexOptions, namespace: Namespace) -> Result<crate::sys::Swept> {
+    let root = Root::get(opts.root.as_deref())?;
+    super::sweep::sweep(&root, namespace)
+}
 
 pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexInfo>> {
     let root = Root::get(opts.root.as_deref())?;
@@ -33,6 +39,9 @@ pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexI
 
 pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<MutexInfo>> {
     let root = Root::get(opts.root.as_deref())?;
+    // Stale objects are removed rather than listed (failures, on a read-only root say,
+    // leave them listed as stale).
+    let _ = super::sweep::sweep(&root, namespace);
     let dir = root.dir_for(namespace);
     let entries =
         rustix::fs::Dir::read_from(dir).map_err(|e| files::io_error("list", "the namespace", e))?;
@@ -42,11 +51,7 @@ pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<Mute
         let Ok(file) = entry.file_name().to_str() else {
             continue;
         };
-        let ours = match namespace {
-            Namespace::Global => file.starts_with(GLOBAL_PREFIX),
-            Namespace::Local => !file.starts_with('.'),
-        };
-        if !ours {
+        if !super::sweep::is_object_file(namespace, file) {
             continue;
         }
         let Ok(fd) = files::open_in(dir, file, OFlags::RDONLY) else {
@@ -110,12 +115,26 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
         }
         free
     };
+    let kept_for_report = stale && super::object::keeps_report(&page, root);
     let (creator_uid, creator_pid, created_ns) = page.creator();
     let (ab_pid, ab_tid) = page.last_abandoner();
     let ab = (
         ab_pid.load(Ordering::Relaxed),
         ab_tid.load(Ordering::Relaxed),
     );
+    // An owner that gave the mutex up on purpose recorded itself as the abandoner.
+    let owner = owner.map(|o| {
+        if layout::lock::token(word) == layout::lock::ABANDONED && ab.0 != 0 {
+            OwnerInfo {
+                pid: Some(ab.0),
+                tid: Some(ab.1),
+                same_pid_namespace: true,
+                ..o
+            }
+        } else {
+            o
+        }
+    });
     Ok(Some(MutexInfo {
         name,
         namespace,
@@ -129,12 +148,14 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
         owner,
         waiters: page.sleepers().load(Ordering::Relaxed),
         handles: holders.unwrap_or(u32::from(!stale)),
-        stale,
+        stale: stale && !kept_for_report,
         creator_uid,
         creator_pid,
         created: time(created_ns),
         abandon_count: page.abandon_count().load(Ordering::Relaxed),
         last_abandoner: (ab != (0, 0)).then_some(ab),
+        abandon_note: page.abandon_note(),
+        kept_for_report,
     }))
 }
 
@@ -228,18 +249,56 @@ fn time(ns: u64) -> Option<SystemTime> {
 /// How many `flock` locks are held on the file `(dev, ino)`, from `/proc/locks`: one per
 /// process that has the object open (plus one per inheritable handle). `None` if the table
 /// cannot be read.
-fn flock_holders((dev, ino): (u64, u64)) -> Option<u32> {
+fn flock_holders(key: (u64, u64)) -> Option<u32> {
+    flock_lockers(key).map(|lockers| lockers.len() as u32)
+}
+
+/// The `flock` locks held on the file `(dev, ino)`, from `/proc/locks`: for each, the pid
+/// (0 for a holder in another PID namespace, which the table hides) and whether it is
+/// exclusive.
+fn flock_lockers((dev, ino): (u64, u64)) -> Option<Vec<(u32, bool)>> {
     let table = std::fs::read_to_string("/proc/locks").ok()?;
     let want = format!(
         "{:02x}:{:02x}:{ino}",
         rustix::fs::major(dev),
         rustix::fs::minor(dev)
     );
-    let held = table.lines().filter(|line| {
+    let held = table.lines().filter_map(|line| {
         let mut fields = line
             .split_whitespace()
             .skip_while(|f| f.ends_with(':') || *f == "->");
-        fields.next() == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
+        // FLOCK  ADVISORY  WRITE  1234  00:1a:5678  0  EOF
+        if fields.next() != Some("FLOCK") {
+            return None;
+        }
+        let _advisory = fields.next()?;
+        let exclusive = fields.next()? == "WRITE";
+        let pid = fields.next()?.parse().unwrap_or(0);
+        (fields.next()? == want).then_some((pid, exclusive))
     });
-    Some(held.count() as u32)
+    Some(held.collect())
+}
+
+/// Who holds `flock` locks on the file `(dev, ino)`, for an error message: empty when
+/// nothing can be said, else `"; pid 1234 holds its lock exclusively and is stopped (...)"`.
+pub(super) fn describe_lockers(key: (u64, u64)) -> String {
+    let Some(lockers) = flock_lockers(key) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (pid, exclusive) in lockers.into_iter().filter(|(pid, _)| *pid != 0) {
+        let how = if exclusive { "exclusively" } else { "shared" };
+        if is_stopped(pid) {
+            parts.push(format!(
+                "pid {pid} holds its lock {how} and is stopped (SIGSTOP, a debugger or a paused container): it will not let go until it is continued"
+            ));
+        } else {
+            parts.push(format!("pid {pid} holds its lock {how}"));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join("; "))
+    }
 }

@@ -71,6 +71,12 @@ pub(super) mod obj {
     /// puts the word back to `BIASABLE` instead of 0, so that a process that could not bias
     /// yet (see `barrier.rs`) does not lose the chance for good. Written only by the owner.
     pub const FRESH: usize = 104;
+    /// u32 length in bytes of `ABANDON_NOTE` (at most `NOTE_CAPACITY`; larger is read as 0).
+    pub const ABANDON_NOTE_LEN: usize = 108;
+    /// Why the mutex was last abandoned on purpose (`NamedMutex::abandon`), UTF-8; written by
+    /// that owner before it gives the word up, cleared by the winner of an ordinary
+    /// abandonment (diagnostics only).
+    pub const ABANDON_NOTE: usize = 1536;
     /// 64 × u32 user table: `uid + 1` of each user that has opened the object, 0 = empty.
     pub const USERS: usize = 128;
     /// The name, UTF-8, `NAME_LEN` bytes.
@@ -104,6 +110,12 @@ pub(super) const FLAG_GLOBAL: u32 = 1;
 /// Flag: the last handle closed (or a stale object was found); the file is being removed
 /// and must not be used. A process that opened the file just before sees it and retries.
 pub(super) const FLAG_DEAD: u32 = 2;
+/// Flag: keep the object while its owner is dead and no acquirer has been told yet, even
+/// when no process has it open (`MutexOptions::keep_abandoned`). Set by any handle opened
+/// with that option, for the rest of the object's life.
+pub(super) const FLAG_KEEP_ABANDONED: u32 = 4;
+/// Room for the note of an abandonment on purpose.
+pub(super) const NOTE_CAPACITY: usize = 512;
 
 /// The lock word. Low 32 bits (the futex word): bit 31 `WAITERS`, bit 30 `BIASED`, bits 24..29
 /// the owner's index in the object's user table, bits 0..24 the owner's registry slot + 1; the
@@ -128,6 +140,12 @@ pub(super) mod lock {
     pub const USER_MASK: u64 = 0x3F;
     /// Mask of slot + 1.
     pub const SLOT_MASK: u64 = 0x00FF_FFFF;
+    /// The token of a mutex its owner gave up on purpose (`NamedMutex::abandon`): user 63,
+    /// slot + 1 = 0, a token that names no thread, so that every acquirer finds its owner
+    /// dead. Distinct from every thread's token (whose slot + 1 is at least 1), and its low
+    /// 32 bits differ from the giver's, so that a sleeper about to sleep on the old value
+    /// is not left asleep.
+    pub const ABANDONED: u64 = 0x3F00_0000;
     /// Largest recursion count (Windows' limit).
     pub const MAX_COUNT: u32 = 0x7FFF_FFFF;
 
@@ -278,7 +296,9 @@ impl ObjectPage {
             .store(if owner.is_some() { now_ns } else { 0 }, Ordering::Relaxed);
         m.u64(obj::LOCK)
             .store(owner.unwrap_or(lock::BIASABLE), Ordering::Relaxed);
-        m.u32(obj::FLAGS).fetch_and(!FLAG_DEAD, Ordering::Release);
+        m.u32(obj::ABANDON_NOTE_LEN).store(0, Ordering::Relaxed);
+        m.u32(obj::FLAGS)
+            .fetch_and(!(FLAG_DEAD | FLAG_KEEP_ABANDONED), Ordering::Release);
     }
     #[inline]
     pub(super) fn lock_word(&self) -> &AtomicU64 {
@@ -318,6 +338,40 @@ impl ObjectPage {
             self.map.u32(obj::LAST_ABANDONER_PID),
             self.map.u32(obj::LAST_ABANDONER_TID),
         )
+    }
+    /// The note of the last abandonment on purpose, if any.
+    pub(super) fn abandon_note(&self) -> Option<String> {
+        let len = self.map.u32(obj::ABANDON_NOTE_LEN).load(Ordering::Acquire) as usize;
+        if len == 0 || len > NOTE_CAPACITY {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(len.next_multiple_of(4));
+        for i in (0..len).step_by(4) {
+            let word = self.map.u32(obj::ABANDON_NOTE + i).load(Ordering::Relaxed);
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes.truncate(len);
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+    /// Records `note` (cut to `NOTE_CAPACITY` bytes at a character boundary); empty clears it.
+    /// Written only by the owner, before it gives the lock word up (the Release there
+    /// publishes it).
+    pub(super) fn set_abandon_note(&self, note: &str) {
+        let mut end = note.len().min(NOTE_CAPACITY);
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        let bytes = &note.as_bytes()[..end];
+        for (i, chunk) in bytes.chunks(4).enumerate() {
+            let mut word = [0u8; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.map
+                .u32(obj::ABANDON_NOTE + 4 * i)
+                .store(u32::from_le_bytes(word), Ordering::Relaxed);
+        }
+        self.map
+            .u32(obj::ABANDON_NOTE_LEN)
+            .store(end as u32, Ordering::Release);
     }
     pub(super) fn root_ident(&self) -> (u64, u64) {
         (
@@ -383,7 +437,12 @@ pub(super) fn object_image(init: &ObjectInit<'_>) -> Result<[u8; OBJECT_SIZE]> {
     put(obj::KIND, &KIND_MUTEX.to_le_bytes());
     put(obj::SIZE, &(OBJECT_SIZE as u32).to_le_bytes());
     put(obj::NAME_LEN, &(init.name.len() as u32).to_le_bytes());
-    let flags = if init.global { FLAG_GLOBAL } else { 0 };
+    let flags = if init.global { FLAG_GLOBAL } else { 0 }
+        | if init.keep_abandoned {
+            FLAG_KEEP_ABANDONED
+        } else {
+            0
+        };
     put(obj::FLAGS, &flags.to_le_bytes());
     put(obj::CREATOR_UID, &init.uid.to_le_bytes());
     put(obj::CREATED_NS, &init.now_ns.to_le_bytes());
@@ -414,6 +473,8 @@ pub(super) struct ObjectInit<'a> {
     pub root: (u64, u64),
     /// The creator's lock token when it asked for initial ownership.
     pub owner: Option<u64>,
+    /// Set `FLAG_KEEP_ABANDONED`.
+    pub keep_abandoned: bool,
 }
 
 fn corrupt(message: String) -> Error {

@@ -25,9 +25,11 @@
 
 use super::bias::{self, Revoked};
 use super::futex::{self, Wake};
+use super::layout::ObjectPage;
 use super::layout::lock::{self, BIASABLE, MAX_COUNT, WAITERS};
 use super::object::Object;
 use super::registry::Liveness;
+use super::root::Root;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait_status::WaitStatus;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -107,10 +109,18 @@ pub(super) enum Owner {
 }
 
 pub(super) fn owner_of(obj: &Object, word: u64) -> Owner {
-    let Some(uid) = obj.page.user(lock::user(word)) else {
+    owner_in(&obj.page, &obj.root, word)
+}
+
+/// [`owner_of`] for a page that may not be open as an [`Object`] (a stale one).
+pub(super) fn owner_in(page: &ObjectPage, root: &Root, word: u64) -> Owner {
+    if lock::token(word) == lock::ABANDONED {
+        return Owner::Dead; // given up on purpose: names no thread
+    }
+    let Some(uid) = page.user(lock::user(word)) else {
         return Owner::Dead; // a token naming nobody: no live thread can own it
     };
-    let Some(registry) = obj.root.registry_of(uid) else {
+    let Some(registry) = root.registry_of(uid) else {
         return Owner::Unknown;
     };
     match registry.liveness(lock::slot_plus_one(word), lock::generation(word)) {
@@ -448,6 +458,9 @@ fn record_abandonment(obj: &Object, dead: u64) {
     obj.saw_death();
     let page = &obj.page;
     page.abandon_count().fetch_add(1, Ordering::Relaxed);
+    if lock::token(dead) == lock::ABANDONED {
+        return; // its giver recorded itself and its note (see `abandon`)
+    }
     let who = page
         .user(lock::user(dead))
         .and_then(|uid| obj.root.registry_of(uid))
@@ -456,6 +469,63 @@ fn record_abandonment(obj: &Object, dead: u64) {
     let (pid, tid) = page.last_abandoner();
     pid.store(who.pid, Ordering::Relaxed);
     tid.store(who.tid, Ordering::Relaxed);
+    page.set_abandon_note("");
+}
+
+/// Gives the mutex up the way a crash would, with `note` saying why: the next acquirer
+/// gets `WAIT_ABANDONED`, and finds this process and thread recorded as the abandoner. The
+/// calling thread must own it (at any recursion depth; all of it is given up).
+pub(super) fn abandon(obj: &Object, note: &str) -> Result<()> {
+    let Some(me) = obj.existing_token() else {
+        return Err(not_owner());
+    };
+    let page = &obj.page;
+    let word = page.lock_word();
+    bias::unbias(obj, me); // a biased hold becomes ordinary ownership first (no-op otherwise)
+    let mut cur = word.load(Ordering::Acquire);
+    if lock::token(cur) != me {
+        return Err(not_owner());
+    }
+    let (pid, tid) = page.last_abandoner();
+    pid.store(
+        rustix::process::getpid().as_raw_nonzero().get() as u32,
+        Ordering::Relaxed,
+    );
+    tid.store(
+        rustix::thread::gettid().as_raw_nonzero().get() as u32,
+        Ordering::Relaxed,
+    );
+    page.set_abandon_note(note);
+    page.fresh().store(0, Ordering::Relaxed);
+    page.acquired_ns().store(0, Ordering::Relaxed);
+    super::fault::point("abandon.before_swap");
+    // Only the owner changes the word, apart from others setting WAITERS.
+    while let Err(actual) = word.compare_exchange(
+        cur,
+        lock::ABANDONED | (cur & WAITERS),
+        Ordering::Release,
+        Ordering::Relaxed,
+    ) {
+        cur = actual;
+    }
+    if cur & WAITERS != 0 || page.sleepers().load(Ordering::Acquire) > 0 {
+        futex::wake(page.futex_word(), u32::MAX >> 1); // all look again and find it abandoned
+    }
+    Ok(())
+}
+
+/// Whether the page's owner died holding it and no acquirer has been told yet (so an
+/// object kept for its report must stay). An owner whose liveness cannot be read counts as
+/// dead: keeping a file too long is the lesser harm than losing a report.
+pub(super) fn unreported_abandonment(page: &ObjectPage, root: &Root) -> bool {
+    let word = page.lock_word().load(Ordering::Acquire);
+    if lock::is_free(word) {
+        return false;
+    }
+    if lock::is_biased(word) && page.bias_depth().load(Ordering::Acquire) == 0 {
+        return false; // biased to a thread that did not hold it
+    }
+    !matches!(owner_in(page, root, word), Owner::Alive { .. })
 }
 
 /// Releases `obj` once on behalf of the calling thread.

@@ -8,6 +8,7 @@
 //! | `file_name` | object names to file names |
 //! | `files` | opening without links, creating files exclusively or publishing them whole |
 //! | `object` | finding, creating, sharing and removing object files |
+//! | `sweep` | removing stale objects nobody will open again |
 //! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
 //! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
@@ -38,6 +39,7 @@ mod multi;
 mod object;
 mod registry;
 mod root;
+pub(crate) mod sweep;
 mod thread;
 
 use crate::access::Access;
@@ -45,7 +47,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
 use crate::options::MutexOptions;
 use crate::wait_status::WaitStatus;
-use object::{NewObject, Object};
+use object::{NewObject, Object, OpenMode};
 use root::Root;
 use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -85,6 +87,13 @@ fn no_synchronize() -> Error {
     )
 }
 
+fn open_mode(opts: &MutexOptions) -> OpenMode {
+    OpenMode {
+        keep_abandoned: opts.keep_abandoned,
+        busy_limit: opts.busy_timeout,
+    }
+}
+
 /// One handle: the shared object, the rights granted, and for an inheritable handle, a
 /// file description that stays open across `exec`.
 pub(crate) struct RawMutex {
@@ -104,7 +113,15 @@ impl RawMutex {
                     security: opts.security,
                     initial_owner: opts.initial_owner,
                 };
-                Object::open_named(&root, name, Some(&new))?
+                let (obj, existed) = Object::open_named(&root, name, Some(&new), open_mode(opts))?;
+                if !existed {
+                    sweep::on_create(
+                        &root,
+                        name.namespace,
+                        &Root::file_name(name.namespace, name.object),
+                    );
+                }
+                (obj, existed)
             }
             None => (Object::create_unnamed(&root, opts.initial_owner)?, false),
         };
@@ -116,7 +133,7 @@ impl RawMutex {
         let root = Root::get(opts.root.as_deref())?;
         // The name is looked up before the access is checked, as Windows does: a missing
         // name is ERROR_FILE_NOT_FOUND whatever the access asked for.
-        let (obj, _) = Object::open_named(&root, name, None)?;
+        let (obj, _) = Object::open_named(&root, name, None, open_mode(opts))?;
         let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
         RawMutex::new(obj, access, opts.inheritable)
     }
@@ -164,6 +181,10 @@ impl RawMutex {
     #[inline]
     pub(crate) fn release(&self) -> Result<()> {
         lock::release(&self.obj)
+    }
+
+    pub(crate) fn abandon(&self, note: &str) -> Result<()> {
+        lock::abandon(&self.obj, note)
     }
 
     /// On every wait's path: inlined, with the error built out of line.

@@ -13,7 +13,9 @@
 //! found through a table keyed by device and inode.
 
 use super::files;
-use super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, OBJECT_SIZE, ObjectInit, ObjectPage};
+use super::layout::{
+    self, FLAG_DEAD, FLAG_GLOBAL, FLAG_KEEP_ABANDONED, OBJECT_SIZE, ObjectInit, ObjectPage,
+};
 use super::mapping::Mapping;
 use super::registry::Registry;
 use super::root::Root;
@@ -29,9 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// How long an open keeps retrying while another process holds the object file's lock
-/// exclusively (a closer removing it takes microseconds; a hostile holder is refused).
-const BUSY_LIMIT: Duration = Duration::from_secs(2);
+/// How long an open keeps retrying, by default, while another process holds the object
+/// file's lock exclusively (a closer removing it takes microseconds; a stopped or hostile
+/// holder is refused after this, unless the caller chose another bound).
+pub(super) const BUSY_LIMIT: Duration = Duration::from_secs(2);
 
 /// One object as this process sees it: the mapping, the locked file description, and
 /// where its name lives.
@@ -94,6 +97,17 @@ impl Place {
 pub(super) struct NewObject {
     pub security: Security,
     pub initial_owner: bool,
+}
+
+/// How an open treats the object it finds or makes.
+#[derive(Clone, Copy, Default)]
+pub(super) struct OpenMode {
+    /// Mark the object to be kept, while its owner is dead and no acquirer has been told,
+    /// past its last handle (see `FLAG_KEEP_ABANDONED`).
+    pub keep_abandoned: bool,
+    /// How long to keep retrying while another process holds the object file's lock
+    /// exclusively; `None` retries until it is let go.
+    pub busy_limit: Option<Duration>,
 }
 
 type Table = HashMap<(u64, u64), (u64, Weak<Object>)>;
@@ -183,6 +197,7 @@ impl Object {
         root: &Arc<Root>,
         name: &Name<'_>,
         create: Option<&NewObject>,
+        mode: OpenMode,
     ) -> Result<(Arc<Object>, bool)> {
         let file = Root::file_name(name.namespace, name.object);
         let started = Instant::now();
@@ -191,11 +206,11 @@ impl Object {
             let found = with_table(|table| -> Result<Found> {
                 let dir = root.dir_for(name.namespace);
                 match files::open_in(dir, &file, OFlags::RDWR) {
-                    Ok(fd) => open_existing(table, root, name, &file, fd, create)
+                    Ok(fd) => open_existing(table, root, name, &file, fd, create, mode)
                         .map_err(|e| name_the_file(e, root, name, &file)),
                     Err(Errno::NOENT) => match create {
                         None => Err(not_found(name)),
-                        Some(new) => publish(table, root, name, &file, new),
+                        Some(new) => publish(table, root, name, &file, new, mode),
                     },
                     // Another user's object still being created is private (0600) until
                     // its creator has locked it and set the final mode: look again.
@@ -217,11 +232,19 @@ impl Object {
                 }
             })?;
             if let Found::Object(obj, existed) = found {
+                if mode.keep_abandoned {
+                    obj.keep_abandoned();
+                }
                 return Ok((obj, existed));
             }
             attempt += 1;
-            if started.elapsed() > BUSY_LIMIT {
-                return Err(gave_up(name, &found));
+            // A damaged DEAD flag is not a process that may let go: it has the bound always.
+            let limit = match found {
+                Found::MarkedDead => Some(BUSY_LIMIT),
+                _ => mode.busy_limit,
+            };
+            if limit.is_some_and(|limit| started.elapsed() > limit) {
+                return Err(gave_up(root, name, &file, &found, started.elapsed()));
             }
             backoff(attempt);
         }
@@ -304,6 +327,7 @@ fn open_existing(
     file: &str,
     fd: OwnedFd,
     create: Option<&NewObject>,
+    mode: OpenMode,
 ) -> Result<Found> {
     super::fault::point("open.after_open");
     let st =
@@ -358,8 +382,10 @@ fn open_existing(
         ));
     }
     let place = Place::of(name, file);
-    if flock(&fd, FlockOperation::NonBlockingLockExclusive)? {
-        // No handle exists anywhere: the object died with its processes.
+    // No handle exists anywhere: the object died with its processes, unless it is kept
+    // for the report of an abandonment that no acquirer has had yet (then it is opened
+    // as it is, and the shared lock below replaces the exclusive one).
+    if flock(&fd, FlockOperation::NonBlockingLockExclusive)? && !keeps_report(&page, root) {
         super::fault::point("open.after_stale_lock");
         page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
         if unlink_if_same(root, &place, key) {
@@ -372,6 +398,7 @@ fn open_existing(
         };
         let owner = owner_token(root, new.initial_owner)?;
         page.reset(owner, super::clock::realtime_ns());
+        let _ = mode; // the caller marks the object to keep once it has it
         return in_place(table, root, page, fd, key, owner, place);
     }
     if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
@@ -424,6 +451,7 @@ fn publish(
     name: &Name<'_>,
     file: &str,
     new: &NewObject,
+    open: OpenMode,
 ) -> Result<Found> {
     let (mode, group) = match (name.namespace, new.security) {
         (Namespace::Local, _) | (Namespace::Global, Security::CurrentUser) => (0o600, None),
@@ -455,11 +483,9 @@ fn publish(
     let key = (st.st_dev, st.st_ino);
     let place = Place::of(name, file);
     let written = files::set_permissions(&fd, Some(st.st_mode), mode, group).and_then(|()| {
-        write_object(
-            &fd,
-            &object_init(root, name.object, global, owner),
-            name.full,
-        )
+        let mut init = object_init(root, name.object, global, owner);
+        init.keep_abandoned = open.keep_abandoned;
+        write_object(&fd, &init, name.full)
     });
     let page = match written {
         Ok(page) => page,
@@ -562,6 +588,7 @@ fn object_init<'a>(root: &Root, name: &'a str, global: bool, owner: Option<u64>)
         now_ns: super::clock::realtime_ns(),
         root: root.ident,
         owner,
+        keep_abandoned: false,
     }
 }
 
@@ -600,7 +627,7 @@ fn insert(
 impl Drop for Object {
     fn drop(&mut self) {
         if let Some(place) = &self.place {
-            if self.ofd_pid == this_pid() && self.last_anywhere() {
+            if self.ofd_pid == this_pid() && self.last_anywhere() && !self.kept_for_report() {
                 super::fault::point("close.after_lock");
                 // The last handle anywhere: the object ends, and its name with it.
                 self.mark_dead(place.namespace);
@@ -617,6 +644,20 @@ impl Drop for Object {
 }
 
 impl Object {
+    /// Marks the object to be kept for the report of an abandonment (`FLAG_KEEP_ABANDONED`).
+    fn keep_abandoned(&self) {
+        let flags = self.page.flags();
+        if flags.load(Ordering::Relaxed) & FLAG_KEEP_ABANDONED == 0 {
+            flags.fetch_or(FLAG_KEEP_ABANDONED, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the object must outlive its last handle: it is marked to be kept, and its
+    /// owner died holding it with no acquirer told yet.
+    fn kept_for_report(&self) -> bool {
+        keeps_report(&self.page, &self.root)
+    }
+
     /// Sets `DEAD` in the object's flags, for openers that opened the file just before its
     /// name goes: they see the flag once they hold their shared lock, and look again. The
     /// caller holds the file's exclusive lock, so nobody else writes the flags; they are
@@ -658,11 +699,18 @@ impl Object {
     }
 }
 
+/// Whether an object nobody has open must stay for the report of its abandonment: it is
+/// marked to be kept and its owner died holding it, with no acquirer told yet.
+pub(super) fn keeps_report(page: &ObjectPage, root: &Root) -> bool {
+    page.flags().load(Ordering::Acquire) & FLAG_KEEP_ABANDONED != 0
+        && super::lock::unreported_abandonment(page, root)
+}
+
 /// How long a close waits for a process that died owning the object to release its lock.
 const DYING_GRACE: Duration = Duration::from_millis(100);
 
 /// Removes `place` if it still names the inode `key`. False when it cannot be removed.
-fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
+pub(super) fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
     let dir = root.dir_for(place.namespace);
     match rustix::fs::statat(dir, place.file.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) if (st.st_dev, st.st_ino) == key => {
@@ -712,27 +760,37 @@ fn backoff(attempt: u32) {
     }
 }
 
-/// The error for an open that kept finding `last` for [`BUSY_LIMIT`]. An object file stays
-/// locked, empty or marked dead only for microseconds in normal operation; longer means a
-/// process holds its lock (a hostile user can) or somebody damaged the file.
-fn gave_up(name: &Name<'_>, last: &Found) -> Error {
+/// The error for an open that kept finding `last` for as long as it was allowed to. An
+/// object file stays locked, empty or marked dead only for microseconds in normal
+/// operation; longer means a process holds its lock (a stopped or hostile one) or somebody
+/// damaged the file. The message names the processes that hold the file's lock, and says
+/// which of them are stopped.
+fn gave_up(root: &Root, name: &Name<'_>, file: &str, last: &Found, waited: Duration) -> Error {
+    let holders = match rustix::fs::statat(
+        root.dir_for(name.namespace),
+        file,
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) => super::inspect::describe_lockers((st.st_dev, st.st_ino)),
+        Err(_) => String::new(),
+    };
     match last {
         Found::Unfinished => Error::new(
             ErrorKind::Corrupt,
             format!(
-                "the file of {:?} stayed empty for {BUSY_LIMIT:?}: a creator stopped or died before writing it (and we may not remove its file), or someone truncated the object",
+                "the file of {:?} stayed empty for {waited:.1?}: a creator stopped or died before writing it (and we may not remove its file), or someone truncated the object{holders}",
                 name.full
             ),
         ),
         Found::MarkedDead => Error::new(
             ErrorKind::Corrupt,
             format!(
-                "the object {:?} stayed marked as removed (DEAD) for {BUSY_LIMIT:?} while processes still have it open: its flags were damaged",
+                "the object {:?} stayed marked as removed (DEAD) for {waited:.1?} while processes still have it open: its flags were damaged",
                 name.full
             ),
         ),
         _ => busy(&format!(
-            "the file of {:?} stayed locked by another process for {BUSY_LIMIT:?}",
+            "the file of {:?} stayed locked by another process for {waited:.1?}{holders}",
             name.full
         )),
     }

@@ -210,6 +210,18 @@ impl RawMutex {
     }
 
     /// Releases through the owner thread.
+    /// Windows ties an abandonment to the end of the owning thread, and the calling thread
+    /// cannot end itself here; releasing instead would let another waiter in unwarned.
+    pub(crate) fn abandon(&self, _: &str) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "cannot abandon {} on purpose: Windows reports an abandonment only when the owning thread ends",
+                self.what
+            ),
+        ))
+    }
+
     pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
         detached::release(claim)
     }
