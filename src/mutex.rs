@@ -376,6 +376,25 @@ impl NamedMutex {
         self.raw.abandon(note)
     }
 
+    /// Whether the mutex's name still leads to this object. On Linux an object is a file,
+    /// and a cleaner can remove it while processes use it: systemd-logind's `RemoveIPC=yes`
+    /// deletes a user's files under `/dev/shm` when their last session ends, and tmp
+    /// cleaners delete old files. The handle goes on working, but a later create of the
+    /// same name makes a second object, and the two do not exclude each other. A holder
+    /// that finds `false` should say so loudly (the `namedmutex` command does); see
+    /// RELIABILITY.md for roots that cleaners leave alone. Always true for an unnamed
+    /// mutex, and on Windows.
+    ///
+    /// ```
+    /// let name = format!("doc-still-named-{}", std::process::id());
+    /// let (m, _) = namedmutex::NamedMutex::create(&name, false)?;
+    /// assert!(m.still_named());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn still_named(&self) -> bool {
+        self.raw.still_named()
+    }
+
     /// Acquires the mutex only if that needs no waiting (a zero timeout).
     ///
     /// ```

@@ -10,9 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Tools the tests call, installed when missing (Debian package names): unshare and setpriv
 # (PID namespaces, other users), mount (a tiny tmpfs for the full-disk test), useradd (test
-# users), and a C++ compiler (libFuzzer, built by cargo-fuzz).
+# users), a C++ compiler (libFuzzer, built by cargo-fuzz), bindfs (a FUSE root, which must be
+# refused) and python3 (a process that holds a file lock and stops itself).
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -95,13 +95,10 @@ impl Acquire<'_> {
     /// What is known of the owner that died: the last snapshot of it, corrected by the
     /// `last_abandoner` the object recorded when we took it over.
     fn dead_owner(&self, seen: Option<Holder>) -> Holder {
-        let recorded = self
-            .opts
-            .info(self.name)
-            .ok()
-            .flatten()
-            .and_then(|i| i.last_abandoner);
-        match (seen, recorded) {
+        let info = self.opts.info(self.name).ok().flatten();
+        let note = info.as_ref().and_then(|i| i.abandon_note.clone());
+        let recorded = info.and_then(|i| i.last_abandoner);
+        let holder = match (seen, recorded) {
             (Some(seen), Some((pid, tid))) if seen.pid == Some(pid) || seen.pid.is_none() => {
                 Holder {
                     pid: Some(pid),
@@ -116,7 +113,8 @@ impl Acquire<'_> {
             },
             (Some(seen), None) => seen,
             (None, None) => Holder::default(),
-        }
+        };
+        Holder { note, ..holder }
     }
 
     fn line(&self, waited: Duration, holder: Option<&Holder>, waiters: u32) -> String {
@@ -144,10 +142,17 @@ impl Acquire<'_> {
 
 /// Describes a dead owner for the abandonment report.
 pub fn abandoned_message(holder: &Holder) -> String {
-    let mut s = format!(
-        "the previous holder, {}, died without releasing the lock",
-        holder.describe()
-    );
+    let mut s = match &holder.note {
+        Some(note) => format!(
+            "the previous holder, {}, left the lock abandoned: {}",
+            holder.describe(),
+            crate::report::printable(note)
+        ),
+        None => format!(
+            "the previous holder, {}, died without releasing the lock",
+            holder.describe()
+        ),
+    };
     let mut extra = Vec::new();
     if let Some(since) = holder.since() {
         extra.push(since);

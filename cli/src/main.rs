@@ -38,6 +38,7 @@ macro_rules! exit_table {
 }
 
 mod acquire;
+mod command;
 mod duration;
 mod exit;
 mod report;
@@ -104,6 +105,9 @@ enum Command {
     /// Show one mutex; the exit status says free (0), held (1), absent (2), abandoned (3).
     #[command(after_help = INFO_AFTER)]
     Info(InfoArgs),
+    /// Remove the files of mutexes that no process has open any more (for cron).
+    #[command(after_help = PRUNE_AFTER)]
+    Prune(PruneArgs),
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_AFTER)]
     Completions {
@@ -190,11 +194,32 @@ Examples:
 Exit status: 0 free, 1 held, 2 no such mutex, 3 abandoned (the owner died holding it),
 64/65/70/77 errors (see namedmutex --help). With --json an absent mutex prints `null`.";
 
+const PRUNE_AFTER: &str = "\
+Examples:
+  namedmutex prune                  # your mutexes
+  namedmutex prune --all            # yours and the Global\\ ones you created
+  17 * * * * namedmutex prune -q    # from cron
+
+A mutex whose processes were all killed (SIGKILL, the OOM killer) leaves its file until
+its name is opened again; programs that use per-job names never open it again. prune
+removes such files. It never removes a mutex that a process has open, nor one kept until
+its next holder is told that its owner died (see run --no-keep-abandoned). `list` prunes
+too, and so does a process's first creation of a new mutex, a few files at a time.";
+
 const COMPLETIONS_AFTER: &str = "\
 Examples:
   namedmutex completions bash > ~/.local/share/bash-completion/completions/namedmutex
   namedmutex completions zsh > \"${fpath[1]}/_namedmutex\"
   namedmutex completions fish > ~/.config/fish/completions/namedmutex.fish";
+
+/// What `run` leaves when its command is killed by a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnKilled {
+    /// Leave the lock abandoned: the next holder is told which command died and how.
+    Abandon,
+    /// Release it as if the command had exited.
+    Release,
+}
 
 /// What to do when the previous holder died holding the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -250,6 +275,11 @@ struct LockArgs {
     /// reports are still printed).
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Forget an abandonment nobody else saw: if this holder dies and no other process has
+    /// the mutex open, the mutex goes with it and the next run is not told (Win32's rule).
+    /// By default the mutex is kept until its next holder has been told.
+    #[arg(long)]
+    no_keep_abandoned: bool,
 }
 
 /// flock(1)'s options that do not carry over, so that a script moved from flock gets a
@@ -326,6 +356,11 @@ struct RunArgs {
     /// What to do if the previous holder died holding the lock.
     #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnAbandoned::Proceed)]
     on_abandoned: OnAbandoned,
+    /// What to leave when the command is killed by a signal (SIGKILL, SIGSEGV, SIGABRT,
+    /// the OOM killer, or a signal forwarded to it): `abandon` the lock, so that the next
+    /// holder is told which command died and how (the default), or `release` it.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnKilled::Abandon)]
+    on_killed: OnKilled,
     /// Run this command line through `sh -c` (flock's -c), instead of COMMAND.
     #[arg(
         short = 'c',
@@ -351,9 +386,13 @@ struct HoldArgs {
     /// What to do if the previous holder died holding the lock.
     #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnAbandoned::Proceed)]
     on_abandoned: OnAbandoned,
-    /// Do not watch stdin: hold until a signal arrives.
+    /// Do not watch stdin: hold until a signal arrives (or PID ends, with --while-pid).
     #[arg(long)]
     ignore_stdin: bool,
+    /// Hold while process PID lives, and release when it ends: `--while-pid $$` from a
+    /// script holds the lock for the rest of the script, however the script ends.
+    #[arg(long, value_name = "PID")]
+    while_pid: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -373,6 +412,19 @@ struct ListArgs {
     /// Print a JSON array (fields in cli/README.md).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// Prune the machine-wide namespace (Global\) instead of yours.
+    #[arg(short = 'g', long, conflicts_with = "all")]
+    global: bool,
+    /// Prune both namespaces.
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Print nothing (errors still go to stderr).
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -433,6 +485,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Wait(args) => wait(&opts, args),
         Command::List(args) => list(&opts, args),
         Command::Info(args) => info(&opts, args),
+        Command::Prune(args) => prune(&opts, args),
         Command::Manpage { subcommand } => manpage(subcommand.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -553,6 +606,9 @@ fn group_id(group: &str) -> Result<u32, Failure> {
     ))
 }
 
+/// The least time an open waits for a process that holds the object's file lock.
+const BUSY_AT_LEAST: Duration = Duration::from_millis(100);
+
 /// Opens (creating if needed) the mutex for an acquiring command.
 fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Failure> {
     lock.flock.check()?;
@@ -562,9 +618,25 @@ fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Fa
         (None, true) => opts.clone().security(Security::Everyone),
         (None, false) => opts.clone(),
     };
-    let (mutex, _existed) = opts
-        .create(&name)
-        .map_err(|e| Failure::from_lib(&name, &e))?;
+    // A process stopped while it holds the object's file lock (creating or removing it)
+    // makes the open wait: as long as the wait for the mutex itself would (a transient
+    // lock lasts microseconds, so even -t 0 allows a moment).
+    let busy = lock.timeout().map(|t| t.max(BUSY_AT_LEAST));
+    let opts = opts
+        .keep_abandoned(!lock.no_keep_abandoned)
+        .busy_timeout(busy);
+    let (mutex, _existed) = opts.create(&name).map_err(|e| {
+        if e.kind() == namedmutex::ErrorKind::Busy {
+            let waited = duration::human(lock.timeout().unwrap_or_default());
+            Failure::new(
+                &name,
+                format!("timed out after {waited}: {e}"),
+                lock.conflict_exit_code,
+            )
+        } else {
+            Failure::from_lib(&name, &e)
+        }
+    })?;
     Ok((name, mutex))
 }
 
@@ -684,7 +756,8 @@ fn run(opts: &MutexOptions, args: RunArgs) -> Result<u8, Failure> {
     if args.shell_command.is_some() {
         command.arg("-c");
     }
-    let spawned = command.args(rest).spawn();
+    command.args(rest);
+    let spawned = command::spawn_bound(&mut command);
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -708,18 +781,134 @@ fn run(opts: &MutexOptions, args: RunArgs) -> Result<u8, Failure> {
         }
     };
     signals::forward_to(child.id());
-    let status = child.wait();
+    let status = watch_name(&name, &mutex, || child.wait());
     signals::stop_forwarding();
-    release(&name, &mutex)?;
-    let status = status.map_err(|e| {
-        Failure::new(
-            program.to_string_lossy(),
-            format!("cannot wait for the command: {e}"),
-            exit::SOFTWARE,
-        )
-    })?;
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            release(&name, &mutex)?;
+            return Err(Failure::new(
+                program.to_string_lossy(),
+                format!("cannot wait for the command: {e}"),
+                exit::SOFTWARE,
+            ));
+        }
+    };
+    match killed_by(status) {
+        Some(how) if args.on_killed == OnKilled::Abandon => {
+            let shown = match &args.shell_command {
+                Some(line) => format!(
+                    "sh -c {}",
+                    report::join_args(&[line.to_string_lossy().into_owned()])
+                ),
+                None => report::join_args(
+                    &args
+                        .command
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            let note = format!("the command `{shown}` (pid {}) {how}", child.id());
+            match mutex.abandon(&note) {
+                Ok(()) => eprintln!(
+                    "namedmutex: {name}: {note}; the lock is left abandoned, so that its next holder is told (--on-killed release to release it instead)"
+                ),
+                Err(e) if e.kind() == namedmutex::ErrorKind::Unsupported => release(&name, &mutex)?,
+                Err(e) => return Err(Failure::from_lib(&name, &e)),
+            }
+        }
+        _ => release(&name, &mutex)?,
+    }
     Ok(exit_status_code(status))
 }
+
+/// How the command died, when a signal killed it: `was killed by SIGKILL`, with `(core
+/// dumped)` when it did.
+#[cfg(unix)]
+fn killed_by(status: std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let sig = status.signal()?;
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    Some(format!("was killed by {}{core}", signal_name(sig)))
+}
+
+#[cfg(not(unix))]
+fn killed_by(_: std::process::ExitStatus) -> Option<String> {
+    None
+}
+
+/// `SIGKILL` for 9, `signal 40` for what has no name.
+#[cfg(unix)]
+fn signal_name(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local string, valid until
+    // the next call on this thread; it is copied at once.
+    let described = unsafe {
+        let p = libc::strsignal(sig);
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    let abbrev = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => {
+            return described.map_or_else(
+                || format!("signal {sig}"),
+                |d| format!("signal {sig} ({d})"),
+            );
+        }
+    };
+    abbrev.to_owned()
+}
+
+/// Runs `f` (the wait for a command, or a hold) while a watcher checks every
+/// [`NAME_CHECK_EVERY`] that the mutex's name still leads to our object, and warns once,
+/// loudly, if a cleaner removed it (see RELIABILITY.md, "Cleaners").
+fn watch_name<T>(name: &str, mutex: &NamedMutex, f: impl FnOnce() -> T) -> T {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(NAME_CHECK_EVERY)
+            {
+                if !mutex.still_named() {
+                    eprintln!(
+                        "namedmutex: {name}: WARNING: the mutex's file was removed while this process holds it \
+                         (a cleaner such as systemd-logind's RemoveIPC=yes, a tmp cleaner, or rm): another \
+                         process can now create a new mutex of the same name and run beside this one; \
+                         see RELIABILITY.md, \"Cleaners\""
+                    );
+                    return;
+                }
+            }
+        });
+        let result = f();
+        drop(stop);
+        result
+    })
+}
+
+/// How often a holder checks that its mutex's file is still there.
+const NAME_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(unix)]
 fn exit_status_code(status: std::process::ExitStatus) -> u8 {
@@ -738,6 +927,18 @@ fn exit_status_code(status: std::process::ExitStatus) -> u8 {
 
 fn hold(opts: &MutexOptions, args: HoldArgs) -> Result<u8, Failure> {
     signals::install();
+    // The process to hold for is looked at first: a mistyped pid must not take the lock.
+    let watched = match args.while_pid {
+        Some(pid) => Some(signals::Watched::new(pid).map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::ESRCH) {
+                "no such process".to_owned()
+            } else {
+                e.to_string()
+            };
+            Failure::new(format!("--while-pid {pid}"), why, exit::USAGE)
+        })?),
+        None => None,
+    };
     let (name, mutex) = open(opts, &args.lock)?;
     let dead = match take(opts, &args.lock, &name, &mutex)? {
         Taken::Yes(dead) => dead,
@@ -749,10 +950,13 @@ fn hold(opts: &MutexOptions, args: HoldArgs) -> Result<u8, Failure> {
         let _ = writeln!(out, "held {name}");
         let _ = out.flush();
     }
-    let end = signals::wait_for_stdin_or_signal(!args.ignore_stdin);
+    let watch_stdin = !args.ignore_stdin && args.while_pid.is_none();
+    let end = watch_name(&name, &mutex, || {
+        signals::wait_for_stdin_or_signal(watch_stdin, watched.as_ref())
+    });
     release(&name, &mutex)?;
     Ok(match end {
-        signals::HoldEnd::StdinClosed => exit::OK,
+        signals::HoldEnd::StdinClosed | signals::HoldEnd::PidEnded => exit::OK,
         signals::HoldEnd::Signal(sig) => signal_status(sig),
     })
 }
@@ -801,6 +1005,32 @@ fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
         report::table(&all)
     };
     print_out(&text);
+    Ok(exit::OK)
+}
+
+fn prune(opts: &MutexOptions, args: PruneArgs) -> Result<u8, Failure> {
+    let namespaces: &[Namespace] = if args.all {
+        &[Namespace::Local, Namespace::Global]
+    } else if args.global {
+        &[Namespace::Global]
+    } else {
+        &[Namespace::Local]
+    };
+    for ns in namespaces {
+        let subject = match ns {
+            Namespace::Global => "Global\\",
+            Namespace::Local => "Local\\",
+        };
+        let pruned = opts
+            .prune(*ns)
+            .map_err(|e| Failure::from_lib_other(subject, &e))?;
+        if !args.quiet {
+            print_out(&format!(
+                "{subject}: removed {}, in use {}, kept for an abandonment report {}, left alone {}\n",
+                pruned.removed, pruned.in_use, pruned.kept_for_report, pruned.skipped
+            ));
+        }
+    }
     Ok(exit::OK)
 }
 

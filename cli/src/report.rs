@@ -101,6 +101,9 @@ pub struct Holder {
     pub visible_pid: Option<u32>,
     /// Whether its process was stopped at the last look.
     pub stopped: bool,
+    /// Why it abandoned the lock, when it said so (`namedmutex run` says which command
+    /// died and how).
+    pub note: Option<String>,
 }
 
 impl Holder {
@@ -121,6 +124,7 @@ impl Holder {
             // abandonment report should still name it as we could see it.
             visible_pid: owner.visible_pid.or(previous.visible_pid),
             stopped: owner.stopped,
+            note: None,
         }
     }
 
@@ -213,6 +217,9 @@ fn state_label(info: &MutexInfo) -> String {
     }
     if info.stale {
         s.push_str(",stale");
+    }
+    if info.kept_for_report {
+        s.push_str(",kept");
     }
     s
 }
@@ -317,6 +324,15 @@ pub fn block(info: &MutexInfo) -> String {
     field("abandonments:", info.abandon_count.to_string());
     if let Some((pid, tid)) = info.last_abandoner {
         field("last abandoner:", format!("pid {pid}, thread {tid}"));
+    }
+    if let Some(note) = &info.abandon_note {
+        field("abandon note:", printable(note));
+    }
+    if info.kept_for_report {
+        field(
+            "kept:",
+            "until the next holder is told of the abandonment (no process has it open)".into(),
+        );
     }
     out
 }

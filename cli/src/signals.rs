@@ -1,6 +1,11 @@
-//! The signals that end `run`, `hold` and `wait` (SIGINT, SIGTERM, SIGHUP, SIGQUIT): caught
-//! so that the lock is always released by the thread that owns it, and forwarded to the
-//! command that `run` started.
+//! The signals that would end `run`, `hold` and `wait`: caught so that the lock is always
+//! released by the thread that owns it (or, for `run`, kept by this process until the
+//! command ends), and forwarded to the command that `run` started. That is every signal
+//! whose default action ends a process and that a process can catch: SIGINT, SIGTERM,
+//! SIGHUP, SIGQUIT, and also SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ,
+//! SIGIO, SIGPWR, SIGSTKFLT and the real-time signals, none of which may kill the wrapper
+//! alone and leave its command running unlocked. (SIGKILL cannot be caught: the command
+//! is then killed with it, see `command.rs`. SIGPIPE stays ignored, as Rust sets it.)
 //!
 //! A signal a process sends to `namedmutex` (`kill -TERM <pid>`) is passed on to the
 //! command. One the terminal generates (Ctrl-C, Ctrl-\, hangup) already reaches the command
@@ -8,11 +13,30 @@
 
 /// The signals handled.
 #[cfg(target_os = "linux")]
-pub const HANDLED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+pub fn handled() -> Vec<i32> {
+    let mut all = vec![
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGSTKFLT,
+    ];
+    all.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    all
+}
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use super::HANDLED;
+    use super::handled;
     use std::sync::atomic::{AtomicI32, Ordering};
 
     /// The command's pid once `run` has started it; 0 before.
@@ -65,7 +89,7 @@ mod imp {
             PIPE_READ.store(fds[0], Ordering::SeqCst);
             PIPE_WRITE.store(fds[1], Ordering::SeqCst);
         }
-        for sig in HANDLED {
+        for sig in handled() {
             // SAFETY: a zeroed sigaction is a valid starting value; the handler has the
             // signature SA_SIGINFO requires and only calls async-signal-safe functions.
             unsafe {
@@ -108,11 +132,37 @@ mod imp {
         StdinClosed,
         /// This signal arrived.
         Signal(i32),
+        /// The process `hold --while-pid` watched ended.
+        PidEnded,
     }
 
-    /// Blocks until a handled signal arrives or, when `watch_stdin`, standard input closes
-    /// (what is read is discarded).
-    pub fn wait_for_stdin_or_signal(watch_stdin: bool) -> HoldEnd {
+    /// A process to hold the lock for: a pidfd, readable once the process has ended.
+    pub struct Watched(std::os::fd::OwnedFd);
+
+    impl Watched {
+        /// Watches process `pid`; an error if there is no such process (or it cannot be
+        /// watched: a kernel before 5.3).
+        pub fn new(pid: u32) -> std::io::Result<Watched> {
+            use std::os::fd::FromRawFd;
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return Err(std::io::ErrorKind::InvalidInput.into());
+            };
+            // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a descriptor the kernel just gave us and nothing else owns.
+            Ok(Watched(unsafe {
+                std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+            }))
+        }
+    }
+
+    /// Blocks until a handled signal arrives, `watched` ends, or, when `watch_stdin`,
+    /// standard input closes (what is read is discarded).
+    pub fn wait_for_stdin_or_signal(watch_stdin: bool, watched: Option<&Watched>) -> HoldEnd {
+        use std::os::fd::AsRawFd;
         let pipe = PIPE_READ.load(Ordering::SeqCst);
         let mut stdin_open = watch_stdin;
         loop {
@@ -130,11 +180,19 @@ mod imp {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: watched.map_or(-1, |w| w.0.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            // SAFETY: fds is a valid array of two pollfd; negative fds are ignored.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            // SAFETY: fds is a valid array of three pollfd; negative fds are ignored.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
             if n < 0 {
                 continue; // EINTR: the pending check above sees the signal
+            }
+            if fds[2].revents != 0 {
+                return HoldEnd::PidEnded;
             }
             if fds[0].revents != 0 {
                 let mut buf = [0u8; 64];
@@ -188,9 +246,23 @@ mod imp {
         /// Never produced here.
         #[allow(dead_code)]
         Signal(i32),
+        /// Never produced here.
+        #[allow(dead_code)]
+        PidEnded,
+    }
+    /// A watched process (not on this platform).
+    pub struct Watched;
+    impl Watched {
+        /// Watching a process is not supported here.
+        pub fn new(_: u32) -> std::io::Result<Watched> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "--while-pid is not supported on this platform",
+            ))
+        }
     }
     /// Reads standard input to its end.
-    pub fn wait_for_stdin_or_signal(watch_stdin: bool) -> HoldEnd {
+    pub fn wait_for_stdin_or_signal(watch_stdin: bool, _: Option<&Watched>) -> HoldEnd {
         if watch_stdin {
             let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         } else {

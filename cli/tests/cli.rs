@@ -623,7 +623,18 @@ fn exit_status_passes_through() {
         ("exit 255", 255),
         ("kill -9 $$", 137),
     ] {
-        let out = root.run(&["run", "job", "--", "sh", "-c", script]);
+        // (A command killed by a signal leaves the lock abandoned unless told otherwise:
+        // see a_command_killed_by_a_signal_leaves_the_lock_abandoned.)
+        let out = root.run(&[
+            "run",
+            "--on-killed",
+            "release",
+            "job",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]);
         assert_eq!(out.code(), code, "{script}: {}", out.stderr);
         assert!(absent(&root, "job"), "released and gone after {script}");
     }
@@ -1055,8 +1066,7 @@ fn a_stopped_holder_is_shown_as_stopped() {
 
 #[test]
 fn a_holder_in_a_nested_pid_namespace_is_shown_by_its_pid_out_here() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if euid() != 0 {
         println!("skipped: a PID namespace needs root (unshare --pid)");
         return;
     }
@@ -1117,8 +1127,7 @@ fn a_planted_file_is_named_the_same_way_by_run_and_info() {
     use std::os::unix::fs::OpenOptionsExt;
     let root = Root::new();
     assert_eq!(root.run(&["list"]).code(), 0); // makes our directories
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = euid();
     let path = root.dir.join(format!("namedmutex-{uid}/local/planted"));
     std::fs::OpenOptions::new()
         .write(true)
@@ -1144,5 +1153,348 @@ fn a_planted_file_is_named_the_same_way_by_run_and_info() {
             .contains(&format!("the file is {}", path.display())),
         "{}",
         run.stderr
+    );
+}
+
+// ----- crash truth (issue 15) -----------------------------------------------------------
+
+/// Our effective user id.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                == Some("Z")
+        }
+    }
+}
+
+fn until_ended(pid: u32, what: &str) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !ended(pid) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) never ended");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A command that dies by a signal leaves the lock abandoned; the next run is told which
+/// command died and how, once, even though no process had the mutex open in between.
+#[test]
+fn a_command_killed_by_a_signal_leaves_the_lock_abandoned() {
+    let root = Root::new();
+    for (sig, name) in [(9, "SIGKILL"), (11, "SIGSEGV"), (6, "SIGABRT")] {
+        let script = format!("kill -{sig} $$");
+        let out = root.run(&["run", "job", "--", "sh", "-c", &script]);
+        assert_eq!(out.code(), 128 + sig, "{script}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("killed by {name}")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("left abandoned"), "{}", out.stderr);
+
+        let info = root.run(&["info", "--json", "job"]);
+        assert_eq!(info.code(), 3, "abandoned: {}", info.stdout);
+        let v = info.json();
+        assert_eq!(v["kept_for_report"], true);
+        assert!(
+            v["abandon_note"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`sh -c '{script}'`")),
+            "{v}"
+        );
+
+        let next = root.run(&["run", "--on-abandoned", "fail", "job", "--", "echo", "ran"]);
+        assert_eq!(next.code(), 79, "{}", next.stderr);
+        assert_eq!(next.stdout, "");
+        assert!(
+            next.stderr.contains(&format!("killed by {name}")),
+            "{}",
+            next.stderr
+        );
+        // Told once: the run after that is ordinary.
+        let again = root.run(&["run", "--on-abandoned", "fail", "job", "--", "echo", "ran"]);
+        assert_eq!(
+            (again.code(), again.stdout.as_str(), again.stderr.as_str()),
+            (0, "ran\n", "")
+        );
+        assert!(absent(&root, "job"));
+    }
+    // --on-killed release: a plain release, nothing to report.
+    let out = root.run(&[
+        "run",
+        "--on-killed",
+        "release",
+        "job",
+        "--",
+        "sh",
+        "-c",
+        "kill -9 $$",
+    ]);
+    assert_eq!(out.code(), 137);
+    assert!(absent(&root, "job"));
+}
+
+/// `namedmutex run` itself SIGKILLed: its command dies with it (no orphan runs beside the
+/// next holder), and the next run is told, even with nobody else holding the mutex open.
+#[test]
+fn a_killed_wrapper_takes_its_command_with_it_and_the_next_run_is_told() {
+    let root = Root::new();
+    let mut run = root
+        .cmd(&["run", "migrate", "--", "sh", "-c", "echo $$; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(run.stdout.take().unwrap());
+    let mut run = Holder {
+        child: Some(run),
+        stdin: None,
+        lines,
+    };
+    let command_pid: u32 = run.next_line().parse().unwrap();
+    let wrapper_pid = run.pid();
+    run.signal(libc::SIGKILL);
+    run.wait_exit();
+    until_ended(command_pid, "the command of a killed wrapper");
+
+    let next = root.run(&[
+        "run",
+        "-t",
+        "0",
+        "--on-abandoned",
+        "fail",
+        "migrate",
+        "--",
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(next.code(), 79, "{}", next.stderr);
+    assert!(
+        next.stderr.contains(&format!("pid {wrapper_pid}")),
+        "{}",
+        next.stderr
+    );
+
+    // --no-keep-abandoned: Win32's rule, the crash nobody else saw is forgotten.
+    let mut run = root.hold(&["--no-keep-abandoned"], "forgetful");
+    run.signal(libc::SIGKILL);
+    run.wait_exit();
+    let next = root.run(&[
+        "run",
+        "-t",
+        "0",
+        "--on-abandoned",
+        "fail",
+        "forgetful",
+        "--",
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(
+        (next.code(), next.stdout.as_str()),
+        (0, "ran\n"),
+        "{}",
+        next.stderr
+    );
+}
+
+/// Signals that would kill a process by default but that the wrapper does not act on
+/// itself are forwarded to the command, never fatal to the wrapper alone.
+#[test]
+fn other_signals_are_forwarded_not_fatal() {
+    let root = Root::new();
+    for (sig, label) in [
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGALRM, "ALRM"),
+        (libc::SIGUSR2, "USR2"),
+    ] {
+        let script =
+            format!(r#"trap "echo got; exit 4" {label}; echo ready; while :; do sleep 0.05; done"#);
+        let mut run = root
+            .cmd(&["run", "job", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(run.stdout.take().unwrap());
+        let mut run = Holder {
+            child: Some(run),
+            stdin: None,
+            lines,
+        };
+        assert_eq!(run.next_line(), "ready");
+        run.signal(sig);
+        assert_eq!(run.next_line(), "got", "{label}");
+        assert_eq!(run.wait_exit().code(), Some(4), "{label}");
+        assert!(absent(&root, "job"), "{label}: released");
+    }
+    // hold: such a signal ends the hold and releases.
+    let mut h = root.hold(&[], "h");
+    h.signal(libc::SIGUSR1);
+    assert_eq!(h.wait_exit().code(), Some(128 + libc::SIGUSR1));
+    assert!(absent(&root, "h"));
+}
+
+/// `hold --while-pid PID` holds while PID lives, and refuses a PID that does not exist
+/// without taking the lock.
+#[test]
+fn hold_while_pid() {
+    let root = Root::new();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let mut h = root.hold(&["--while-pid", &pid], "scripted");
+    h.stdin.take(); // stdin does not matter with --while-pid
+    assert_eq!(root.run(&["info", "-q", "scripted"]).code(), 1, "held");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_eq!(h.wait_exit().code(), Some(0));
+    assert!(absent(&root, "scripted"));
+
+    let out = root.run(&["hold", "--while-pid", "999999999", "scripted"]);
+    assert_eq!(out.code(), 64, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no such process") || out.stderr.contains("--while-pid"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        absent(&root, "scripted"),
+        "the lock was taken for a missing process"
+    );
+}
+
+/// `prune` removes what killed holders left, and leaves what is in use or kept. (Every new
+/// holder's first create also sweeps a few stale files, so how many are left for `prune`
+/// depends on the order: it is counted, then checked against what `prune` says.)
+#[test]
+fn prune_removes_stale_files() {
+    let root = Root::new();
+    let _live = root.hold(&[], "live");
+    let mut kept = root.hold(&[], "kept");
+    kept.signal(libc::SIGKILL);
+    kept.wait_exit();
+    for i in 0..5 {
+        let mut h = root.hold(&["--no-keep-abandoned"], &format!("job-{i}"));
+        h.signal(libc::SIGKILL);
+        h.wait_exit();
+    }
+    let local = root.dir.join(format!("namedmutex-{}/local", euid()));
+    let files = || std::fs::read_dir(&local).unwrap().count();
+    let stale = files() - 2;
+    assert!(stale >= 1, "no stale file left to prune");
+    let out = root.run(&["prune"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Local\\: removed {stale}, in use 1, kept for an abandonment report 1, left alone 0\n"
+        )
+    );
+    assert_eq!(files(), 2);
+    assert_eq!(root.run(&["prune", "-q"]).stdout, "");
+    // The kept one is still reported to its next holder.
+    assert_eq!(root.run(&["wait", "-t", "5s", "kept"]).code(), 79);
+}
+
+/// A cleaner removing the user's directory under a holder (what systemd-logind's
+/// RemoveIPC does at logout) is reported loudly by the holder.
+#[test]
+fn a_holder_warns_when_a_cleaner_removes_its_file() {
+    let root = Root::new();
+    let mut h = root
+        .cmd(&["hold", "--ignore-stdin", "cleaned"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines_of(h.stdout.take().unwrap());
+    let err = lines_of(h.stderr.take().unwrap());
+    let mut h = Holder {
+        child: Some(h),
+        stdin: None,
+        lines: out,
+    };
+    assert_eq!(h.next_line(), "held cleaned");
+    let user_dir = root.dir.join(format!("namedmutex-{}", euid()));
+    std::fs::remove_dir_all(&user_dir).unwrap();
+    let warning = err
+        .recv_timeout(WATCHDOG)
+        .expect("no warning from the holder");
+    assert!(
+        warning.contains("WARNING") && warning.contains("removed"),
+        "{warning}"
+    );
+    h.signal(libc::SIGTERM);
+    h.wait_exit();
+}
+
+/// A process stopped while it holds an object file's lock (a closer or creator stopped
+/// half-way) makes `run` wait without a timeout, and with one, the timeout governs and the
+/// message names the process and says it is stopped.
+#[test]
+fn a_stopped_file_lock_holder_does_not_fail_a_waiting_run() {
+    let root = Root::new();
+    let mut h = root.hold(&["--no-keep-abandoned"], "job");
+    h.signal(libc::SIGKILL);
+    h.wait_exit(); // a stale file nobody holds a lock on
+    let file = root.dir.join(format!("namedmutex-{}/local/job", euid()));
+    let locker = "import fcntl, os, signal, sys\n\
+                  f = open(sys.argv[1], 'r+')\n\
+                  fcntl.flock(f, fcntl.LOCK_EX)\n\
+                  print('locked', flush=True)\n\
+                  os.kill(os.getpid(), signal.SIGSTOP)\n\
+                  sys.stdin.readline()\n";
+    let mut stopper = Command::new("python3")
+        .arg("-c")
+        .arg(locker)
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stopper_pid = stopper.id();
+    let said = lines_of(stopper.stdout.take().unwrap());
+    assert_eq!(said.recv_timeout(WATCHDOG).unwrap(), "locked");
+    until_state(stopper_pid, "T");
+
+    let out = root.run(&["run", "-t", "300ms", "job", "--", "echo", "ran"]);
+    assert_eq!(out.code(), 75, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pid {stopper_pid}")) && out.stderr.contains("stopped"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("busy: busy"), "{}", out.stderr);
+
+    let mut waiting = spawn(root.cmd(&["run", "job", "--", "echo", "ran"]));
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert!(
+            waiting.try_wait().unwrap().is_none(),
+            "a run without a timeout gave up"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain system call on our own child.
+    unsafe { libc::kill(stopper_pid as i32, libc::SIGCONT) };
+    drop(stopper.stdin.take()); // it reads EOF, unlocks by exiting
+    wait_bounded(&mut stopper, "the lock holder");
+    let out = collect(&mut waiting);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "ran\n"),
+        "{}",
+        out.stderr
     );
 }

@@ -95,6 +95,10 @@ impl RawMutex {
         unreachable!("{NEVER}")
     }
 
+    pub(crate) fn still_named(&self) -> bool {
+        unreachable!("{NEVER}")
+    }
+
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {
         unreachable!("{NEVER}")
     }

@@ -37,6 +37,7 @@ pub fn trials() -> Vec<Trial> {
             "residue::stopped_lock_holder_named_and_bounded",
             stopped_lock_holder,
         ),
+        Trial::test("residue::fuse_root_refused_unless_allowed", fuse_root),
     ]
 }
 
@@ -318,6 +319,52 @@ fn stopped_lock_holder() -> TestResult {
     waiting.join().map_err(|_| "panicked")??;
     stopper.finish()?;
     Ok(())
+}
+
+/// A root on a FUSE file system (bindfs over a local directory) is refused, naming the
+/// file system, unless `NAMEDMUTEX_ALLOW_NETWORK_FS=1` (issue 15, case 5). NFS and CIFS are
+/// refused by the same check of the `statfs` type; FUSE is the one a test can mount.
+fn fuse_root() -> TestResult {
+    if !is_root() {
+        println!("skipped: mounting a FUSE file system needs root (CI runs as root)");
+        return Ok(());
+    }
+    let src = fresh_root("fuse-src");
+    let mnt = fresh_root("fuse-mnt");
+    let mounted = std::process::Command::new("bindfs")
+        .arg(&src)
+        .arg(&mnt)
+        .status()
+        .map_err(|e| format!("bindfs (tools/test-all.sh installs it): {e}"))?;
+    check(mounted.success(), || format!("bindfs failed: {mounted}"))?;
+    let result = (|| -> TestResult {
+        let e = MutexOptions::new()
+            .root(&mnt)
+            .create("on-fuse")
+            .err()
+            .ok_or("a mutex was created on a FUSE root")?;
+        check(e.kind() == ErrorKind::Unsupported, || format!("{e:?}"))?;
+        check(
+            e.to_string().contains("FUSE") && e.to_string().contains("NAMEDMUTEX_ALLOW_NETWORK_FS"),
+            || format!("message: {e}"),
+        )?;
+        let mnt_s = mnt.to_str().unwrap();
+        let mut allowed = Peer::spawn(
+            "hold",
+            &["on-fuse", "1"],
+            &[
+                ("NAMEDMUTEX_ROOT", mnt_s),
+                ("NAMEDMUTEX_ALLOW_NETWORK_FS", "1"),
+            ],
+        );
+        allowed.expect("holding")?;
+        check(allowed.finish()? == 0, || {
+            "the allowed holder failed".into()
+        })?;
+        Ok(())
+    })();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    result
 }
 
 /// The state letter of process `pid` (`R`, `S`, `T`, ...).

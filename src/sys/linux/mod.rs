@@ -187,6 +187,10 @@ impl RawMutex {
         lock::abandon(&self.obj, note)
     }
 
+    pub(crate) fn still_named(&self) -> bool {
+        self.obj.still_named()
+    }
+
     /// On every wait's path: inlined, with the error built out of line.
     #[inline(always)]
     fn check_synchronize(&self) -> Result<()> {

@@ -658,6 +658,23 @@ impl Object {
         keeps_report(&self.page, &self.root)
     }
 
+    /// Whether the object's name still leads to it: false when its file was removed under
+    /// it (a cleaner such as systemd-logind's `RemoveIPC` or a tmp cleaner, or a user's
+    /// `rm`), so that a later create of the name makes a second object beside this one.
+    pub(super) fn still_named(&self) -> bool {
+        let Some(place) = &self.place else {
+            return true; // unnamed: nothing to lose
+        };
+        matches!(
+            rustix::fs::statat(
+                self.root.dir_for(place.namespace),
+                place.file.as_str(),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ),
+            Ok(st) if (st.st_dev, st.st_ino) == self.key
+        )
+    }
+
     /// Sets `DEAD` in the object's flags, for openers that opened the file just before its
     /// name goes: they see the flag once they hold their shared lock, and look again. The
     /// caller holds the file's exclusive lock, so nobody else writes the flags; they are

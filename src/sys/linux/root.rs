@@ -36,6 +36,59 @@ pub(super) const USER_DIR_PREFIX: &str = "namedmutex-";
 /// The `Local\` directory inside a user directory.
 pub(super) const LOCAL_DIR: &str = "local";
 
+/// The environment variable that lets a root on a network or FUSE file system be used.
+pub(super) const ALLOW_FS_ENV: &str = "NAMEDMUTEX_ALLOW_NETWORK_FS";
+
+/// File systems whose files other machines (or a user-space server) may share: shared
+/// memory and futexes there work per machine, so processes on two hosts would each get a
+/// mutex of their own and never exclude each other. (`statfs` magic numbers from
+/// `linux/magic.h`.)
+const SHARED_FILE_SYSTEMS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+    (0x00C3_6400, "Ceph"),
+    (0x0102_1997, "9P"),
+    (0x5346_414F, "AFS"),
+    (0x6B41_4653, "AFS"),
+    (0x7375_7245, "Coda"),
+    (0x0116_1970, "GFS2"),
+    (0x7461_636F, "OCFS2"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x4750_4653, "GPFS"),
+    (0x2003_0528, "OrangeFS"),
+];
+
+/// Refuses a root on a network or FUSE file system (see [`SHARED_FILE_SYSTEMS`]), unless
+/// `NAMEDMUTEX_ALLOW_NETWORK_FS=1` says the user knows that it gives no exclusion between
+/// machines (a FUSE file system used by one machine only, say).
+fn refuse_shared_file_system(dir: &OwnedFd, path: &Path) -> Result<()> {
+    let Ok(fs) = rustix::fs::fstatfs(dir) else {
+        return Ok(()); // cannot tell: the checks that follow still apply
+    };
+    // The type of `f_type` differs between architectures (i64 here, u32 on s390x).
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.f_type as i64 & 0xFFFF_FFFF;
+    let Some((_, kind)) = SHARED_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) else {
+        return Ok(());
+    };
+    if std::env::var_os(ALLOW_FS_ENV).is_some_and(|v| v == "1") {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "refusing the namespace root {}: it is on a {kind} file system (statfs type {magic:#x}), \
+             where shared memory and futexes work per machine, so processes on two hosts would \
+             not exclude each other; use a local directory (tmpfs such as /dev/shm), or set \
+             {ALLOW_FS_ENV}=1 if only this machine uses it",
+            path.display()
+        ),
+    ))
+}
+
 /// A verified root and the calling user's directories in it.
 pub(super) struct Root {
     pub path: PathBuf,
@@ -125,6 +178,7 @@ impl Root {
                 "others may write to it but it is not sticky, so they could delete our files",
             ));
         }
+        refuse_shared_file_system(&dir, path)?;
         let ident = (st.st_dev, st.st_ino);
         let user_dir_name = format!("{USER_DIR_PREFIX}{uid}");
         let user_dir = private_dir(dir.as_fd(), path, &user_dir_name, uid, 0o711)?;

@@ -222,6 +222,11 @@ impl RawMutex {
         ))
     }
 
+    /// The kernel keeps a name with its object: nothing can remove one under a handle.
+    pub(crate) fn still_named(&self) -> bool {
+        true
+    }
+
     pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
         detached::release(claim)
     }
