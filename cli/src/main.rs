@@ -979,23 +979,32 @@ fn wait(opts: &MutexOptions, args: WaitArgs) -> Result<u8, Failure> {
     }
 }
 
-fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
-    let namespaces: &[Namespace] = if args.all {
+/// The namespaces `--global` and `--all` choose (neither: the caller's own).
+fn chosen_namespaces(global: bool, all: bool) -> &'static [Namespace] {
+    if all {
         &[Namespace::Local, Namespace::Global]
-    } else if args.global {
+    } else if global {
         &[Namespace::Global]
     } else {
         &[Namespace::Local]
-    };
+    }
+}
+
+/// `Local\` or `Global\`, for messages about a whole namespace.
+fn prefix(ns: Namespace) -> &'static str {
+    match ns {
+        Namespace::Global => "Global\\",
+        Namespace::Local => "Local\\",
+    }
+}
+
+fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
+    let namespaces = chosen_namespaces(args.global, args.all);
     let mut all = Vec::new();
     for ns in namespaces {
-        let found = opts.list(*ns).map_err(|e| {
-            let subject = match ns {
-                Namespace::Global => "Global\\",
-                Namespace::Local => "Local\\",
-            };
-            Failure::from_lib_other(subject, &e)
-        })?;
+        let found = opts
+            .list(*ns)
+            .map_err(|e| Failure::from_lib_other(prefix(*ns), &e))?;
         all.extend(found);
     }
     let text = if args.json {
@@ -1009,18 +1018,9 @@ fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
 }
 
 fn prune(opts: &MutexOptions, args: PruneArgs) -> Result<u8, Failure> {
-    let namespaces: &[Namespace] = if args.all {
-        &[Namespace::Local, Namespace::Global]
-    } else if args.global {
-        &[Namespace::Global]
-    } else {
-        &[Namespace::Local]
-    };
+    let namespaces = chosen_namespaces(args.global, args.all);
     for ns in namespaces {
-        let subject = match ns {
-            Namespace::Global => "Global\\",
-            Namespace::Local => "Local\\",
-        };
+        let subject = prefix(*ns);
         let pruned = opts
             .prune(*ns)
             .map_err(|e| Failure::from_lib_other(subject, &e))?;

@@ -87,6 +87,18 @@ impl Root {
         holder
     }
 
+    /// Starts the binary in the background with stdout read line by line (stderr and
+    /// stdin as `cmd` leaves them).
+    fn background(&self, args: &[&str]) -> Holder {
+        let mut child = self.cmd(args).stdout(Stdio::piped()).spawn().unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        Holder {
+            child: Some(child),
+            stdin: None,
+            lines,
+        }
+    }
+
     /// Polls the mutex until `pred` holds for its snapshot (bounded).
     fn until(&self, name: &str, what: &str, pred: impl Fn(&namedmutex::MutexInfo) -> bool) {
         let deadline = Instant::now() + WATCHDOG;
@@ -672,17 +684,7 @@ fn exit_status_passes_through() {
 fn signals_are_forwarded_to_the_command() {
     let root = Root::new();
     let script = r#"trap "echo got; exit 3" TERM; echo ready; while :; do sleep 0.05; done"#;
-    let mut run = root
-        .cmd(&["run", "job", "--", "sh", "-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(run.stdout.take().unwrap());
-    let mut run = Holder {
-        child: Some(run),
-        stdin: None,
-        lines,
-    };
+    let mut run = root.background(&["run", "job", "--", "sh", "-c", script]);
     assert_eq!(run.next_line(), "ready");
     root.until("job", "held", |i| i.owner.is_some());
     run.signal(libc::SIGTERM);
@@ -1322,17 +1324,7 @@ fn other_signals_are_forwarded_not_fatal() {
     ] {
         let script =
             format!(r#"trap "echo got; exit 4" {label}; echo ready; while :; do sleep 0.05; done"#);
-        let mut run = root
-            .cmd(&["run", "job", "--", "sh", "-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(run.stdout.take().unwrap());
-        let mut run = Holder {
-            child: Some(run),
-            stdin: None,
-            lines,
-        };
+        let mut run = root.background(&["run", "job", "--", "sh", "-c", &script]);
         assert_eq!(run.next_line(), "ready");
         run.signal(sig);
         assert_eq!(run.next_line(), "got", "{label}");
