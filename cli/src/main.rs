@@ -27,7 +27,7 @@ macro_rules! exit_table {
   3        info: abandoned (owner died; the next acquirer is told)
   64       usage error: bad option, argument or duration
   65       bad mutex name (Local\\, Global\\a\\b, too long, empty)
-  69       not supported on this platform
+  69       not supported on this platform, or a root on NFS, CIFS or FUSE
   70       other error (I/O, corrupt or incompatible object, ...)
   75       timed out waiting for the lock (change with --conflict-exit-code)
   77       permission denied
@@ -63,7 +63,9 @@ A mutex is known by its name, not by a file: `build` (or `Local\\build`) is priv
 user, `Global\\build` is shared by every user of the machine. A mutex exists while some
 process has it open and disappears with the last one. It has one holder at a time;
 when the owner dies without releasing it (even by SIGKILL), the next process to take it is
-told: the lock is \"abandoned\" and whatever it protects may be half-done.
+told: the lock is \"abandoned\" and whatever it protects may be half-done. run, hold and
+wait keep an abandoned mutex until that report has been given, even if nobody else had it
+open.
 
 Objects live under $NAMEDMUTEX_ROOT (default /dev/shm); processes share mutexes only when
 they use the same root.";
@@ -143,27 +145,34 @@ Examples:
   namedmutex run --on-abandoned fail db-migrate -- ./migrate.sh
       If a previous migration died holding the lock, report it and exit 79.
 
-The command's exit status passes through (128+N if signal N killed it). SIGINT, SIGTERM,
-SIGHUP and SIGQUIT sent to namedmutex are forwarded to the command; the lock is released
-when the command ends. Waiting on a terminal shows who holds the lock and for how long.
+The command's exit status passes through (128+N if signal N killed it). The command is
+the holder: if it is killed by a signal (SIGKILL, SIGSEGV, the OOM killer, ...), the lock
+is left abandoned and the next holder is told which command died and how (--on-killed
+release releases it instead); if namedmutex itself is killed, the kernel kills the command
+too. The report survives even when no other process had the lock open (--no-keep-abandoned
+forgets it, as Windows would). Signals sent to namedmutex that would end it are forwarded
+to the command. Waiting on a terminal shows who holds the lock and for how long.
 Exit status when nothing ran: 75 timeout (see -E), 79 abandoned with --on-abandoned fail,
 126/127 command not executable/not found, 64/65/70/77 errors (see namedmutex --help).";
 
 const HOLD_AFTER: &str = "\
 Examples:
+  namedmutex hold --while-pid $$ deploy > held.txt &
+  until grep -q '^held' held.txt; do sleep 0.1; done
+  ./step1 && ./step2           # the lock goes when this script ends, however it ends
+
   coproc LOCK { namedmutex hold deploy; }
   read -r _ <&\"${LOCK[0]}\"            # waits for the line \"held deploy\"
   ./step1 && ./step2
   kill \"$LOCK_PID\"                     # or close the coprocess's stdin
 
-  namedmutex hold --ignore-stdin deploy > held.txt &
-  # ... wait until held.txt says \"held deploy\", work, then: kill $!
-
 Prints `held NAME` on stdout once the lock is taken. Releases and exits 0 when stdin reaches
-end of file, or 128+N when signal N (INT, TERM, HUP, QUIT) arrives. Background jobs of
-non-interactive shells get stdin from /dev/null and would release at once: use
---ignore-stdin there. Exit 75 on timeout (see -E), 79 if the previous holder died and
---on-abandoned fail was given.";
+end of file (or, with --while-pid, when that process ends), or 128+N when a signal N that
+would end a process arrives (INT, TERM, HUP, QUIT, USR1, ALRM, ...). Background jobs of
+non-interactive shells get stdin from /dev/null and would release at once: use --while-pid
+there (--ignore-stdin holds until a signal, and leaks the lock if the script dies first).
+Exit 75 on timeout (see -E), 79 if the previous holder died and --on-abandoned fail was
+given, 64 if --while-pid names no process (the lock is not taken).";
 
 const WAIT_AFTER: &str = "\
 Examples:
@@ -180,8 +189,9 @@ Examples:
   namedmutex list --global --json | jq '.[] | select(.state == \"held\") | .owner.pid'
 
 STATE is free, held or abandoned (the owner died; the next acquirer is told), plus `stopped`
-when the holder's process is stopped (it keeps the lock until continued), and `stale`
-when no process has it open any more (the next open removes it). HELD is how long the
+when the holder's process is stopped (it keeps the lock until continued), and `kept` when
+no process has it open but it stays until its next holder is told of its abandonment.
+Listing removes mutexes that no process has open any more (see `prune`). HELD is how long the
 owner has held it, when recorded (locks taken without waiting are not timed). COMMAND is
 the owner's command line when it runs in this PID namespace and is readable.";
 

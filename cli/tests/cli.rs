@@ -1490,3 +1490,48 @@ fn a_stopped_file_lock_holder_does_not_fail_a_waiting_run() {
         out.stderr
     );
 }
+
+/// The README's idiom for a lock held by the rest of a script: when the script is killed
+/// (SIGKILL: no trap runs), the lock is released, not leaked.
+#[test]
+fn hold_while_pid_from_a_script_that_is_killed() {
+    let root = Root::new();
+    let out_file = root.dir.join("held.txt");
+    let script = format!(
+        "{BIN} hold --while-pid $$ deploy > '{}' &\n\
+         until grep -q '^held' '{}'; do sleep 0.05; done\n\
+         echo ready\n\
+         sleep 30\n",
+        out_file.display(),
+        out_file.display()
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("NAMEDMUTEX_ROOT", &root.dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let mut sh = Holder {
+        child: Some(child),
+        stdin: None,
+        lines,
+    };
+    assert_eq!(sh.next_line(), "ready");
+    assert_eq!(
+        root.run(&["info", "-q", "deploy"]).code(),
+        1,
+        "held for the script"
+    );
+    sh.signal(libc::SIGKILL);
+    sh.wait_exit();
+    let deadline = Instant::now() + WATCHDOG;
+    while !absent(&root, "deploy") {
+        assert!(
+            Instant::now() < deadline,
+            "the lock outlived the killed script"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
