@@ -58,6 +58,8 @@ const C_FOREVER: usize = 64;
 const C_RECREATED: usize = 72;
 const C_MAX_WAIT_US: usize = 80;
 const C_OPS: usize = 88;
+const C_PRUNES: usize = 96;
+const C_ABANDONED_ON_PURPOSE: usize = 104;
 const SLOT_BASE: usize = 4096;
 const SLOT_SIZE: usize = 4096;
 const S_INC: usize = 0;
@@ -287,7 +289,7 @@ fn chaos_in(root: &Path, dir: &Path, run_for: Duration) -> TestResult {
     }
     let c = |off| ctl.u64(off).load(SeqCst);
     println!(
-        "  chaos {:?}, {PROCS} processes x {THREADS} threads: {entries} entries, {} kills, {} stops, {} threads ended owning, {abandons} abandons (+{final_abandons} at the end), {} recursive waits, {} timeouts, {} busy try-locks, {} infinite waits (longest {} ms), {} clones, {} reopens, {} churn objects recreated after their holder died, {} operations, violations = {violations}",
+        "  chaos {:?}, {PROCS} processes x {THREADS} threads: {entries} entries, {} kills, {} stops, {} threads ended owning, {abandons} abandons (+{final_abandons} at the end), {} recursive waits, {} timeouts, {} busy try-locks, {} infinite waits (longest {} ms), {} clones, {} reopens, {} churn objects recreated after their holder died, {} operations, {} given up with abandon, {} prunes, violations = {violations}",
         started.elapsed(),
         counts.kills,
         counts.stops,
@@ -301,6 +303,8 @@ fn chaos_in(root: &Path, dir: &Path, run_for: Duration) -> TestResult {
         c(C_REOPENS),
         c(C_RECREATED),
         c(C_OPS),
+        c(C_ABANDONED_ON_PURPOSE),
+        c(C_PRUNES),
     );
     for line in report {
         println!("{line}");
@@ -566,6 +570,19 @@ fn worker(ctx: &Ctx, t: usize) -> bool {
                 handles[i] = handles[i].try_clone().expect("clone");
                 ctx.count(C_CLONES);
             }
+            6 => {
+                // A sweep racing every create, open, close and death: it must never remove
+                // an object in use (two objects of one name would show as two owners).
+                let ns = if rng.one_in(2) {
+                    namedmutex::Namespace::Local
+                } else {
+                    namedmutex::Namespace::Global
+                };
+                if let Err(e) = namedmutex::MutexOptions::new().prune(ns) {
+                    ctx.violation(format!("prune failed: {e}"));
+                }
+                ctx.count(C_PRUNES);
+            }
             _ => {
                 if sequence(ctx, t, me, &handles, &mut rng) {
                     return true;
@@ -677,6 +694,23 @@ fn sequence(ctx: &Ctx, t: usize, me: u64, handles: &[NamedMutex], rng: &mut Rng)
             .u64(thread_at(ctx.slot, t) + T_GEN)
             .fetch_add(1, SeqCst);
         ctx.count(C_THREAD_ENDS);
+        // Half the time, give everything up on purpose first (`abandon`): to the others it
+        // is the same death, reported the same way.
+        if rng.one_in(2) {
+            for &(m, _) in held.iter().rev() {
+                let h = if m == CHURN {
+                    churn.as_ref().unwrap()
+                } else {
+                    &handles[m]
+                };
+                // The state stays HOLD and `owner` names this (now dead) identity, as for a
+                // thread that ends owning.
+                if let Err(e) = h.abandon("chaos") {
+                    ctx.violation(format!("{}: abandon by the owner failed: {e}", NAMES[m]));
+                }
+                ctx.count(C_ABANDONED_ON_PURPOSE);
+            }
+        }
         return true;
     }
     for &(m, depth) in held.iter().rev() {
