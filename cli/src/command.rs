@@ -44,3 +44,48 @@ pub fn spawn_bound(command: &mut Command) -> io::Result<Child> {
 pub fn spawn_bound(command: &mut Command) -> io::Result<Child> {
     command.spawn()
 }
+
+/// Waits for `child` to end, calling `tick` every `every` meanwhile (on the calling thread:
+/// no thread to start, which `run`'s start-up would pay for).
+#[cfg(target_os = "linux")]
+pub fn wait_ticking(
+    child: &mut Child,
+    every: std::time::Duration,
+    tick: &mut dyn FnMut(),
+) -> io::Result<std::process::ExitStatus> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    if fd < 0 {
+        return child.wait(); // a kernel before 5.3: no ticks
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let millis = every.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, millis) };
+        if n > 0 {
+            return child.wait();
+        }
+        if n == 0 {
+            tick();
+        }
+        // n < 0: EINTR (a signal, forwarded by its handler): look again.
+    }
+}
+
+/// Waits for `child` to end (no ticks on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn wait_ticking(
+    child: &mut Child,
+    _: std::time::Duration,
+    _: &mut dyn FnMut(),
+) -> io::Result<std::process::ExitStatus> {
+    child.wait()
+}

@@ -791,7 +791,8 @@ fn run(opts: &MutexOptions, args: RunArgs) -> Result<u8, Failure> {
         }
     };
     signals::forward_to(child.id());
-    let status = watch_name(&name, &mutex, || child.wait());
+    let status =
+        command::wait_ticking(&mut child, NAME_CHECK_EVERY, &mut name_check(&name, &mutex));
     signals::stop_forwarding();
     let status = match status {
         Ok(status) => status,
@@ -890,31 +891,22 @@ fn signal_name(sig: i32) -> String {
     abbrev.to_owned()
 }
 
-/// Runs `f` (the wait for a command, or a hold) while a watcher checks every
-/// [`NAME_CHECK_EVERY`] that the mutex's name still leads to our object, and warns once,
-/// loudly, if a cleaner removed it (see RELIABILITY.md, "Cleaners").
-fn watch_name<T>(name: &str, mutex: &NamedMutex, f: impl FnOnce() -> T) -> T {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(NAME_CHECK_EVERY)
-            {
-                if !mutex.still_named() {
-                    eprintln!(
-                        "namedmutex: {name}: WARNING: the mutex's file was removed while this process holds it \
-                         (a cleaner such as systemd-logind's RemoveIPC=yes, a tmp cleaner, or rm): another \
-                         process can now create a new mutex of the same name and run beside this one; \
-                         see RELIABILITY.md, \"Cleaners\""
-                    );
-                    return;
-                }
-            }
-        });
-        let result = f();
-        drop(stop);
-        result
-    })
+/// A check for [`command::wait_ticking`] and `hold`'s wait, run every [`NAME_CHECK_EVERY`]:
+/// warns once, loudly, if a cleaner removed the mutex's file (see RELIABILITY.md,
+/// "Cleaners").
+fn name_check<'a>(name: &'a str, mutex: &'a NamedMutex) -> impl FnMut() + 'a {
+    let mut warned = false;
+    move || {
+        if !warned && !mutex.still_named() {
+            warned = true;
+            eprintln!(
+                "namedmutex: {name}: WARNING: the mutex's file was removed while this process holds it \
+                 (a cleaner such as systemd-logind's RemoveIPC=yes, a tmp cleaner, or rm): another \
+                 process can now create a new mutex of the same name and run beside this one; \
+                 see RELIABILITY.md, \"Cleaners\""
+            );
+        }
+    }
 }
 
 /// How often a holder checks that its mutex's file is still there.
@@ -961,9 +953,12 @@ fn hold(opts: &MutexOptions, args: HoldArgs) -> Result<u8, Failure> {
         let _ = out.flush();
     }
     let watch_stdin = !args.ignore_stdin && args.while_pid.is_none();
-    let end = watch_name(&name, &mutex, || {
-        signals::wait_for_stdin_or_signal(watch_stdin, watched.as_ref())
-    });
+    let end = signals::wait_for_stdin_or_signal(
+        watch_stdin,
+        watched.as_ref(),
+        NAME_CHECK_EVERY,
+        &mut name_check(&name, &mutex),
+    );
     release(&name, &mutex)?;
     Ok(match end {
         signals::HoldEnd::StdinClosed | signals::HoldEnd::PidEnded => exit::OK,

@@ -160,9 +160,16 @@ mod imp {
     }
 
     /// Blocks until a handled signal arrives, `watched` ends, or, when `watch_stdin`,
-    /// standard input closes (what is read is discarded).
-    pub fn wait_for_stdin_or_signal(watch_stdin: bool, watched: Option<&Watched>) -> HoldEnd {
+    /// standard input closes (what is read is discarded); calls `tick` every `every`
+    /// meanwhile.
+    pub fn wait_for_stdin_or_signal(
+        watch_stdin: bool,
+        watched: Option<&Watched>,
+        every: std::time::Duration,
+        tick: &mut dyn FnMut(),
+    ) -> HoldEnd {
         use std::os::fd::AsRawFd;
+        let millis = every.as_millis().min(i32::MAX as u128) as i32;
         let pipe = PIPE_READ.load(Ordering::SeqCst);
         let mut stdin_open = watch_stdin;
         loop {
@@ -187,9 +194,13 @@ mod imp {
                 },
             ];
             // SAFETY: fds is a valid array of three pollfd; negative fds are ignored.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, millis) };
             if n < 0 {
                 continue; // EINTR: the pending check above sees the signal
+            }
+            if n == 0 {
+                tick();
+                continue;
             }
             if fds[2].revents != 0 {
                 return HoldEnd::PidEnded;
@@ -261,8 +272,13 @@ mod imp {
             ))
         }
     }
-    /// Reads standard input to its end.
-    pub fn wait_for_stdin_or_signal(watch_stdin: bool, _: Option<&Watched>) -> HoldEnd {
+    /// Reads standard input to its end (no ticks on this platform).
+    pub fn wait_for_stdin_or_signal(
+        watch_stdin: bool,
+        _: Option<&Watched>,
+        _: std::time::Duration,
+        _: &mut dyn FnMut(),
+    ) -> HoldEnd {
         if watch_stdin {
             let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         } else {
