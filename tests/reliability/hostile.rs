@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("hostile::local_namespace_is_private", local_private),
-        Trial::test("hostile::planted_files_are_refused", planted),
+        Trial::test("hostile::planted_files_are_refused_or_passed_by", planted),
         Trial::test("hostile::global_current_user_is_private", global_private),
         Trial::test("hostile::global_everyone_is_shared", global_everyone),
         Trial::test(
@@ -199,15 +199,44 @@ fn local_private() -> TestResult {
 fn planted() -> TestResult {
     let u = need_users!();
     let us = u.us.uid.to_string();
+    // Our user directory's name squatted as a link, a directory or a file: never followed
+    // or used; our processes move to `namedmutex-<uid>.1` and agree on it (one holds, a
+    // second times out), also after the squatter removes its plant and squats `.2` (the
+    // name freed below ours is passed over: issue 15, case 7).
     for kind in ["symlink", "dir", "file"] {
         let root = shared_root("hostile-plant");
         run_as(u.them, &root, &["plant-user-dir", &us, kind])?;
-        let lines = run_as(u.us, &root, &["expect-refusal", "x", "AccessDenied"])?;
+        let mut holder = spawn_as(u.us, &root, &["hold", "x", "current"]);
+        holder.expect("holding")?;
+        let moved = root.join(format!("namedmutex-{us}.1"));
+        check(moved.join("local").is_dir(), || {
+            format!("{kind}: no directory of ours at {}", moved.display())
+        })?;
+        let lines = run_as(u.us, &root, &["expect-timeout", "x"])?;
+        run_as(u.them, &root, &["unplant-user-dir", &us])?;
+        let again = run_as(u.us, &root, &["expect-timeout", "x"])?;
         println!(
-            "  our user directory planted as a {kind}: {}",
-            lines.join("; ")
+            "  our user directory's name planted as a {kind}: moved to .1; a second process: {}; after the plant went and .2 was squatted: {}",
+            lines.join("; "),
+            again.join("; ")
         );
+        holder.send("");
+        drop(holder);
     }
+    // Others find a moved directory too: the death of our holder of an `Everyone` object
+    // is seen through the registry in `.1` (without it, a waiter could not tell).
+    let root = shared_root("hostile-plant-moved");
+    run_as(u.them, &root, &["plant-user-dir", &us, "dir"])?;
+    let mut holder = spawn_as(u.us, &root, &["hold", "Global\\moved", "everyone"]);
+    holder.expect("holding")?;
+    let mut waiter = spawn_as(u.them, &root, &["wait-abandoned", "Global\\moved"]);
+    waiter.expect("waiting")?;
+    holder.kill();
+    let status = waiter.expect("status")?;
+    check(status == "status Abandoned then Acquired", || {
+        format!("the other user's waiter: {status}")
+    })?;
+    println!("  the other user waiting on our holder, whose directory moved: {status}");
     let root = shared_root("hostile-plant-global");
     run_as(u.them, &root, &["plant-globals"])?;
     for (object, want) in [
@@ -530,6 +559,16 @@ fn run_sub(sub: &[&str]) -> Result<(), String> {
                 _ => std::fs::write(&target, b"squatter"),
             }
             .map_err(|e| format!("planting: {e}"))
+        }
+        "unplant-user-dir" => {
+            // Removes the plant at our victim's primary name and squats the name after theirs.
+            let target = root.join(format!("namedmutex-{}", arg(1)));
+            let _ = std::fs::remove_file(&target).or_else(|_| std::fs::remove_dir(&target));
+            if target.symlink_metadata().is_ok() {
+                return Err("the plant is still there".into());
+            }
+            std::fs::create_dir(root.join(format!("namedmutex-{}.2", arg(1))))
+                .map_err(|e| format!("squatting .2: {e}"))
         }
         "plant-globals" => {
             let g = |n: &str| root.join(format!("namedmutex-global.{n}"));

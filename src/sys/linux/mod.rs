@@ -5,6 +5,7 @@
 //! | module | what it does |
 //! |---|---|
 //! | `root` | the namespace root and the verified per-user directories |
+//! | `user_dir` | finding a user's directory, also where another user squatted its name |
 //! | `file_name` | object names to file names |
 //! | `files` | opening without links, creating files exclusively or publishing them whole |
 //! | `object` | finding, creating, sharing and removing object files |
@@ -41,6 +42,7 @@ mod registry;
 mod root;
 pub(crate) mod sweep;
 mod thread;
+mod user_dir;
 
 use crate::access::Access;
 use crate::error::{Error, ErrorKind, Result};

@@ -96,6 +96,8 @@ pub(super) struct Root {
     /// Device and inode of the root directory: identifies it in object headers.
     pub ident: (u64, u64),
     pub uid: u32,
+    /// The name of our user directory in the root (see `user_dir.rs`).
+    user_dir_name: String,
     pub local: OwnedFd,
     /// The calling user's thread registry for this root.
     pub registry: &'static Registry,
@@ -180,8 +182,7 @@ impl Root {
         }
         refuse_shared_file_system(&dir, path)?;
         let ident = (st.st_dev, st.st_ino);
-        let user_dir_name = format!("{USER_DIR_PREFIX}{uid}");
-        let user_dir = private_dir(dir.as_fd(), path, &user_dir_name, uid, 0o711)?;
+        let (user_dir, user_dir_name) = super::user_dir::own(dir.as_fd(), path, uid, uid, 0o711)?;
         let local = private_dir(
             user_dir.as_fd(),
             &path.join(&user_dir_name),
@@ -195,6 +196,7 @@ impl Root {
             dir,
             ident,
             uid,
+            user_dir_name,
             local,
             registry,
             foreign: Mutex::new(HashMap::new()),
@@ -214,7 +216,7 @@ impl Root {
         match namespace {
             Namespace::Local => self
                 .path
-                .join(format!("{USER_DIR_PREFIX}{}", self.uid))
+                .join(&self.user_dir_name)
                 .join(LOCAL_DIR)
                 .join(file),
             Namespace::Global => self.path.join(file),
@@ -243,15 +245,8 @@ impl Root {
             }
         }
         // O_PATH: another user's directory is 0711, searchable but not readable by us.
-        let opened = rustix::fs::openat(
-            self.dir.as_fd(),
-            format!("{USER_DIR_PREFIX}{uid}").as_str(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-        .filter(|d| rustix::fs::fstat(d).is_ok_and(|st| st.st_uid == uid))
-        .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
+        let opened = super::user_dir::of(self.dir.as_fd(), uid, uid)
+            .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
         foreign.insert(uid, opened);
         opened
     }
@@ -295,7 +290,7 @@ fn private_dir(
     Ok(dir)
 }
 
-fn root_error(path: &Path, what: &str, e: Errno) -> Error {
+pub(super) fn root_error(path: &Path, what: &str, e: Errno) -> Error {
     let kind = match e {
         Errno::ACCESS | Errno::PERM => ErrorKind::AccessDenied,
         Errno::NOENT | Errno::NOTDIR => ErrorKind::PathNotFound,

@@ -27,7 +27,7 @@ pub fn trials() -> Vec<Trial> {
             foreign_local_files,
         ),
         Trial::test(
-            "files::squatted_directories_are_refused",
+            "files::squatted_directories_are_passed_by",
             squatted_directories,
         ),
         Trial::test("files::long_and_odd_names_map_to_safe_files", odd_names),
@@ -204,19 +204,30 @@ fn foreign_local_files() -> Result<(), libtest_mimic::Failed> {
 }
 
 fn squatted_directories() -> Result<(), libtest_mimic::Failed> {
-    // A link where our user directory goes.
+    // A link where our user directory goes: never followed; the directory moves to the
+    // next name of the chain (user_dir.rs).
     let root = fresh_root("squat-link");
     let elsewhere = root.join("elsewhere");
     std::fs::create_dir(&elsewhere)?;
     std::os::unix::fs::symlink(&elsewhere, root.join(format!("namedmutex-{}", uid())))?;
+    let m = MutexOptions::new().root(&root).create("x")?.0;
+    check(std::fs::read_dir(&elsewhere)?.next().is_none(), || {
+        "something was made through the planted link".into()
+    })?;
+    check(
+        root.join(format!("namedmutex-{}.1/local/x", uid()))
+            .exists(),
+        || "the object is not in the next directory of the chain".into(),
+    )?;
+    drop(m);
+    // An error about the root says what to change: for a root given explicitly, the
+    // directory (issue 17: not the environment variable, which this caller did not use).
+    let missing = root.join("no-such-dir");
     let err = MutexOptions::new()
-        .root(&root)
+        .root(&missing)
         .create("x")
         .err()
-        .ok_or("followed a planted link")?;
-    check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
-    // It says what to change: for a root given explicitly, the directory (issue 17: not
-    // the environment variable, which this caller did not use).
+        .ok_or("used a missing root")?;
     check(
         err.to_string()
             .contains("given explicitly: choose another directory"),
@@ -239,15 +250,19 @@ fn squatted_directories() -> Result<(), libtest_mimic::Failed> {
         let dir = root.join(format!("namedmutex-{}", uid()));
         std::fs::create_dir(&dir)?;
         std::os::unix::fs::chown(&dir, Some(12345), None)?;
-        let err = MutexOptions::new()
-            .root(&root)
-            .create("x")
-            .err()
-            .ok_or("used a squatted dir")?;
-        check(err.kind() == ErrorKind::AccessDenied, || format!("{err}"))?;
-        check(err.to_string().contains(dir.to_str().unwrap()), || {
-            format!("message: {err}")
-        })?;
+        // `.1` squatted too, `.2` free: ours goes to `.2`.
+        let next = root.join(format!("namedmutex-{}.1", uid()));
+        std::fs::create_dir(&next)?;
+        std::os::unix::fs::chown(&next, Some(12345), None)?;
+        drop(MutexOptions::new().root(&root).create("x")?);
+        check(
+            root.join(format!("namedmutex-{}.2/local", uid())).is_dir(),
+            || "the directory did not move past two squatted names".into(),
+        )?;
+        check(
+            std::fs::read_dir(&dir)?.next().is_none() && std::fs::read_dir(&next)?.next().is_none(),
+            || "something was made in a squatter's directory".into(),
+        )?;
     } else {
         println!("(not root: the squatted-owner case needs chown)");
     }

@@ -1,0 +1,176 @@
+//! Finding a user's directory in the root, even where another user squatted its name.
+//!
+//! A user's directory is `namedmutex-<uid>` (holding the `local/` namespace and the
+//! registry). The root is shared and sticky (`/dev/shm`), so any local user can create that
+//! name first: a directory, link or file of theirs. We never use what is not ours, but a
+//! refusal would lock the user out until root removes it; on Windows nobody can squat
+//! another user's `Local\`. So a squatted name moves the directory along a chain that every
+//! process of the user walks the same way:
+//!
+//! `namedmutex-<uid>`, then `namedmutex-<uid>.1`, `namedmutex-<uid>.2`, ...
+//!
+//! **The rule.** Use the first name of the chain that is a directory of ours. If none is,
+//! create one at the first free name. A squatter can take names ahead of us, but cannot
+//! remove ours (the root is sticky), so once one of ours exists every process of the user
+//! finds that same one, whatever the squatter adds or removes later: a name freed below it
+//! is passed over, because the walk looks for an existing directory of ours before it
+//! creates anything. Two of our processes creating at once race on `mkdir`, which one wins;
+//! the other finds the winner's directory on its next walk.
+//!
+//! The primary name is looked at first with one `open`: unless it is squatted or missing,
+//! nothing else is read. A walk reads the root directory once (`getdents`).
+
+use super::files;
+use super::root::{USER_DIR_PREFIX, root_error as io_error};
+use crate::error::{Error, ErrorKind, Result};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use std::path::Path;
+
+/// How many times a walk is repeated when others keep taking the name it chose.
+const ATTEMPTS: u32 = 64;
+
+/// The calling user's directory in the root `root` (at `root_path`): opened, checked to
+/// belong to `owner` (the uid the file system shows us) and set to `mode`. `key` is the uid
+/// the names are made of. Returns the directory and its name.
+pub(super) fn own(
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    key: u32,
+    owner: u32,
+    mode: u32,
+) -> Result<(OwnedFd, String)> {
+    let primary = format!("{USER_DIR_PREFIX}{key}");
+    for _ in 0..ATTEMPTS {
+        match look(root, &primary, owner) {
+            Look::Ours(dir) => return finish(dir, primary, root_path, mode),
+            Look::Missing => {
+                // Before making the primary, a directory of ours further along the chain
+                // (made while the primary was squatted) must win.
+                if let Some((dir, name)) = walk(root, key, owner).0 {
+                    return finish(dir, name, root_path, mode);
+                }
+                match rustix::fs::mkdirat(root, primary.as_str(), Mode::from_raw_mode(mode)) {
+                    Ok(()) | Err(Errno::EXIST) => continue, // look at what is there now
+                    Err(e) => {
+                        return Err(io_error(&root_path.join(&primary), "cannot create", e));
+                    }
+                }
+            }
+            Look::Foreign => {
+                let (ours, free) = walk(root, key, owner);
+                if let Some((dir, name)) = ours {
+                    return finish(dir, name, root_path, mode);
+                }
+                let name = format!("{primary}.{free}");
+                match rustix::fs::mkdirat(root, name.as_str(), Mode::from_raw_mode(mode)) {
+                    Ok(()) | Err(Errno::EXIST) => continue,
+                    Err(e) => return Err(io_error(&root_path.join(&name), "cannot create", e)),
+                }
+            }
+            Look::Error(e) => return Err(io_error(&root_path.join(&primary), "cannot open", e)),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::AccessDenied,
+        format!(
+            "cannot find or make a directory of our own in {} (uid {key}): other users kept taking {primary} and the names after it",
+            root_path.display()
+        ),
+    ))
+}
+
+/// The directory of user `key` (whose files the file system shows as `owner`), opened with
+/// `O_PATH` (another user's directory is searchable, not readable), to read their registry.
+pub(super) fn of(root: BorrowedFd<'_>, key: u32, owner: u32) -> Option<OwnedFd> {
+    let primary = format!("{USER_DIR_PREFIX}{key}");
+    let path_only = |name: &str| {
+        rustix::fs::openat(
+            root,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .filter(|d| rustix::fs::fstat(d).is_ok_and(|st| st.st_uid == owner))
+    };
+    if let Some(dir) = path_only(&primary) {
+        return Some(dir);
+    }
+    chain_names(root, key)
+        .into_iter()
+        .find_map(|(_, name)| path_only(&name))
+}
+
+enum Look {
+    Ours(OwnedFd),
+    Missing,
+    /// Somebody else's directory, a link, a file: squatted.
+    Foreign,
+    Error(Errno),
+}
+
+fn look(root: BorrowedFd<'_>, name: &str, owner: u32) -> Look {
+    match files::open_dir_in(root, name) {
+        Ok(dir) => match rustix::fs::fstat(&dir) {
+            Ok(st) if st.st_uid == owner => Look::Ours(dir),
+            Ok(_) => Look::Foreign,
+            Err(e) => Look::Error(e),
+        },
+        Err(Errno::NOENT) => Look::Missing,
+        Err(Errno::LOOP | Errno::NOTDIR) => Look::Foreign,
+        Err(e) => Look::Error(e),
+    }
+}
+
+/// The names `namedmutex-<key>.<k>` (k ≥ 1) present in the root, by k.
+fn chain_names(root: BorrowedFd<'_>, key: u32) -> Vec<(u64, String)> {
+    let prefix = format!("{USER_DIR_PREFIX}{key}.");
+    let Ok(entries) = rustix::fs::Dir::read_from(root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str().ok()?.to_owned();
+            let k: u64 = name.strip_prefix(&prefix)?.parse().ok()?;
+            // Only the canonical spelling (no leading zeros or signs) is a link of the chain.
+            (k >= 1 && name == format!("{prefix}{k}")).then_some((k, name))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Walks the chain after the primary: the first directory of ours, if any, and the first
+/// free k.
+fn walk(root: BorrowedFd<'_>, key: u32, owner: u32) -> (Option<(OwnedFd, String)>, u64) {
+    let names = chain_names(root, key);
+    for (_, name) in &names {
+        if let Look::Ours(dir) = look(root, name, owner) {
+            return (Some((dir, name.clone())), 0);
+        }
+    }
+    let mut free = 1;
+    for (k, _) in &names {
+        if *k == free {
+            free += 1;
+        } else if *k > free {
+            break;
+        }
+    }
+    (None, free)
+}
+
+/// Sets the mode of our directory back to `mode` if the umask (or we) changed it.
+fn finish(dir: OwnedFd, name: String, root_path: &Path, mode: u32) -> Result<(OwnedFd, String)> {
+    let path = root_path.join(&name);
+    let st =
+        rustix::fs::fstat(&dir).map_err(|e| io_error(&path, "cannot inspect the directory", e))?;
+    if st.st_mode & 0o7777 != mode {
+        rustix::fs::fchmod(dir.as_fd(), Mode::from_raw_mode(mode))
+            .map_err(|e| io_error(&path, "cannot set the mode of the directory", e))?;
+    }
+    Ok((dir, name))
+}
