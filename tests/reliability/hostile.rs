@@ -32,6 +32,10 @@ pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("hostile::local_namespace_is_private", local_private),
         Trial::test("hostile::planted_files_are_refused_or_passed_by", planted),
+        Trial::test(
+            "hostile::same_user_inside_a_user_namespace",
+            same_user_in_userns,
+        ),
         Trial::test("hostile::global_current_user_is_private", global_private),
         Trial::test("hostile::global_everyone_is_shared", global_everyone),
         Trial::test(
@@ -253,6 +257,77 @@ fn planted() -> TestResult {
         )?;
         println!("  Global\\{object}: {}", lines.join("; "));
     }
+    Ok(())
+}
+
+/// A user inside a user namespace (`unshare --user --map-root-user`, as rootless containers
+/// run) shares its `Local\\` namespace with the same user outside: one holds, the other
+/// times out, both ways, and a holder killed inside is reported outside. A root whose owner
+/// is not mapped there is refused unless `NAMEDMUTEX_TRUST_UNMAPPED_ROOT=1` (issue 15).
+fn same_user_in_userns() -> TestResult {
+    let u = need_users!();
+    let root = shared_root("hostile-userns");
+    let root_s = root.to_str().unwrap();
+    let inside = |role_args: &[&str], trust: bool| {
+        let mut all = vec!["run"];
+        all.extend_from_slice(role_args);
+        let mut env = vec![("NAMEDMUTEX_ROOT", root_s)];
+        if trust {
+            env.push(("NAMEDMUTEX_TRUST_UNMAPPED_ROOT", "1"));
+        }
+        Peer::spawn_with(None, "hostile", &all, &env, |cmd| {
+            *cmd = std::process::Command::new("setpriv");
+            cmd.arg(format!("--reuid={}", u.us.uid))
+                .arg(format!("--regid={}", u.us.gid))
+                .arg("--clear-groups")
+                .args(["unshare", "--user", "--map-root-user"])
+                .arg(u.us.exe)
+                .current_dir("/");
+        })
+    };
+    let finish = |mut peer: Peer| -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = peer.expect_line()?;
+            if line == "ok" {
+                return Ok(lines);
+            }
+            if let Some(why) = line.strip_prefix("fail ") {
+                return Err(why.to_owned());
+            }
+            lines.push(line);
+        }
+    };
+    // Refused without the opt-in, naming it.
+    let refused = finish(inside(&["expect-refusal", "x", "AccessDenied"], false))?;
+    check(
+        refused
+            .iter()
+            .any(|l| l.contains("NAMEDMUTEX_TRUST_UNMAPPED_ROOT")),
+        || format!("the refusal does not name the opt-in: {refused:?}"),
+    )?;
+    // Outside holds, inside times out.
+    let mut outside = spawn_as(u.us, &root, &["hold", "x", "current"]);
+    outside.expect("holding")?;
+    let lines = finish(inside(&["expect-timeout", "x"], true))?;
+    outside.send("");
+    drop(outside);
+    // Inside holds, outside times out; inside killed, outside told.
+    let mut holder = inside(&["hold", "y", "current"], true);
+    holder.expect("holding")?;
+    let blocked = run_as(u.us, &root, &["expect-timeout", "y"])?;
+    let mut waiter = spawn_as(u.us, &root, &["wait-abandoned", "y"]);
+    waiter.expect("waiting")?;
+    holder.kill();
+    let status = waiter.expect("status")?;
+    check(status == "status Abandoned then Acquired", || {
+        format!("outside, after the holder inside was killed: {status}")
+    })?;
+    println!(
+        "  inside without the opt-in: refused; held outside, inside: {}; held inside, outside: {}; killed inside, outside: {status}",
+        lines.join("; "),
+        blocked.join("; ")
+    );
     Ok(())
 }
 

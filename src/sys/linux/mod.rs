@@ -5,6 +5,7 @@
 //! | module | what it does |
 //! |---|---|
 //! | `root` | the namespace root and the verified per-user directories |
+//! | `idmap` | user ids across user namespaces: the key of `Local\` |
 //! | `user_dir` | finding a user's directory, also where another user squatted its name |
 //! | `file_name` | object names to file names |
 //! | `files` | opening without links, creating files exclusively or publishing them whole |
@@ -31,6 +32,7 @@ mod fork;
 mod futex;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod idmap;
 pub(crate) mod inspect;
 mod layout;
 mod lifeline;

@@ -341,13 +341,13 @@ fn open_existing(
             ),
         ));
     }
-    if name.namespace == Namespace::Local && (st.st_uid != root.uid || st.st_mode & 0o077 != 0) {
+    if name.namespace == Namespace::Local && (st.st_uid != root.fs_uid || st.st_mode & 0o077 != 0) {
         return Err(Error::new(
             ErrorKind::AccessDenied,
             format!(
                 "refusing the file of {:?}: a private object must belong to uid {} with mode 0600 (found uid {}, mode {:o})",
                 name.full,
-                root.uid,
+                root.fs_uid,
                 st.st_uid,
                 st.st_mode & 0o7777
             ),

@@ -54,11 +54,16 @@ pub(super) struct SlotOwner {
 static ALL: Mutex<Vec<&'static Registry>> = Mutex::new(Vec::new());
 
 impl Registry {
-    /// Opens (creating it if needed) the registry of the calling user in `user_dir`.
-    pub(super) fn open_own(user_dir: BorrowedFd<'_>, uid: u32) -> Result<&'static Registry> {
+    /// Opens (creating it if needed) the registry of the calling user in `user_dir`: `uid`
+    /// is the user's key, `owner` the uid its files show (see `idmap.rs`).
+    pub(super) fn open_own(
+        user_dir: BorrowedFd<'_>,
+        uid: u32,
+        owner: u32,
+    ) -> Result<&'static Registry> {
         for _ in 0..100 {
             match files::open_in(user_dir, FILE_NAME, OFlags::RDWR) {
-                Ok(fd) => return Registry::adopt(fd.as_fd(), uid, true),
+                Ok(fd) => return Registry::adopt(fd.as_fd(), uid, owner, true),
                 Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(files::io_error("open", "the thread registry", e)),
             }
@@ -75,7 +80,7 @@ impl Registry {
                 Ok(())
             })?;
             if let Some((fd, ())) = made {
-                return Registry::adopt(fd.as_fd(), uid, true);
+                return Registry::adopt(fd.as_fd(), uid, owner, true);
             }
             // Another process published it first: open theirs.
         }
@@ -86,13 +91,23 @@ impl Registry {
     }
 
     /// Maps another user's registry read-only, to tell whether their threads live.
-    pub(super) fn open_foreign(user_dir: BorrowedFd<'_>, uid: u32) -> Result<&'static Registry> {
+    pub(super) fn open_foreign(
+        user_dir: BorrowedFd<'_>,
+        uid: u32,
+        owner: u32,
+    ) -> Result<&'static Registry> {
         let fd = files::open_in(user_dir, FILE_NAME, OFlags::RDONLY)
             .map_err(|e| files::io_error("open", "another user's thread registry", e))?;
-        Registry::adopt(fd.as_fd(), uid, false)
+        Registry::adopt(fd.as_fd(), uid, owner, false)
     }
 
-    fn adopt(fd: BorrowedFd<'_>, uid: u32, writable: bool) -> Result<&'static Registry> {
+    /// `uid` is the user's key (recorded in the header), `owner` the uid the file shows.
+    fn adopt(
+        fd: BorrowedFd<'_>,
+        uid: u32,
+        owner: u32,
+        writable: bool,
+    ) -> Result<&'static Registry> {
         let st = rustix::fs::fstat(fd)
             .map_err(|e| files::io_error("inspect", "the thread registry", e))?;
         let bad = |what: &str| {
@@ -104,7 +119,7 @@ impl Registry {
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(bad("it is not a regular file"));
         }
-        if st.st_uid != uid {
+        if st.st_uid != owner {
             return Err(bad(&format!("it belongs to uid {}", st.st_uid)));
         }
         if st.st_mode & 0o022 != 0 {

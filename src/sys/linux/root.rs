@@ -89,6 +89,10 @@ fn refuse_shared_file_system(dir: &OwnedFd, path: &Path) -> Result<()> {
     ))
 }
 
+/// The environment variable that accepts a sticky root whose owner is not mapped into our
+/// user namespace (`/dev/shm` seen from a rootless container).
+pub(super) const TRUST_UNMAPPED_ENV: &str = "NAMEDMUTEX_TRUST_UNMAPPED_ROOT";
+
 /// A verified root and the calling user's directories in it.
 pub(super) struct Root {
     pub path: PathBuf,
@@ -96,6 +100,8 @@ pub(super) struct Root {
     /// Device and inode of the root directory: identifies it in object headers.
     pub ident: (u64, u64),
     pub uid: u32,
+    /// Our uid as the file system shows it (differs from `uid` in a user namespace).
+    pub fs_uid: u32,
     /// The name of our user directory in the root (see `user_dir.rs`).
     user_dir_name: String,
     pub local: OwnedFd,
@@ -159,7 +165,8 @@ impl Root {
     }
 
     fn open(path: &Path) -> Result<Root> {
-        let uid = rustix::process::geteuid().as_raw();
+        let ids = super::idmap::ours();
+        let (uid, fs_uid) = (ids.key, ids.fs);
         let dir = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -168,7 +175,31 @@ impl Root {
         .map_err(|e| root_error(path, "cannot open the namespace root", e))?;
         let st = rustix::fs::fstat(&dir)
             .map_err(|e| root_error(path, "cannot inspect the namespace root", e))?;
-        if st.st_uid != 0 && st.st_uid != uid {
+        let unmapped_owner = ids.in_user_namespace && st.st_uid == super::idmap::overflow_uid();
+        if unmapped_owner {
+            // Root (or anyone) outside our user namespace: we cannot tell who. Only a sticky
+            // directory, and only when the user says it is the shared one they meant.
+            if std::env::var_os(TRUST_UNMAPPED_ENV).is_none_or(|v| v != "1") {
+                return Err(refused(
+                    path,
+                    &format!(
+                        "in this user namespace its owner is not mapped (it shows as uid {}), so \
+                         we cannot tell whether root or another user owns it; if it is the \
+                         machine's shared root (/dev/shm, owned by root outside), set \
+                         {TRUST_UNMAPPED_ENV}=1",
+                        st.st_uid
+                    ),
+                ));
+            }
+            if st.st_mode & 0o1000 == 0 {
+                return Err(refused(
+                    path,
+                    &format!(
+                        "its owner is not mapped here and it is not sticky ({TRUST_UNMAPPED_ENV} accepts only a sticky root)"
+                    ),
+                ));
+            }
+        } else if st.st_uid != 0 && st.st_uid != fs_uid {
             return Err(refused(
                 path,
                 &format!("it belongs to uid {}, neither root nor us", st.st_uid),
@@ -182,20 +213,22 @@ impl Root {
         }
         refuse_shared_file_system(&dir, path)?;
         let ident = (st.st_dev, st.st_ino);
-        let (user_dir, user_dir_name) = super::user_dir::own(dir.as_fd(), path, uid, uid, 0o711)?;
+        let (user_dir, user_dir_name) =
+            super::user_dir::own(dir.as_fd(), path, uid, fs_uid, 0o711)?;
         let local = private_dir(
             user_dir.as_fd(),
             &path.join(&user_dir_name),
             LOCAL_DIR,
-            uid,
+            fs_uid,
             0o700,
         )?;
-        let registry = Registry::open_own(user_dir.as_fd(), uid)?;
+        let registry = Registry::open_own(user_dir.as_fd(), uid, fs_uid)?;
         Ok(Root {
             path: path.to_owned(),
             dir,
             ident,
             uid,
+            fs_uid,
             user_dir_name,
             local,
             registry,
@@ -245,8 +278,12 @@ impl Root {
             }
         }
         // O_PATH: another user's directory is 0711, searchable but not readable by us.
-        let opened = super::user_dir::of(self.dir.as_fd(), uid, uid)
-            .and_then(|d| Registry::open_foreign(d.as_fd(), uid).ok());
+        // A user not mapped into our user namespace shows as the overflow uid: their
+        // directory cannot be told from anybody else's.
+        let opened = super::idmap::seen_uid(uid).and_then(|owner| {
+            super::user_dir::of(self.dir.as_fd(), uid, owner)
+                .and_then(|d| Registry::open_foreign(d.as_fd(), uid, owner).ok())
+        });
         foreign.insert(uid, opened);
         opened
     }
