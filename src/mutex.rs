@@ -70,6 +70,36 @@ impl NamedMutex {
     /// assert!(second.release().is_err());
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
+    ///
+    /// **A single instance**, the Win32 idiom: the first process creates the mutex, later
+    /// ones find it existing and leave. Keep the handle for as long as the instance runs:
+    /// the object lives only while a handle does. `let _ = NamedMutex::create(..)?` drops the
+    /// handle at once (`_` is not a binding), so it excludes nothing; `let _instance = ...`
+    /// keeps it. `NamedMutex` is `#[must_use]`, so a call whose result is thrown away warns.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    ///
+    /// # let app = format!("doc-single-{}", std::process::id());
+    /// let (_instance, already_running) = NamedMutex::create(&app, false)?;
+    /// if already_running {
+    ///     eprintln!("another instance is running");
+    ///     return Ok(());
+    /// }
+    /// // ... run; `_instance` keeps the name taken until it is dropped at the end.
+    /// assert!(NamedMutex::create(&app, false)?.1); // a second instance would see it
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    ///
+    /// With the result thrown away, the compiler complains (denied here, to show it):
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// fn main() -> Result<(), namedmutex::Error> {
+    ///     namedmutex::NamedMutex::create("app", false)?; // dropped at once: excludes nothing
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn create(name: &str, initial_owner: bool) -> Result<(NamedMutex, bool)> {
         MutexOptions::new()
             .initial_owner(initial_owner)

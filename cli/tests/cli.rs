@@ -1404,31 +1404,38 @@ fn prune_removes_stale_files() {
 #[test]
 fn a_holder_warns_when_a_cleaner_removes_its_file() {
     let root = Root::new();
-    let mut h = root
-        .cmd(&["hold", "--ignore-stdin", "cleaned"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = lines_of(h.stdout.take().unwrap());
-    let err = lines_of(h.stderr.take().unwrap());
-    let mut h = Holder {
-        child: Some(h),
-        stdin: None,
-        lines: out,
-    };
-    assert_eq!(h.next_line(), "held cleaned");
     let user_dir = root.dir.join(format!("namedmutex-{}", euid()));
-    std::fs::remove_dir_all(&user_dir).unwrap();
-    let warning = err
-        .recv_timeout(WATCHDOG)
-        .expect("no warning from the holder");
-    assert!(
-        warning.contains("WARNING") && warning.contains("removed"),
-        "{warning}"
-    );
-    h.signal(libc::SIGTERM);
-    h.wait_exit();
+    // logind's RemoveIPC removes the whole user directory; a tmp cleaner removes old files.
+    for (name, cleaner) in [("cleaned", "RemoveIPC"), ("aged", "tmp cleaner")] {
+        let mut h = root
+            .cmd(&["hold", "--ignore-stdin", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = lines_of(h.stdout.take().unwrap());
+        let err = lines_of(h.stderr.take().unwrap());
+        let mut h = Holder {
+            child: Some(h),
+            stdin: None,
+            lines: out,
+        };
+        assert_eq!(h.next_line(), format!("held {name}"));
+        if cleaner == "RemoveIPC" {
+            std::fs::remove_dir_all(&user_dir).unwrap();
+        } else {
+            std::fs::remove_file(user_dir.join("local").join(name)).unwrap();
+        }
+        let warning = err
+            .recv_timeout(WATCHDOG)
+            .unwrap_or_else(|_| panic!("{cleaner}: no warning from the holder"));
+        assert!(
+            warning.contains("WARNING") && warning.contains("removed"),
+            "{cleaner}: {warning}"
+        );
+        h.signal(libc::SIGTERM);
+        h.wait_exit();
+    }
 }
 
 /// A process stopped while it holds an object file's lock (a closer or creator stopped
