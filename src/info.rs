@@ -85,7 +85,9 @@ pub struct OwnerInfo {
     /// The owner's user id, if known.
     pub uid: Option<u32>,
     /// When the owner acquired the mutex, if recorded (acquisitions that did not have to
-    /// wait are not timed, to keep them fast: then this is `None`).
+    /// wait are not timed, to keep them fast, unless the owner's handle was opened with
+    /// [`MutexOptions::time_acquisitions`](crate::MutexOptions::time_acquisitions): then
+    /// this is `None`).
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_time::opt_time"))]
     pub acquired: Option<SystemTime>,
     /// False when the owner has ended: the mutex is abandoned and the next acquirer will

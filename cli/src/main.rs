@@ -192,7 +192,8 @@ STATE is free, held or abandoned (the owner died; the next acquirer is told), pl
 when the holder's process is stopped (it keeps the lock until continued), and `kept` when
 no process has it open but it stays until its next holder is told of its abandonment.
 Listing removes mutexes that no process has open any more (see `prune`). HELD is how long the
-owner has held it, when recorded (locks taken without waiting are not timed). COMMAND is
+owner has held it: always known for locks taken by namedmutex; a program's lock taken
+without waiting is timed only if it asked for it (MutexOptions::time_acquisitions). COMMAND is
 the owner's command line when it runs in this PID namespace and is readable.";
 
 const INFO_AFTER: &str = "\
@@ -634,7 +635,8 @@ fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Fa
     let busy = lock.timeout().map(|t| t.max(BUSY_AT_LEAST));
     let opts = opts
         .keep_abandoned(!lock.no_keep_abandoned)
-        .busy_timeout(busy);
+        .busy_timeout(busy)
+        .time_acquisitions(true);
     let (mutex, _existed) = opts.create(&name).map_err(|e| {
         if e.kind() == namedmutex::ErrorKind::Busy {
             let waited = duration::human(lock.timeout().unwrap_or_default());

@@ -1542,3 +1542,19 @@ fn hold_while_pid_from_a_script_that_is_killed() {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// How long a lock taken by the command has been held is always known, also when it was
+/// taken without waiting (issue 17): `info` gives the time and `list` the HELD column.
+#[test]
+fn hold_time_is_known_for_uncontended_locks() {
+    let root = Root::new();
+    let _h = root.hold(&[], "timed");
+    let v = root.run(&["info", "--json", "timed"]).json();
+    assert!(v["owner"]["acquired"].is_string(), "{v}");
+    assert!(v["owner"]["held_for_secs"].as_f64().is_some(), "{v}");
+    let table = root.run(&["list"]).stdout;
+    let row = table.lines().find(|l| l.starts_with("timed")).unwrap();
+    // NAME STATE PID TID COUNT WAITERS HANDLES HELD COMMAND: HELD is a duration, not "-".
+    let held = row.split_whitespace().nth(7).unwrap();
+    assert_ne!(held, "-", "{table}");
+}

@@ -453,6 +453,24 @@ pub(super) fn give_up(obj: &Object) {
     futex::wake(page.futex_word(), 1);
 }
 
+/// Records now as the time the calling thread acquired `obj`, if it has just taken its
+/// first level of ownership (for `MutexOptions::time_acquisitions`: acquisitions that did
+/// not wait record no time, to keep them fast). A biased hold is made ordinary first, so
+/// that its release clears the time again (a biased release writes nothing shared).
+pub(super) fn note_acquired(obj: &Object) {
+    let Some(me) = obj.existing_token() else {
+        return;
+    };
+    bias::unbias(obj, me); // no-op unless the word is biased to us
+    let page = &obj.page;
+    if lock::token(page.lock_word().load(Ordering::Acquire)) == me
+        && page.count().load(Ordering::Relaxed) == 1
+    {
+        page.acquired_ns()
+            .store(super::clock::realtime_ns(), Ordering::Relaxed);
+    }
+}
+
 /// Notes who abandoned the mutex (diagnostics; never used to decide anything).
 fn record_abandonment(obj: &Object, dead: u64) {
     obj.saw_death();

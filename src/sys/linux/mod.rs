@@ -104,6 +104,10 @@ pub(crate) struct RawMutex {
     obj: Arc<Object>,
     access: Access,
     inherit: Option<OwnedFd>,
+    /// Records when it acquired, also without waiting (`MutexOptions::time_acquisitions`).
+    timed: bool,
+    /// `access` has `SYNCHRONIZE` and `timed` is off: `wait` takes its shortest path.
+    plain: bool,
 }
 
 impl RawMutex {
@@ -129,7 +133,10 @@ impl RawMutex {
             }
             None => (Object::create_unnamed(&root, opts.initial_owner)?, false),
         };
-        Ok((RawMutex::new(obj, access, opts.inheritable)?, existed))
+        Ok((
+            RawMutex::new(obj, access, opts.inheritable, opts.time_acquisitions)?,
+            existed,
+        ))
     }
 
     pub(crate) fn open(name: &Name<'_>, opts: &MutexOptions) -> Result<RawMutex> {
@@ -139,26 +146,43 @@ impl RawMutex {
         // name is ERROR_FILE_NOT_FOUND whatever the access asked for.
         let (obj, _) = Object::open_named(&root, name, None, open_mode(opts))?;
         let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
-        RawMutex::new(obj, access, opts.inheritable)
+        RawMutex::new(obj, access, opts.inheritable, opts.time_acquisitions)
     }
 
-    fn new(obj: Arc<Object>, access: Access, inheritable: bool) -> Result<RawMutex> {
+    fn new(obj: Arc<Object>, access: Access, inheritable: bool, timed: bool) -> Result<RawMutex> {
         let inherit = if inheritable {
             Some(obj.reopen_inheritable()?)
         } else {
             None
         };
         Ok(RawMutex {
+            plain: access.contains(Access::SYNCHRONIZE) && !timed,
             obj,
             access,
             inherit,
+            timed,
         })
     }
 
+    /// The common case is one test: a handle that may wait and records nothing extra.
     #[inline]
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        if self.plain {
+            return lock::wait(&self.obj, timeout);
+        }
+        self.wait_checked(timeout)
+    }
+
+    /// A wait by a handle without `SYNCHRONIZE` (refused), or one that records when it
+    /// acquired (`MutexOptions::time_acquisitions`).
+    #[cold]
+    fn wait_checked(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         self.check_synchronize()?;
-        lock::wait(&self.obj, timeout)
+        let status = lock::wait(&self.obj, timeout)?;
+        if self.timed && status.is_acquired() {
+            lock::note_acquired(&self.obj);
+        }
+        Ok(status)
     }
 
     /// `WaitForMultipleObjects` over `handles`: any (index of the one acquired) or all.
@@ -241,7 +265,12 @@ impl RawMutex {
     }
 
     pub(crate) fn try_clone(&self) -> Result<RawMutex> {
-        RawMutex::new(self.obj.clone(), self.access, self.inherit.is_some())
+        RawMutex::new(
+            self.obj.clone(),
+            self.access,
+            self.inherit.is_some(),
+            self.timed,
+        )
     }
 
     pub(crate) fn inheritable_handle(&self) -> Option<u64> {
@@ -278,6 +307,6 @@ impl RawMutex {
         // SAFETY: the caller guarantees the descriptor is ours to own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let obj = Object::adopt(fd)?;
-        RawMutex::new(obj, Access::MUTEX_ALL_ACCESS, false)
+        RawMutex::new(obj, Access::MUTEX_ALL_ACCESS, false, false)
     }
 }
