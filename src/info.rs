@@ -67,6 +67,11 @@ pub struct MutexInfo {
     /// its owner is dead, and it is not `stale`.
     #[cfg_attr(feature = "serde", serde(default))]
     pub kept_for_report: bool,
+    /// False for an object the caller may not open (another user's private `Global\`
+    /// object): `list` shows it by its name, creator and handles, and every other field is
+    /// empty.
+    #[cfg_attr(feature = "serde", serde(default = "crate::serde_time::yes"))]
+    pub accessible: bool,
 }
 
 /// The thread that owns a mutex.
@@ -104,6 +109,18 @@ pub struct OwnerInfo {
     /// holds the mutex and will not release it until it is continued. False when unknown.
     #[cfg_attr(feature = "serde", serde(default))]
     pub stopped: bool,
+}
+
+/// Every user's `Local\` mutexes that the caller may read, from
+/// [`MutexOptions::list_all_users`](crate::MutexOptions::list_all_users).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AllUsers {
+    /// The mutexes, by user (`creator_uid`), then name.
+    pub mutexes: Vec<MutexInfo>,
+    /// Users that have a namespace under the root that the caller may not read (only
+    /// root may read every user's).
+    pub unreadable: Vec<u32>,
 }
 
 /// Every mutex in `namespace` under the default root (for `Local`, the calling user's).

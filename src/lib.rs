@@ -52,7 +52,7 @@ mod wait_status;
 pub use access::Access;
 pub use async_lock::{AsyncMutexGuard, LockFuture};
 pub use error::{Error, ErrorKind, Result};
-pub use info::{MutexInfo, OwnerInfo, info, list};
+pub use info::{AllUsers, MutexInfo, OwnerInfo, info, list};
 pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, WaitAny, wait_all, wait_any};
 pub use mutex::{MutexGuard, NamedMutex, OwnedMutexGuard};
 pub use name::{Name, Namespace};

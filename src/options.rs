@@ -278,6 +278,29 @@ impl MutexOptions {
         crate::sys::inspect::list(self, namespace)
     }
 
+    /// Every user's `Local\` mutexes under this root that the caller may read: all of
+    /// them for root (as `lslocks` shows every user's locks), the caller's own otherwise,
+    /// with the users whose namespaces could not be read listed beside. Linux only.
+    ///
+    /// ```
+    /// use namedmutex::MutexOptions;
+    ///
+    /// let name = format!("doc-all-users-{}", std::process::id());
+    /// let opts = MutexOptions::new();
+    /// let (_m, _) = opts.create(&name)?;
+    /// # #[cfg(target_os = "linux")] {
+    /// let all = opts.list_all_users()?;
+    /// assert!(all.mutexes.iter().any(|i| i.name == name));
+    /// # }
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn list_all_users(&self) -> Result<crate::AllUsers> {
+        crate::sys::inspect::list_all_users(self).map(|(mutexes, unreadable)| crate::AllUsers {
+            mutexes,
+            unreadable,
+        })
+    }
+
     /// Removes the stale objects of `namespace` under this root (see [`crate::prune`]).
     ///
     /// ```

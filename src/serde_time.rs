@@ -204,6 +204,7 @@ mod tests {
             last_abandoner: Some((5, 9)),
             abandon_note: Some("killed by SIGKILL".into()),
             kept_for_report: true,
+            accessible: true,
         };
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["namespace"], "global");
@@ -234,4 +235,10 @@ mod tests {
             assert_eq!(parse_rfc3339(&to_rfc3339(t)), Some(t));
         }
     }
+}
+
+/// `true`, the default of `MutexInfo::accessible` in data written before it existed.
+#[doc(hidden)]
+pub fn yes() -> bool {
+    true
 }

@@ -420,6 +420,10 @@ struct ListArgs {
     /// List both namespaces.
     #[arg(short = 'a', long)]
     all: bool,
+    /// List every user's Local\ namespace that you may read (as root: all of them), with
+    /// a USER column; with --all, Global\ too.
+    #[arg(short = 'u', long, conflicts_with = "global")]
+    all_users: bool,
     /// Print a JSON array (fields in cli/README.md).
     #[arg(long)]
     json: bool,
@@ -1006,8 +1010,20 @@ fn prefix(ns: Namespace) -> &'static str {
 }
 
 fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
-    let namespaces = chosen_namespaces(args.global, args.all);
     let mut all = Vec::new();
+    let mut unreadable = Vec::new();
+    if args.all_users {
+        let users = opts
+            .list_all_users()
+            .map_err(|e| Failure::from_lib_other(prefix(Namespace::Local), &e))?;
+        all.extend(users.mutexes);
+        unreadable = users.unreadable;
+    }
+    let namespaces = match (args.all_users, args.all) {
+        (true, true) => &[Namespace::Global][..],
+        (true, false) => &[][..],
+        (false, _) => chosen_namespaces(args.global, args.all),
+    };
     for ns in namespaces {
         let found = opts
             .list(*ns)
@@ -1018,9 +1034,18 @@ fn list(opts: &MutexOptions, args: ListArgs) -> Result<u8, Failure> {
         let json: Vec<_> = all.iter().map(report::json).collect();
         serde_json::to_string_pretty(&json).expect("serializable") + "\n"
     } else {
-        report::table(&all)
+        // Whose it is matters for other users' namespaces, and for objects we may not open.
+        let with_user = args.all_users || all.iter().any(|i| !i.accessible);
+        report::table(&all, with_user)
     };
     print_out(&text);
+    if !unreadable.is_empty() {
+        let uids: Vec<String> = unreadable.iter().map(u32::to_string).collect();
+        eprintln!(
+            "namedmutex: the Local\\ namespaces of uid {} are not readable by you (root may list them)",
+            uids.join(", ")
+        );
+    }
     Ok(exit::OK)
 }
 
@@ -1050,6 +1075,8 @@ fn info(opts: &MutexOptions, args: InfoArgs) -> Result<u8, Failure> {
             report::State::Free => exit::OK,
             report::State::Held => exit::INFO_HELD,
             report::State::Abandoned => exit::INFO_ABANDONED,
+            // (`info` opens the file: one it may not open is an error before this.)
+            report::State::Unknown => exit::NO_PERMISSION,
         },
     };
     if args.quiet {

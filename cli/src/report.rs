@@ -16,12 +16,15 @@ pub enum State {
     Held,
     /// Its owner ended while owning it; the next acquirer gets `WAIT_ABANDONED`.
     Abandoned,
+    /// The caller may not open it (another user's private object): nothing is known.
+    Unknown,
 }
 
 impl State {
     /// The state of `info`.
     pub fn of(info: &MutexInfo) -> State {
         match &info.owner {
+            None if !info.accessible => State::Unknown,
             None => State::Free,
             Some(o) if o.alive => State::Held,
             Some(_) => State::Abandoned,
@@ -33,6 +36,7 @@ impl State {
             State::Free => "free",
             State::Held => "held",
             State::Abandoned => "abandoned",
+            State::Unknown => "no-access",
         }
     }
 }
@@ -228,19 +232,21 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// The table printed by `list` (nothing at all when there are no mutexes).
-pub fn table(infos: &[MutexInfo]) -> String {
+/// The table printed by `list` (nothing at all when there are no mutexes); `with_user`
+/// adds a USER column (the uid whose namespace it is, for `list --all-users`).
+pub fn table(infos: &[MutexInfo], with_user: bool) -> String {
     if infos.is_empty() {
         return String::new();
     }
     let header = [
-        "NAME", "STATE", "PID", "TID", "COUNT", "WAITERS", "HANDLES", "HELD", "COMMAND",
+        "USER", "NAME", "STATE", "PID", "TID", "COUNT", "WAITERS", "HANDLES", "HELD", "COMMAND",
     ];
-    let rows: Vec<[String; 9]> = infos
+    let rows: Vec<[String; 10]> = infos
         .iter()
         .map(|i| {
             let o = i.owner.as_ref();
             [
+                i.creator_uid.to_string(),
                 printable(&i.name),
                 state_label(i),
                 opt(o.and_then(|o| o.visible_pid.or(o.pid))),
@@ -263,10 +269,11 @@ pub fn table(infos: &[MutexInfo]) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let skip = usize::from(!with_user);
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut l = String::new();
-        for (k, cell) in cells.iter().enumerate() {
+        for (k, cell) in cells.iter().enumerate().skip(skip) {
             if k + 1 == cells.len() {
                 l.push_str(cell);
             } else {

@@ -1558,3 +1558,122 @@ fn hold_time_is_known_for_uncontended_locks() {
     let held = row.split_whitespace().nth(7).unwrap();
     assert_ne!(held, "-", "{table}");
 }
+
+/// A test user (created with useradd if missing; root only): uid and gid.
+fn test_user(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let ok = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "useradd {name}");
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+/// Between users (issue 17): an object the caller may not open is listed as such, with
+/// its creator, instead of being hidden; root lists every user's `Local\` locks; another
+/// user listing every user's is told whose it could not read.
+#[test]
+fn list_shows_what_others_hold() {
+    if euid() != 0 {
+        println!("skipped: other users need root (setpriv, useradd)");
+        return;
+    }
+    let root = Root::new();
+    std::fs::set_permissions(&root.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // A copy of the binary the test users can run (target/ may be private).
+    let bin_dir = root.dir.join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.join("namedmutex");
+    std::fs::copy(BIN, &bin).unwrap();
+    let (u1, g1) = test_user("nmtest1");
+    let (u2, g2) = test_user("nmtest2");
+    let as_user = |uid: u32, gid: u32, args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(&bin)
+            .args(args)
+            .env("NAMEDMUTEX_ROOT", &root.dir)
+            .current_dir("/");
+        c
+    };
+    let background = |mut c: Command, name: &str| {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        let mut h = Holder {
+            child: Some(child),
+            stdin,
+            lines,
+        };
+        assert_eq!(h.next_line(), format!("held {name}"));
+        h
+    };
+    let _theirs = background(
+        as_user(u2, g2, &["hold", "--global", "priv"]),
+        "Global\\priv",
+    );
+    let _mine = background(as_user(u1, g1, &["hold", "mine"]), "mine");
+
+    let out = output(as_user(u1, g1, &["list", "--global"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Global\\priv"))
+        .unwrap_or_else(|| panic!("another user's private lock is hidden:\n{}", out.stdout));
+    assert!(
+        row.starts_with(&u2.to_string()) && row.contains("no-access"),
+        "{row}"
+    );
+    let json = output(as_user(u1, g1, &["list", "--global", "--json"])).json();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Global\\priv")
+        .unwrap();
+    assert_eq!(
+        (
+            &entry["accessible"],
+            &entry["creator_uid"],
+            &entry["handles"]
+        ),
+        (&false.into(), &u2.into(), &1.into()),
+        "{entry}"
+    );
+
+    // Root sees every user's Local\ namespace.
+    let out = root.run(&["list", "--all-users"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("mine"))
+        .unwrap_or_else(|| panic!("root does not see nmtest1's lock:\n{}", out.stdout));
+    assert!(
+        row.starts_with(&u1.to_string()) && row.contains("held"),
+        "{row}"
+    );
+
+    // nmtest1 sees its own, and is told whose it could not read.
+    let out = output(as_user(u1, g1, &["list", "--all-users"]));
+    assert!(out.stdout.contains("mine"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("not readable by you") && out.stderr.contains(&u2.to_string()),
+        "{}",
+        out.stderr
+    );
+}

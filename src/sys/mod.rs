@@ -66,6 +66,9 @@ pub(crate) mod inspect {
     pub(crate) fn info(_: &MutexOptions, _: &Name<'_>) -> Result<Option<MutexInfo>> {
         Err(unsupported())
     }
+    pub(crate) fn list_all_users(_: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        Err(unsupported())
+    }
     /// Windows removes an object with its last handle, whatever killed its processes:
     /// there is never anything to prune.
     #[cfg(windows)]

@@ -37,7 +37,6 @@ pub(super) fn encode(object: &str) -> String {
     out
 }
 
-#[cfg(test)]
 /// The object name a file name stands for, when it is a readable (not hashed) encoding.
 pub(super) fn decode(file: &str) -> Option<String> {
     if file.starts_with("%%") {

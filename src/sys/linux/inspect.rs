@@ -42,29 +42,103 @@ pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<Mute
     // Stale objects are removed rather than listed (failures, on a read-only root say,
     // leave them listed as stale).
     let _ = super::sweep::sweep(&root, namespace);
-    let dir = root.dir_for(namespace);
-    let entries =
-        rustix::fs::Dir::read_from(dir).map_err(|e| files::io_error("list", "the namespace", e))?;
+    let mut found = list_dir(&root, root.dir_for(namespace), namespace)
+        .map_err(|e| files::io_error("list", "the namespace", e))?;
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// Every user's `Local\` objects that the caller may read (root: all of them), found
+/// through each user's directory in the root. Users whose namespace the caller may not
+/// read are left out; their uids are returned beside.
+pub(crate) fn list_all_users(opts: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+    let root = Root::get(opts.root.as_deref())?;
+    let _ = super::sweep::sweep(&root, Namespace::Local);
+    let mut found = Vec::new();
+    let mut unreadable = Vec::new();
+    for uid in super::user_dir::users(root.dir_for(Namespace::Global)) {
+        let local = super::idmap::seen_uid(uid)
+            .and_then(|owner| super::user_dir::of(root.dir_for(Namespace::Global), uid, owner))
+            .and_then(|dir| files::open_dir_in(dir.as_fd(), super::root::LOCAL_DIR).ok());
+        match local.map(|dir| list_dir(&root, dir.as_fd(), Namespace::Local)) {
+            Some(Ok(infos)) => found.extend(infos),
+            _ => unreadable.push(uid),
+        }
+    }
+    found.sort_by(|a, b| (a.creator_uid, &a.name).cmp(&(b.creator_uid, &b.name)));
+    Ok((found, unreadable))
+}
+
+/// The objects of `namespace` in `dir`. One the caller may not open is listed as such
+/// (`accessible: false`: its name, creator and handles, nothing from inside it).
+fn list_dir(
+    root: &Root,
+    dir: BorrowedFd<'_>,
+    namespace: Namespace,
+) -> rustix::io::Result<Vec<MutexInfo>> {
+    let entries = rustix::fs::Dir::read_from(dir)?;
     let mut found = Vec::new();
     for entry in entries {
         let Ok(entry) = entry else { break };
         let Ok(file) = entry.file_name().to_str() else {
             continue;
         };
-        if !super::sweep::is_object_file(namespace, file) {
+        if file == "." || file == ".." || !super::sweep::is_object_file(namespace, file) {
             continue;
         }
-        let Ok(fd) = files::open_in(dir, file, OFlags::RDONLY) else {
-            continue; // gone meanwhile, or not ours to read
-        };
-        // Files that are not valid objects are left out of the list (opening their name
-        // reports what is wrong with them).
-        if let Ok(Some(info)) = snapshot(&root, fd.as_fd(), None) {
-            found.push(info);
+        match files::open_in(dir, file, OFlags::RDONLY) {
+            // Files that are not valid objects are left out of the list (opening their
+            // name reports what is wrong with them).
+            Ok(fd) => {
+                if let Ok(Some(info)) = snapshot(root, fd.as_fd(), None) {
+                    found.push(info);
+                }
+            }
+            Err(Errno::ACCESS) => {
+                if let Some(info) = unreadable(dir, file, namespace) {
+                    found.push(info);
+                }
+            }
+            Err(_) => {} // gone meanwhile, or not a plain file
         }
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
+}
+
+/// What can be said of an object file the caller may not open: its name (from the file
+/// name, unless it was too long and hashed), its creator (the file's owner) and how many
+/// processes have it open (their `flock` locks).
+fn unreadable(dir: BorrowedFd<'_>, file: &str, namespace: Namespace) -> Option<MutexInfo> {
+    let st = rustix::fs::statat(dir, file, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    let encoded = match namespace {
+        Namespace::Global => file.strip_prefix(super::root::GLOBAL_PREFIX)?,
+        Namespace::Local => file,
+    };
+    let object = super::file_name::decode(encoded).unwrap_or_else(|| format!("<file {encoded}>"));
+    let name = match namespace {
+        Namespace::Global => format!("Global\\{object}"),
+        Namespace::Local => object,
+    };
+    Some(MutexInfo {
+        name,
+        namespace,
+        owner: None,
+        count: 0,
+        waiters: 0,
+        handles: flock_holders((st.st_dev, st.st_ino)).unwrap_or(0),
+        stale: false,
+        creator_uid: st.st_uid,
+        creator_pid: 0,
+        created: None,
+        abandon_count: 0,
+        last_abandoner: None,
+        abandon_note: None,
+        kept_for_report: false,
+        accessible: false,
+    })
 }
 
 /// What the object file `fd` holds; `None` while it is empty (being created, or left by a
@@ -156,6 +230,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
         last_abandoner: (ab != (0, 0)).then_some(ab),
         abandon_note: page.abandon_note(),
         kept_for_report,
+        accessible: true,
     }))
 }
 

@@ -103,6 +103,26 @@ pub(super) fn of(root: BorrowedFd<'_>, key: u32, owner: u32) -> Option<OwnedFd> 
         .find_map(|(_, name)| path_only(&name))
 }
 
+/// The users that have a directory in the root (by the names: `namedmutex-<uid>` and the
+/// chain after it), each once, in order.
+pub(super) fn users(root: BorrowedFd<'_>) -> Vec<u32> {
+    let Ok(entries) = rustix::fs::Dir::read_from(root) else {
+        return Vec::new();
+    };
+    let mut uids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str().ok()?.to_owned();
+            let rest = name.strip_prefix(USER_DIR_PREFIX)?;
+            let digits = rest.split('.').next()?;
+            digits.parse().ok()
+        })
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
 enum Look {
     Ours(OwnedFd),
     Missing,
