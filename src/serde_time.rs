@@ -155,6 +155,12 @@ pub(crate) mod opt_abandoner {
     }
 }
 
+/// `true`, the default of `MutexInfo::accessible` in data written before it existed.
+#[doc(hidden)]
+pub fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,10 +241,4 @@ mod tests {
             assert_eq!(parse_rfc3339(&to_rfc3339(t)), Some(t));
         }
     }
-}
-
-/// `true`, the default of `MutexInfo::accessible` in data written before it existed.
-#[doc(hidden)]
-pub fn yes() -> bool {
-    true
 }
