@@ -621,6 +621,9 @@ fn group_id(group: &str) -> Result<u32, Failure> {
     ))
 }
 
+/// How often an open that found the mutex busy tries again.
+const BUSY_RETRY: Duration = Duration::from_millis(100);
+
 /// The least time an open waits for a process that holds the object's file lock.
 const BUSY_AT_LEAST: Duration = Duration::from_millis(100);
 
@@ -641,19 +644,39 @@ fn open(opts: &MutexOptions, lock: &LockArgs) -> Result<(String, NamedMutex), Fa
         .keep_abandoned(!lock.no_keep_abandoned)
         .busy_timeout(busy)
         .time_acquisitions(true);
-    let (mutex, _existed) = opts.create(&name).map_err(|e| {
-        if e.kind() == namedmutex::ErrorKind::Busy {
-            let waited = duration::human(lock.timeout().unwrap_or_default());
-            Failure::new(
-                &name,
-                format!("timed out after {waited}: {e}"),
-                lock.conflict_exit_code,
-            )
-        } else {
-            Failure::from_lib(&name, &e)
+    // `Busy` means other processes keep the mutex from being opened now (one stopped while
+    // it holds the object's file lock; holders of a directory a cleaner removed): wait for
+    // them as for the lock itself, within the timeout.
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match opts.create(&name) {
+            Ok((mutex, _existed)) => return Ok((name, mutex)),
+            Err(e) if e.kind() == namedmutex::ErrorKind::Busy => {
+                if lock.timeout().is_some_and(|t| started.elapsed() >= t) {
+                    let waited = duration::human(lock.timeout().unwrap_or_default());
+                    return Err(Failure::new(
+                        &name,
+                        format!("timed out after {waited}: {e}"),
+                        lock.conflict_exit_code,
+                    ));
+                }
+                if let Some(sig) = signals::take_pending() {
+                    return Err(Failure::new(
+                        &name,
+                        format!("interrupted by signal {sig} while waiting: {e}"),
+                        signal_status(sig),
+                    ));
+                }
+                if !said && !lock.quiet {
+                    eprintln!("namedmutex: {name}: waiting: {e}");
+                    said = true;
+                }
+                std::thread::sleep(BUSY_RETRY);
+            }
+            Err(e) => return Err(Failure::from_lib(&name, &e)),
         }
-    })?;
-    Ok((name, mutex))
+    }
 }
 
 /// The result of the acquisition phase shared by `run`, `hold` and `wait`.

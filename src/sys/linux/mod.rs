@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `root` | the namespace root and the verified per-user directories |
 //! | `idmap` | user ids across user namespaces: the key of `Local\` |
+//! | `cleaned` | noticing a user directory a cleaner removed under live processes |
 //! | `user_dir` | finding a user's directory, also where another user squatted its name |
 //! | `file_name` | object names to file names |
 //! | `files` | opening without links, creating files exclusively or publishing them whole |
@@ -23,6 +24,7 @@
 
 mod barrier;
 mod bias;
+mod cleaned;
 mod clock;
 mod detached;
 pub(crate) mod fault;

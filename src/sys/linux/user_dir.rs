@@ -51,23 +51,16 @@ pub(super) fn own(
                 if let Some((dir, name)) = walk(root, key, owner).0 {
                     return finish(dir, name, root_path, mode);
                 }
-                match rustix::fs::mkdirat(root, primary.as_str(), Mode::from_raw_mode(mode)) {
-                    Ok(()) | Err(Errno::EXIST) => continue, // look at what is there now
-                    Err(e) => {
-                        return Err(io_error(&root_path.join(&primary), "cannot create", e));
-                    }
-                }
+                make(root, root_path, &primary, mode)?;
+                continue; // look at what is there now
             }
             Look::Foreign => {
                 let (ours, free) = walk(root, key, owner);
                 if let Some((dir, name)) = ours {
                     return finish(dir, name, root_path, mode);
                 }
-                let name = format!("{primary}.{free}");
-                match rustix::fs::mkdirat(root, name.as_str(), Mode::from_raw_mode(mode)) {
-                    Ok(()) | Err(Errno::EXIST) => continue,
-                    Err(e) => return Err(io_error(&root_path.join(&name), "cannot create", e)),
-                }
+                make(root, root_path, &format!("{primary}.{free}"), mode)?;
+                continue;
             }
             Look::Error(e) => return Err(io_error(&root_path.join(&primary), "cannot open", e)),
         }
@@ -79,6 +72,44 @@ pub(super) fn own(
             root_path.display()
         ),
     ))
+}
+
+/// Makes the directory `name` unless it exists, but not while processes still use a
+/// removed directory of that name (`cleaned.rs`). It is made under a temporary name and
+/// renamed into place only after that check, so that no other process can find and use it
+/// before the check is done.
+fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result<()> {
+    super::cleaned::refuse_if_orphans(root_path, name)?;
+    let temporary = format!(".{name}.new-{}", std::process::id());
+    match rustix::fs::mkdirat(root, temporary.as_str(), Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(io_error(&root_path.join(name), "cannot create", e)),
+    }
+    // Checked again now that the directory exists: a cleaner's victims found after this
+    // use a directory that is not this one.
+    if let Err(e) = super::cleaned::refuse_if_orphans(root_path, name) {
+        let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+        return Err(e);
+    }
+    let renamed = rustix::fs::renameat_with(
+        root,
+        temporary.as_str(),
+        root,
+        name,
+        rustix::fs::RenameFlags::NOREPLACE,
+    );
+    match renamed {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST | Errno::NOTEMPTY) => {
+            // Somebody made it (or planted something) first: look at theirs.
+            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+            Err(io_error(&root_path.join(name), "cannot create", e))
+        }
+    }
 }
 
 /// The directory of user `key` (whose files the file system shows as `owner`), opened with
