@@ -1160,6 +1160,15 @@ fn a_planted_file_is_named_the_same_way_by_run_and_info() {
 
 // ----- crash truth (issue 15) -----------------------------------------------------------
 
+/// Checks that `child` is still running (blocked, as it should be) for all of `period`.
+fn still_running_for(child: &mut Child, period: Duration, failure: &str) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        assert!(child.try_wait().unwrap().is_none(), "{failure}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Our effective user id.
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
@@ -1449,14 +1458,11 @@ fn a_holder_warns_when_a_cleaner_removes_its_file() {
                 out.stderr
             );
             let mut waiting = spawn(root.cmd(&["run", name, "--", "echo", "ran"]));
-            let until = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < until {
-                assert!(
-                    waiting.try_wait().unwrap().is_none(),
-                    "ran beside the holder"
-                );
-                thread::sleep(Duration::from_millis(20));
-            }
+            still_running_for(
+                &mut waiting,
+                Duration::from_millis(500),
+                "ran beside the holder",
+            );
             h.signal(libc::SIGTERM);
             h.wait_exit();
             let out = collect(&mut waiting);
@@ -1513,14 +1519,11 @@ fn a_stopped_file_lock_holder_does_not_fail_a_waiting_run() {
     assert!(!out.stderr.contains("busy: busy"), "{}", out.stderr);
 
     let mut waiting = spawn(root.cmd(&["run", "job", "--", "echo", "ran"]));
-    let until = Instant::now() + Duration::from_millis(2500);
-    while Instant::now() < until {
-        assert!(
-            waiting.try_wait().unwrap().is_none(),
-            "a run without a timeout gave up"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    still_running_for(
+        &mut waiting,
+        Duration::from_millis(2500),
+        "a run without a timeout gave up",
+    );
     // SAFETY: plain system call on our own child.
     unsafe { libc::kill(stopper_pid as i32, libc::SIGCONT) };
     drop(stopper.stdin.take()); // it reads EOF, unlocks by exiting
