@@ -11,9 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Tools the tests call, installed when missing (Debian package names): unshare and setpriv
 # (PID namespaces, other users), mount (a tiny tmpfs for the full-disk test), useradd (test
 # users), a C++ compiler (libFuzzer, built by cargo-fuzz), bindfs (a FUSE root, which must be
-# refused) and python3 (a process that holds a file lock and stops itself).
+# refused), python3 (a process that holds a file lock and stops itself) and jq (the CLI
+# README's examples, which cli/tests/readme.rs runs).
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -164,7 +164,7 @@ Examples:
   coproc LOCK { namedmutex hold deploy; }
   read -r _ <&\"${LOCK[0]}\"            # waits for the line \"held deploy\"
   ./step1 && ./step2
-  kill \"$LOCK_PID\"                     # or close the coprocess's stdin
+  exec {LOCK[1]}>&-; wait \"$LOCK_PID\"  # closing its stdin releases (kill works too)
 
 Prints `held NAME` on stdout once the lock is taken. Releases and exits 0 when stdin reaches
 end of file (or, with --while-pid, when that process ends), or 128+N when a signal N that
