@@ -46,6 +46,8 @@ cargo build --target x86_64-pc-windows-gnu
 # Doctests are left out: rustdoc runs them without the runner.
 step "cargo test --target x86_64-pc-windows-gnu --lib --tests (under Wine)"
 timeout 1800 cargo test --target x86_64-pc-windows-gnu --lib --tests
+step "cargo test --target x86_64-pc-windows-gnu -p namedmutex-cli --test windows (under Wine)"
+timeout 600 cargo test --target x86_64-pc-windows-gnu -p namedmutex-cli --test windows
 
 # --- Platforms without a backend: must still compile ---------------------------------
 for t in x86_64-apple-darwin x86_64-unknown-freebsd; do

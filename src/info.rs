@@ -74,6 +74,35 @@ pub struct MutexInfo {
     pub accessible: bool,
 }
 
+impl MutexInfo {
+    /// What is known of an object the caller may not open: its name and where it is,
+    /// who created it and how many handles it has, if the platform says.
+    pub(crate) fn inaccessible(
+        name: String,
+        namespace: Namespace,
+        creator_uid: u32,
+        handles: u32,
+    ) -> MutexInfo {
+        MutexInfo {
+            name,
+            namespace,
+            owner: None,
+            count: 0,
+            waiters: 0,
+            handles,
+            stale: false,
+            creator_uid,
+            creator_pid: 0,
+            created: None,
+            abandon_count: 0,
+            last_abandoner: None,
+            abandon_note: None,
+            kept_for_report: false,
+            accessible: false,
+        }
+    }
+}
+
 /// The thread that owns a mutex.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -280,7 +280,8 @@ impl MutexOptions {
 
     /// Every user's `Local\` mutexes under this root that the caller may read: all of
     /// them for root (as `lslocks` shows every user's locks), the caller's own otherwise,
-    /// with the users whose namespaces could not be read listed beside. Linux only.
+    /// with the users whose namespaces could not be read listed beside. On Windows, where
+    /// `Local\` is per session, the caller's session's mutexes.
     ///
     /// ```
     /// use namedmutex::MutexOptions;

@@ -5,6 +5,8 @@
 // Listing and inspection (which these tests check) have a backend on Linux only.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use namedmutex::MutexOptions;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -204,18 +206,7 @@ impl Out {
 }
 
 fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {WATCHDOG:?}; killed");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+    support::wait_bounded(child, WATCHDOG, what)
 }
 
 fn output(mut cmd: Command) -> Out {

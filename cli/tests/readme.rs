@@ -7,10 +7,12 @@
 
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_namedmutex");
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -128,14 +130,7 @@ fn run_block(block: &Block, n: usize) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + WATCHDOG;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{}: still running after {WATCHDOG:?}", block.place);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::wait_bounded(&mut child, WATCHDOG, &block.place);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let _ = std::fs::remove_dir_all(&dir);

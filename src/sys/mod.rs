@@ -47,7 +47,7 @@ mod unsupported;
 pub(crate) use unsupported::*;
 
 /// Inspection where the backend cannot enumerate objects yet.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub(crate) mod inspect {
     use crate::error::{Error, ErrorKind, Result};
     use crate::info::MutexInfo;
@@ -69,13 +69,6 @@ pub(crate) mod inspect {
     pub(crate) fn list_all_users(_: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
         Err(unsupported())
     }
-    /// Windows removes an object with its last handle, whatever killed its processes:
-    /// there is never anything to prune.
-    #[cfg(windows)]
-    pub(crate) fn prune(_: &MutexOptions, _: Namespace) -> Result<super::Swept> {
-        Ok(super::Swept::default())
-    }
-    #[cfg(not(windows))]
     pub(crate) fn prune(_: &MutexOptions, _: Namespace) -> Result<super::Swept> {
         Err(unsupported())
     }

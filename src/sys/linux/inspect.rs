@@ -122,23 +122,12 @@ fn unreadable(dir: BorrowedFd<'_>, file: &str, namespace: Namespace) -> Option<M
         Namespace::Global => format!("Global\\{object}"),
         Namespace::Local => object,
     };
-    Some(MutexInfo {
+    Some(MutexInfo::inaccessible(
         name,
         namespace,
-        owner: None,
-        count: 0,
-        waiters: 0,
-        handles: flock_holders((st.st_dev, st.st_ino)).unwrap_or(0),
-        stale: false,
-        creator_uid: st.st_uid,
-        creator_pid: 0,
-        created: None,
-        abandon_count: 0,
-        last_abandoner: None,
-        abandon_note: None,
-        kept_for_report: false,
-        accessible: false,
-    })
+        st.st_uid,
+        flock_holders((st.st_dev, st.st_ino)).unwrap_or(0),
+    ))
 }
 
 /// What the object file `fd` holds; `None` while it is empty (being created, or left by a

@@ -105,6 +105,16 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
             let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
             Ok(())
         }
+        Err(Errno::INVAL | Errno::NOSYS) => {
+            // A file system without RENAME_NOREPLACE (FUSE, when allowed): make it in place.
+            // (Another process may then find it between the check and the end of this call,
+            // which the check above already allowed.)
+            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+            match rustix::fs::mkdirat(root, name, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => Ok(()),
+                Err(e) => Err(io_error(&root_path.join(name), "cannot create", e)),
+            }
+        }
         Err(e) => {
             let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
             Err(io_error(&root_path.join(name), "cannot create", e))

@@ -15,6 +15,7 @@
 mod detached;
 mod error;
 mod handle;
+pub(crate) mod inspect;
 mod name;
 mod security;
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use super::handle::Handle;
 use super::name::to_wide;
 use super::{MAX_WAIT_MS, RawMutex, millis_until};
-use crate::{Access, ErrorKind, MutexOptions, Name, NamedMutex, Security, WaitStatus};
+use crate::{Access, ErrorKind, MutexOptions, Name, NamedMutex, Namespace, Security, WaitStatus};
 use std::ffi::c_void;
 use std::os::windows::io::AsRawHandle;
 use std::process::{Child, Command, Stdio};
@@ -722,4 +722,58 @@ fn os_query_state_only_handle() {
     let sync = sync.unwrap();
     assert_eq!(raw_wait(&sync, 0).0, WAIT_OBJECT_0);
     assert_eq!(raw_release(&sync), Ok(()));
+}
+
+/// `list` and `info` (issue 17): a held mutex with its count and handles, a free one, an
+/// abandoned one, both namespaces, and an absent name.
+#[test]
+fn list_and_info_read_the_kernel_objects() {
+    let held = unique("info-held");
+    let (m, _) = NamedMutex::create(&held, true).unwrap();
+    assert!(m.wait(Some(Duration::ZERO)).unwrap().is_acquired()); // count 2
+    let clone = m.try_clone().unwrap();
+    let info = crate::info(&held).unwrap().expect("held mutex");
+    assert_eq!(info.name, held);
+    assert_eq!(info.count, 2);
+    assert!(info.handles >= 2, "two handles, found {}", info.handles);
+    let owner = info.owner.expect("held: an owner");
+    assert!(owner.alive);
+    if !is_wine() {
+        assert_eq!(owner.pid, Some(std::process::id()));
+    }
+
+    let global = format!("Global\\{}", unique("info-global"));
+    let (g, _) = NamedMutex::create(&global, false).unwrap();
+    let free = crate::info(&global).unwrap().expect("global mutex");
+    assert!(free.owner.is_none() && free.count == 0);
+    assert!(
+        crate::list(Namespace::Global)
+            .unwrap()
+            .iter()
+            .any(|i| i.name == global)
+    );
+    let local = crate::list(Namespace::Local).unwrap();
+    let row = local.iter().find(|i| i.name == held).expect("listed");
+    assert_eq!(row.count, 2);
+
+    // A thread that ends owning leaves it abandoned.
+    let abandoned = unique("info-abandoned");
+    let (a, _) = NamedMutex::create(&abandoned, false).unwrap();
+    let a = std::sync::Arc::new(a);
+    let owner_side = a.clone();
+    std::thread::spawn(move || assert!(owner_side.wait(None).unwrap().is_acquired()))
+        .join()
+        .unwrap();
+    let info = crate::info(&abandoned).unwrap().unwrap();
+    assert!(
+        info.owner.as_ref().is_some_and(|o| !o.alive),
+        "abandoned: {info:?}"
+    );
+    assert_eq!(a.wait(Some(Duration::ZERO)).unwrap(), WaitStatus::Abandoned);
+    a.release().unwrap();
+
+    assert!(crate::info(&unique("info-absent")).unwrap().is_none());
+    m.release().unwrap();
+    m.release().unwrap();
+    drop((clone, g));
 }
