@@ -73,6 +73,11 @@ struct ReadmeDoctests;
 pub use sys::fault::__polling_yields;
 
 // For the fuzz targets in fuzz/ only (feature `fuzzing`).
+/// The offsets of the shared-memory format, for tests and fuzz targets that write files by
+/// hand (not a public API).
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use sys::format as __format;
 #[cfg(all(feature = "fuzzing", target_os = "linux"))]
 #[doc(hidden)]
 pub use sys::fuzz::__fuzz_validate_object;

@@ -33,6 +33,9 @@ pub(crate) struct Swept {
 
 #[cfg(target_os = "linux")]
 mod linux;
+/// The shared-memory format as types (Linux), for tests: see `lib.rs`'s `__format`.
+#[cfg(target_os = "linux")]
+pub use linux::format;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 

@@ -41,7 +41,7 @@ fn global_variants() -> TestResult {
     let local_good = valid_page(&opts, "victim", &local_dir(&root).join("victim"));
     // A valid Local page renamed into the Global namespace: the name matches, the flag not.
     let mut wrong_ns = local_good.clone();
-    wrong_ns[512..512 + 9].copy_from_slice(b"wrong-ns\0");
+    wrong_ns[at("NAME")..at("NAME") + 9].copy_from_slice(b"wrong-ns\0");
     wrong_ns[20..24].copy_from_slice(&8u32.to_le_bytes());
     let mut cases = damaged_pages(&good);
     cases.push(("wrong-ns", wrong_ns, ErrorKind::Corrupt));
@@ -179,16 +179,18 @@ fn mutate_page(page: &mut Vec<u8>, rng: &mut Rng, resize: bool) -> String {
         }
         3 => {
             let v = rng.next();
-            page[64..72].copy_from_slice(&v.to_le_bytes());
+            let (lock, count) = (at("LOCK"), at("COUNT"));
+            page[lock..lock + 8].copy_from_slice(&v.to_le_bytes());
             let c = INTERESTING[rng.below(10) as usize];
-            page[72..76].copy_from_slice(&c.to_le_bytes());
+            page[count..count + 4].copy_from_slice(&c.to_le_bytes());
             format!("lock word {v:#x}, count {c:#x}")
         }
         4 => {
             // The user table: full of strangers, or pointing the lock word at a stranger.
             for i in 0..64 {
                 let uid_plus_one = 1 + rng.below(1 << 20) as u32;
-                page[128 + 4 * i..132 + 4 * i].copy_from_slice(&uid_plus_one.to_le_bytes());
+                let entry = at("USERS") + 4 * i;
+                page[entry..entry + 4].copy_from_slice(&uid_plus_one.to_le_bytes());
             }
             "user table full of other uids".into()
         }
@@ -287,4 +289,9 @@ pub fn mutate(args: &[String]) -> i32 {
     }
     let _ = NamedMutex::create_unnamed(false); // still alive and working
     0
+}
+
+/// The offset of an object page's field, from the crate's typed format.
+fn at(field: &str) -> usize {
+    namedmutex::__format::offset(namedmutex::__format::OBJECT_FIELDS, field)
 }

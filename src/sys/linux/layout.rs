@@ -27,60 +27,61 @@ pub(super) const OBJECT_MAGIC: u64 = u64::from_le_bytes(*b"nmtx-obj");
 pub(super) const KIND_MUTEX: u32 = 1;
 
 pub(super) mod obj {
-    //! Byte offsets inside an object page.
+    //! Byte offsets inside an object page (from the types of `format.rs`).
+    use super::super::format::{OBJECT_FIELDS, offset};
     /// u64 magic.
-    pub const MAGIC: usize = 0;
+    pub const MAGIC: usize = offset(OBJECT_FIELDS, "MAGIC");
     /// u32 format version.
-    pub const VERSION: usize = 8;
+    pub const VERSION: usize = offset(OBJECT_FIELDS, "VERSION");
     /// u32 object kind.
-    pub const KIND: usize = 12;
+    pub const KIND: usize = offset(OBJECT_FIELDS, "KIND");
     /// u32 size of the file in bytes.
-    pub const SIZE: usize = 16;
+    pub const SIZE: usize = offset(OBJECT_FIELDS, "SIZE");
     /// u32 length of the name in bytes (UTF-8), 0 for unnamed objects.
-    pub const NAME_LEN: usize = 20;
+    pub const NAME_LEN: usize = offset(OBJECT_FIELDS, "NAME_LEN");
     /// u32 flags: bit 0 = Global namespace.
-    pub const FLAGS: usize = 24;
+    pub const FLAGS: usize = offset(OBJECT_FIELDS, "FLAGS");
     /// u32 uid of the creating user.
-    pub const CREATOR_UID: usize = 28;
+    pub const CREATOR_UID: usize = offset(OBJECT_FIELDS, "CREATOR_UID");
     /// u64 creation time, nanoseconds since the Unix epoch (diagnostics only).
-    pub const CREATED_NS: usize = 32;
+    pub const CREATED_NS: usize = offset(OBJECT_FIELDS, "CREATED_NS");
     /// u32 pid of the creating process, as it saw itself (diagnostics only).
-    pub const CREATOR_PID: usize = 40;
+    pub const CREATOR_PID: usize = offset(OBJECT_FIELDS, "CREATOR_PID");
     /// u64 device and u64 inode of the namespace root directory the object belongs to.
-    pub const ROOT_DEV: usize = 48;
+    pub const ROOT_DEV: usize = offset(OBJECT_FIELDS, "ROOT_DEV");
     /// See `ROOT_DEV`.
-    pub const ROOT_INO: usize = 56;
+    pub const ROOT_INO: usize = offset(OBJECT_FIELDS, "ROOT_INO");
     /// u64 lock word: low 32 bits are the futex word, high 32 the owner's slot generation.
-    pub const LOCK: usize = 64;
+    pub const LOCK: usize = offset(OBJECT_FIELDS, "LOCK");
     /// u32 recursion count, written only by the owner.
-    pub const COUNT: usize = 72;
+    pub const COUNT: usize = offset(OBJECT_FIELDS, "COUNT");
     /// u32 number of threads sleeping in a wait (approximate: crashes leave it high).
-    pub const SLEEPERS: usize = 76;
+    pub const SLEEPERS: usize = offset(OBJECT_FIELDS, "SLEEPERS");
     /// u64 time the current owner acquired, ns since the Unix epoch; 0 when unknown.
-    pub const ACQUIRED_NS: usize = 80;
+    pub const ACQUIRED_NS: usize = offset(OBJECT_FIELDS, "ACQUIRED_NS");
     /// u32 number of times an acquirer found the mutex abandoned (diagnostics only).
-    pub const ABANDON_COUNT: usize = 88;
+    pub const ABANDON_COUNT: usize = offset(OBJECT_FIELDS, "ABANDON_COUNT");
     /// u32 pid (as the owner saw itself) of the last owner that abandoned it.
-    pub const LAST_ABANDONER_PID: usize = 92;
+    pub const LAST_ABANDONER_PID: usize = offset(OBJECT_FIELDS, "LAST_ABANDONER_PID");
     /// u32 tid of the last owner that abandoned it.
-    pub const LAST_ABANDONER_TID: usize = 96;
+    pub const LAST_ABANDONER_TID: usize = offset(OBJECT_FIELDS, "LAST_ABANDONER_TID");
     /// u32 the biased thread's recursion count while the lock word is biased (see
     /// `bias.rs`); written only by that thread. 0 = it does not hold the mutex.
-    pub const BIAS_DEPTH: usize = 100;
+    pub const BIAS_DEPTH: usize = offset(OBJECT_FIELDS, "BIAS_DEPTH");
     /// u32 1 while the mutex has been neither biased nor contended: its owner, releasing,
     /// puts the word back to `BIASABLE` instead of 0, so that a process that could not bias
     /// yet (see `barrier.rs`) does not lose the chance for good. Written only by the owner.
-    pub const FRESH: usize = 104;
+    pub const FRESH: usize = offset(OBJECT_FIELDS, "FRESH");
     /// u32 length in bytes of `ABANDON_NOTE` (at most `NOTE_CAPACITY`; larger is read as 0).
-    pub const ABANDON_NOTE_LEN: usize = 108;
+    pub const ABANDON_NOTE_LEN: usize = offset(OBJECT_FIELDS, "ABANDON_NOTE_LEN");
     /// Why the mutex was last abandoned on purpose (`NamedMutex::abandon`), UTF-8; written by
     /// that owner before it gives the word up, cleared by the winner of an ordinary
     /// abandonment (diagnostics only).
-    pub const ABANDON_NOTE: usize = 1536;
+    pub const ABANDON_NOTE: usize = offset(OBJECT_FIELDS, "ABANDON_NOTE");
     /// 64 × u32 user table: `uid + 1` of each user that has opened the object, 0 = empty.
-    pub const USERS: usize = 128;
+    pub const USERS: usize = offset(OBJECT_FIELDS, "USERS");
     /// The name, UTF-8, `NAME_LEN` bytes.
-    pub const NAME: usize = 512;
+    pub const NAME: usize = offset(OBJECT_FIELDS, "NAME");
 }
 
 /// The bytes of an object file that validation reads: everything up to the end of the name.
@@ -498,42 +499,44 @@ pub(super) const DEFAULT_SLOTS: u32 = 16384;
 pub(super) const MAX_SLOTS: u32 = (lock::SLOT_MASK as u32) - 1;
 
 pub(super) mod reg {
-    //! Byte offsets inside the registry header.
+    //! Byte offsets inside the registry header (from the types of `format.rs`).
+    use super::super::format::{REGISTRY_FIELDS, offset};
     /// u64 magic.
-    pub const MAGIC: usize = 0;
+    pub const MAGIC: usize = offset(REGISTRY_FIELDS, "MAGIC");
     /// u32 format version.
-    pub const VERSION: usize = 8;
+    pub const VERSION: usize = offset(REGISTRY_FIELDS, "VERSION");
     /// u32 header size (where slot 0 starts).
-    pub const HEADER_SIZE: usize = 12;
+    pub const HEADER_SIZE: usize = offset(REGISTRY_FIELDS, "HEADER_SIZE");
     /// u32 slot size.
-    pub const SLOT_SIZE: usize = 16;
+    pub const SLOT_SIZE: usize = offset(REGISTRY_FIELDS, "SLOT_SIZE");
     /// u32 number of slots.
-    pub const SLOT_COUNT: usize = 20;
+    pub const SLOT_COUNT: usize = offset(REGISTRY_FIELDS, "SLOT_COUNT");
     /// u32 uid of the user whose threads register here.
-    pub const OWNER_UID: usize = 24;
+    pub const OWNER_UID: usize = offset(REGISTRY_FIELDS, "OWNER_UID");
     /// u32 where the next registration starts looking (rotates so slots are reused rarely).
-    pub const NEXT: usize = 32;
+    pub const NEXT: usize = offset(REGISTRY_FIELDS, "NEXT");
 }
 
 pub(super) mod slot {
-    //! Byte offsets inside a registry slot.
+    //! Byte offsets inside a registry slot (from the types of `format.rs`).
+    use super::super::format::{SLOT_FIELDS, offset};
     /// The robust `pthread_mutex_t` (lifeline) the slot's thread holds for its whole life.
-    pub const LIFELINE: usize = 0;
+    pub const LIFELINE: usize = offset(SLOT_FIELDS, "LIFELINE");
     /// u64 slot word: high 32 bits generation, low 32 bits state.
-    pub const WORD: usize = 64;
+    pub const WORD: usize = offset(SLOT_FIELDS, "WORD");
     /// u32 pid of the thread's process, as that process sees itself.
-    pub const PID: usize = 72;
+    pub const PID: usize = offset(SLOT_FIELDS, "PID");
     /// u32 tid of the thread, as its process sees it.
-    pub const TID: usize = 76;
+    pub const TID: usize = offset(SLOT_FIELDS, "TID");
     /// u64 when the slot was claimed, ns since the Unix epoch.
-    pub const CLAIMED_NS: usize = 80;
+    pub const CLAIMED_NS: usize = offset(SLOT_FIELDS, "CLAIMED_NS");
     /// u64 inode of the thread's PID namespace (`/proc/self/ns/pid`), 0 if unknown.
-    pub const PIDNS: usize = 88;
+    pub const PIDNS: usize = offset(SLOT_FIELDS, "PIDNS");
     /// u32 offset of the futex word inside this slot's `pthread_mutex_t` (glibc 0, musl 4).
-    pub const LIFELINE_WORD: usize = 96;
+    pub const LIFELINE_WORD: usize = offset(SLOT_FIELDS, "LIFELINE_WORD");
     /// u32 C library whose `pthread_mutex_t` layout the lifeline has (see `LIBC_*`): a dead
     /// slot is only reused by a thread of the same C library.
-    pub const LIBC: usize = 100;
+    pub const LIBC: usize = offset(SLOT_FIELDS, "LIBC");
 }
 
 /// `slot::LIBC` for glibc.

@@ -12,6 +12,7 @@
 //! | `files` | opening without links, creating files exclusively or publishing them whole |
 //! | `object` | finding, creating, sharing and removing object files |
 //! | `sweep` | removing stale objects nobody will open again |
+//! | `format` | the shared-memory format as types: the source of every offset |
 //! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
 //! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
@@ -31,6 +32,8 @@ pub(crate) mod fault;
 mod file_name;
 mod files;
 mod fork;
+#[doc(hidden)]
+pub mod format;
 mod futex;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;

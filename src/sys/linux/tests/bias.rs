@@ -48,10 +48,13 @@ pub fn trials() -> Vec<Trial> {
 fn word_and_depth(name: &str) -> Result<(u64, u32), String> {
     let file = std::fs::File::open(local_dir(&root()).join(name)).map_err(|e| e.to_string())?;
     let mut b = [0u8; 8];
-    file.read_exact_at(&mut b, 64).map_err(|e| e.to_string())?;
+    let at = |f| namedmutex::__format::offset(namedmutex::__format::OBJECT_FIELDS, f) as u64;
+    file.read_exact_at(&mut b, at("LOCK"))
+        .map_err(|e| e.to_string())?;
     let word = u64::from_le_bytes(b);
     let mut d = [0u8; 4];
-    file.read_exact_at(&mut d, 100).map_err(|e| e.to_string())?;
+    file.read_exact_at(&mut d, at("BIAS_DEPTH"))
+        .map_err(|e| e.to_string())?;
     Ok((word, u32::from_le_bytes(d)))
 }
 

@@ -402,8 +402,9 @@ fn dead_flag_on_a_live_object() -> Result<(), libtest_mimic::Failed> {
         .write(true)
         .open(local_dir(&root()).join(&name))?;
     let mut flags = [0u8; 4];
-    file.read_exact_at(&mut flags, 24)?;
-    file.write_all_at(&(u32::from_le_bytes(flags) | 2).to_le_bytes(), 24)?;
+    let flags_at = field("FLAGS");
+    file.read_exact_at(&mut flags, flags_at)?;
+    file.write_all_at(&(u32::from_le_bytes(flags) | 2).to_le_bytes(), flags_at)?;
     let started = std::time::Instant::now();
     let err = NamedMutex::open(&name)
         .err()
@@ -415,7 +416,7 @@ fn dead_flag_on_a_live_object() -> Result<(), libtest_mimic::Failed> {
     check(started.elapsed() >= Duration::from_secs(2), || {
         format!("gave up after {:?}", started.elapsed())
     })?;
-    file.write_all_at(&flags, 24)?;
+    file.write_all_at(&flags, flags_at)?;
     let m = NamedMutex::open(&name)?;
     drop(m);
     check(holder.finish()? == 0, || "the holder failed".into())?;
@@ -431,22 +432,27 @@ fn recursion_limit() -> Result<(), libtest_mimic::Failed> {
         .read(true)
         .write(true)
         .open(local_dir(&root).join("deep"))?;
-    const COUNT: u64 = 72;
-    file.write_all_at(&0x7FFF_FFFFu32.to_le_bytes(), COUNT)?;
+    let count_at = field("COUNT");
+    file.write_all_at(&0x7FFF_FFFFu32.to_le_bytes(), count_at)?;
     let err = m.wait(None).err().ok_or("passed the recursion limit")?;
     check(
         err.kind() == ErrorKind::RecursionLimit && err.win32_code() == Some(587),
         || format!("{err:?}"),
     )?;
     let mut count = [0u8; 4];
-    file.read_exact_at(&mut count, COUNT)?;
+    file.read_exact_at(&mut count, count_at)?;
     check(u32::from_le_bytes(count) == 0x7FFF_FFFF, || {
         "the failed wait changed the count".into()
     })?;
-    file.write_all_at(&1u32.to_le_bytes(), COUNT)?;
+    file.write_all_at(&1u32.to_le_bytes(), count_at)?;
     m.release()?;
     check(m.release().is_err(), || {
         "count 1 needed two releases".into()
     })?;
     Ok(())
+}
+
+/// The offset of an object page's field, from the crate's typed format.
+fn field(name: &str) -> u64 {
+    namedmutex::__format::offset(namedmutex::__format::OBJECT_FIELDS, name) as u64
 }
