@@ -11,6 +11,7 @@
 //! | `abandon-wait` | peer name | on `wait`: says `waiting`, acquires, says `got <status> <t_ns>` |
 //! | `scale-open` | peer n tag | opens `n` new locks, reports time and memory |
 //! | `scale-threads` | root n | `n` live threads each lock one mutex, twice; reports registry size |
+//! | `uncontended-nobias` | runs micro_ms | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
 //! | `async-contend` | name tasks window_ms | on `go`: `tasks` tokio tasks loop on `lock_async` for the window; says `result total min max worst_tick_us` |
 
 use crate::control::{Control, ControlPage};
@@ -57,6 +58,7 @@ pub fn run() {
         "scale-open" => scale_open(&env, peer(0), num(&args[1]), &args[2]),
         "scale-threads" => scale_threads(Path::new(&args[0]), num(&args[1])),
         "async-contend" => async_contend(&args[0], num(&args[1]), num(&args[2])),
+        "uncontended-nobias" => uncontended_nobias(&env, num(&args[0]), num(&args[1])),
         other => panic!("unknown role {other:?}"),
     }
 }
@@ -359,6 +361,39 @@ fn scale_threads(root: &Path, n: usize) {
         "result {size} {before} {} {} {:.0} {:.0}",
         after[0], after[1], took[0], took[1]
     ));
+}
+
+/// Scenario 1's last rows: where a process may not bias (`NAMEDMUTEX_BIAS=0`, `membarrier`
+/// refused by seccomp, an old kernel), a fresh namedmutex against the robust pthread mutex
+/// in the same process, alternating.
+fn uncontended_nobias(env: &Env, runs: usize, micro_ms: usize) {
+    // SAFETY: set before any thread exists and before the library reads it.
+    unsafe { std::env::set_var("NAMEDMUTEX_BIAS", "0") };
+    let locks = [
+        AnyLock::create(Peer::NamedMutex, env, "s1-nobias"),
+        AnyLock::create(Peer::Pthread, env, "s1-nobias"),
+    ];
+    let pair = |l: &AnyLock, n: u64| {
+        with_lock!(l, |l| for _ in 0..n {
+            black_box(l.acquire());
+            l.release();
+        })
+    };
+    let target = std::time::Duration::from_millis(micro_ms as u64);
+    let iters: Vec<u64> = locks
+        .iter()
+        .map(|l| crate::calibrate(|n| pair(l, n), target))
+        .collect();
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..runs {
+        for (i, l) in locks.iter().enumerate() {
+            samples[i].push(crate::ns_per_op(|n| pair(l, n), iters[i]));
+        }
+    }
+    for (label, v) in ["nm", "pthread"].iter().zip(&samples) {
+        let values: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+        say(&format!("{label} {}", values.join(" ")));
+    }
 }
 
 /// Scenario 7's contended part: `tasks` tasks of a 2-worker tokio runtime take the mutex

@@ -5,9 +5,9 @@
 //! not. Those processes go on with their now nameless objects; a process that then makes
 //! the directory afresh would make fresh objects beside them, and the two would not exclude
 //! each other. So a process that is about to make a user directory first looks for
-//! processes of the same user that still have files of a removed directory of that name
-//! open (`/proc/<pid>/fd` links ending in ` (deleted)`), and if it finds any it does not
-//! make the directory: the caller gets `Busy`, naming them (the command waits for them to
+//! processes of the same user that still use mutexes of a removed directory of that name
+//! (`/proc/<pid>/fd` links to its `local/` directory and to an object file in it, both
+//! ending in ` (deleted)`), and if it finds any it does not make the directory: the caller gets `Busy`, naming them (the command waits for them to
 //! end, as it would for the lock itself). This runs only when the directory is missing,
 //! which is rare: the first use after boot, or after a cleaner.
 
@@ -45,20 +45,23 @@ pub(super) fn refuse_if_orphans(root_path: &Path, dir_name: &str) -> Result<()> 
     ))
 }
 
-/// The processes (that we may inspect: our own user's, or all for root) with an open file
-/// whose path began with `prefix` before it was removed.
+/// The processes (that we may inspect: our own user's, or all for root) that still use
+/// mutexes of a removed directory whose path began with `prefix`: their `local/` directory
+/// shows as removed, and so does an object file in it. Both are needed: in normal use a
+/// file of a live directory shows as removed for a moment (a registry being made with
+/// `O_TMPFILE`, an object between its unlink and its close), but the `local/` directory
+/// itself never is; and a process that only has the directory open (it used mutexes once)
+/// holds none that could be split.
 fn holders_of_removed(prefix: &str) -> Vec<u32> {
     let me = std::process::id();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let local = format!("{prefix}{} (deleted)", super::root::LOCAL_DIR);
+    let in_local = format!("{prefix}{}/", super::root::LOCAL_DIR);
     let mut pids = Vec::new();
     for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         if pid == me {
@@ -67,13 +70,16 @@ fn holders_of_removed(prefix: &str) -> Vec<u32> {
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue; // another user's process, or gone
         };
-        let uses = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|target| {
-                let target = target.to_string_lossy();
-                target.starts_with(prefix) && target.ends_with(" (deleted)")
-            })
-        });
-        if uses {
+        let (mut dir_removed, mut object_removed) = (false, false);
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            dir_removed |= target == local;
+            object_removed |= target.starts_with(&in_local) && target.ends_with(" (deleted)");
+        }
+        if dir_removed && object_removed {
             pids.push(pid);
         }
     }

@@ -55,19 +55,28 @@ const PROBE_EVERY: u32 = 16;
 #[inline(always)]
 pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
     // The biased thread's path, small enough to inline into the caller.
-    if let Some(me) = obj.existing_token() {
+    let known = obj.existing_token();
+    if let Some(me) = known {
         if obj.page.lock_word().load(Ordering::Relaxed) == me | lock::BIASED
             && bias::try_acquire(obj, me, me | lock::BIASED)
         {
             return Ok(WaitStatus::Acquired);
         }
     }
-    wait_unbiased(obj, timeout)
+    wait_unbiased(obj, known, timeout)
 }
 
+/// `known`: the calling thread's token when `wait` found it (saves a second look).
 #[inline(never)]
-fn wait_unbiased(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
-    let me = obj.token()?;
+fn wait_unbiased(
+    obj: &Object,
+    known: Option<u64>,
+    timeout: Option<Duration>,
+) -> Result<WaitStatus> {
+    let me = match known {
+        Some(me) => me,
+        None => obj.token()?,
+    };
     let word = obj.page.lock_word();
     // Look before the compare-and-swap: a recursive acquisition then costs no atomic
     // read-modify-write (only the owner can have written its own token).
@@ -75,6 +84,18 @@ fn wait_unbiased(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> 
     // `wait` took our own exact biased word; what is left for the bias is a fresh mutex.
     if cur == BIASABLE {
         if bias::try_acquire(obj, me, cur) {
+            return Ok(WaitStatus::Acquired);
+        }
+        // This process may not bias (yet, or at all: `NAMEDMUTEX_BIAS=0`, `membarrier`
+        // refused): own it as an ordinary mutex that stays biasable (FRESH), with one CAS,
+        // as `attempt` would but without its clock read.
+        if word
+            .compare_exchange(BIASABLE, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            super::fault::point("lock.after_cas");
+            obj.page.count().store(1, Ordering::Relaxed);
+            obj.page.fresh().store(1, Ordering::Relaxed);
             return Ok(WaitStatus::Acquired);
         }
     } else if cur == 0 {
@@ -550,23 +571,21 @@ pub(super) fn unreported_abandonment(page: &ObjectPage, root: &Root) -> bool {
 #[inline(always)]
 pub(super) fn release(obj: &Object) -> Result<()> {
     // The biased thread's path, small enough to inline into the caller.
-    if let Some(me) = obj.existing_token() {
-        if obj.page.lock_word().load(Ordering::Relaxed) == me | lock::BIASED {
-            return if bias::release(obj, me) {
-                Ok(())
-            } else {
-                Err(not_owner())
-            };
-        }
+    let Some(me) = obj.existing_token() else {
+        return Err(not_owner()); // a thread never registered owns nothing
+    };
+    if obj.page.lock_word().load(Ordering::Relaxed) == me | lock::BIASED {
+        return if bias::release(obj, me) {
+            Ok(())
+        } else {
+            Err(not_owner())
+        };
     }
-    release_unbiased(obj)
+    release_unbiased(obj, me)
 }
 
 #[inline(never)]
-fn release_unbiased(obj: &Object) -> Result<()> {
-    let Some(me) = obj.existing_token() else {
-        return Err(not_owner());
-    };
+fn release_unbiased(obj: &Object, me: u64) -> Result<()> {
     release_as(obj, me)
 }
 
@@ -609,8 +628,9 @@ pub(super) fn release_as(obj: &Object, me: u64) -> Result<()> {
 }
 
 /// The last release of a mutex nobody else has wanted yet: back to `BIASABLE`, unless a
-/// waiter showed up (then it is an ordinary mutex from now on).
-#[cold]
+/// waiter showed up (then it is an ordinary mutex from now on). Every release of a process
+/// that may not bias comes here: inlined, it costs what the ordinary swap does.
+#[inline]
 fn release_fresh(obj: &Object, me: u64) {
     let page = &obj.page;
     let word = page.lock_word();

@@ -172,6 +172,44 @@ pub fn uncontended(cfg: &Config, env: &Env, report: &mut Report) {
         ),
         None,
     );
+    // Where biasing is unavailable: measured in a worker that may not bias.
+    let mut worker = Worker::spawn(
+        env,
+        "uncontended-nobias",
+        &[cfg.runs.to_string(), cfg.micro.as_millis().to_string()],
+        Duration::from_secs(600),
+    );
+    let mut samples = |tag: &str| -> Summary {
+        let line = worker.expect(tag, Duration::from_secs(600));
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        summarize(&v)
+    };
+    let (nobias, nobias_pthread) = (samples("nm"), samples("pthread"));
+    worker.finish(Duration::from_secs(10));
+    let mut cells =
+        vec!["namedmutex, biasing unavailable (a process with NAMEDMUTEX_BIAS=0)".to_owned()];
+    cells.extend(time_cells(Some(&nobias), Some(&single[nm])));
+    cells.extend([String::new(), String::new(), String::new()]);
+    row(&mut s, &cells);
+    let mut cells = vec!["pthread robust+recursive+pshared, in that process".to_owned()];
+    cells.extend(time_cells(Some(&nobias_pthread), Some(&single[nm])));
+    cells.extend([String::new(), String::new(), String::new()]);
+    row(&mut s, &cells);
+    let x = nobias.median / nobias_pthread.median;
+    report.target(
+        "where biasing is unavailable, uncontended ≤ 1.0× the robust pthread mutex",
+        format!(
+            "{} vs {}: {}",
+            stats::ns(nobias.median),
+            stats::ns(nobias_pthread.median),
+            stats::ratio(x)
+        ),
+        verdict(x <= 1.0),
+    );
     let vs_pthread = single[nm].median / single[idx(Peer::Pthread)].median;
     let vs_flock = single[idx(Peer::Flock)].median / single[nm].median;
     report.target(
