@@ -38,6 +38,10 @@ pub fn trials() -> Vec<Trial> {
             stopped_lock_holder,
         ),
         Trial::test("residue::fuse_root_refused_unless_allowed", fuse_root),
+        Trial::test(
+            "residue::a_dead_creators_temporary_directory_is_removed",
+            dead_temporary,
+        ),
     ]
 }
 
@@ -365,6 +369,31 @@ fn fuse_root() -> TestResult {
     })();
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     result
+}
+
+/// A process that died between making its user directory under a temporary name and
+/// renaming it into place leaves the temporary; the next process to make the directory
+/// removes it (a live process's is left alone).
+fn dead_temporary() -> TestResult {
+    let dir = fresh_root("temporary");
+    let dead = dir.join(format!(".namedmutex-{}.new-999999999", uid()));
+    let live = dir.join(format!(".namedmutex-{}.new-{}", uid(), std::process::id()));
+    std::fs::create_dir(&dead)?;
+    std::fs::create_dir(&live)?;
+    let mut user = Peer::spawn(
+        "hold",
+        &["x", "1"],
+        &[("NAMEDMUTEX_ROOT", dir.to_str().unwrap())],
+    );
+    user.expect("holding")?;
+    check(!dead.exists(), || {
+        "a dead creator's temporary directory is left".into()
+    })?;
+    check(live.exists(), || {
+        "a live process's temporary directory was removed".into()
+    })?;
+    user.finish()?;
+    Ok(())
 }
 
 /// The state letter of process `pid` (`R`, `S`, `T`, ...).

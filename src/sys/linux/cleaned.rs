@@ -61,7 +61,11 @@ fn holders_of_removed(prefix: &str) -> Vec<u32> {
     let in_local = format!("{prefix}{}/", super::root::LOCAL_DIR);
     let mut pids = Vec::new();
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {

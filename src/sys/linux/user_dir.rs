@@ -80,6 +80,7 @@ pub(super) fn own(
 /// before the check is done.
 fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result<()> {
     super::cleaned::refuse_if_orphans(root_path, name)?;
+    remove_dead_temporaries(root, name);
     let temporary = format!(".{name}.new-{}", std::process::id());
     match rustix::fs::mkdirat(root, temporary.as_str(), Mode::from_raw_mode(mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
@@ -118,6 +119,31 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         Err(e) => {
             let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
             Err(io_error(&root_path.join(name), "cannot create", e))
+        }
+    }
+}
+
+/// Removes the temporary directories (`.<name>.new-<pid>`) of processes that died between
+/// making one and renaming it into place.
+fn remove_dead_temporaries(root: BorrowedFd<'_>, name: &str) {
+    let prefix = format!(".{name}.new-");
+    let Ok(entries) = rustix::fs::Dir::read_from(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(file) = entry.file_name().to_str() else {
+            continue;
+        };
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p) != Err(Errno::SRCH));
+        if !alive {
+            let _ = rustix::fs::unlinkat(root, file, rustix::fs::AtFlags::REMOVEDIR);
         }
     }
 }
