@@ -128,11 +128,9 @@ impl RawMutex {
                 };
                 let (obj, existed) = Object::open_named(&root, name, Some(&new), open_mode(opts))?;
                 if !existed {
-                    sweep::on_create(
-                        &root,
-                        name.namespace,
-                        &Root::file_name(name.namespace, name.object),
-                    );
+                    sweep::on_create(&root, name.namespace, || {
+                        Root::file_name(name.namespace, name.object)
+                    });
                 }
                 (obj, existed)
             }

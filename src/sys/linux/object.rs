@@ -653,9 +653,15 @@ impl Object {
     }
 
     /// Whether the object must outlive its last handle: it is marked to be kept, and its
-    /// owner died holding it with no acquirer told yet.
+    /// owner died holding it with no acquirer told yet. The flag is read with `pread`, so
+    /// that closing an object whose page this process never touched does not fault it in
+    /// (see `mark_dead`); only a kept object's lock word is read through the mapping.
     fn kept_for_report(&self) -> bool {
-        keeps_report(&self.page, &self.root)
+        let mut flags = [0u8; 4];
+        match rustix::io::pread(&self.fd, &mut flags, layout::obj::FLAGS as u64) {
+            Ok(4) if u32::from_le_bytes(flags) & FLAG_KEEP_ABANDONED == 0 => false,
+            _ => keeps_report(&self.page, &self.root),
+        }
     }
 
     /// Whether the object's name still leads to it: false when its file was removed under

@@ -23,6 +23,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The environment variable that moves the root (tests, containers).
@@ -107,6 +108,9 @@ pub(super) struct Root {
     pub local: OwnedFd,
     /// The calling user's thread registry for this root.
     pub registry: &'static Registry,
+    /// Whether this process has made its bounded sweep of each namespace (`sweep.rs`).
+    pub swept_local: AtomicBool,
+    pub swept_global: AtomicBool,
     foreign: Mutex<HashMap<u32, Option<&'static Registry>>>,
 }
 
@@ -232,6 +236,8 @@ impl Root {
             user_dir_name,
             local,
             registry,
+            swept_local: AtomicBool::new(false),
+            swept_global: AtomicBool::new(false),
             foreign: Mutex::new(HashMap::new()),
         })
     }

@@ -30,8 +30,6 @@ use crate::name::Namespace;
 use crate::sys::Swept;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{FlockOperation, OFlags};
-use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 /// Whether `file`, an entry of the directory of `namespace`, is one of its objects' files.
@@ -56,21 +54,21 @@ const SAMPLED_FROM: usize = 1024;
 /// The bounded sweep of a process's first create of a new object in `namespace`: up to
 /// [`ON_CREATE`] files, drawn at random from the first [`SAMPLED_FROM`] of the directory, so
 /// that long-lived objects at the head of the directory do not hide stale ones behind them.
-/// `created` (the object just made) is not among them. Errors are ignored: the create goes
-/// on.
-pub(super) fn on_create(root: &Root, namespace: Namespace, created: &str) {
-    static DONE: Mutex<Option<HashSet<(u64, u64, bool)>>> = Mutex::new(None);
-    let key = (root.ident.0, root.ident.1, namespace == Namespace::Global);
-    {
-        let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
-        if !done.get_or_insert_with(HashSet::new).insert(key) {
-            return;
-        }
+/// `created` (the object just made, whose file name is made only when needed) is not among
+/// them. Errors are ignored: the create goes on. After the first time, one relaxed load.
+pub(super) fn on_create(root: &Root, namespace: Namespace, created: impl FnOnce() -> String) {
+    let flag = match namespace {
+        Namespace::Local => &root.swept_local,
+        Namespace::Global => &root.swept_global,
+    };
+    if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::Relaxed) {
+        return;
     }
+    let created = created();
     let Ok(mut names) = object_files(root, namespace, SAMPLED_FROM) else {
         return;
     };
-    names.retain(|n| n != created);
+    names.retain(|n| *n != created);
     let sample = sample(names, ON_CREATE);
     sweep_files(root, namespace, &sample);
 }
