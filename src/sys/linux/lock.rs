@@ -63,15 +63,25 @@ pub(super) fn wait(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus
             return Ok(WaitStatus::Acquired);
         }
     }
-    wait_unbiased(obj, known, timeout)
+    wait_unbiased(obj, known, timeout, true)
+}
+
+/// Waits for `obj` without taking a bias: for a handle whose acquisitions are timed, which
+/// would unbias at once (`note_acquired`), so that its process does not pay for registering
+/// the barrier biasing needs (`barrier.rs`: a `membarrier` call and a look at
+/// `/proc/self/stat`, which the `namedmutex` command would pay at every start).
+pub(super) fn wait_without_bias(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
+    wait_unbiased(obj, obj.existing_token(), timeout, false)
 }
 
 /// `known`: the calling thread's token when `wait` found it (saves a second look).
+/// `may_bias`: a fresh mutex may be taken with a bias.
 #[inline(never)]
 fn wait_unbiased(
     obj: &Object,
     known: Option<u64>,
     timeout: Option<Duration>,
+    may_bias: bool,
 ) -> Result<WaitStatus> {
     let me = match known {
         Some(me) => me,
@@ -83,7 +93,7 @@ fn wait_unbiased(
     let cur = word.load(Ordering::Relaxed);
     // `wait` took our own exact biased word; what is left for the bias is a fresh mutex.
     if cur == BIASABLE {
-        if bias::try_acquire(obj, me, cur) {
+        if may_bias && bias::try_acquire(obj, me, cur) {
             return Ok(WaitStatus::Acquired);
         }
         // This process may not bias (yet, or at all: `NAMEDMUTEX_BIAS=0`, `membarrier`

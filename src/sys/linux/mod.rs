@@ -181,8 +181,11 @@ impl RawMutex {
     #[cold]
     fn wait_checked(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         self.check_synchronize()?;
-        let status = lock::wait(&self.obj, timeout)?;
-        if self.timed && status.is_acquired() {
+        if !self.timed {
+            return lock::wait(&self.obj, timeout);
+        }
+        let status = lock::wait_without_bias(&self.obj, timeout)?;
+        if status.is_acquired() {
             lock::note_acquired(&self.obj);
         }
         Ok(status)
