@@ -1616,25 +1616,10 @@ fn list_shows_what_others_hold() {
     }
     let root = Root::new();
     std::fs::set_permissions(&root.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    // A copy of the binary the test users can run (target/ may be private).
-    let bin_dir = root.dir.join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = bin_dir.join("namedmutex");
-    std::fs::copy(BIN, &bin).unwrap();
+    let bin = user_binary(&root);
     let (u1, g1) = test_user("nmtest1");
     let (u2, g2) = test_user("nmtest2");
-    let as_user = |uid: u32, gid: u32, args: &[&str]| {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg(&bin)
-            .args(args)
-            .env("NAMEDMUTEX_ROOT", &root.dir)
-            .current_dir("/");
-        c
-    };
+    let as_user = |uid: u32, gid: u32, args: &[&str]| as_test_user(&bin, uid, gid, &root.dir, args);
     let background = |mut c: Command, name: &str| {
         let mut child = c
             .stdin(Stdio::piped())
@@ -1706,4 +1691,107 @@ fn list_shows_what_others_hold() {
         "{}",
         out.stderr
     );
+}
+
+/// `list` and `info` on a root this process may not write to (issue 17): a read-only bind
+/// mount of a root with live mutexes, and, for another user, a root owned by root with
+/// mode 0755. Nothing is made there; what exists is shown.
+#[test]
+fn list_and_info_on_a_root_we_may_not_write() {
+    if euid() != 0 {
+        println!("skipped: mounts and other users need root");
+        return;
+    }
+    let root = Root::new();
+    let _local = root.hold(&[], "ro-local");
+    let _global = root.hold(&["--global", "--everyone"], "ro-global");
+    // A read-only view of the same root.
+    let view = root.dir.with_extension("ro");
+    std::fs::create_dir(&view).unwrap();
+    let mount = |args: &[&str]| {
+        let ok = Command::new("mount").args(args).status().unwrap().success();
+        assert!(ok, "mount {args:?}");
+    };
+    mount(&["--bind", root.dir.to_str().unwrap(), view.to_str().unwrap()]);
+    let unmount = scopeguard(|| {
+        let _ = Command::new("umount").arg(&view).status();
+        let _ = std::fs::remove_dir(&view);
+    });
+    mount(&["-o", "remount,bind,ro", view.to_str().unwrap()]);
+    let in_view = |args: &[&str]| {
+        let mut all = vec!["--root", view.to_str().unwrap()];
+        all.extend_from_slice(args);
+        root.run(&all)
+    };
+    let out = in_view(&["list", "--all"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("ro-local") && out.stdout.contains("Global\\ro-global"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(in_view(&["info", "-q", "ro-local"]).code(), 1, "held");
+    assert_eq!(in_view(&["info", "-q", "absent"]).code(), 2);
+    let run = in_view(&["run", "-t", "0", "other", "--", "true"]);
+    assert_ne!(
+        run.code(),
+        0,
+        "made a mutex on a read-only root: {}",
+        run.stderr
+    );
+    drop(unmount);
+
+    // Another user, in a root owned by root (0755) that it may not write to.
+    std::fs::set_permissions(&root.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = user_binary(&root);
+    let (uid, gid) = test_user("nmtest1");
+    let out = output(as_test_user(&bin, uid, gid, &root.dir, &["list", "--all"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Global\\ro-global"), "{}", out.stdout);
+    assert!(
+        !root.dir.join(format!("namedmutex-{uid}")).exists(),
+        "a directory was made for the other user"
+    );
+}
+
+/// A copy of the binary that test users can run (target/ may be private to root).
+fn user_binary(root: &Root) -> std::path::PathBuf {
+    let bin_dir = root.dir.join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.join("namedmutex");
+    std::fs::copy(BIN, &bin).unwrap();
+    bin
+}
+
+/// `bin ARGS` run as the user `uid`/`gid` (with `setpriv`) in the root `dir`.
+fn as_test_user(
+    bin: &std::path::Path,
+    uid: u32,
+    gid: u32,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(bin)
+        .args(args)
+        .env("NAMEDMUTEX_ROOT", dir)
+        .current_dir("/");
+    c
+}
+
+/// Runs `f` when dropped (cleanup that must happen even when an assertion fails).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

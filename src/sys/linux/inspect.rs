@@ -27,7 +27,10 @@ pub(crate) fn prune(opts: &MutexOptions, namespace: Namespace) -> Result<crate::
 }
 
 pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexInfo>> {
-    let root = Root::get(opts.root.as_deref())?;
+    let root = Root::for_inspection(opts.root.as_deref())?;
+    if name.namespace == Namespace::Local && !root.has_local {
+        return Ok(None); // we have no namespace here, so no mutex in it
+    }
     let file = Root::file_name(name.namespace, name.object);
     match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
         Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object))
@@ -38,7 +41,10 @@ pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexI
 }
 
 pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<MutexInfo>> {
-    let root = Root::get(opts.root.as_deref())?;
+    let root = Root::for_inspection(opts.root.as_deref())?;
+    if namespace == Namespace::Local && !root.has_local {
+        return Ok(Vec::new()); // we have no namespace here
+    }
     // Stale objects are removed rather than listed (failures, on a read-only root say,
     // leave them listed as stale).
     let _ = super::sweep::sweep(&root, namespace);
@@ -52,7 +58,7 @@ pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<Mute
 /// through each user's directory in the root. Users whose namespace the caller may not
 /// read are left out; their uids are returned beside.
 pub(crate) fn list_all_users(opts: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
-    let root = Root::get(opts.root.as_deref())?;
+    let root = Root::for_inspection(opts.root.as_deref())?;
     let _ = super::sweep::sweep(&root, Namespace::Local);
     let mut found = Vec::new();
     let mut unreadable = Vec::new();

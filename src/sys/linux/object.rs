@@ -575,7 +575,7 @@ fn in_place(
 fn owner_token(root: &Root, initial_owner: bool) -> Result<Option<u64>> {
     // The creator is user 0 of a new object's user table, so its token is the bare part.
     initial_owner
-        .then(|| thread::token_part(root.registry))
+        .then(|| thread::token_part(root.own_registry()))
         .transpose()
 }
 
@@ -611,7 +611,7 @@ fn insert(
         fd,
         key,
         root: root.clone(),
-        registry: root.registry,
+        registry: root.own_registry(),
         user_bits: (user as u64) << layout::lock::USER_SHIFT,
         place,
         ofd_pid: this_pid(),

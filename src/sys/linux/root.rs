@@ -106,8 +106,12 @@ pub(super) struct Root {
     /// The name of our user directory in the root (see `user_dir.rs`).
     user_dir_name: String,
     pub local: OwnedFd,
-    /// The calling user's thread registry for this root.
-    pub registry: &'static Registry,
+    /// False for a root opened only to look at (`Root::for_inspection`) in which the caller
+    /// has no `local/` directory: then `local` is the root directory and lists nothing.
+    pub has_local: bool,
+    /// The calling user's thread registry for this root; `None` only in a root opened to
+    /// look at, where the caller has none (see [`Root::own_registry`]).
+    registry: Option<&'static Registry>,
     /// Whether this process has made its bounded sweep of each namespace (`sweep.rs`).
     pub swept_local: AtomicBool,
     pub swept_global: AtomicBool,
@@ -171,52 +175,7 @@ impl Root {
     fn open(path: &Path) -> Result<Root> {
         let ids = super::idmap::ours();
         let (uid, fs_uid) = (ids.key, ids.fs);
-        let dir = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| root_error(path, "cannot open the namespace root", e))?;
-        let st = rustix::fs::fstat(&dir)
-            .map_err(|e| root_error(path, "cannot inspect the namespace root", e))?;
-        let unmapped_owner = ids.in_user_namespace && st.st_uid == super::idmap::overflow_uid();
-        if unmapped_owner {
-            // Root (or anyone) outside our user namespace: we cannot tell who. Only a sticky
-            // directory, and only when the user says it is the shared one they meant.
-            if std::env::var_os(TRUST_UNMAPPED_ENV).is_none_or(|v| v != "1") {
-                return Err(refused(
-                    path,
-                    &format!(
-                        "in this user namespace its owner is not mapped (it shows as uid {}), so \
-                         we cannot tell whether root or another user owns it; if it is the \
-                         machine's shared root (/dev/shm, owned by root outside), set \
-                         {TRUST_UNMAPPED_ENV}=1",
-                        st.st_uid
-                    ),
-                ));
-            }
-            if st.st_mode & 0o1000 == 0 {
-                return Err(refused(
-                    path,
-                    &format!(
-                        "its owner is not mapped here and it is not sticky ({TRUST_UNMAPPED_ENV} accepts only a sticky root)"
-                    ),
-                ));
-            }
-        } else if st.st_uid != 0 && st.st_uid != fs_uid {
-            return Err(refused(
-                path,
-                &format!("it belongs to uid {}, neither root nor us", st.st_uid),
-            ));
-        }
-        if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
-            return Err(refused(
-                path,
-                "others may write to it but it is not sticky, so they could delete our files",
-            ));
-        }
-        refuse_shared_file_system(&dir, path)?;
-        let ident = (st.st_dev, st.st_ino);
+        let (dir, ident) = open_checked(path)?;
         let (user_dir, user_dir_name) =
             super::user_dir::own(dir.as_fd(), path, uid, fs_uid, 0o711)?;
         let local = private_dir(
@@ -235,13 +194,128 @@ impl Root {
             fs_uid,
             user_dir_name,
             local,
-            registry,
+            has_local: true,
+            registry: Some(registry),
             swept_local: AtomicBool::new(false),
             swept_global: AtomicBool::new(false),
             foreign: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The root at `path` for `list` and `info`: the usual one, or, where this process may
+    /// not make its directories there (a read-only root, or one it may not write to), the
+    /// same root opened only to look at: its own `Local\` namespace and registry if they
+    /// exist, nothing made. Such a root is never used to open or create a mutex.
+    pub(super) fn for_inspection(path: Option<&Path>) -> Result<Arc<Root>> {
+        let usual = match Root::get(path) {
+            Ok(root) => return Ok(root),
+            Err(e) => e,
+        };
+        let path = match (path, default_root()) {
+            (Some(path), _) => path,
+            (None, DefaultRoot::Env(path)) => path.as_path(),
+            (None, DefaultRoot::Default) => Path::new(DEFAULT_ROOT),
+            (None, DefaultRoot::EmptyEnv) => return Err(usual),
+        };
+        Root::open_to_look(path).map(Arc::new).map_err(|_| usual)
+    }
+
+    fn open_to_look(path: &Path) -> Result<Root> {
+        let ids = super::idmap::ours();
+        let (uid, fs_uid) = (ids.key, ids.fs);
+        let (dir, ident) = open_checked(path)?;
+        let user_dir = super::user_dir::of(dir.as_fd(), uid, fs_uid);
+        let local = user_dir
+            .as_ref()
+            .and_then(|d| files::open_dir_in(d.as_fd(), LOCAL_DIR).ok());
+        let registry = user_dir
+            .as_ref()
+            .and_then(|d| Registry::open_foreign(d.as_fd(), uid, fs_uid).ok());
+        let has_local = local.is_some();
+        let local = match local {
+            Some(local) => local,
+            None => rustix::io::fcntl_dupfd_cloexec(&dir, 0)
+                .map_err(|e| root_error(path, "cannot open the namespace root", e))?,
+        };
+        Ok(Root {
+            path: path.to_owned(),
+            dir,
+            ident,
+            uid,
+            fs_uid,
+            user_dir_name: format!("{USER_DIR_PREFIX}{uid}"),
+            local,
+            has_local,
+            registry,
+            swept_local: AtomicBool::new(true),
+            swept_global: AtomicBool::new(true),
+            foreign: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The calling user's registry. Every root that opens or creates mutexes has one
+    /// (`Root::get` makes it); only a root opened to look at may lack it, and that one is
+    /// never used for objects.
+    pub(super) fn own_registry(&self) -> &'static Registry {
+        self.registry
+            .expect("a root that opens mutexes has its registry (Root::get makes it)")
+    }
+}
+
+/// Opens the root directory at `path` and checks that it is safe to use: who owns it, who
+/// may write to it, what file system it is on. Returns it and its identity.
+fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
+    let ids = super::idmap::ours();
+    let fs_uid = ids.fs;
+    let dir = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| root_error(path, "cannot open the namespace root", e))?;
+    let st = rustix::fs::fstat(&dir)
+        .map_err(|e| root_error(path, "cannot inspect the namespace root", e))?;
+    let unmapped_owner = ids.in_user_namespace && st.st_uid == super::idmap::overflow_uid();
+    if unmapped_owner {
+        // Root (or anyone) outside our user namespace: we cannot tell who. Only a sticky
+        // directory, and only when the user says it is the shared one they meant.
+        if std::env::var_os(TRUST_UNMAPPED_ENV).is_none_or(|v| v != "1") {
+            return Err(refused(
+                path,
+                &format!(
+                    "in this user namespace its owner is not mapped (it shows as uid {}), so \
+                         we cannot tell whether root or another user owns it; if it is the \
+                         machine's shared root (/dev/shm, owned by root outside), set \
+                         {TRUST_UNMAPPED_ENV}=1",
+                    st.st_uid
+                ),
+            ));
+        }
+        if st.st_mode & 0o1000 == 0 {
+            return Err(refused(
+                path,
+                &format!(
+                    "its owner is not mapped here and it is not sticky ({TRUST_UNMAPPED_ENV} accepts only a sticky root)"
+                ),
+            ));
+        }
+    } else if st.st_uid != 0 && st.st_uid != fs_uid {
+        return Err(refused(
+            path,
+            &format!("it belongs to uid {}, neither root nor us", st.st_uid),
+        ));
+    }
+    if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+        return Err(refused(
+            path,
+            "others may write to it but it is not sticky, so they could delete our files",
+        ));
+    }
+    refuse_shared_file_system(&dir, path)?;
+    Ok((dir, (st.st_dev, st.st_ino)))
+}
+
+impl Root {
     /// The directory holding the objects of `namespace`.
     pub(super) fn dir_for(&self, namespace: Namespace) -> BorrowedFd<'_> {
         match namespace {
@@ -275,7 +349,7 @@ impl Root {
     /// `None` if it cannot be read (then nobody can tell whether that user's threads live).
     pub(super) fn registry_of(&self, uid: u32) -> Option<&'static Registry> {
         if uid == self.uid {
-            return Some(self.registry);
+            return self.registry;
         }
         let mut foreign = self.foreign.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = foreign.get(&uid) {
