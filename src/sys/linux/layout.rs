@@ -179,6 +179,15 @@ pub(super) mod lock {
     pub fn is_free(word: u64) -> bool {
         word & OWNER_MASK == 0
     }
+    /// The part of a token that names a thread: its registry slot + 1 (at least 1) and that
+    /// slot's generation.
+    pub fn thread_part(generation: u32, slot_plus_one: u32) -> u64 {
+        u64::from(generation) << 32 | u64::from(slot_plus_one) & SLOT_MASK
+    }
+    /// The part of a token that names the user: its index in the object's user table.
+    pub fn user_part(user: usize) -> u64 {
+        (user as u64 & USER_MASK) << USER_SHIFT
+    }
 }
 
 /// Typed, validated access to a mapped object page.
@@ -617,4 +626,70 @@ pub(super) fn initialize_registry(map: &Mapping, slots: u32, uid: u32) {
     map.u32(reg::SLOT_COUNT).store(slots, Ordering::Relaxed);
     map.u32(reg::OWNER_UID).store(uid, Ordering::Relaxed);
     map.u64(reg::MAGIC).store(REGISTRY_MAGIC, Ordering::Release);
+}
+
+/// The lock-word encoding as properties (proptest): every word a thread can own, with and
+/// without `WAITERS` and `BIASED`, decodes back to its parts and keeps the invariants the
+/// protocol relies on.
+#[cfg(test)]
+mod lock_word_properties {
+    use super::lock::*;
+    use proptest::prelude::*;
+
+    /// A token of a real thread: any generation, any user index, a slot + 1 of at least 1.
+    fn thread_token() -> impl Strategy<Value = (u32, usize, u32)> {
+        (any::<u32>(), 0..64usize, 1..=SLOT_MASK as u32)
+    }
+
+    proptest! {
+        #[test]
+        fn a_token_decodes_to_its_parts((generation, user_index, slot) in thread_token()) {
+            let t = thread_part(generation, slot) | user_part(user_index);
+            prop_assert_eq!(generation_of(t), generation);
+            prop_assert_eq!(user(t), user_index);
+            prop_assert_eq!(slot_plus_one(t), slot);
+            prop_assert!(!is_free(t), "an owned word is not free");
+            prop_assert!(!is_biased(t), "a token is not a biased word");
+            prop_assert_ne!(t, ABANDONED);
+        }
+
+        #[test]
+        fn waiters_changes_nothing_else((generation, user_index, slot) in thread_token()) {
+            let t = thread_part(generation, slot) | user_part(user_index);
+            let w = t | WAITERS;
+            prop_assert_eq!(token(w), t);
+            prop_assert_eq!((is_free(w), is_biased(w)), (is_free(t), is_biased(t)));
+            prop_assert_eq!((user(w), slot_plus_one(w), generation_of(w)), (user_index, slot, generation));
+        }
+
+        #[test]
+        fn a_biased_word_names_its_thread_and_is_no_token((generation, user_index, slot) in thread_token()) {
+            let t = thread_part(generation, slot) | user_part(user_index);
+            let b = t | BIASED;
+            prop_assert!(is_biased(b) && is_biased(b | WAITERS));
+            prop_assert_eq!(bias_holder(b | WAITERS), t);
+            prop_assert_ne!(token(b), t, "a biased word never equals its holder's token");
+            prop_assert!(!is_free(b));
+        }
+
+        #[test]
+        fn free_words_are_exactly_those_without_owner_bits(word in any::<u64>()) {
+            prop_assert_eq!(is_free(word), word & OWNER_MASK == 0);
+            if is_free(word) {
+                prop_assert!(!is_biased(word), "a free word is never biased to anyone");
+            }
+        }
+    }
+
+    #[test]
+    fn the_special_words() {
+        assert!(is_free(0) && is_free(BIASABLE) && !is_biased(BIASABLE));
+        assert!(!is_free(ABANDONED) && !is_biased(ABANDONED));
+        assert_eq!(slot_plus_one(ABANDONED), 0, "ABANDONED names no slot");
+        assert_eq!(token(ABANDONED | WAITERS), ABANDONED);
+    }
+
+    fn generation_of(word: u64) -> u32 {
+        generation(word)
+    }
 }

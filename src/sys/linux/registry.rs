@@ -231,7 +231,7 @@ impl Registry {
             if let Some(lifeline) = self.lifeline_word(index) {
                 super::futex::wake(lifeline, u32::MAX >> 1);
             }
-            return Ok(u64::from(next_gen) << 32 | u64::from(index + 1));
+            return Ok(layout::lock::thread_part(next_gen, index + 1));
         }
         Err(Error::new(
             ErrorKind::ResourceExhausted,
