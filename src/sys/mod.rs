@@ -9,11 +9,21 @@
 //! - `RawMutex::open(name: &Name, opts: &MutexOptions) -> Result<RawMutex>`.
 //! - `wait(&self, timeout: Option<Duration>) -> Result<WaitStatus>`: `None` waits forever;
 //!   a zero timeout polls. Needs `SYNCHRONIZE` in the handle's access.
+//! - `RawMutex::wait_multiple(handles: &[&RawMutex], all: bool, timeout) -> Result<WaitAny>`:
+//!   `WaitForMultipleObjects` (the caller checked the count and duplicates).
 //! - `release(&self) -> Result<()>`: `NotOwner` unless the calling thread owns the mutex.
 //! - `abandon(&self, note: &str) -> Result<()>`: give ownership up as a crash would.
+//! - `still_named(&self) -> bool`: whether the name still leads to this object.
 //! - `try_clone(&self) -> Result<RawMutex>`: a new handle to the same object.
 //! - `inheritable_handle(&self) -> Option<u64>` and
 //!   `unsafe from_inherited_handle(value: u64) -> Result<RawMutex>`.
+//! - Ownership by the process, for async tasks (`async_lock`): `identity`,
+//!   `try_acquire_detached`, `acquire_detached(timeout, &Cancel)`, `release_detached`,
+//!   `undo_detached`, with the types `Cancel` and `Claim` and the constant
+//!   `TRY_DETACHED_IS_EXACT`.
+//!
+//! And a module `inspect` with `list`, `info`, `list_all_users` and `prune` (an
+//! `Unsupported` error where the backend cannot enumerate objects), and the type [`Swept`].
 //!
 //! Names arrive validated ([`crate::name`]); access masks arrive unchecked, because on
 //! Windows the OS checks them.
