@@ -302,7 +302,7 @@ impl MutexOptions {
         })
     }
 
-    /// Removes the stale objects of `namespace` under this root (see [`crate::prune`]).
+    /// Removes the stale objects of `namespace` under this root (see [`crate::prune()`]).
     ///
     /// ```
     /// use namedmutex::{MutexOptions, Namespace};
