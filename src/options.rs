@@ -321,7 +321,7 @@ impl MutexOptions {
         crate::sys::inspect::prune(self, namespace).map(crate::Pruned::from)
     }
 
-    /// The mutex `name` under this root, or `None` (see [`crate::info`]).
+    /// The mutex `name` under this root, or `None` (see [`crate::info()`]).
     ///
     /// ```
     /// let name = format!("doc-opts-info-{}", std::process::id());
