@@ -40,6 +40,8 @@ enum Kind {
     Abandon,
     /// The victim dies registering its thread.
     Register,
+    /// The victim is the first process to use the root: it dies making its user directory.
+    FirstUse,
 }
 
 const POINTS: &[(&str, Kind)] = &[
@@ -59,6 +61,7 @@ const POINTS: &[(&str, Kind)] = &[
     ("abandon.before_swap", Kind::Owning),
     ("sweep.before_lock", Kind::Stale),
     ("sweep.before_unlink", Kind::Stale),
+    ("userdir.before_rename", Kind::FirstUse),
     ("register.after_lifeline", Kind::Register),
     ("register.before_live", Kind::Register),
 ];
@@ -111,8 +114,8 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
             .collect()
     };
     // For stale and abandoned objects the contenders come after the victims: they would
-    // clean up or take over before the victim could.
-    let mut contenders = if matches!(kind, Kind::Stale | Kind::Abandon) {
+    // clean up or take over before the victim could (and make the user directory first).
+    let mut contenders = if matches!(kind, Kind::Stale | Kind::Abandon | Kind::FirstUse) {
         Vec::new()
     } else {
         start_contenders(&shm)
@@ -149,7 +152,7 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
             deaths_owning += 1;
         }
     }
-    if kind == Kind::Stale {
+    if matches!(kind, Kind::Stale | Kind::FirstUse) {
         contenders = start_contenders(&shm);
     }
     if kind == Kind::Abandon {
@@ -202,6 +205,17 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
     }
     let left = leftover_files(&root);
     check(left.is_empty(), || format!("files left behind: {left:?}"))?;
+    // A victim killed while making its user directory leaves a temporary one; the next
+    // process to make the directory removes it.
+    let temporaries: Vec<String> = std::fs::read_dir(&root)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".namedmutex-"))
+        .collect();
+    check(temporaries.is_empty(), || {
+        format!("temporary user directories left: {temporaries:?}")
+    })?;
     println!(
         "  {point}: {rounds} deaths, {abandons} abandoned, {} entries by the contenders",
         shm.u64(ENTRIES).load(SeqCst)

@@ -92,6 +92,7 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
         return Err(e);
     }
+    super::fault::point("userdir.before_rename");
     let renamed = rustix::fs::renameat_with(
         root,
         temporary.as_str(),
