@@ -23,7 +23,7 @@
 //! field with that store.
 
 use super::futex;
-use super::layout::lock::{BIASABLE, BIASED, MAX_COUNT, WAITERS};
+use super::lock_word::{BIASABLE, BIASED, MAX_COUNT, WAITERS};
 use super::object::Object;
 use std::sync::atomic::{Ordering, compiler_fence};
 

@@ -13,8 +13,8 @@
 //! is never biased, and blocking waits run on a helper thread with a cancel word.
 
 use super::futex;
-use super::layout::lock::BIASABLE;
 use super::lock::{self, Attempt, Undo};
+use super::lock_word::BIASABLE;
 use super::object::Object;
 use super::registry::Registry;
 use crate::error::{Error, ErrorKind, Result};

@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`; not a public API).
 
-use super::layout::{FLAG_GLOBAL, MAX_USERS, OBJECT_SIZE, ObjectPage, lock};
+use super::layout::{FLAG_GLOBAL, MAX_USERS, OBJECT_SIZE, ObjectPage};
+use super::lock_word as lock;
 use super::mapping::Mapping;
 use crate::error::{Error, ErrorKind, Result};
 use rustix::fd::AsFd;

@@ -6,7 +6,7 @@
 //! at once; an open racing with it just retries.
 
 use super::files;
-use super::layout::{self, FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
+use super::layout::{FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
 use super::registry::{self, Liveness};
 use super::root::Root;
@@ -168,9 +168,9 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     };
     let word = page.lock_word().load(Ordering::Acquire);
     // A word biased to a thread names an owner only while that thread's depth is not 0.
-    let biased = layout::lock::is_biased(word);
+    let biased = super::lock_word::is_biased(word);
     let bias_depth = page.bias_depth().load(Ordering::Acquire);
-    let held = !layout::lock::is_free(word) && (!biased || bias_depth > 0);
+    let held = !super::lock_word::is_free(word) && (!biased || bias_depth > 0);
     let owner = held.then(|| owner_info(root, &page, word));
     // `/proc/locks` shows locks without taking one (one shared lock per process that has
     // the object open); it hides those of processes in other PID namespaces, so "none
@@ -193,7 +193,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     );
     // An owner that gave the mutex up on purpose recorded itself as the abandoner.
     let owner = owner.map(|o| {
-        if layout::lock::token(word) == layout::lock::ABANDONED && ab.0 != 0 {
+        if super::lock_word::token(word) == super::lock_word::ABANDONED && ab.0 != 0 {
             OwnerInfo {
                 pid: Some(ab.0),
                 tid: Some(ab.1),
@@ -230,13 +230,13 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
 }
 
 fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
-    let slot = layout::lock::slot_plus_one(word);
-    let uid = page.user(layout::lock::user(word));
+    let slot = super::lock_word::slot_plus_one(word);
+    let uid = page.user(super::lock_word::user(word));
     let registry = uid.and_then(|uid| root.registry_of(uid));
     let recorded = registry.and_then(|r| r.owner(slot));
     let alive = registry.is_some_and(|r| {
         matches!(
-            r.liveness(slot, layout::lock::generation(word)),
+            r.liveness(slot, super::lock_word::generation(word)),
             Liveness::Alive { .. }
         )
     });

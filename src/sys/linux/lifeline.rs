@@ -30,11 +30,11 @@ pub(super) const WORD_OFFSET: u32 = 4;
 
 /// Which C library's `pthread_mutex_t` layout the lifelines this process makes have.
 #[cfg(not(target_env = "musl"))]
-pub(super) const LIBC: u32 = super::layout::LIBC_GLIBC;
+pub(super) const LIBC: u32 = super::registry_layout::LIBC_GLIBC;
 #[cfg(target_env = "musl")]
-pub(super) const LIBC: u32 = super::layout::LIBC_MUSL;
+pub(super) const LIBC: u32 = super::registry_layout::LIBC_MUSL;
 
-const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= super::layout::LIFELINE_SPACE);
+const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= super::registry_layout::LIFELINE_SPACE);
 
 /// Whether a lifeline word says its thread has ended.
 pub(super) fn is_dead(word: u32) -> bool {

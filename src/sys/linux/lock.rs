@@ -1,6 +1,6 @@
 //! Acquiring and releasing: the mutex algorithm on an object's lock word.
 //!
-//! The lock word (see `layout::lock`) holds the owner's token, or 0 when free. Uncontended,
+//! The lock word (see `lock_word.rs`) holds the owner's token, or 0 when free. Uncontended,
 //! acquiring is one compare-and-swap of 0 to our token, and releasing one swap back to 0.
 //! The recursion count beside it is written only by the owner. Before any contention a mutex
 //! may instead be *biased* to the thread that keeps taking it, which then needs no atomic
@@ -26,7 +26,7 @@
 use super::bias::{self, Revoked};
 use super::futex::{self, Wake};
 use super::layout::ObjectPage;
-use super::layout::lock::{self, BIASABLE, MAX_COUNT, WAITERS};
+use super::lock_word::{self as lock, BIASABLE, MAX_COUNT, WAITERS};
 use super::object::Object;
 use super::registry::Liveness;
 use super::root::Root;

@@ -13,7 +13,9 @@
 //! | `object` | finding, creating, sharing and removing object files |
 //! | `sweep` | removing stale objects nobody will open again |
 //! | `format` | the shared-memory format as types: the source of every offset |
-//! | `layout`, `mapping` | the shared-memory format and checked atomic access to it |
+//! | `layout`, `mapping` | the object page's format and checked atomic access to it |
+//! | `lock_word` | the lock word's encoding: tokens, `WAITERS`, `BIASED`, the special words |
+//! | `registry_layout` | the registry's file format |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
 //! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
 //! | `detached` | ownership by the process instead of a thread (async tasks) |
@@ -42,10 +44,12 @@ pub(crate) mod inspect;
 mod layout;
 mod lifeline;
 mod lock;
+mod lock_word;
 mod mapping;
 mod multi;
 mod object;
 mod registry;
+mod registry_layout;
 mod root;
 pub(crate) mod sweep;
 mod thread;

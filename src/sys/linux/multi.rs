@@ -17,8 +17,8 @@
 
 use super::bias::{self, Revoked};
 use super::futex::{self, Wake};
-use super::layout::lock as layout;
 use super::lock::{self, Attempt, Owner, Undo};
+use super::lock_word;
 use super::object::Object;
 use crate::error::{Error, ErrorKind, Result};
 use crate::multi_wait::WaitAny as Multi;
@@ -117,9 +117,9 @@ fn live_owned(objs: &[&Object], tokens: &[u64]) -> Vec<(usize, u64, Owner)> {
     for (i, obj) in objs.iter().enumerate() {
         loop {
             let cur = obj.page.lock_word().load(Ordering::Acquire);
-            if layout::is_free(cur)
-                || layout::token(cur) == tokens[i]
-                || layout::is_biased(cur) && layout::bias_holder(cur) == tokens[i]
+            if lock_word::is_free(cur)
+                || lock_word::token(cur) == tokens[i]
+                || lock_word::is_biased(cur) && lock_word::bias_holder(cur) == tokens[i]
             {
                 break;
             }
@@ -127,7 +127,7 @@ fn live_owned(objs: &[&Object], tokens: &[u64]) -> Vec<(usize, u64, Owner)> {
             if matches!(owner, Owner::Dead) {
                 break;
             }
-            if layout::is_biased(cur) {
+            if lock_word::is_biased(cur) {
                 // Biased to a live thread: it owns the mutex only if it holds it now.
                 match bias::revoke(obj, cur) {
                     Revoked::Changed => continue,
@@ -220,7 +220,7 @@ fn sleep(objs: &[&Object], busy: &[(usize, u64, Owner)], deadline: Option<rustix
 fn pass_on(objs: &[&Object], mut which: impl FnMut(usize) -> bool) {
     for (i, obj) in objs.iter().enumerate() {
         if which(i)
-            && layout::is_free(obj.page.lock_word().load(Ordering::Acquire))
+            && lock_word::is_free(obj.page.lock_word().load(Ordering::Acquire))
             && obj.page.sleepers().load(Ordering::Acquire) > 0
         {
             futex::wake(obj.page.futex_word(), 1);

@@ -612,7 +612,7 @@ fn insert(
         key,
         root: root.clone(),
         registry: root.own_registry(),
-        user_bits: layout::lock::user_part(user),
+        user_bits: super::lock_word::user_part(user),
         place,
         ofd_pid: this_pid(),
         saw_death: AtomicBool::new(false),

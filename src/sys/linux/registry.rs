@@ -11,9 +11,10 @@
 //! through this memory at the thread's death.
 
 use super::files::{self, NewFile};
-use super::layout::{self, reg, slot, slot_state};
 use super::lifeline;
+use super::lock_word;
 use super::mapping::Mapping;
+use super::registry_layout::{self as layout, reg, slot, slot_state};
 use crate::error::{Error, ErrorKind, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
@@ -231,7 +232,7 @@ impl Registry {
             if let Some(lifeline) = self.lifeline_word(index) {
                 super::futex::wake(lifeline, u32::MAX >> 1);
             }
-            return Ok(layout::lock::thread_part(next_gen, index + 1));
+            return Ok(lock_word::thread_part(next_gen, index + 1));
         }
         Err(Error::new(
             ErrorKind::ResourceExhausted,
