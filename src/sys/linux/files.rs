@@ -1,7 +1,7 @@
 //! File operations relative to a verified directory: opening without following links, and
 //! making new files, either published atomically so that they appear complete or not at all
 //! (registries), or created empty under their final name and written afterwards (mutex
-//! objects: `object.rs` says how readers tell an unfinished one).
+//! objects: `object/open.rs` says how readers tell an unfinished one).
 
 use crate::error::{Error, ErrorKind, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

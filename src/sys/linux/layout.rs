@@ -354,7 +354,7 @@ impl ObjectPage {
 
 /// The whole first state of a new object file, to be written with one `pwrite`.
 ///
-/// A named object's file is created empty under its final name (see `object.rs`), so readers
+/// A named object's file is created empty under its final name (see `object/open.rs`), so readers
 /// tell a finished object from one being written by its size alone: the kernel sets the size
 /// of a tmpfs file after it has copied the data of the write, and a read locks the page the
 /// write filled, so whoever sees 4096 bytes sees all of them. One write also allocates the

@@ -1,7 +1,7 @@
 //! Removing stale objects without waiting for a later open of the same name.
 //!
 //! An object whose processes all died (SIGKILL, the OOM killer) keeps its file: nobody was
-//! left to close it. `object.rs` removes such a file when its name is opened again; a
+//! left to close it. `object/open.rs` removes such a file when its name is opened again; a
 //! program that uses per-job or per-pid names never opens it again, and its files would
 //! fill the root (memory, on `/dev/shm`) until reboot. A sweep looks at the files of a
 //! namespace and removes those that no process has open, by the same rule as an open:

@@ -1,0 +1,132 @@
+//! Closing: the last handle anywhere removes the object's file (FORMAT.md, "Lifetime"),
+//! unless the object is kept for the report of its abandonment.
+
+use super::super::files;
+use super::super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, FLAG_KEEP_ABANDONED, ObjectPage};
+use super::super::root::Root;
+use super::table::with_table;
+use super::{Object, Place, flock, this_pid};
+use crate::name::Namespace;
+use rustix::fs::{AtFlags, FlockOperation};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        if let Some(place) = &self.place {
+            if self.ofd_pid == this_pid() && self.last_anywhere() && !self.kept_for_report() {
+                super::super::fault::point("close.after_lock");
+                // The last handle anywhere: the object ends, and its name with it.
+                self.mark_dead(place.namespace);
+                super::super::fault::point("close.before_unlink");
+                unlink_if_same(&self.root, place, self.key);
+            }
+        }
+        with_table(|table| {
+            if table.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+                table.remove(&self.key);
+            }
+        });
+    }
+}
+
+impl Object {
+    /// Marks the object to be kept for the report of an abandonment (`FLAG_KEEP_ABANDONED`).
+    pub(super) fn keep_abandoned(&self) {
+        let flags = self.page.flags();
+        if flags.load(Ordering::Relaxed) & FLAG_KEEP_ABANDONED == 0 {
+            flags.fetch_or(FLAG_KEEP_ABANDONED, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the object must outlive its last handle: it is marked to be kept, and its
+    /// owner died holding it with no acquirer told yet. The flag is read with `pread`, so
+    /// that closing an object whose page this process never touched does not fault it in
+    /// (see `mark_dead`); only a kept object's lock word is read through the mapping.
+    fn kept_for_report(&self) -> bool {
+        let mut flags = [0u8; 4];
+        match rustix::io::pread(&self.fd, &mut flags, layout::obj::FLAGS as u64) {
+            Ok(4) if u32::from_le_bytes(flags) & FLAG_KEEP_ABANDONED == 0 => false,
+            _ => keeps_report(&self.page, &self.root),
+        }
+    }
+
+    /// Whether the object's name still leads to it: false when its file was removed under
+    /// it (a cleaner such as systemd-logind's `RemoveIPC` or a tmp cleaner, or a user's
+    /// `rm`), so that a later create of the name makes a second object beside this one.
+    pub(in crate::sys::linux) fn still_named(&self) -> bool {
+        let Some(place) = &self.place else {
+            return true; // unnamed: nothing to lose
+        };
+        matches!(
+            rustix::fs::statat(
+                self.root.dir_for(place.namespace),
+                place.file.as_str(),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ),
+            Ok(st) if (st.st_dev, st.st_ino) == self.key
+        )
+    }
+
+    /// Sets `DEAD` in the object's flags, for openers that opened the file just before its
+    /// name goes: they see the flag once they hold their shared lock, and look again. The
+    /// caller holds the file's exclusive lock, so nobody else writes the flags; they are
+    /// written with `pwrite` rather than through the mapping, so that closing an object whose
+    /// page this process never touched (created or opened, then closed) does not fault the
+    /// page in just to mark it (a fault and its teardown cost about 1 µs).
+    fn mark_dead(&self, namespace: Namespace) {
+        let global = if namespace == Namespace::Global {
+            FLAG_GLOBAL
+        } else {
+            0
+        };
+        let flags = (global | FLAG_DEAD).to_le_bytes();
+        if files::write_all_at(&self.fd, &flags, layout::obj::FLAGS as u64, "the flags").is_err() {
+            // Cannot fail on a mapped tmpfs page; if it did, the mapping still works.
+            self.page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes the exclusive lock that proves no other process has the object open.
+    fn last_anywhere(&self) -> bool {
+        let exclusive =
+            || flock(&self.fd, FlockOperation::NonBlockingLockExclusive).unwrap_or(false);
+        if exclusive() {
+            return true;
+        }
+        if !self.saw_death.load(Ordering::Relaxed) {
+            return false;
+        }
+        // A process we saw die may still be closing its files: give it a moment.
+        let deadline = Instant::now() + DYING_GRACE;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+            if exclusive() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Whether an object nobody has open must stay for the report of its abandonment: it is
+/// marked to be kept and its owner died holding it, with no acquirer told yet.
+pub(in crate::sys::linux) fn keeps_report(page: &ObjectPage, root: &Root) -> bool {
+    page.flags().load(Ordering::Acquire) & FLAG_KEEP_ABANDONED != 0
+        && super::super::lock::unreported_abandonment(page, root)
+}
+
+/// How long a close waits for a process that died owning the object to release its lock.
+const DYING_GRACE: Duration = Duration::from_millis(100);
+
+/// Removes `place` if it still names the inode `key`. False when it cannot be removed.
+pub(in crate::sys::linux) fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
+    let dir = root.dir_for(place.namespace);
+    match rustix::fs::statat(dir, place.file.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if (st.st_dev, st.st_ino) == key => {
+            rustix::fs::unlinkat(dir, place.file.as_str(), AtFlags::empty()).is_ok()
+        }
+        // The name already leads elsewhere (or nowhere): nothing of ours to remove.
+        _ => true,
+    }
+}
