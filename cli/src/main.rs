@@ -882,16 +882,11 @@ fn killed_by(_: std::process::ExitStatus) -> Option<String> {
     None
 }
 
-/// `SIGKILL` for 9, `signal 40` for what has no name.
+/// `SIGKILL` for 9, `SIGRTMIN+3` for a real-time signal, `signal N` for what has no name
+/// here.
 #[cfg(unix)]
 fn signal_name(sig: i32) -> String {
-    // SAFETY: strsignal returns a pointer to a static or thread-local string, valid until
-    // the next call on this thread; it is copied at once.
-    let described = unsafe {
-        let p = libc::strsignal(sig);
-        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
-    };
-    let abbrev = match sig {
+    let name = match sig {
         libc::SIGHUP => "SIGHUP",
         libc::SIGINT => "SIGINT",
         libc::SIGQUIT => "SIGQUIT",
@@ -910,14 +905,12 @@ fn signal_name(sig: i32) -> String {
         libc::SIGXCPU => "SIGXCPU",
         libc::SIGXFSZ => "SIGXFSZ",
         libc::SIGSYS => "SIGSYS",
-        _ => {
-            return described.map_or_else(
-                || format!("signal {sig}"),
-                |d| format!("signal {sig} ({d})"),
-            );
+        _ if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) => {
+            return format!("SIGRTMIN+{}", sig - libc::SIGRTMIN());
         }
+        _ => return format!("signal {sig}"),
     };
-    abbrev.to_owned()
+    name.to_owned()
 }
 
 /// A check for [`command::wait_ticking`] and `hold`'s wait, run every [`NAME_CHECK_EVERY`]:

@@ -66,20 +66,9 @@ impl Root {
         let mut args = vec!["hold"];
         args.extend_from_slice(extra);
         args.push(name);
-        let mut child = self
-            .cmd(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let stdin = child.stdin.take();
-        let mut holder = Holder {
-            child: Some(child),
-            stdin,
-            lines,
-        };
+        let mut cmd = self.cmd(&args);
+        cmd.stderr(Stdio::piped());
+        let mut holder = Holder::start(cmd);
         let full = if extra.contains(&"--global") {
             format!("Global\\{name}")
         } else {
@@ -92,13 +81,7 @@ impl Root {
     /// Starts the binary in the background with stdout read line by line (stderr and
     /// stdin as `cmd` leaves them).
     fn background(&self, args: &[&str]) -> Holder {
-        let mut child = self.cmd(args).stdout(Stdio::piped()).spawn().unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        Holder {
-            child: Some(child),
-            stdin: None,
-            lines,
-        }
+        Holder::start(self.cmd(args))
     }
 
     /// Polls the mutex until `pred` holds for its snapshot (bounded).
@@ -144,6 +127,27 @@ struct Holder {
 }
 
 impl Holder {
+    /// Starts `cmd` with stdin and stdout piped (stdout read line by line).
+    fn start(mut cmd: Command) -> Holder {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        Holder {
+            child: Some(child),
+            stdin,
+            lines,
+        }
+    }
+
+    /// The child's stderr as a channel of lines (when it was piped).
+    fn stderr_lines(&mut self) -> mpsc::Receiver<String> {
+        lines_of(self.child.as_mut().unwrap().stderr.take().unwrap())
+    }
+
     fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
@@ -1253,18 +1257,9 @@ fn a_command_killed_by_a_signal_leaves_the_lock_abandoned() {
 #[test]
 fn a_killed_wrapper_takes_its_command_with_it_and_the_next_run_is_told() {
     let root = Root::new();
-    let mut run = root
-        .cmd(&["run", "migrate", "--", "sh", "-c", "echo $$; exec sleep 30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(run.stdout.take().unwrap());
-    let mut run = Holder {
-        child: Some(run),
-        stdin: None,
-        lines,
-    };
+    let mut run = root.cmd(&["run", "migrate", "--", "sh", "-c", "echo $$; exec sleep 30"]);
+    run.stderr(Stdio::piped());
+    let mut run = Holder::start(run);
     let command_pid: u32 = run.next_line().parse().unwrap();
     let wrapper_pid = run.pid();
     run.signal(libc::SIGKILL);
@@ -1407,19 +1402,10 @@ fn a_holder_warns_when_a_cleaner_removes_its_file() {
     let user_dir = root.dir.join(format!("namedmutex-{}", euid()));
     // logind's RemoveIPC removes the whole user directory; a tmp cleaner removes old files.
     for (name, cleaner) in [("cleaned", "RemoveIPC"), ("aged", "tmp cleaner")] {
-        let mut h = root
-            .cmd(&["hold", "--ignore-stdin", name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = lines_of(h.stdout.take().unwrap());
-        let err = lines_of(h.stderr.take().unwrap());
-        let mut h = Holder {
-            child: Some(h),
-            stdin: None,
-            lines: out,
-        };
+        let mut h = root.cmd(&["hold", "--ignore-stdin", name]);
+        h.stderr(Stdio::piped());
+        let mut h = Holder::start(h);
+        let err = h.stderr_lines();
         assert_eq!(h.next_line(), format!("held {name}"));
         if cleaner == "RemoveIPC" {
             std::fs::remove_dir_all(&user_dir).unwrap();
@@ -1542,19 +1528,9 @@ fn hold_while_pid_from_a_script_that_is_killed() {
         out_file.display(),
         out_file.display()
     );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .env("NAMEDMUTEX_ROOT", &root.dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(child.stdout.take().unwrap());
-    let mut sh = Holder {
-        child: Some(child),
-        stdin: None,
-        lines,
-    };
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(&script).env("NAMEDMUTEX_ROOT", &root.dir);
+    let mut sh = Holder::start(sh);
     assert_eq!(sh.next_line(), "ready");
     assert_eq!(
         root.run(&["info", "-q", "deploy"]).code(),
@@ -1620,19 +1596,8 @@ fn list_shows_what_others_hold() {
     let (u1, g1) = test_user("nmtest1");
     let (u2, g2) = test_user("nmtest2");
     let as_user = |uid: u32, gid: u32, args: &[&str]| as_test_user(&bin, uid, gid, &root.dir, args);
-    let background = |mut c: Command, name: &str| {
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let stdin = child.stdin.take();
-        let mut h = Holder {
-            child: Some(child),
-            stdin,
-            lines,
-        };
+    let background = |c: Command, name: &str| {
+        let mut h = Holder::start(c);
         assert_eq!(h.next_line(), format!("held {name}"));
         h
     };

@@ -60,7 +60,7 @@ const POINTS: &[(&str, Kind)] = &[
     ("register.after_claim_cas", Kind::Register),
     ("abandon.before_swap", Kind::Owning),
     ("sweep.before_lock", Kind::Stale),
-    ("sweep.before_unlink", Kind::Stale),
+    ("stale.before_unlink", Kind::Stale),
     ("userdir.before_rename", Kind::FirstUse),
     ("register.after_lifeline", Kind::Register),
     ("register.before_live", Kind::Register),

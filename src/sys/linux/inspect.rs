@@ -82,16 +82,9 @@ fn list_dir(
     dir: BorrowedFd<'_>,
     namespace: Namespace,
 ) -> rustix::io::Result<Vec<MutexInfo>> {
-    let entries = rustix::fs::Dir::read_from(dir)?;
     let mut found = Vec::new();
-    for entry in entries {
-        let Ok(entry) = entry else { break };
-        let Ok(file) = entry.file_name().to_str() else {
-            continue;
-        };
-        if file == "." || file == ".." || !super::sweep::is_object_file(namespace, file) {
-            continue;
-        }
+    for file in super::sweep::object_files(dir, namespace, usize::MAX)? {
+        let file = file.as_str();
         match files::open_in(dir, file, OFlags::RDONLY) {
             // Files that are not valid objects are left out of the list (opening their
             // name reports what is wrong with them).

@@ -143,26 +143,7 @@ impl Root {
     /// The root at `path` (`None`: the default), opened and verified once per process.
     /// Errors end with what the user can change, which depends on where the path came from.
     pub(super) fn get(path: Option<&Path>) -> Result<Arc<Root>> {
-        let (path, hint) = match (path, default_root()) {
-            (Some(path), _) => (path, "a root given explicitly: choose another directory"),
-            (None, DefaultRoot::Env(path)) => (
-                path.as_path(),
-                "from $NAMEDMUTEX_ROOT: set it to another directory",
-            ),
-            (None, DefaultRoot::EmptyEnv) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidParameter,
-                    format!(
-                        "{ROOT_ENV} is set but empty: unset it to use the default {DEFAULT_ROOT}, \
-                         or set it to a directory"
-                    ),
-                ));
-            }
-            (None, DefaultRoot::Default) => (
-                Path::new(DEFAULT_ROOT),
-                "the default root: set $NAMEDMUTEX_ROOT to use another directory",
-            ),
-        };
+        let (path, hint) = resolve(path)?;
         let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(root) = roots.iter().find(|r| r.path == path) {
             return Ok(root.clone());
@@ -211,12 +192,7 @@ impl Root {
             Ok(root) => return Ok(root),
             Err(e) => e,
         };
-        let path = match (path, default_root()) {
-            (Some(path), _) => path,
-            (None, DefaultRoot::Env(path)) => path.as_path(),
-            (None, DefaultRoot::Default) => Path::new(DEFAULT_ROOT),
-            (None, DefaultRoot::EmptyEnv) => return Err(usual),
-        };
+        let (path, _) = resolve(path)?;
         Root::open_to_look(path).map(Arc::new).map_err(|_| usual)
     }
 
@@ -259,6 +235,29 @@ impl Root {
     pub(super) fn own_registry(&self) -> &'static Registry {
         self.registry
             .expect("a root that opens mutexes has its registry (Root::get makes it)")
+    }
+}
+
+/// The root a call means (`path`, else `$NAMEDMUTEX_ROOT`, else the default) and what the
+/// user can change when it is refused, which depends on where it came from.
+fn resolve(path: Option<&Path>) -> Result<(&Path, &'static str)> {
+    match (path, default_root()) {
+        (Some(path), _) => Ok((path, "a root given explicitly: choose another directory")),
+        (None, DefaultRoot::Env(path)) => Ok((
+            path.as_path(),
+            "from $NAMEDMUTEX_ROOT: set it to another directory",
+        )),
+        (None, DefaultRoot::EmptyEnv) => Err(Error::new(
+            ErrorKind::InvalidParameter,
+            format!(
+                "{ROOT_ENV} is set but empty: unset it to use the default {DEFAULT_ROOT}, \
+                 or set it to a directory"
+            ),
+        )),
+        (None, DefaultRoot::Default) => Ok((
+            Path::new(DEFAULT_ROOT),
+            "the default root: set $NAMEDMUTEX_ROOT to use another directory",
+        )),
     }
 }
 

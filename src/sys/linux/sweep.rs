@@ -21,28 +21,33 @@
 //! namespace, so that a root that programs keep adding names to is cleaned as it grows.
 
 use super::files;
-use super::layout::{FLAG_DEAD, OBJECT_SIZE, ObjectPage};
+use super::layout::{OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
 use super::object::{self, Place};
 use super::root::{GLOBAL_PREFIX, Root};
 use crate::error::Result;
 use crate::name::Namespace;
 use crate::sys::Swept;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FlockOperation, OFlags};
 use std::sync::atomic::Ordering;
 
 /// Whether `file`, an entry of the directory of `namespace`, is one of its objects' files.
-pub(super) fn is_object_file(namespace: Namespace, file: &str) -> bool {
+fn is_object_file(namespace: Namespace, file: &str) -> bool {
     match namespace {
         Namespace::Global => file.starts_with(GLOBAL_PREFIX),
         Namespace::Local => !file.starts_with('.'),
     }
 }
 
-/// Sweeps every file of `namespace`.
+/// Sweeps every file of `namespace` (nothing in a root opened only to look at that has no
+/// `Local\` namespace of ours: see `Root::for_inspection`).
 pub(super) fn sweep(root: &Root, namespace: Namespace) -> Result<Swept> {
-    let names = object_files(root, namespace, usize::MAX)?;
+    if namespace == Namespace::Local && !root.has_local {
+        return Ok(Swept::default());
+    }
+    let names = object_files(root.dir_for(namespace), namespace, usize::MAX)
+        .map_err(|e| files::io_error("read", "the namespace directory", e))?;
     Ok(sweep_files(root, namespace, &names))
 }
 
@@ -65,7 +70,7 @@ pub(super) fn on_create(root: &Root, namespace: Namespace, created: impl FnOnce(
         return;
     }
     let created = created();
-    let Ok(mut names) = object_files(root, namespace, SAMPLED_FROM) else {
+    let Ok(mut names) = object_files(root.dir_for(namespace), namespace, SAMPLED_FROM) else {
         return;
     };
     names.retain(|n| *n != created);
@@ -73,11 +78,13 @@ pub(super) fn on_create(root: &Root, namespace: Namespace, created: impl FnOnce(
     sweep_files(root, namespace, &sample);
 }
 
-/// The object files of `namespace`, at most `limit` of them.
-fn object_files(root: &Root, namespace: Namespace, limit: usize) -> Result<Vec<String>> {
-    let dir = root.dir_for(namespace);
-    let entries = rustix::fs::Dir::read_from(dir)
-        .map_err(|e| files::io_error("read", "the namespace directory", e))?;
+/// The names of the object files of `namespace` in its directory `dir`, at most `limit`.
+pub(super) fn object_files(
+    dir: BorrowedFd<'_>,
+    namespace: Namespace,
+    limit: usize,
+) -> rustix::io::Result<Vec<String>> {
+    let entries = rustix::fs::Dir::read_from(dir)?;
     let mut names = Vec::new();
     for entry in entries {
         let Ok(entry) = entry else { break };
@@ -150,9 +157,10 @@ fn sweep_one(root: &Root, namespace: Namespace, file: &str) -> Verdict {
         return Verdict::Skipped;
     }
     super::fault::point("sweep.before_lock");
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(_) => return Verdict::InUse,
+    match object::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(true) => {}
+        Ok(false) => return Verdict::InUse,
+        Err(_) => return Verdict::Skipped,
     }
     let place = Place {
         namespace,
@@ -173,15 +181,10 @@ fn sweep_one(root: &Root, namespace: Namespace, file: &str) -> Verdict {
     if object::keeps_report(&page, root) {
         return Verdict::Kept;
     }
-    let flags = page.flags();
-    flags.fetch_or(FLAG_DEAD, Ordering::AcqRel);
-    super::fault::point("sweep.before_unlink");
-    if object::unlink_if_same(root, &place, key) {
+    if object::remove_stale(&page, root, &place, key) {
         Verdict::Removed
     } else {
-        // Not ours to remove: leave it usable; the next open of its name renews it.
-        flags.fetch_and(!FLAG_DEAD, Ordering::AcqRel);
-        Verdict::Skipped
+        Verdict::Skipped // not ours to remove: the next open of its name renews it
     }
 }
 

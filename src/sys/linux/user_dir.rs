@@ -75,21 +75,21 @@ pub(super) fn own(
 }
 
 /// Makes the directory `name` unless it exists, but not while processes still use a
-/// removed directory of that name (`cleaned.rs`). It is made under a temporary name and
-/// renamed into place only after that check, so that no other process can find and use it
-/// before the check is done.
+/// removed directory of that name (`cleaned.rs`). It is made under a temporary name, checked
+/// for, and renamed into place only then, so that no process finds it before the check.
 fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result<()> {
-    super::cleaned::refuse_if_orphans(root_path, name)?;
     remove_dead_temporaries(root, name);
     let temporary = format!(".{name}.new-{}", std::process::id());
+    let discard = || {
+        let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+    };
+    let cannot = |e| io_error(&root_path.join(name), "cannot create", e);
     match rustix::fs::mkdirat(root, temporary.as_str(), Mode::from_raw_mode(mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(io_error(&root_path.join(name), "cannot create", e)),
+        Err(e) => return Err(cannot(e)),
     }
-    // Checked again now that the directory exists: a cleaner's victims found after this
-    // use a directory that is not this one.
     if let Err(e) = super::cleaned::refuse_if_orphans(root_path, name) {
-        let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+        discard();
         return Err(e);
     }
     super::fault::point("userdir.before_rename");
@@ -100,27 +100,21 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         name,
         rustix::fs::RenameFlags::NOREPLACE,
     );
+    if !matches!(renamed, Ok(())) {
+        discard();
+    }
     match renamed {
-        Ok(()) => Ok(()),
-        Err(Errno::EXIST | Errno::NOTEMPTY) => {
-            // Somebody made it (or planted something) first: look at theirs.
-            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
-            Ok(())
-        }
+        // Made; or somebody made it (or planted something) first: the caller looks again.
+        Ok(()) | Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(()),
+        // A file system without RENAME_NOREPLACE (FUSE, when allowed): make it in place,
+        // after the same check.
         Err(Errno::INVAL | Errno::NOSYS) => {
-            // A file system without RENAME_NOREPLACE (FUSE, when allowed): make it in place.
-            // (Another process may then find it between the check and the end of this call,
-            // which the check above already allowed.)
-            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
             match rustix::fs::mkdirat(root, name, Mode::from_raw_mode(mode)) {
                 Ok(()) | Err(Errno::EXIST) => Ok(()),
-                Err(e) => Err(io_error(&root_path.join(name), "cannot create", e)),
+                Err(e) => Err(cannot(e)),
             }
         }
-        Err(e) => {
-            let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
-            Err(io_error(&root_path.join(name), "cannot create", e))
-        }
+        Err(e) => Err(cannot(e)),
     }
 }
 

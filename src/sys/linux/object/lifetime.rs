@@ -116,6 +116,27 @@ pub(in crate::sys::linux) fn keeps_report(page: &ObjectPage, root: &Root) -> boo
         && super::super::lock::unreported_abandonment(page, root)
 }
 
+/// Removes a stale object (no handle anywhere: the caller holds its exclusive `flock`):
+/// `DEAD` first, for openers that opened the file just before and see the flag once they
+/// get their shared lock, then the name. False when the name cannot be removed (another
+/// user's file in a sticky directory): then `DEAD` is cleared again, and the object stays
+/// usable (an opener renews it in place).
+pub(in crate::sys::linux) fn remove_stale(
+    page: &ObjectPage,
+    root: &Root,
+    place: &Place,
+    key: (u64, u64),
+) -> bool {
+    let flags = page.flags();
+    flags.fetch_or(FLAG_DEAD, Ordering::AcqRel);
+    super::super::fault::point("stale.before_unlink");
+    if unlink_if_same(root, place, key) {
+        return true;
+    }
+    flags.fetch_and(!FLAG_DEAD, Ordering::AcqRel);
+    false
+}
+
 /// How long a close waits for a process that died owning the object to release its lock.
 const DYING_GRACE: Duration = Duration::from_millis(100);
 

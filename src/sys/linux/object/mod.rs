@@ -23,7 +23,7 @@ mod lifetime;
 mod open;
 mod table;
 
-pub(super) use lifetime::{keeps_report, unlink_if_same};
+pub(super) use lifetime::{keeps_report, remove_stale, unlink_if_same};
 
 use super::files;
 use super::layout::{FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
@@ -269,8 +269,8 @@ fn find_place(root: &Root, fd: &OwnedFd, key: (u64, u64), page: &ObjectPage) -> 
     ((st.st_dev, st.st_ino) == key).then_some(Place { namespace, file })
 }
 
-/// `flock` without blocking: `Ok(false)` when another description holds a conflicting lock.
-fn flock(fd: impl AsFd, op: FlockOperation) -> Result<bool> {
+/// `flock` without blocking (retrying on `EINTR`): `Ok(false)` when another description holds a conflicting lock.
+pub(in crate::sys::linux) fn flock(fd: impl AsFd, op: FlockOperation) -> Result<bool> {
     loop {
         match rustix::fs::flock(fd.as_fd(), op) {
             Ok(()) => return Ok(true),

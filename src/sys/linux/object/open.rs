@@ -6,7 +6,7 @@ use super::super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, OBJECT_SIZE, ObjectInit
 use super::super::mapping::Mapping;
 use super::super::root::Root;
 use super::super::thread;
-use super::lifetime::{keeps_report, unlink_if_same};
+use super::lifetime::{keeps_report, remove_stale, unlink_if_same};
 use super::table::{Table, insert, lookup, with_table};
 use super::{NewObject, Object, OpenMode, Place, busy, flock, map_error, name_the_file, this_pid};
 use crate::error::{Error, ErrorKind, Result};
@@ -40,7 +40,7 @@ impl Object {
             let found = with_table(|table| -> Result<Found> {
                 let dir = root.dir_for(name.namespace);
                 match files::open_in(dir, &file, OFlags::RDWR) {
-                    Ok(fd) => open_existing(table, root, name, &file, fd, create, mode)
+                    Ok(fd) => open_existing(table, root, name, &file, fd, create)
                         .map_err(|e| name_the_file(e, root, name, &file)),
                     Err(Errno::NOENT) => match create {
                         None => Err(not_found(name)),
@@ -66,7 +66,8 @@ impl Object {
                 }
             })?;
             if let Found::Object(obj, existed) = found {
-                if mode.keep_abandoned {
+                // A new object was written with the flag already.
+                if mode.keep_abandoned && existed {
                     obj.keep_abandoned();
                 }
                 return Ok((obj, existed));
@@ -103,7 +104,6 @@ fn open_existing(
     file: &str,
     fd: OwnedFd,
     create: Option<&NewObject>,
-    mode: OpenMode,
 ) -> Result<Found> {
     super::super::fault::point("open.after_open");
     let st =
@@ -163,18 +163,16 @@ fn open_existing(
     // as it is, and the shared lock below replaces the exclusive one).
     if flock(&fd, FlockOperation::NonBlockingLockExclusive)? && !keeps_report(&page, root) {
         super::super::fault::point("open.after_stale_lock");
-        page.flags().fetch_or(FLAG_DEAD, Ordering::AcqRel);
-        if unlink_if_same(root, &place, key) {
+        if remove_stale(&page, root, &place, key) {
             return Ok(Found::Retry);
         }
         // We may not remove it (another user's file in a sticky directory): reuse the
-        // file in place, as a new object.
+        // file in place, as a new object (the caller marks it to keep, if asked).
         let Some(new) = create else {
             return Err(not_found(name));
         };
         let owner = owner_token(root, new.initial_owner)?;
         page.reset(owner, super::super::clock::realtime_ns());
-        let _ = mode; // the caller marks the object to keep once it has it
         return in_place(table, root, page, fd, key, owner, place);
     }
     if !flock(&fd, FlockOperation::NonBlockingLockShared)? {
