@@ -1440,6 +1440,16 @@ fn a_holder_warns_when_a_cleaner_removes_its_file() {
                 Duration::from_millis(500),
                 "ran beside the holder",
             );
+            // The override: a run told to go on anyway does not wait.
+            let mut split = root.cmd(&["run", "-t", "0", "split", "--", "echo", "split"]);
+            split.env("NAMEDMUTEX_ALLOW_SPLIT", "1");
+            let out = output(split);
+            assert_eq!(
+                (out.code(), out.stdout.as_str()),
+                (0, "split\n"),
+                "{}",
+                out.stderr
+            );
             h.signal(libc::SIGTERM);
             h.wait_exit();
             let out = collect(&mut waiting);

@@ -37,8 +37,8 @@ pub(super) fn refuse_if_orphans(root_path: &Path, dir_name: &str) -> Result<()> 
         format!(
             "{} was removed while pid {} still use mutexes in it (a cleaner: systemd-logind's \
              RemoveIPC=yes at logout, or rm); making it afresh would let this process run \
-             beside them, so it waits for them to end (set {ALLOW_SPLIT_ENV}=1 to go on \
-             anyway; see RELIABILITY.md, \"Cleaners\")",
+             beside them, so it is not made while they live (set {ALLOW_SPLIT_ENV}=1 to go \
+             on anyway; see RELIABILITY.md, \"Cleaners\")",
             root.join(dir_name).display(),
             list.join(", ")
         ),

@@ -61,18 +61,16 @@ const INITIAL: Extent = Extent {
     count: u32::MAX,
 };
 
-/// Our ids (computed once; a process does not change namespace under us).
+/// Our ids now (the map is read once: a process does not change user namespace under us,
+/// but it may change its effective uid, so that is asked each time).
 pub(super) fn ours() -> Ids {
-    static IDS: OnceLock<Ids> = OnceLock::new();
-    *IDS.get_or_init(|| {
-        let fs = rustix::process::geteuid().as_raw();
-        let map = extents();
-        Ids {
-            key: outside_of(map, fs).unwrap_or(fs),
-            fs,
-            in_user_namespace: !map.is_empty() && map != [INITIAL],
-        }
-    })
+    let fs = rustix::process::geteuid().as_raw();
+    let map = extents();
+    Ids {
+        key: outside_of(map, fs).unwrap_or(fs),
+        fs,
+        in_user_namespace: !map.is_empty() && map != [INITIAL],
+    }
 }
 
 fn outside_of(map: &[Extent], inside: u32) -> Option<u32> {

@@ -148,7 +148,11 @@ impl Root {
         if let Some(root) = roots.iter().find(|r| r.path == path) {
             return Ok(root.clone());
         }
-        let root = Arc::new(Root::open(path).map_err(|e| e.with_hint(hint))?);
+        // The hint says what to change about the root; `Busy` is about other processes.
+        let root = Arc::new(Root::open(path).map_err(|e| match e.kind() {
+            ErrorKind::Busy => e,
+            _ => e.with_hint(hint),
+        })?);
         roots.push(root.clone());
         Ok(root)
     }
@@ -156,7 +160,7 @@ impl Root {
     fn open(path: &Path) -> Result<Root> {
         let ids = super::idmap::ours();
         let (uid, fs_uid) = (ids.key, ids.fs);
-        let (dir, ident) = open_checked(path)?;
+        let (dir, ident) = open_checked(path, ids)?;
         let (user_dir, user_dir_name) =
             super::user_dir::own(dir.as_fd(), path, uid, fs_uid, 0o711)?;
         let local = private_dir(
@@ -199,7 +203,7 @@ impl Root {
     fn open_to_look(path: &Path) -> Result<Root> {
         let ids = super::idmap::ours();
         let (uid, fs_uid) = (ids.key, ids.fs);
-        let (dir, ident) = open_checked(path)?;
+        let (dir, ident) = open_checked(path, ids)?;
         let user_dir = super::user_dir::of(dir.as_fd(), uid, fs_uid);
         let local = user_dir
             .as_ref()
@@ -263,8 +267,7 @@ fn resolve(path: Option<&Path>) -> Result<(&Path, &'static str)> {
 
 /// Opens the root directory at `path` and checks that it is safe to use: who owns it, who
 /// may write to it, what file system it is on. Returns it and its identity.
-fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
-    let ids = super::idmap::ours();
+fn open_checked(path: &Path, ids: super::idmap::Ids) -> Result<(OwnedFd, (u64, u64))> {
     let fs_uid = ids.fs;
     let dir = rustix::fs::open(
         path,
