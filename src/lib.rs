@@ -41,6 +41,10 @@ mod multi_wait;
 mod mutex;
 pub mod name;
 mod options;
+// The lock protocol of the backends that keep mutexes in shared memory (Linux; the portable
+// backend for macOS and FreeBSD next). Windows keeps its mutexes in the kernel.
+#[cfg(target_os = "linux")]
+mod protocol;
 mod prune;
 mod security;
 #[cfg(feature = "serde")]

@@ -30,7 +30,7 @@ echo "==> cargo test --workspace (Linux)"
 cargo test --workspace
 # The `serde` feature: its unit tests and doc examples.
 echo "==> cargo test --features serde --lib, --doc"
-cargo test --features serde --lib
+cargo test --features serde --lib -- --skip protocol::model  # the model tests ran above
 cargo test --features serde --doc
 
 # Biased locking (src/sys/linux/bias.rs): by default a multi-threaded process such as a test

@@ -1,6 +1,6 @@
 //! Asymmetric memory barriers (`membarrier(2)`), which make biased locking safe.
 //!
-//! A thread a mutex is biased to acquires it with plain stores and loads (`bias.rs`): it
+//! A thread a mutex is biased to acquires it with plain stores and loads (`crate::protocol::bias`): it
 //! writes its depth, then reads the lock word, with no fence between them. A thread that
 //! wants the mutex instead writes the lock word, then runs [`heavy`], then reads the depth.
 //! `heavy` is `MEMBARRIER_CMD_GLOBAL_EXPEDITED`: when it returns, every running thread of every

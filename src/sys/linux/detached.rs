@@ -9,15 +9,15 @@
 //! any thread). Exclusion between tasks of one process is the caller's job (the
 //! platform-neutral layer queues them, one at a time per object), since they share the token.
 //!
-//! The lock protocol is `lock.rs`'s, with this token as `me`: a process-owned acquisition
+//! The lock protocol is `crate::protocol`'s, with this token as `me`: a process-owned acquisition
 //! is never biased, and blocking waits run on a helper thread with a cancel word.
 
 use super::futex;
-use super::lock::{self, Attempt, Undo};
-use super::lock_word::BIASABLE;
 use super::object::Object;
 use super::registry::Registry;
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::acquire::{self, Attempt, Undo};
+use crate::protocol::{release as protocol_release, sleep};
 use crate::wait_status::WaitStatus;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -81,21 +81,14 @@ pub(super) fn try_acquire(obj: &Object) -> Result<Option<(WaitStatus, Claim)>> {
     // contention: the process never biases, and keeping the word biasable would send every
     // acquisition through `attempt` (which reads the clock) and every release through the
     // FRESH path.
-    let word = obj.page.lock_word();
-    let cur = word.load(Ordering::Relaxed);
-    if (cur == 0 || cur == BIASABLE)
-        && word
-            .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    {
-        obj.page.count().store(1, Ordering::Relaxed);
+    if acquire::take_free_for_good(obj, me) {
         let claim = Claim {
             me,
             undo: Undo::Release,
         };
         return Ok(Some((WaitStatus::Acquired, claim)));
     }
-    match lock::attempt(obj, me, false)? {
+    match acquire::attempt(obj, me, false)? {
         Attempt::Got(status, undo) => Ok(Some((status, Claim { me, undo }))),
         Attempt::Busy { .. } => Ok(None),
     }
@@ -109,7 +102,7 @@ pub(super) fn acquire(
     cancel: &AtomicU32,
 ) -> Result<Option<(WaitStatus, Claim)>> {
     let me = obj.process_token()?;
-    match lock::wait_for(obj, me, timeout, Some(cancel))? {
+    match sleep::wait_for(obj, me, timeout, Some(cancel))? {
         (status, Some(undo)) if status.is_acquired() => Ok(Some((status, Claim { me, undo }))),
         _ => Ok(None),
     }
@@ -117,7 +110,7 @@ pub(super) fn acquire(
 
 /// Releases a process-owned acquisition (from any thread).
 pub(super) fn release(obj: &Object, claim: Claim) -> Result<()> {
-    lock::release_as(obj, claim.me).map_err(|_| not_owned())
+    protocol_release::release_as(obj, claim.me).map_err(|_| not_owned())
 }
 
 /// Takes back an acquisition nobody used (its waiter was cancelled): an abandoned mutex
@@ -125,7 +118,7 @@ pub(super) fn release(obj: &Object, claim: Claim) -> Result<()> {
 pub(super) fn undo(obj: &Object, claim: Claim) -> Result<()> {
     match claim.undo {
         Undo::Release | Undo::Recursion => release(obj, claim),
-        abandoned => lock::undo(obj, abandoned),
+        abandoned => acquire::undo(obj, claim.me, abandoned),
     }
 }
 

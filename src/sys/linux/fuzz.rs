@@ -1,9 +1,9 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`; not a public API).
 
 use super::layout::{FLAG_GLOBAL, MAX_USERS, OBJECT_SIZE, ObjectPage};
-use super::lock_word as lock;
 use super::mapping::Mapping;
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::LockWord;
 use rustix::fd::AsFd;
 use std::sync::atomic::Ordering;
 
@@ -37,11 +37,11 @@ pub fn __fuzz_validate_object(bytes: &[u8]) -> Result<()> {
     }
     let word = page.lock_word().load(Ordering::Acquire);
     let _ = (
-        lock::token(word),
-        lock::user(word),
-        lock::slot_plus_one(word),
-        lock::generation(word),
-        page.user(lock::user(word)),
+        LockWord::from_bits(word).token(),
+        LockWord::from_bits(word).user(),
+        LockWord::from_bits(word).slot_plus_one(),
+        LockWord::from_bits(word).generation(),
+        page.user(LockWord::from_bits(word).user()),
     );
     for i in 0..=MAX_USERS {
         let _ = page.user(i);

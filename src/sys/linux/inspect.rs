@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::info::{MutexInfo, OwnerInfo};
 use crate::name::{Name, Namespace};
 use crate::options::MutexOptions;
+use crate::protocol::LockWord;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{FlockOperation, OFlags};
 use rustix::io::Errno;
@@ -159,11 +160,11 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     } else {
         page.name()
     };
-    let word = page.lock_word().load(Ordering::Acquire);
+    let word = LockWord::from_bits(page.lock_word().load(Ordering::Acquire));
     // A word biased to a thread names an owner only while that thread's depth is not 0.
-    let biased = super::lock_word::is_biased(word);
+    let biased = word.is_biased();
     let bias_depth = page.bias_depth().load(Ordering::Acquire);
-    let held = !super::lock_word::is_free(word) && (!biased || bias_depth > 0);
+    let held = !word.is_free() && (!biased || bias_depth > 0);
     let owner = held.then(|| owner_info(root, &page, word));
     // `/proc/locks` shows locks without taking one (one shared lock per process that has
     // the object open); it hides those of processes in other PID namespaces, so "none
@@ -186,7 +187,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     );
     // An owner that gave the mutex up on purpose recorded itself as the abandoner.
     let owner = owner.map(|o| {
-        if super::lock_word::token(word) == super::lock_word::ABANDONED && ab.0 != 0 {
+        if word.is_given_up() && ab.0 != 0 {
             OwnerInfo {
                 pid: Some(ab.0),
                 tid: Some(ab.1),
@@ -222,17 +223,13 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     }))
 }
 
-fn owner_info(root: &Root, page: &ObjectPage, word: u64) -> OwnerInfo {
-    let slot = super::lock_word::slot_plus_one(word);
-    let uid = page.user(super::lock_word::user(word));
+fn owner_info(root: &Root, page: &ObjectPage, word: LockWord) -> OwnerInfo {
+    let slot = word.slot_plus_one();
+    let uid = page.user(word.user());
     let registry = uid.and_then(|uid| root.registry_of(uid));
     let recorded = registry.and_then(|r| r.owner(slot));
-    let alive = registry.is_some_and(|r| {
-        matches!(
-            r.liveness(slot, super::lock_word::generation(word)),
-            Liveness::Alive { .. }
-        )
-    });
+    let alive = registry
+        .is_some_and(|r| matches!(r.liveness(slot, word.generation()), Liveness::Alive { .. }));
     let ours = registry::pid_namespace();
     let same_ns = recorded.is_some_and(|o| o.pidns != 0 && o.pidns == ours);
     let visible_pid = recorded

@@ -1,6 +1,6 @@
 //! The object page (format version 3), as FORMAT.md documents it for other implementers:
 //! its offsets (from `format.rs`), flags, the validation of a page, typed access to a mapped
-//! one, and the first state of a new one. The lock word's encoding is `lock_word.rs`; the
+//! one, and the first state of a new one. The lock word's encoding is `crate::protocol::lock_word`; the
 //! other kind of file, the registry of a user's threads, is `registry_layout.rs`. All
 //! integers are little-endian (the native order of every platform this backend supports);
 //! all fields are accessed atomically.
@@ -64,7 +64,7 @@ pub(super) mod obj {
     /// u32 tid of the last owner that abandoned it.
     pub const LAST_ABANDONER_TID: usize = offset(OBJECT_FIELDS, "LAST_ABANDONER_TID");
     /// u32 the biased thread's recursion count while the lock word is biased (see
-    /// `bias.rs`); written only by that thread. 0 = it does not hold the mutex.
+    /// `crate::protocol::bias`); written only by that thread. 0 = it does not hold the mutex.
     pub const BIAS_DEPTH: usize = offset(OBJECT_FIELDS, "BIAS_DEPTH");
     /// u32 1 while the mutex has been neither biased nor contended: its owner, releasing,
     /// puts the word back to `BIASABLE` instead of 0, so that a process that could not bias
@@ -116,7 +116,7 @@ pub(super) const FLAG_KEEP_ABANDONED: u32 = 4;
 /// Room for the note of an abandonment on purpose.
 pub(super) const NOTE_CAPACITY: usize = 512;
 
-use super::lock_word as lock;
+use crate::protocol::LockWord;
 
 /// Typed, validated access to a mapped object page.
 pub(super) struct ObjectPage {
@@ -232,8 +232,10 @@ impl ObjectPage {
             .store(u32::from(owner.is_some()), Ordering::Relaxed);
         m.u64(obj::ACQUIRED_NS)
             .store(if owner.is_some() { now_ns } else { 0 }, Ordering::Relaxed);
-        m.u64(obj::LOCK)
-            .store(owner.unwrap_or(lock::BIASABLE), Ordering::Relaxed);
+        m.u64(obj::LOCK).store(
+            owner.unwrap_or(LockWord::BIASABLE.bits()),
+            Ordering::Relaxed,
+        );
         m.u32(obj::ABANDON_NOTE_LEN).store(0, Ordering::Relaxed);
         m.u32(obj::FLAGS)
             .fetch_and(!(FLAG_DEAD | FLAG_KEEP_ABANDONED), Ordering::Release);
@@ -390,7 +392,7 @@ pub(super) fn object_image(init: &ObjectInit<'_>) -> Result<[u8; OBJECT_SIZE]> {
     put(obj::USERS, &init.uid.wrapping_add(1).to_le_bytes());
     put(obj::NAME, init.name.as_bytes());
     match init.owner {
-        None => put(obj::LOCK, &lock::BIASABLE.to_le_bytes()),
+        None => put(obj::LOCK, &LockWord::BIASABLE.bits().to_le_bytes()),
         Some(token) => {
             put(obj::LOCK, &token.to_le_bytes());
             put(obj::COUNT, &1u32.to_le_bytes());

@@ -6,7 +6,7 @@
 //! `FUTEX_OWNER_DIED`, waking a sleeper. That is the only reliable death notice Linux gives
 //! across processes, and it costs nothing while the thread lives. We pre-set
 //! `FUTEX_WAITERS` in the lifeline word so that the kernel always issues the wake: waiters
-//! on a mutex sleep on its futex word *and* on the owner's lifeline (see `lock.rs`).
+//! on a mutex sleep on its futex word *and* on the owner's lifeline (see `crate::protocol::sleep`).
 //!
 //! This is the one module that calls into the C library's pthread functions; the memory
 //! they work on lies in the thread registry (`registry.rs`), which is never unmapped.

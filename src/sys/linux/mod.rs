@@ -14,19 +14,19 @@
 //! | `sweep` | removing stale objects nobody will open again |
 //! | `format` | the shared-memory format as types: the source of every offset |
 //! | `layout`, `mapping` | the object page's format and checked atomic access to it |
-//! | `lock_word` | the lock word's encoding: tokens, `WAITERS`, `BIASED`, the special words |
 //! | `registry_layout` | the registry's file format |
 //! | `registry`, `lifeline`, `thread` | thread identities and death notices |
-//! | `lock` | the mutex algorithm: acquire, release, poll then sleep |
+//! | `lock` | acquire and release: the calling thread's token, then the lock protocol |
+//! | `host` | what the lock protocol (`crate::protocol`) needs of Linux: futexes, lifelines, barriers |
+//! | `polling` | a waiter's polling before it sleeps |
 //! | `detached` | ownership by the process instead of a thread (async tasks) |
-//! | `bias`, `barrier` | biased locking: a thread's repeated acquisitions without atomics |
+//! | `barrier` | `membarrier`: the heavy side of biased locking's barrier |
 //! | `futex`, `clock` | sleeping, waking, time |
 //! | `fork` | what a child process inherits |
 //! | `fault` | crash points for fault-injection tests (feature `fault-injection`) |
 //! | `fuzz` | entry points for the fuzz targets (feature `fuzzing`) |
 
 mod barrier;
-mod bias;
 mod cleaned;
 mod clock;
 mod detached;
@@ -39,15 +39,16 @@ pub mod format;
 mod futex;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod host;
 mod idmap;
 pub(crate) mod inspect;
 mod layout;
 mod lifeline;
 mod lock;
-mod lock_word;
 mod mapping;
 mod multi;
 mod object;
+mod polling;
 mod registry;
 mod registry_layout;
 mod root;

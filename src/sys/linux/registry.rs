@@ -12,10 +12,10 @@
 
 use super::files::{self, NewFile};
 use super::lifeline;
-use super::lock_word;
 use super::mapping::Mapping;
 use super::registry_layout::{self as layout, reg, slot, slot_state};
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::lock_word;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
 use std::sync::Mutex;

@@ -61,7 +61,7 @@ pub(super) struct Object {
     ofd_pid: u32,
     /// See [`Object::saw_death`].
     saw_death: AtomicBool,
-    /// How many waits on this object in this process in a row ended asleep: `lock.rs`
+    /// How many waits on this object in this process in a row ended asleep: `polling.rs`
     /// stops polling before sleeping on a mutex whose waits keep ending that way.
     pub asleep_streak: AtomicU32,
     /// [`Object::process_token`]'s cache: the token, and the process it belongs to.

@@ -52,7 +52,7 @@ pub(super) fn insert(
         key,
         root: root.clone(),
         registry: root.own_registry(),
-        user_bits: super::super::lock_word::user_part(user),
+        user_bits: crate::protocol::lock_word::user_part(user),
         place,
         ofd_pid: this_pid(),
         saw_death: AtomicBool::new(false),

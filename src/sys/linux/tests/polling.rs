@@ -1,4 +1,4 @@
-//! The waiter's polling before it sleeps (`src/sys/linux/lock.rs`, `Polling`): a process
+//! The waiter's polling before it sleeps (`src/sys/linux/polling.rs`, `Polling`): a process
 //! stops polling on a mutex whose waits keep ending asleep, and probes now and then. Needs
 //! the `fault-injection` feature, which counts the calling thread's polling yields.
 

@@ -1,0 +1,326 @@
+//! The model tests: each names the protocol rule it guards.
+
+use super::{ModelMutex, World, dead_owner, run_thread, token};
+use crate::multi_wait::WaitAny;
+use crate::protocol::acquire::lock;
+use crate::protocol::multi::wait_all;
+use crate::protocol::release::{abandon, release};
+use crate::wait_status::WaitStatus;
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use std::time::Duration;
+
+/// Runs `f` under loom with `bound` preemptions per execution (the state space grows
+/// exponentially with it; 2 finds every bug below in seconds).
+fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(bound);
+    builder.max_branches = 100_000; // the spins of `until`
+    builder.check(f);
+}
+
+/// Data the mutex guards: loom reports any access not ordered after the previous one
+/// (two threads inside at once, or a release that publishes nothing).
+struct Guarded {
+    mutex: ModelMutex,
+    data: UnsafeCell<u32>,
+}
+
+// SAFETY: `data` is touched only inside the mutex (or after every thread was joined); that
+// this holds is what the tests check: loom reports any access not ordered after the last.
+#[allow(unsafe_code)]
+unsafe impl Sync for Guarded {}
+
+impl Guarded {
+    fn new(mutex: ModelMutex) -> Arc<Guarded> {
+        Arc::new(Guarded {
+            mutex,
+            data: UnsafeCell::new(0),
+        })
+    }
+
+    /// One critical section of thread `thread`: lock, increment, unlock.
+    #[allow(unsafe_code)]
+    fn increment(&self, thread: usize) -> WaitStatus {
+        let status = lock(&self.mutex, token(thread), None).expect("lock");
+        // SAFETY: only while holding the mutex (what loom checks).
+        self.data.with_mut(|d| unsafe { *d += 1 });
+        release(&self.mutex, token(thread)).expect("release");
+        status
+    }
+
+    #[allow(unsafe_code)]
+    fn total(&self) -> u32 {
+        // SAFETY: every thread that wrote it was joined.
+        self.data.with(|d| unsafe { *d })
+    }
+}
+
+/// Waits (yielding, which loom understands as a spin) until `ready` says so.
+fn until(ready: impl Fn() -> bool) {
+    while !ready() {
+        thread::yield_now();
+    }
+}
+
+/// Spawns model thread `t` running `body` (a thread that lives).
+fn spawn<T: Send + 'static>(
+    world: &Arc<World>,
+    t: usize,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let world = world.clone();
+    spawn_raw(move || run_thread(&world, t, None, false, body).expect("lives"))
+}
+
+/// Spawns a loom thread with a small stack: each execution maps a stack per thread, and
+/// with loom's default size the system time of mapping them was most of the tests' cost.
+fn spawn_raw<T: Send + 'static>(
+    body: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(body)
+        .expect("a loom thread")
+}
+
+/// Mutual exclusion and no lost wake-up on an ordinary mutex (no bias): three threads each
+/// take it once; one that sleeps must be woken by a release (`WAITERS` set before sleeping,
+/// the release's swap sees it and wakes one).
+#[test]
+fn three_contenders_exclude_each_other_and_all_finish() {
+    check(2, || {
+        let world = World::new(false);
+        let g = Guarded::new(ModelMutex::with_word(
+            &world,
+            0,
+            crate::protocol::LockWord::FREE,
+        ));
+        let handles: Vec<_> = (0..3)
+            .map(|t| {
+                let g = g.clone();
+                spawn(&world, t, move || g.increment(t))
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), WaitStatus::Acquired);
+        }
+        assert_eq!(g.total(), 3);
+    });
+}
+
+/// The FRESH release racing a first contender (no bias allowed): the owner puts the word
+/// back to `BIASABLE` only if it is exactly its token; a contender that set `WAITERS`
+/// meanwhile makes it an ordinary release with a wake-up.
+#[test]
+fn fresh_release_races_the_first_contender() {
+    twice_against_once(false, 3);
+}
+
+/// Biased locking: the biased thread acquires and releases without read-modify-write; a
+/// second thread revokes (request, heavy barrier, read depth). Either the biased thread sees
+/// the request or the revoker sees its depth: never both inside.
+#[test]
+fn biased_release_races_a_revocation() {
+    twice_against_once(true, 2);
+}
+
+/// A fresh mutex: thread 0 takes it twice (with `may_bias`, the first takes the bias and the
+/// second runs the biased fast path unless revoked meanwhile), thread 1 once; both finish
+/// and the guarded count is exact.
+fn twice_against_once(may_bias: bool, bound: usize) {
+    check(bound, move || {
+        let world = World::new(may_bias);
+        let g = Guarded::new(ModelMutex::new(&world, 0));
+        let g0 = g.clone();
+        let t0 = spawn(&world, 0, move || {
+            g0.increment(0);
+            g0.increment(0);
+        });
+        let g1 = g.clone();
+        let t1 = spawn(&world, 1, move || g1.increment(1));
+        t0.join().unwrap();
+        t1.join().unwrap();
+        assert_eq!(g.total(), 3);
+    });
+}
+
+/// Where an owner dies, for [`abandonment_is_reported_exactly_once`].
+#[derive(Clone, Copy, Debug)]
+enum Death {
+    /// Right after the compare-and-swap that made it owner, before COUNT was written.
+    AfterCas,
+    /// Holding the mutex, between calls.
+    Holding,
+    /// In its release, before the swap that would free the word.
+    InRelease,
+    /// Right after giving the mutex up on purpose (`abandon`), before its wake-up.
+    GaveUp,
+    /// After releasing normally: nothing is abandoned.
+    AfterRelease,
+}
+
+/// Exactly one acquirer is told `Abandoned` when an owner dies holding the mutex, whatever
+/// step it dies at and however the two waiters interleave with its death (they may sleep on
+/// its lifeline, be woken by the modelled kernel, or find it dead), counting one more
+/// acquirer after all ended; none when it released.
+fn abandonment_is_reported_exactly_once(death: Death) {
+    {
+        check(2, move || {
+            let world = World::new(false);
+            let m = Arc::new(ModelMutex::with_word(
+                &world,
+                0,
+                crate::protocol::LockWord::FREE,
+            ));
+            let die_at = match death {
+                Death::AfterCas => Some("lock.after_cas"),
+                Death::InRelease => Some("unlock.before_swap"),
+                _ => None,
+            };
+            let (w0, m0) = (world.clone(), m.clone());
+            let owner = spawn_raw(move || {
+                run_thread(&w0, 0, die_at, true, || {
+                    lock(&*m0, token(0), None).unwrap();
+                    match death {
+                        Death::InRelease | Death::AfterRelease => release(&*m0, token(0)).unwrap(),
+                        Death::GaveUp => abandon(&*m0, token(0), || {}).unwrap(),
+                        _ => {}
+                    }
+                })
+            });
+            let waiters: Vec<_> = (1..3)
+                .map(|t| {
+                    let m = m.clone();
+                    spawn(&world, t, move || {
+                        let status = lock(&*m, token(t), None).unwrap();
+                        release(&*m, token(t)).unwrap();
+                        status
+                    })
+                })
+                .collect();
+            owner.join().unwrap();
+            let mut statuses: Vec<WaitStatus> =
+                waiters.into_iter().map(|h| h.join().unwrap()).collect();
+            // The waiters may all have come and gone before the owner took the mutex: one
+            // more acquirer after everything ended must then be the one told.
+            statuses.push(lock(&*m, token(3), Some(Duration::ZERO)).unwrap());
+            let told = statuses
+                .iter()
+                .filter(|s| **s == WaitStatus::Abandoned)
+                .count();
+            let expected = usize::from(!matches!(death, Death::AfterRelease));
+            assert_eq!(
+                told, expected,
+                "{death:?}: acquirers told of the abandonment"
+            );
+            assert_eq!(m.recorded.load(Ordering::SeqCst) as usize, expected);
+        });
+    }
+}
+
+#[test]
+fn abandonment_after_the_owners_cas_is_reported_once() {
+    abandonment_is_reported_exactly_once(Death::AfterCas);
+}
+#[test]
+fn abandonment_while_holding_is_reported_once() {
+    abandonment_is_reported_exactly_once(Death::Holding);
+}
+#[test]
+fn abandonment_in_a_release_is_reported_once() {
+    abandonment_is_reported_exactly_once(Death::InRelease);
+}
+#[test]
+fn a_mutex_given_up_is_reported_once() {
+    abandonment_is_reported_exactly_once(Death::GaveUp);
+}
+#[test]
+fn a_death_after_release_abandons_nothing() {
+    abandonment_is_reported_exactly_once(Death::AfterRelease);
+}
+
+/// A biased owner's death: abandoned only if it held the mutex (its depth), then reported
+/// once, like any other owner's.
+#[test]
+fn a_biased_owner_is_abandoned_only_if_it_held_the_mutex() {
+    for holding in [true, false] {
+        check(2, move || {
+            let world = World::new(true);
+            let m = Arc::new(ModelMutex::new(&world, 0));
+            let (w0, m0) = (world.clone(), m.clone());
+            let held = Arc::new(AtomicBool::new(false));
+            let held0 = held.clone();
+            let owner = spawn_raw(move || {
+                run_thread(&w0, 0, None, true, || {
+                    lock(&*m0, token(0), None).unwrap(); // takes the bias
+                    held0.store(true, Ordering::SeqCst);
+                    if !holding {
+                        release(&*m0, token(0)).unwrap();
+                    }
+                })
+            });
+            let m1 = m.clone();
+            let waiter = spawn(&world, 1, move || {
+                if holding {
+                    until(|| held.load(Ordering::SeqCst)); // a waiter, not an earlier owner
+                }
+                let status = lock(&*m1, token(1), None).unwrap();
+                release(&*m1, token(1)).unwrap();
+                status
+            });
+            owner.join().unwrap();
+            let status = waiter.join().unwrap();
+            let expected = if holding {
+                WaitStatus::Abandoned
+            } else {
+                WaitStatus::Acquired
+            };
+            assert_eq!(status, expected, "holding: {holding}");
+        });
+    }
+}
+
+/// Wait-all's rollback keeps an abandonment: a wait-all that took an abandoned mutex and
+/// then found another busy gives the first back to its dead owner, so exactly one acquirer
+/// (the wait-all later, or a single waiter) is still told.
+#[test]
+fn wait_all_rollback_preserves_abandonment() {
+    check(2, || {
+        let world = World::new(false);
+        let dead = dead_owner(&world, 3);
+        let a = Arc::new(ModelMutex::with_word(&world, 0, dead));
+        let b = Arc::new(ModelMutex::with_word(
+            &world,
+            1,
+            crate::protocol::LockWord::FREE,
+        ));
+        let b1 = b.clone();
+        let holder = spawn(&world, 1, move || {
+            lock(&*b1, token(1), None).unwrap();
+            release(&*b1, token(1)).unwrap();
+        });
+        let (a2, b2) = (a.clone(), b.clone());
+        let all = spawn(&world, 2, move || {
+            let got = wait_all(&[&*a2, &*b2], &[token(2), token(2)], None).unwrap();
+            release(&*a2, token(2)).unwrap();
+            release(&*b2, token(2)).unwrap();
+            got
+        });
+        let a0 = a.clone();
+        let single = spawn(&world, 0, move || {
+            let status = lock(&*a0, token(0), None).unwrap();
+            release(&*a0, token(0)).unwrap();
+            status
+        });
+        holder.join().unwrap();
+        let all = all.join().unwrap();
+        let single = single.join().unwrap();
+        let told = usize::from(all == WaitAny::Abandoned(0))
+            + usize::from(single == WaitStatus::Abandoned);
+        assert_eq!(told, 1, "wait-all {all:?}, single {single:?}");
+        assert_eq!(a.recorded.load(Ordering::SeqCst), 1);
+    });
+}
