@@ -57,13 +57,15 @@ pub use access::Access;
 pub use async_lock::{AsyncMutexGuard, LockFuture};
 pub use error::{Error, ErrorKind, Result};
 pub use info::{AllUsers, MutexInfo, OwnerInfo, info, list};
-pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, WaitAny, wait_all, wait_any};
+pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, wait_all, wait_any};
 pub use mutex::{MutexGuard, NamedMutex, OwnedMutexGuard};
 pub use name::{Name, Namespace};
 pub use options::MutexOptions;
 pub use prune::{Pruned, prune};
 pub use security::Security;
-pub use wait_status::{WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
+pub use wait_status::{
+    WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitAny, WaitStatus,
+};
 
 // The README's Rust examples run as doctests (its shell and C examples run in
 // tools/test-all.sh and capi/tests/run-c-tests.sh).

@@ -2,57 +2,12 @@
 
 use crate::error::Result;
 use crate::mutex::NamedMutex;
-use crate::sys::RawMutex;
-use crate::wait_status::{WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitStatus};
+use crate::sys::{Backend as _, RawMutex};
+use crate::wait_status::{WaitAny, WaitStatus};
 use std::time::Duration;
 
 /// The most mutexes one wait takes (`MAXIMUM_WAIT_OBJECTS`).
 pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
-
-/// What [`wait_any`] acquired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-pub enum WaitAny {
-    /// The mutex at this index is now owned by the calling thread.
-    Acquired(usize),
-    /// The mutex at this index is now owned by the calling thread; its previous owner ended
-    /// while owning it.
-    Abandoned(usize),
-    /// The timeout passed; nothing was acquired.
-    TimedOut,
-}
-
-impl WaitAny {
-    /// The Win32 code: `WAIT_OBJECT_0 + i`, `WAIT_ABANDONED + i`, or `WAIT_TIMEOUT`.
-    ///
-    /// ```
-    /// use namedmutex::WaitAny;
-    ///
-    /// assert_eq!(WaitAny::Acquired(2).code(), 2);
-    /// assert_eq!(WaitAny::Abandoned(1).code(), 0x81);
-    /// assert_eq!(WaitAny::TimedOut.code(), 0x102);
-    /// ```
-    pub fn code(self) -> u32 {
-        match self {
-            WaitAny::Acquired(i) => WAIT_OBJECT_0 + i as u32,
-            WaitAny::Abandoned(i) => WAIT_ABANDONED + i as u32,
-            WaitAny::TimedOut => WAIT_TIMEOUT,
-        }
-    }
-
-    /// The index acquired, if any.
-    ///
-    /// ```
-    /// assert_eq!(namedmutex::WaitAny::Abandoned(3).index(), Some(3));
-    /// ```
-    pub fn index(self) -> Option<usize> {
-        match self {
-            WaitAny::Acquired(i) | WaitAny::Abandoned(i) => Some(i),
-            WaitAny::TimedOut => None,
-        }
-    }
-}
 
 /// Waits until the calling thread acquires **one** of `mutexes` (wait-any). When several can
 /// be acquired, the lowest index wins. Takes 1 to [`MAXIMUM_WAIT_OBJECTS`] handles (else

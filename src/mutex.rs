@@ -4,7 +4,7 @@ use crate::async_lock::{AsyncMutexGuard, LockFuture};
 use crate::error::Result;
 use crate::name::Name;
 use crate::options::MutexOptions;
-use crate::sys::RawMutex;
+use crate::sys::{Backend as _, RawMutex};
 use crate::wait_status::WaitStatus;
 use std::fmt;
 use std::future::Future;
@@ -142,7 +142,7 @@ impl NamedMutex {
 
     pub(crate) fn create_with(name: &str, opts: &MutexOptions) -> Result<(NamedMutex, bool)> {
         let parsed = Name::parse(name)?;
-        let (raw, existed) = RawMutex::create(parsed.as_ref(), opts)?;
+        let (raw, existed) = RawMutex::create(parsed.as_ref(), &opts.spec)?;
         Ok((NamedMutex::wrap(raw, parsed.as_ref()), existed))
     }
 
@@ -156,7 +156,7 @@ impl NamedMutex {
                 ));
             }
         };
-        let raw = RawMutex::open(&parsed, opts)?;
+        let raw = RawMutex::open(&parsed, &opts.spec)?;
         Ok(NamedMutex::wrap(raw, Some(&parsed)))
     }
 

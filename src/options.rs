@@ -6,8 +6,9 @@ use crate::info::MutexInfo;
 use crate::mutex::NamedMutex;
 use crate::name::{Name, Namespace};
 use crate::security::Security;
+use crate::sys::{Inspect, RawMutex, Spec};
 #[cfg(unix)]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// See [`MutexOptions::busy_timeout`].
@@ -30,15 +31,8 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 #[derive(Clone, Debug)]
 pub struct MutexOptions {
-    pub(crate) initial_owner: bool,
-    pub(crate) access: Access,
-    pub(crate) inheritable: bool,
-    pub(crate) security: Security,
-    #[cfg(unix)]
-    pub(crate) root: Option<PathBuf>,
-    pub(crate) keep_abandoned: bool,
-    pub(crate) busy_timeout: Option<Duration>,
-    pub(crate) time_acquisitions: bool,
+    /// What the backend receives (`crate::sys::Spec`): the builder only fills it in.
+    pub(crate) spec: Spec,
 }
 
 impl Default for MutexOptions {
@@ -60,15 +54,17 @@ impl MutexOptions {
     /// ```
     pub fn new() -> MutexOptions {
         MutexOptions {
-            initial_owner: false,
-            access: Access::MUTEX_ALL_ACCESS,
-            inheritable: false,
-            security: Security::CurrentUser,
-            #[cfg(unix)]
-            root: None,
-            keep_abandoned: false,
-            busy_timeout: Some(DEFAULT_BUSY_TIMEOUT),
-            time_acquisitions: false,
+            spec: Spec {
+                initial_owner: false,
+                access: Access::MUTEX_ALL_ACCESS,
+                inheritable: false,
+                security: Security::CurrentUser,
+                #[cfg(unix)]
+                root: None,
+                keep_abandoned: false,
+                busy_timeout: Some(DEFAULT_BUSY_TIMEOUT),
+                time_acquisitions: false,
+            },
         }
     }
 
@@ -93,7 +89,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn time_acquisitions(mut self, yes: bool) -> MutexOptions {
-        self.time_acquisitions = yes;
+        self.spec.time_acquisitions = yes;
         self
     }
 
@@ -128,7 +124,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn keep_abandoned(mut self, yes: bool) -> MutexOptions {
-        self.keep_abandoned = yes;
+        self.spec.keep_abandoned = yes;
         self
     }
 
@@ -148,7 +144,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn busy_timeout(mut self, limit: Option<Duration>) -> MutexOptions {
-        self.busy_timeout = limit;
+        self.spec.busy_timeout = limit;
         self
     }
 
@@ -161,7 +157,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn initial_owner(mut self, yes: bool) -> MutexOptions {
-        self.initial_owner = yes;
+        self.spec.initial_owner = yes;
         self
     }
 
@@ -178,7 +174,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn access(mut self, access: Access) -> MutexOptions {
-        self.access = access;
+        self.spec.access = access;
         self
     }
 
@@ -191,7 +187,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn inheritable(mut self, yes: bool) -> MutexOptions {
-        self.inheritable = yes;
+        self.spec.inheritable = yes;
         self
     }
 
@@ -206,7 +202,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn security(mut self, security: Security) -> MutexOptions {
-        self.security = security;
+        self.spec.security = security;
         self
     }
 
@@ -229,7 +225,7 @@ impl MutexOptions {
     /// ```
     #[cfg(unix)]
     pub fn root(mut self, dir: impl AsRef<Path>) -> MutexOptions {
-        self.root = Some(dir.as_ref().to_owned());
+        self.spec.root = Some(dir.as_ref().to_owned());
         self
     }
 
@@ -275,7 +271,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn list(&self, namespace: Namespace) -> Result<Vec<MutexInfo>> {
-        crate::sys::inspect::list(self, namespace)
+        <RawMutex as Inspect>::list(&self.spec, namespace)
     }
 
     /// Every user's `Local\` mutexes under this root that the caller may read: all of
@@ -296,9 +292,11 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn list_all_users(&self) -> Result<crate::AllUsers> {
-        crate::sys::inspect::list_all_users(self).map(|(mutexes, unreadable)| crate::AllUsers {
-            mutexes,
-            unreadable,
+        <RawMutex as Inspect>::list_all_users(&self.spec).map(|(mutexes, unreadable)| {
+            crate::AllUsers {
+                mutexes,
+                unreadable,
+            }
         })
     }
 
@@ -318,7 +316,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn prune(&self, namespace: Namespace) -> Result<crate::Pruned> {
-        crate::sys::inspect::prune(self, namespace).map(crate::Pruned::from)
+        <RawMutex as Inspect>::prune(&self.spec, namespace).map(crate::Pruned::from)
     }
 
     /// The mutex `name` under this root, or `None` (see [`crate::info()`]).
@@ -333,7 +331,7 @@ impl MutexOptions {
     /// ```
     pub fn info(&self, name: &str) -> Result<Option<MutexInfo>> {
         match Name::parse(name)? {
-            Some(parsed) => crate::sys::inspect::info(self, &parsed),
+            Some(parsed) => <RawMutex as Inspect>::info(&self.spec, &parsed),
             None => Err(crate::error::Error::new(
                 crate::ErrorKind::InvalidParameter,
                 "an unnamed mutex cannot be looked up by name",

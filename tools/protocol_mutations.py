@@ -44,6 +44,13 @@ MUTATIONS = [
         "biased_release_races_a_revocation",
     ),
     (
+        "a revocation frees the word without passing the biased thread's data on",
+        "src/protocol/bias.rs",
+        ".cas_word(request, LockWord::FREE, Ordering::AcqRel, Ordering::Relaxed)",
+        ".cas_word(request, LockWord::FREE, Ordering::Acquire, Ordering::Relaxed)",
+        "a_revoked_bias_hands_the_data_to_a_third_thread",
+    ),
+    (
         "the FRESH release ignores a waiter",
         "src/protocol/release.rs",
         "    if obj\n        .cas_word(\n            LockWord::owned_by(me),\n            LockWord::BIASABLE,",

@@ -35,7 +35,7 @@ mod timer;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mutex::NamedMutex;
-use crate::sys::{Cancel, Claim};
+use crate::sys::{Backend as _, Cancel, CancelSignal as _, Claim};
 use crate::wait_status::WaitStatus;
 pub(crate) use gate::Gate;
 use gate::{Entry, Ticket};
@@ -170,7 +170,7 @@ impl LockFuture {
             Ok(None) => {}
             Err(e) => return self.finish(Err(e)),
         }
-        if self.expired() && crate::sys::TRY_DETACHED_IS_EXACT {
+        if self.expired() && <crate::sys::RawMutex as crate::sys::Backend>::TRY_DETACHED_IS_EXACT {
             return self.finish(Ok(None));
         }
         let timeout = if self.poll_only {

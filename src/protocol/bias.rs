@@ -154,13 +154,11 @@ pub(crate) fn revoke<H: Host>(obj: &H, cur: LockWord) -> Revoked {
     // It holds nothing and will not take the mutex without seeing the request: free it.
     H::crash_point("bias.before_free");
     obj.fresh().store(0, Ordering::Relaxed);
+    // Release: the next owner may be a third thread, which must see the biased thread's
+    // critical section; we saw it through BIAS_DEPTH and pass it on here (the model test
+    // `a_revoked_bias_hands_the_data_to_a_third_thread` fails with Acquire alone).
     if obj
-        .cas_word(
-            request,
-            LockWord::FREE,
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        )
+        .cas_word(request, LockWord::FREE, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         obj.wake(1); // others may sleep on the request

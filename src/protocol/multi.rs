@@ -21,7 +21,7 @@ use super::host::{Host, Owner, Wake, Watch};
 use super::lock_word::Token;
 use super::sleep::{announce_sleeper, give_up};
 use crate::error::{Error, ErrorKind, Result};
-use crate::multi_wait::WaitAny;
+use crate::wait_status::WaitAny;
 use crate::wait_status::WaitStatus;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -6,9 +6,10 @@
 //! uninhabited type, rustc flags the code after every `RawMutex::create(..)?` in the
 //! platform-neutral layer as unreachable, and those warnings would have to be silenced there.
 
+use super::{Backend, CancelSignal, Inspect, Spec, Swept};
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::Name;
-use crate::options::MutexOptions;
+use crate::info::MutexInfo;
+use crate::name::{Name, Namespace};
 use crate::wait_status::WaitStatus;
 use std::io;
 use std::time::Duration;
@@ -18,9 +19,6 @@ use std::time::Duration;
 pub(crate) struct RawMutex {
     _private: (),
 }
-
-/// Never consulted: no mutex exists here.
-pub(crate) const TRY_DETACHED_IS_EXACT: bool = true;
 
 /// A process-owned acquisition; none is ever made here.
 pub(crate) struct Claim {
@@ -32,12 +30,12 @@ pub(crate) struct Cancel {
     _private: (),
 }
 
-impl Cancel {
-    pub(crate) fn new() -> Result<Cancel> {
+impl CancelSignal for Cancel {
+    fn new() -> Result<Cancel> {
         Ok(Cancel { _private: () })
     }
 
-    pub(crate) fn fire(&self) {}
+    fn fire(&self) {}
 }
 
 const NEVER: &str = "no RawMutex exists on a platform without a backend";
@@ -54,11 +52,12 @@ fn unsupported(what: &str) -> Error {
     )
 }
 
-impl RawMutex {
-    pub(crate) fn create(
-        name: Option<&Name<'_>>,
-        _opts: &MutexOptions,
-    ) -> Result<(RawMutex, bool)> {
+impl Backend for RawMutex {
+    type Claim = Claim;
+    type Cancel = Cancel;
+    const TRY_DETACHED_IS_EXACT: bool = true;
+
+    fn create(name: Option<&Name<'_>>, _spec: &Spec) -> Result<(RawMutex, bool)> {
         Err(match name {
             Some(name) => unsupported(&format!(
                 "create the mutex {:?}",
@@ -68,66 +67,42 @@ impl RawMutex {
         })
     }
 
-    pub(crate) fn open(name: &Name<'_>, _opts: &MutexOptions) -> Result<RawMutex> {
+    fn open(name: &Name<'_>, _spec: &Spec) -> Result<RawMutex> {
         Err(unsupported(&format!(
             "open the mutex {:?}",
             crate::name::shorten(name.full)
         )))
     }
 
-    pub(crate) fn wait(&self, _timeout: Option<Duration>) -> Result<WaitStatus> {
+    fn wait(&self, _timeout: Option<Duration>) -> Result<WaitStatus> {
         unreachable!("{NEVER}")
     }
 
-    pub(crate) fn wait_multiple(
+    fn wait_multiple(
         _handles: &[&RawMutex],
         _all: bool,
         _timeout: Option<Duration>,
-    ) -> Result<crate::multi_wait::WaitAny> {
+    ) -> Result<crate::wait_status::WaitAny> {
         Err(unsupported("wait on several mutexes"))
     }
 
-    pub(crate) fn release(&self) -> Result<()> {
+    fn release(&self) -> Result<()> {
         unreachable!("{NEVER}")
     }
 
-    pub(crate) fn abandon(&self, _: &str) -> Result<()> {
+    fn abandon(&self, _: &str) -> Result<()> {
         unreachable!("{NEVER}")
     }
 
-    pub(crate) fn still_named(&self) -> bool {
+    fn still_named(&self) -> bool {
         unreachable!("{NEVER}")
     }
 
-    pub(crate) fn try_clone(&self) -> Result<RawMutex> {
+    fn try_clone(&self) -> Result<RawMutex> {
         unreachable!("{NEVER}")
     }
 
-    pub(crate) fn identity(&self) -> Option<u64> {
-        unreachable!("{NEVER}")
-    }
-
-    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
-        unreachable!("{NEVER}")
-    }
-
-    pub(crate) fn acquire_detached(
-        &self,
-        _timeout: Option<Duration>,
-        _cancel: &Cancel,
-    ) -> Result<Option<(WaitStatus, Claim)>> {
-        unreachable!("{NEVER}")
-    }
-
-    pub(crate) fn release_detached(&self, _claim: Claim) -> Result<()> {
-        unreachable!("{NEVER}")
-    }
-
-    pub(crate) fn undo_detached(&self, _claim: Claim) -> Result<()> {
-        unreachable!("{NEVER}")
-    }
-
-    pub(crate) fn inheritable_handle(&self) -> Option<u64> {
+    fn inheritable_handle(&self) -> Option<u64> {
         unreachable!("{NEVER}")
     }
 
@@ -135,7 +110,54 @@ impl RawMutex {
     ///
     /// None needed: this always fails and touches nothing.
     #[allow(unsafe_code)] // the signature every backend shares
-    pub(crate) unsafe fn from_inherited_handle(_value: u64) -> Result<RawMutex> {
+    unsafe fn from_inherited_handle(_value: u64) -> Result<RawMutex> {
         Err(unsupported("adopt an inherited handle"))
+    }
+
+    fn identity(&self) -> Option<u64> {
+        unreachable!("{NEVER}")
+    }
+
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        unreachable!("{NEVER}")
+    }
+
+    fn acquire_detached(
+        &self,
+        _timeout: Option<Duration>,
+        _cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        unreachable!("{NEVER}")
+    }
+
+    fn release_detached(&self, _claim: Claim) -> Result<()> {
+        unreachable!("{NEVER}")
+    }
+
+    fn undo_detached(&self, _claim: Claim) -> Result<()> {
+        unreachable!("{NEVER}")
+    }
+}
+
+/// Inspection where the backend cannot enumerate objects yet.
+fn no_inspection() -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "listing and inspecting mutexes is not available on this platform yet",
+    )
+}
+
+impl Inspect for RawMutex {
+    fn list(_: &Spec, _: Namespace) -> Result<Vec<MutexInfo>> {
+        Err(no_inspection())
+    }
+    fn info(_: &Spec, _: &Name<'_>) -> Result<Option<MutexInfo>> {
+        Err(no_inspection())
+    }
+    fn list_all_users(_: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        Err(no_inspection())
+    }
+    fn prune(_: &Spec, _: Namespace) -> Result<Swept> {
+        Err(no_inspection())
     }
 }

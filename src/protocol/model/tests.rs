@@ -1,10 +1,10 @@
 //! The model tests: each names the protocol rule it guards.
 
 use super::{ModelMutex, World, dead_owner, run_thread, token};
-use crate::multi_wait::WaitAny;
 use crate::protocol::acquire::lock;
 use crate::protocol::multi::wait_all;
 use crate::protocol::release::{abandon, release};
+use crate::wait_status::WaitAny;
 use crate::wait_status::WaitStatus;
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -72,18 +72,7 @@ fn spawn<T: Send + 'static>(
     body: impl FnOnce() -> T + Send + 'static,
 ) -> thread::JoinHandle<T> {
     let world = world.clone();
-    spawn_raw(move || run_thread(&world, t, None, false, body).expect("lives"))
-}
-
-/// Spawns a loom thread with a small stack: each execution maps a stack per thread, and
-/// with loom's default size the system time of mapping them was most of the tests' cost.
-fn spawn_raw<T: Send + 'static>(
-    body: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    thread::Builder::new()
-        .stack_size(128 * 1024)
-        .spawn(body)
-        .expect("a loom thread")
+    thread::spawn(move || run_thread(&world, t, None, false, body).expect("lives"))
 }
 
 /// Mutual exclusion and no lost wake-up on an ordinary mutex (no bias): three threads each
@@ -91,13 +80,15 @@ fn spawn_raw<T: Send + 'static>(
 /// the release's swap sees it and wakes one).
 #[test]
 fn three_contenders_exclude_each_other_and_all_finish() {
-    check(2, || {
-        let world = World::new(false);
-        let g = Guarded::new(ModelMutex::with_word(
-            &world,
-            0,
-            crate::protocol::LockWord::FREE,
-        ));
+    three_once_each(false, crate::protocol::LockWord::FREE, 2);
+}
+
+/// Three threads take a mutex whose word starts as `word` once each, with `bound`
+/// preemptions: all finish, none told `Abandoned`, and the guarded count is exact.
+fn three_once_each(may_bias: bool, word: crate::protocol::LockWord, bound: usize) {
+    check(bound, move || {
+        let world = World::new(may_bias);
+        let g = Guarded::new(ModelMutex::with_word(&world, 0, word));
         let handles: Vec<_> = (0..3)
             .map(|t| {
                 let g = g.clone();
@@ -125,6 +116,15 @@ fn fresh_release_races_the_first_contender() {
 #[test]
 fn biased_release_races_a_revocation() {
     twice_against_once(true, 2);
+}
+
+/// A bias revoked for a third thread: thread 0 takes the bias and releases it; thread 1
+/// revokes it (depth 0: it frees the word) and thread 2 may take the freed word before
+/// thread 1 does. Thread 2 must still see thread 0's critical section: the revoker read it
+/// through BIAS_DEPTH (release/acquire) and must pass it on with its freeing write.
+#[test]
+fn a_revoked_bias_hands_the_data_to_a_third_thread() {
+    three_once_each(true, crate::protocol::LockWord::BIASABLE, 1);
 }
 
 /// A fresh mutex: thread 0 takes it twice (with `may_bias`, the first takes the bias and the
@@ -181,7 +181,7 @@ fn abandonment_is_reported_exactly_once(death: Death) {
                 _ => None,
             };
             let (w0, m0) = (world.clone(), m.clone());
-            let owner = spawn_raw(move || {
+            let owner = thread::spawn(move || {
                 run_thread(&w0, 0, die_at, true, || {
                     lock(&*m0, token(0), None).unwrap();
                     match death {
@@ -253,7 +253,7 @@ fn a_biased_owner_is_abandoned_only_if_it_held_the_mutex() {
             let (w0, m0) = (world.clone(), m.clone());
             let held = Arc::new(AtomicBool::new(false));
             let held0 = held.clone();
-            let owner = spawn_raw(move || {
+            let owner = thread::spawn(move || {
                 run_thread(&w0, 0, None, true, || {
                     lock(&*m0, token(0), None).unwrap(); // takes the bias
                     held0.store(true, Ordering::SeqCst);

@@ -5,6 +5,7 @@
 //! an exclusive non-blocking `flock` to tell whether any handle exists at all, is dropped
 //! at once; an open racing with it just retries.
 
+use super::RawMutex;
 use super::files;
 use super::layout::{FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
@@ -13,67 +14,69 @@ use super::root::Root;
 use crate::error::Result;
 use crate::info::{MutexInfo, OwnerInfo};
 use crate::name::{Name, Namespace};
-use crate::options::MutexOptions;
 use crate::protocol::LockWord;
+use crate::sys::{Inspect, Spec, Swept};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{FlockOperation, OFlags};
 use rustix::io::Errno;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Removes the stale objects of `namespace` (see `sweep.rs`).
-pub(crate) fn prune(opts: &MutexOptions, namespace: Namespace) -> Result<crate::sys::Swept> {
-    let root = Root::get(opts.root.as_deref())?;
-    super::sweep::sweep(&root, namespace)
-}
-
-pub(crate) fn info(opts: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexInfo>> {
-    let root = Root::for_inspection(opts.root.as_deref())?;
-    if name.namespace == Namespace::Local && !root.has_local {
-        return Ok(None); // we have no namespace here, so no mutex in it
+impl Inspect for RawMutex {
+    /// Removes the stale objects of `namespace` (see `sweep.rs`).
+    fn prune(opts: &Spec, namespace: Namespace) -> Result<Swept> {
+        let root = Root::get(opts.root.as_deref())?;
+        super::sweep::sweep(&root, namespace)
     }
-    let file = Root::file_name(name.namespace, name.object);
-    match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
-        Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object))
-            .map_err(|e| super::object::name_the_file(e, &root, name, &file)),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(files::io_error("inspect the mutex", name.full, e)),
-    }
-}
 
-pub(crate) fn list(opts: &MutexOptions, namespace: Namespace) -> Result<Vec<MutexInfo>> {
-    let root = Root::for_inspection(opts.root.as_deref())?;
-    if namespace == Namespace::Local && !root.has_local {
-        return Ok(Vec::new()); // we have no namespace here
-    }
-    // Stale objects are removed rather than listed (failures, on a read-only root say,
-    // leave them listed as stale).
-    let _ = super::sweep::sweep(&root, namespace);
-    let mut found = list_dir(&root, root.dir_for(namespace), namespace)
-        .map_err(|e| files::io_error("list", "the namespace", e))?;
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(found)
-}
-
-/// Every user's `Local\` objects that the caller may read (root: all of them), found
-/// through each user's directory in the root. Users whose namespace the caller may not
-/// read are left out; their uids are returned beside.
-pub(crate) fn list_all_users(opts: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
-    let root = Root::for_inspection(opts.root.as_deref())?;
-    let _ = super::sweep::sweep(&root, Namespace::Local);
-    let mut found = Vec::new();
-    let mut unreadable = Vec::new();
-    for uid in super::user_dir::users(root.dir_for(Namespace::Global)) {
-        let local = super::idmap::seen_uid(uid)
-            .and_then(|owner| super::user_dir::of(root.dir_for(Namespace::Global), uid, owner))
-            .and_then(|dir| files::open_dir_in(dir.as_fd(), super::root::LOCAL_DIR).ok());
-        match local.map(|dir| list_dir(&root, dir.as_fd(), Namespace::Local)) {
-            Some(Ok(infos)) => found.extend(infos),
-            _ => unreadable.push(uid),
+    fn info(opts: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>> {
+        let root = Root::for_inspection(opts.root.as_deref())?;
+        if name.namespace == Namespace::Local && !root.has_local {
+            return Ok(None); // we have no namespace here, so no mutex in it
+        }
+        let file = Root::file_name(name.namespace, name.object);
+        match files::open_in(root.dir_for(name.namespace), &file, OFlags::RDONLY) {
+            Ok(fd) => snapshot(&root, fd.as_fd(), Some(name.object))
+                .map_err(|e| super::object::name_the_file(e, &root, name, &file)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(files::io_error("inspect the mutex", name.full, e)),
         }
     }
-    found.sort_by(|a, b| (a.creator_uid, &a.name).cmp(&(b.creator_uid, &b.name)));
-    Ok((found, unreadable))
+
+    fn list(opts: &Spec, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+        let root = Root::for_inspection(opts.root.as_deref())?;
+        if namespace == Namespace::Local && !root.has_local {
+            return Ok(Vec::new()); // we have no namespace here
+        }
+        // Stale objects are removed rather than listed (failures, on a read-only root say,
+        // leave them listed as stale).
+        let _ = super::sweep::sweep(&root, namespace);
+        let mut found = list_dir(&root, root.dir_for(namespace), namespace)
+            .map_err(|e| files::io_error("list", "the namespace", e))?;
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    /// Every user's `Local\` objects that the caller may read (root: all of them), found
+    /// through each user's directory in the root. Users whose namespace the caller may not
+    /// read are left out; their uids are returned beside.
+    fn list_all_users(opts: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        let root = Root::for_inspection(opts.root.as_deref())?;
+        let _ = super::sweep::sweep(&root, Namespace::Local);
+        let mut found = Vec::new();
+        let mut unreadable = Vec::new();
+        for uid in super::user_dir::users(root.dir_for(Namespace::Global)) {
+            let local = super::idmap::seen_uid(uid)
+                .and_then(|owner| super::user_dir::of(root.dir_for(Namespace::Global), uid, owner))
+                .and_then(|dir| files::open_dir_in(dir.as_fd(), super::root::LOCAL_DIR).ok());
+            match local.map(|dir| list_dir(&root, dir.as_fd(), Namespace::Local)) {
+                Some(Ok(infos)) => found.extend(infos),
+                _ => unreadable.push(uid),
+            }
+        }
+        found.sort_by(|a, b| (a.creator_uid, &a.name).cmp(&(b.creator_uid, &b.name)));
+        Ok((found, unreadable))
+    }
 }
 
 /// The objects of `namespace` in `dir`. One the caller may not open is listed as such

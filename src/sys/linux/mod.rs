@@ -41,7 +41,7 @@ mod futex;
 pub(crate) mod fuzz;
 mod host;
 mod idmap;
-pub(crate) mod inspect;
+mod inspect;
 mod layout;
 mod lifeline;
 mod lock;
@@ -56,10 +56,10 @@ pub(crate) mod sweep;
 mod thread;
 mod user_dir;
 
+use super::{Backend, CancelSignal, Spec};
 use crate::access::Access;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
-use crate::options::MutexOptions;
 use crate::wait_status::WaitStatus;
 use object::{NewObject, Object, OpenMode};
 use root::Root;
@@ -70,25 +70,21 @@ use std::time::Duration;
 
 pub(crate) use detached::Claim;
 
-/// Whether [`RawMutex::try_acquire_detached`] answers `None` only when the mutex is busy
-/// (so a caller out of time may stop there).
-pub(crate) const TRY_DETACHED_IS_EXACT: bool = true;
-
 /// What makes a blocked process-owned acquisition ([`RawMutex::acquire_detached`]) give
 /// up: a word its sleep watches.
 pub(crate) struct Cancel {
     word: AtomicU32,
 }
 
-impl Cancel {
-    pub(crate) fn new() -> Result<Cancel> {
+impl CancelSignal for Cancel {
+    fn new() -> Result<Cancel> {
         Ok(Cancel {
             word: AtomicU32::new(0),
         })
     }
 
     /// Makes the acquisition return `None` soon (at once if it sleeps).
-    pub(crate) fn fire(&self) {
+    fn fire(&self) {
         detached::cancel(&self.word);
     }
 }
@@ -101,10 +97,10 @@ fn no_synchronize() -> Error {
     )
 }
 
-fn open_mode(opts: &MutexOptions) -> OpenMode {
+fn open_mode(spec: &Spec) -> OpenMode {
     OpenMode {
-        keep_abandoned: opts.keep_abandoned,
-        busy_limit: opts.busy_timeout,
+        keep_abandoned: spec.keep_abandoned,
+        busy_limit: spec.busy_timeout,
     }
 }
 
@@ -120,18 +116,22 @@ pub(crate) struct RawMutex {
     plain: bool,
 }
 
-impl RawMutex {
-    pub(crate) fn create(name: Option<&Name<'_>>, opts: &MutexOptions) -> Result<(RawMutex, bool)> {
-        let access = opts.access.grant("the mutex")?;
+impl Backend for RawMutex {
+    type Claim = Claim;
+    type Cancel = Cancel;
+    const TRY_DETACHED_IS_EXACT: bool = true;
+
+    fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(RawMutex, bool)> {
+        let access = spec.access.grant("the mutex")?;
         fork::install();
-        let root = Root::get(opts.root.as_deref())?;
+        let root = Root::get(spec.root.as_deref())?;
         let (obj, existed) = match name {
             Some(name) => {
                 let new = NewObject {
-                    security: opts.security,
-                    initial_owner: opts.initial_owner,
+                    security: spec.security,
+                    initial_owner: spec.initial_owner,
                 };
-                let (obj, existed) = Object::open_named(&root, name, Some(&new), open_mode(opts))?;
+                let (obj, existed) = Object::open_named(&root, name, Some(&new), open_mode(spec))?;
                 if !existed {
                     sweep::on_create(&root, name.namespace, || {
                         Root::file_name(name.namespace, name.object)
@@ -139,69 +139,39 @@ impl RawMutex {
                 }
                 (obj, existed)
             }
-            None => (Object::create_unnamed(&root, opts.initial_owner)?, false),
+            None => (Object::create_unnamed(&root, spec.initial_owner)?, false),
         };
         Ok((
-            RawMutex::new(obj, access, opts.inheritable, opts.time_acquisitions)?,
+            RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)?,
             existed,
         ))
     }
 
-    pub(crate) fn open(name: &Name<'_>, opts: &MutexOptions) -> Result<RawMutex> {
+    fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
         fork::install();
-        let root = Root::get(opts.root.as_deref())?;
+        let root = Root::get(spec.root.as_deref())?;
         // The name is looked up before the access is checked, as Windows does: a missing
         // name is ERROR_FILE_NOT_FOUND whatever the access asked for.
-        let (obj, _) = Object::open_named(&root, name, None, open_mode(opts))?;
-        let access = opts.access.grant(&format!("the mutex {:?}", name.full))?;
-        RawMutex::new(obj, access, opts.inheritable, opts.time_acquisitions)
-    }
-
-    fn new(obj: Arc<Object>, access: Access, inheritable: bool, timed: bool) -> Result<RawMutex> {
-        let inherit = if inheritable {
-            Some(obj.reopen_inheritable()?)
-        } else {
-            None
-        };
-        Ok(RawMutex {
-            plain: access.contains(Access::SYNCHRONIZE) && !timed,
-            obj,
-            access,
-            inherit,
-            timed,
-        })
+        let (obj, _) = Object::open_named(&root, name, None, open_mode(spec))?;
+        let access = spec.access.grant(&format!("the mutex {:?}", name.full))?;
+        RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)
     }
 
     /// The common case is one test: a handle that may wait and records nothing extra.
     #[inline]
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+    fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         if self.plain {
             return lock::wait(&self.obj, timeout);
         }
         self.wait_checked(timeout)
     }
 
-    /// A wait by a handle without `SYNCHRONIZE` (refused), or one that records when it
-    /// acquired (`MutexOptions::time_acquisitions`).
-    #[cold]
-    fn wait_checked(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
-        self.check_synchronize()?;
-        if !self.timed {
-            return lock::wait(&self.obj, timeout);
-        }
-        let status = lock::wait_without_bias(&self.obj, timeout)?;
-        if status.is_acquired() {
-            lock::note_acquired(&self.obj);
-        }
-        Ok(status)
-    }
-
     /// `WaitForMultipleObjects` over `handles`: any (index of the one acquired) or all.
-    pub(crate) fn wait_multiple(
+    fn wait_multiple(
         handles: &[&RawMutex],
         all: bool,
         timeout: Option<Duration>,
-    ) -> Result<crate::multi_wait::WaitAny> {
+    ) -> Result<crate::wait_status::WaitAny> {
         if let Some(i) = handles
             .iter()
             .position(|h| !h.access.contains(Access::SYNCHRONIZE))
@@ -218,64 +188,19 @@ impl RawMutex {
     }
 
     #[inline]
-    pub(crate) fn release(&self) -> Result<()> {
+    fn release(&self) -> Result<()> {
         lock::release(&self.obj)
     }
 
-    pub(crate) fn abandon(&self, note: &str) -> Result<()> {
+    fn abandon(&self, note: &str) -> Result<()> {
         lock::abandon(&self.obj, note)
     }
 
-    pub(crate) fn still_named(&self) -> bool {
+    fn still_named(&self) -> bool {
         self.obj.still_named()
     }
 
-    /// On every wait's path: inlined, with the error built out of line.
-    #[inline(always)]
-    fn check_synchronize(&self) -> Result<()> {
-        if self.access.contains(Access::SYNCHRONIZE) {
-            Ok(())
-        } else {
-            Err(no_synchronize())
-        }
-    }
-
-    /// The same number for every handle of this process to one object.
-    pub(crate) fn identity(&self) -> Option<u64> {
-        Some(self.obj.identity())
-    }
-
-    /// Acquires for the process (not the calling thread) if that needs no waiting.
-    #[inline]
-    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
-        self.check_synchronize()?;
-        detached::try_acquire(&self.obj)
-    }
-
-    /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
-    /// passed or `cancel` fired first.
-    pub(crate) fn acquire_detached(
-        &self,
-        timeout: Option<Duration>,
-        cancel: &Cancel,
-    ) -> Result<Option<(WaitStatus, Claim)>> {
-        self.check_synchronize()?;
-        detached::acquire(&self.obj, timeout, &cancel.word)
-    }
-
-    /// Releases a process-owned acquisition, from any thread.
-    #[inline]
-    pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
-        detached::release(&self.obj, claim)
-    }
-
-    /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
-    /// for the next acquirer.
-    pub(crate) fn undo_detached(&self, claim: Claim) -> Result<()> {
-        detached::undo(&self.obj, claim)
-    }
-
-    pub(crate) fn try_clone(&self) -> Result<RawMutex> {
+    fn try_clone(&self) -> Result<RawMutex> {
         RawMutex::new(
             self.obj.clone(),
             self.access,
@@ -284,7 +209,7 @@ impl RawMutex {
         )
     }
 
-    pub(crate) fn inheritable_handle(&self) -> Option<u64> {
+    fn inheritable_handle(&self) -> Option<u64> {
         self.inherit.as_ref().map(|fd| fd.as_raw_fd() as u64)
     }
 
@@ -293,7 +218,7 @@ impl RawMutex {
     /// `value` must be a file descriptor inherited from the parent (its
     /// `inheritable_handle`) that nothing else in this process owns.
     #[allow(unsafe_code)]
-    pub(crate) unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
+    unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
         let raw = i32::try_from(value)
             .ok()
             .filter(|fd| *fd >= 0)
@@ -319,5 +244,82 @@ impl RawMutex {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let obj = Object::adopt(fd)?;
         RawMutex::new(obj, Access::MUTEX_ALL_ACCESS, false, false)
+    }
+
+    /// The same number for every handle of this process to one object.
+    fn identity(&self) -> Option<u64> {
+        Some(self.obj.identity())
+    }
+
+    /// Acquires for the process (not the calling thread) if that needs no waiting.
+    #[inline]
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        self.check_synchronize()?;
+        detached::try_acquire(&self.obj)
+    }
+
+    /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
+    /// passed or `cancel` fired first.
+    fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        self.check_synchronize()?;
+        detached::acquire(&self.obj, timeout, &cancel.word)
+    }
+
+    /// Releases a process-owned acquisition, from any thread.
+    #[inline]
+    fn release_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(&self.obj, claim)
+    }
+
+    /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
+    /// for the next acquirer.
+    fn undo_detached(&self, claim: Claim) -> Result<()> {
+        detached::undo(&self.obj, claim)
+    }
+}
+
+impl RawMutex {
+    fn new(obj: Arc<Object>, access: Access, inheritable: bool, timed: bool) -> Result<RawMutex> {
+        let inherit = if inheritable {
+            Some(obj.reopen_inheritable()?)
+        } else {
+            None
+        };
+        Ok(RawMutex {
+            plain: access.contains(Access::SYNCHRONIZE) && !timed,
+            obj,
+            access,
+            inherit,
+            timed,
+        })
+    }
+
+    /// A wait by a handle without `SYNCHRONIZE` (refused), or one that records when it
+    /// acquired (`MutexOptions::time_acquisitions`).
+    #[cold]
+    fn wait_checked(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        self.check_synchronize()?;
+        if !self.timed {
+            return lock::wait(&self.obj, timeout);
+        }
+        let status = lock::wait_without_bias(&self.obj, timeout)?;
+        if status.is_acquired() {
+            lock::note_acquired(&self.obj);
+        }
+        Ok(status)
+    }
+
+    /// On every wait's path: inlined, with the error built out of line.
+    #[inline(always)]
+    fn check_synchronize(&self) -> Result<()> {
+        if self.access.contains(Access::SYNCHRONIZE) {
+            Ok(())
+        } else {
+            Err(no_synchronize())
+        }
     }
 }

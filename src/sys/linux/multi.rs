@@ -4,8 +4,8 @@
 
 use super::object::Object;
 use crate::error::{Error, ErrorKind, Result};
-use crate::multi_wait::WaitAny as Multi;
 use crate::protocol::multi;
+use crate::wait_status::WaitAny as Multi;
 use std::time::Duration;
 
 /// The most mutexes one wait takes (`MAXIMUM_WAIT_OBJECTS`).

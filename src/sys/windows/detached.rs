@@ -13,6 +13,7 @@ use super::RawMutex;
 use super::error;
 use super::handle::Handle;
 use crate::error::{Error, ErrorKind, Result};
+use crate::sys::{Backend as _, CancelSignal};
 use crate::wait_status::WaitStatus;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
@@ -26,8 +27,8 @@ pub(crate) struct Cancel {
     event: Handle,
 }
 
-impl Cancel {
-    pub(crate) fn new() -> Result<Cancel> {
+impl CancelSignal for Cancel {
+    fn new() -> Result<Cancel> {
         // SAFETY: no security attributes or name (both NULL); a manual-reset event, unset.
         let raw = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
         // SAFETY: a non-NULL handle returned by CreateEventW is new and ours alone.
@@ -36,7 +37,7 @@ impl Cancel {
         Ok(Cancel { event })
     }
 
-    pub(crate) fn fire(&self) {
+    fn fire(&self) {
         // SAFETY: the event handle is open while `self` is borrowed.
         unsafe { SetEvent(self.event.raw()) };
     }

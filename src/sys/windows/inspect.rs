@@ -14,13 +14,14 @@
 //! (`MutantOwnerInformation`; Wine does not answer it: then the owner is unknown). It does
 //! not tell who created an object, when, or how many threads wait.
 
+use super::RawMutex;
 use super::error;
 use super::handle::Handle;
 use super::name::to_wide;
 use crate::error::Result;
 use crate::info::{MutexInfo, OwnerInfo};
 use crate::name::{Name, Namespace};
-use crate::options::MutexOptions;
+use crate::sys::{Inspect, Spec, Swept};
 use windows_sys::Wdk::Foundation::{NtQueryObject, OBJECT_ATTRIBUTES, ObjectBasicInformation};
 use windows_sys::Wdk::Storage::FileSystem::{NtOpenDirectoryObject, NtQueryDirectoryObject};
 use windows_sys::Win32::Foundation::{
@@ -66,49 +67,51 @@ struct DirectoryEntry {
     type_name: UNICODE_STRING,
 }
 
-pub(crate) fn info(_: &MutexOptions, name: &Name<'_>) -> Result<Option<MutexInfo>> {
-    snapshot(name.full, name.namespace)
-}
-
-pub(crate) fn list(_: &MutexOptions, namespace: Namespace) -> Result<Vec<MutexInfo>> {
-    let mut found = Vec::new();
-    for object in mutant_names(namespace)? {
-        let full = match namespace {
-            Namespace::Global => format!("Global\\{object}"),
-            Namespace::Local => format!("Local\\{object}"),
-        };
-        match snapshot(&full, namespace) {
-            Ok(Some(mut info)) => {
-                if namespace == Namespace::Local {
-                    info.name = object; // as the Linux backend lists them: no prefix
-                }
-                found.push(info);
-            }
-            Ok(None) => {} // gone meanwhile
-            Err(e) if e.kind() == crate::ErrorKind::AccessDenied => {
-                let name = match namespace {
-                    Namespace::Global => format!("Global\\{object}"),
-                    Namespace::Local => object,
-                };
-                found.push(MutexInfo::inaccessible(name, namespace, 0, 0));
-            }
-            Err(_) => {}
-        }
+impl Inspect for RawMutex {
+    fn info(_: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>> {
+        snapshot(name.full, name.namespace)
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(found)
-}
 
-/// Every user's `Local\`: Windows keeps one namespace per session, not per user, and this
-/// lists the caller's session.
-pub(crate) fn list_all_users(opts: &MutexOptions) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
-    Ok((list(opts, Namespace::Local)?, Vec::new()))
-}
+    fn list(_: &Spec, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+        let mut found = Vec::new();
+        for object in mutant_names(namespace)? {
+            let full = match namespace {
+                Namespace::Global => format!("Global\\{object}"),
+                Namespace::Local => format!("Local\\{object}"),
+            };
+            match snapshot(&full, namespace) {
+                Ok(Some(mut info)) => {
+                    if namespace == Namespace::Local {
+                        info.name = object; // as the Linux backend lists them: no prefix
+                    }
+                    found.push(info);
+                }
+                Ok(None) => {} // gone meanwhile
+                Err(e) if e.kind() == crate::ErrorKind::AccessDenied => {
+                    let name = match namespace {
+                        Namespace::Global => format!("Global\\{object}"),
+                        Namespace::Local => object,
+                    };
+                    found.push(MutexInfo::inaccessible(name, namespace, 0, 0));
+                }
+                Err(_) => {}
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
 
-/// Windows removes an object with its last handle, whatever killed its processes: there is
-/// never anything to prune.
-pub(crate) fn prune(_: &MutexOptions, _: Namespace) -> Result<crate::sys::Swept> {
-    Ok(crate::sys::Swept::default())
+    /// Every user's `Local\`: Windows keeps one namespace per session, not per user, and this
+    /// lists the caller's session.
+    fn list_all_users(opts: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        Ok((Self::list(opts, Namespace::Local)?, Vec::new()))
+    }
+
+    /// Windows removes an object with its last handle, whatever killed its processes: there is
+    /// never anything to prune.
+    fn prune(_: &Spec, _: Namespace) -> Result<Swept> {
+        Ok(crate::sys::Swept::default())
+    }
 }
 
 /// The state of the mutex `full` (a name with its prefix); `None` when there is none.

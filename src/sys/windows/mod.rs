@@ -15,20 +15,18 @@
 mod detached;
 mod error;
 mod handle;
-pub(crate) mod inspect;
+mod inspect;
 mod name;
 mod security;
 #[cfg(test)]
 mod tests;
 
+use super::{Backend, Spec};
 use crate::error::{ERROR_ALREADY_EXISTS, Error, ErrorKind, Result};
 use crate::name::{Name, shorten};
-use crate::options::MutexOptions;
 use crate::wait_status::WaitStatus;
 pub(crate) use detached::{Cancel, Claim};
 
-/// `try_acquire_detached` always answers `None` here (see there).
-pub(crate) const TRY_DETACHED_IS_EXACT: bool = false;
 use handle::Handle;
 use security::Attributes;
 use std::time::{Duration, Instant};
@@ -61,15 +59,19 @@ fn describe(name: Option<&Name<'_>>) -> Box<str> {
     }
 }
 
-impl RawMutex {
+impl Backend for RawMutex {
+    type Claim = Claim;
+    type Cancel = Cancel;
+    const TRY_DETACHED_IS_EXACT: bool = false;
+
     /// `CreateMutexExW`: creates the object, or opens the existing one of that name; the bool
     /// is true when it existed (`ERROR_ALREADY_EXISTS`).
-    pub(crate) fn create(name: Option<&Name<'_>>, opts: &MutexOptions) -> Result<(RawMutex, bool)> {
+    fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(RawMutex, bool)> {
         let what = describe(name);
-        let attrs = Attributes::for_create(name, opts, &what)?;
+        let attrs = Attributes::for_create(name, spec, &what)?;
         let wide = name.map(|n| name::to_wide(n.full));
         let wide_ptr = wide.as_ref().map_or(std::ptr::null(), |w| w.as_ptr());
-        let flags = if opts.initial_owner {
+        let flags = if spec.initial_owner {
             CREATE_MUTEX_INITIAL_OWNER
         } else {
             0
@@ -79,7 +81,7 @@ impl RawMutex {
         error::set_last_error(0);
         // SAFETY: `attrs` (and the descriptor it points to) and `wide` (NUL-terminated, or a
         // NULL pointer for an unnamed mutex) outlive the call.
-        let raw = unsafe { CreateMutexExW(attrs.as_ptr(), wide_ptr, flags, opts.access.bits()) };
+        let raw = unsafe { CreateMutexExW(attrs.as_ptr(), wide_ptr, flags, spec.access.bits()) };
         let code = error::last_error();
         // SAFETY: a non-NULL handle returned by CreateMutexExW is new and ours alone.
         let handle = unsafe { Handle::from_raw(raw) }
@@ -88,25 +90,25 @@ impl RawMutex {
         Ok((
             RawMutex {
                 handle,
-                inheritable: opts.inheritable,
+                inheritable: spec.inheritable,
                 what,
             },
             existed,
         ))
     }
 
-    /// `OpenMutexW`: opens the existing object with `opts.access`.
-    pub(crate) fn open(name: &Name<'_>, opts: &MutexOptions) -> Result<RawMutex> {
+    /// `OpenMutexW`: opens the existing object with `spec.access`.
+    fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
         let what = describe(Some(name));
         let wide = name::to_wide(name.full);
         // SAFETY: `wide` is NUL-terminated and outlives the call.
-        let raw = unsafe { OpenMutexW(opts.access.bits(), opts.inheritable.into(), wide.as_ptr()) };
+        let raw = unsafe { OpenMutexW(spec.access.bits(), spec.inheritable.into(), wide.as_ptr()) };
         // SAFETY: a non-NULL handle returned by OpenMutexW is new and ours alone.
         let handle = unsafe { Handle::from_raw(raw) }
             .ok_or_else(|| error::last(format!("cannot open {what}")))?;
         Ok(RawMutex {
             handle,
-            inheritable: opts.inheritable,
+            inheritable: spec.inheritable,
             what,
         })
     }
@@ -114,7 +116,7 @@ impl RawMutex {
     /// `WaitForSingleObject`, repeated while a finite timeout has time left: for timeouts
     /// longer than one call takes, and so that the wait never ends before its deadline on
     /// the monotonic clock.
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+    fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         // A deadline too far to represent is as good as no deadline.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
@@ -128,12 +130,12 @@ impl RawMutex {
 
     /// `WaitForMultipleObjects`, repeated like [`RawMutex::wait`] while a finite timeout has
     /// time left. The OS checks the count (1 to 64) and, on Windows, duplicates in wait-all.
-    pub(crate) fn wait_multiple(
+    fn wait_multiple(
         handles: &[&RawMutex],
         all: bool,
         timeout: Option<Duration>,
-    ) -> Result<crate::multi_wait::WaitAny> {
-        use crate::multi_wait::WaitAny;
+    ) -> Result<crate::wait_status::WaitAny> {
+        use crate::wait_status::WaitAny;
         let raw: Vec<HANDLE> = handles.iter().map(|h| h.handle.raw()).collect();
         let count = u32::try_from(raw.len()).unwrap_or(u32::MAX);
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -160,25 +162,8 @@ impl RawMutex {
         }
     }
 
-    fn wait_once(&self, millis: u32) -> Result<WaitStatus> {
-        // SAFETY: the handle is open while `self` is borrowed.
-        match unsafe { WaitForSingleObject(self.handle.raw(), millis) } {
-            WAIT_OBJECT_0 => Ok(WaitStatus::Acquired),
-            WAIT_ABANDONED => Ok(WaitStatus::Abandoned),
-            WAIT_TIMEOUT => Ok(WaitStatus::TimedOut),
-            WAIT_FAILED => Err(error::last(format!("cannot wait on {}", self.what))),
-            other => Err(Error::new(
-                ErrorKind::Io,
-                format!(
-                    "cannot wait on {}: WaitForSingleObject returned {other:#x}",
-                    self.what
-                ),
-            )),
-        }
-    }
-
     /// `ReleaseMutex`.
-    pub(crate) fn release(&self) -> Result<()> {
+    fn release(&self) -> Result<()> {
         // SAFETY: the handle is open while `self` is borrowed.
         if unsafe { ReleaseMutex(self.handle.raw()) } != 0 {
             return Ok(());
@@ -195,25 +180,10 @@ impl RawMutex {
         Err(error::from_code(code, message))
     }
 
-    /// Not on Windows without a thread hand-off: always `None`, so that the caller takes
-    /// the blocking route ([`RawMutex::acquire_detached`]) on a helper thread.
-    pub(crate) fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
-        Ok(None)
-    }
-
-    /// An acquisition owned by a thread of its own (`detached.rs`).
-    pub(crate) fn acquire_detached(
-        &self,
-        timeout: Option<Duration>,
-        cancel: &Cancel,
-    ) -> Result<Option<(WaitStatus, Claim)>> {
-        detached::acquire(self, timeout, cancel)
-    }
-
     /// Releases through the owner thread.
     /// Windows ties an abandonment to the end of the owning thread, and the calling thread
     /// cannot end itself here; releasing instead would let another waiter in unwarned.
-    pub(crate) fn abandon(&self, _: &str) -> Result<()> {
+    fn abandon(&self, _: &str) -> Result<()> {
         Err(Error::new(
             ErrorKind::Unsupported,
             format!(
@@ -224,28 +194,13 @@ impl RawMutex {
     }
 
     /// The kernel keeps a name with its object: nothing can remove one under a handle.
-    pub(crate) fn still_named(&self) -> bool {
+    fn still_named(&self) -> bool {
         true
-    }
-
-    pub(crate) fn release_detached(&self, claim: Claim) -> Result<()> {
-        detached::release(claim)
-    }
-
-    /// The OS cannot give an abandonment back: the acquisition is released.
-    pub(crate) fn undo_detached(&self, claim: Claim) -> Result<()> {
-        detached::release(claim)
-    }
-
-    /// Two handles cannot be told to be one object without asking the OS each time: every
-    /// handle is its own, which only costs fairness between tasks of one process.
-    pub(crate) fn identity(&self) -> Option<u64> {
-        None
     }
 
     /// `DuplicateHandle` with the same access. Like `std`'s `try_clone`, the copy is not
     /// inheritable, whatever the original is.
-    pub(crate) fn try_clone(&self) -> Result<RawMutex> {
+    fn try_clone(&self) -> Result<RawMutex> {
         Ok(RawMutex {
             handle: self.handle.duplicate(false, &self.what)?,
             inheritable: false,
@@ -254,7 +209,7 @@ impl RawMutex {
     }
 
     /// The `HANDLE` value, when the handle is inheritable.
-    pub(crate) fn inheritable_handle(&self) -> Option<u64> {
+    fn inheritable_handle(&self) -> Option<u64> {
         self.inheritable.then(|| self.handle.raw() as usize as u64)
     }
 
@@ -266,7 +221,7 @@ impl RawMutex {
     ///
     /// `value` must be a handle to a mutex that nothing else in this process owns or will
     /// close.
-    pub(crate) unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
+    unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
         let what: Box<str> = format!("the inherited handle {value:#x}").into();
         let Ok(bits) = usize::try_from(value) else {
             return Err(error::from_code(
@@ -290,8 +245,56 @@ impl RawMutex {
             what: "an inherited mutex".into(),
         })
     }
+
+    /// Two handles cannot be told to be one object without asking the OS each time: every
+    /// handle is its own, which only costs fairness between tasks of one process.
+    fn identity(&self) -> Option<u64> {
+        None
+    }
+
+    /// Not on Windows without a thread hand-off: always `None`, so that the caller takes
+    /// the blocking route ([`RawMutex::acquire_detached`]) on a helper thread.
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
+        Ok(None)
+    }
+
+    /// An acquisition owned by a thread of its own (`detached.rs`).
+    fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<Option<(WaitStatus, Claim)>> {
+        detached::acquire(self, timeout, cancel)
+    }
+
+    fn release_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(claim)
+    }
+
+    /// The OS cannot give an abandonment back: the acquisition is released.
+    fn undo_detached(&self, claim: Claim) -> Result<()> {
+        detached::release(claim)
+    }
 }
 
+impl RawMutex {
+    fn wait_once(&self, millis: u32) -> Result<WaitStatus> {
+        // SAFETY: the handle is open while `self` is borrowed.
+        match unsafe { WaitForSingleObject(self.handle.raw(), millis) } {
+            WAIT_OBJECT_0 => Ok(WaitStatus::Acquired),
+            WAIT_ABANDONED => Ok(WaitStatus::Abandoned),
+            WAIT_TIMEOUT => Ok(WaitStatus::TimedOut),
+            WAIT_FAILED => Err(error::last(format!("cannot wait on {}", self.what))),
+            other => Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot wait on {}: WaitForSingleObject returned {other:#x}",
+                    self.what
+                ),
+            )),
+        }
+    }
+}
 /// Milliseconds from `now` to `deadline`, rounded up so that a wait never ends early, and
 /// capped at the longest finite wait one call takes.
 fn millis_until(deadline: Instant, now: Instant) -> u32 {

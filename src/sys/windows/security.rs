@@ -17,8 +17,8 @@ use super::handle::Handle;
 use super::name::{from_wide_ptr, to_wide};
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{Name, Namespace};
-use crate::options::MutexOptions;
 use crate::security::Security;
+use crate::sys::Spec;
 use std::ffi::c_void;
 use std::sync::OnceLock;
 use windows_sys::Win32::Foundation::{HANDLE, LocalFree};
@@ -43,7 +43,7 @@ impl Attributes {
     /// The attributes for creating `name` with `opts`; `what` names the object in errors.
     pub(super) fn for_create(
         name: Option<&Name<'_>>,
-        opts: &MutexOptions,
+        opts: &Spec,
         what: &str,
     ) -> Result<Attributes> {
         let sddl = match name.map(|n| n.namespace) {

@@ -9,6 +9,7 @@
 use super::handle::Handle;
 use super::name::to_wide;
 use super::{MAX_WAIT_MS, RawMutex, millis_until};
+use crate::sys::Backend as _;
 use crate::{Access, ErrorKind, MutexOptions, Name, NamedMutex, Namespace, Security, WaitStatus};
 use std::ffi::c_void;
 use std::os::windows::io::AsRawHandle;
@@ -180,7 +181,7 @@ fn dacl_sddl(handle: HANDLE) -> String {
 /// [`RawMutex::create`] of `name` with `opts`, for tests that look at the handle itself.
 fn raw_mutex(name: &str, opts: &MutexOptions) -> RawMutex {
     let parsed = Name::parse(name).unwrap();
-    RawMutex::create(parsed.as_ref(), opts).unwrap().0
+    RawMutex::create(parsed.as_ref(), &opts.spec).unwrap().0
 }
 
 /// The environment variable that makes this test executable act as a child process.

@@ -11,6 +11,7 @@
 //! Workers are this binary re-executed with `NMBENCH_ROLE` set (see the library's `roles`).
 
 mod async_capi;
+mod charts;
 mod cli_startup;
 mod report;
 mod scenarios;
@@ -154,7 +155,17 @@ fn main() {
         eprintln!("          took {:.1}s", t.elapsed().as_secs_f64());
     }
     report.finish(started.elapsed());
-    std::fs::write(&out, report.render()).expect("write the report");
+    // The charts go beside the report: BENCHMARKS.md → BENCHMARKS-charts/.
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("BENCHMARKS");
+    let charts_dir = format!("{stem}-charts");
+    let parent = out.parent().unwrap_or(std::path::Path::new(""));
+    for failure in report.write_charts(&parent.join(&charts_dir)) {
+        eprintln!("error: a chart was not written: {failure}");
+    }
+    std::fs::write(&out, report.render(&charts_dir)).expect("write the report");
     eprintln!(
         "wrote {} in {:.1}s",
         out.display(),

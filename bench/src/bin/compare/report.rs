@@ -1,8 +1,10 @@
 //! The Markdown report: machine, method, a verdict per target, a table per scenario.
 
 use crate::Config;
+use crate::charts::{self, Chart};
 use namedmutex_bench::machine::{self, Machine};
 use std::fmt::Write;
+use std::path::Path;
 use std::time::Duration;
 
 /// The commit the library was built from, and whether the tree had uncommitted changes.
@@ -45,6 +47,7 @@ pub struct Report {
     sections: Vec<String>,
     load_start: String,
     footer: String,
+    charts: Vec<Chart>,
 }
 
 impl Report {
@@ -120,6 +123,7 @@ impl Report {
             sections: Vec::new(),
             load_start: machine::loadavg(),
             footer: String::new(),
+            charts: Vec::new(),
         }
     }
 
@@ -143,6 +147,31 @@ impl Report {
         });
     }
 
+    /// A chart to draw beside the report (see `charts.rs`).
+    pub fn chart(&mut self, chart: Chart) {
+        self.charts.push(chart);
+    }
+
+    /// Writes the charts into `dir` (created), keeping those written; says which failed.
+    pub fn write_charts(&mut self, dir: &Path) -> Vec<String> {
+        if self.charts.is_empty() {
+            return Vec::new();
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            self.charts.clear();
+            return vec![format!("{}: {e}", dir.display())];
+        }
+        let mut failed = Vec::new();
+        self.charts.retain(|c| match charts::write(c, dir) {
+            Ok(()) => true,
+            Err(e) => {
+                failed.push(e);
+                false
+            }
+        });
+        failed
+    }
+
     pub fn section(&mut self, text: String) {
         self.sections.push(text);
     }
@@ -164,7 +193,8 @@ impl Report {
         );
     }
 
-    pub fn render(&self) -> String {
+    /// The report, linking its charts in `charts_dir` (relative to the report).
+    pub fn render(&self, charts_dir: &str) -> String {
         let mut s = self.header.clone();
         let _ = writeln!(s, "\n## Targets\n");
         let _ = writeln!(s, "| target | this run | verdict |");
@@ -179,6 +209,12 @@ impl Report {
                 None => "not judged",
             };
             let _ = writeln!(s, "| {} | {} | {verdict} |", t.what, t.measured);
+        }
+        if !self.charts.is_empty() {
+            let _ = writeln!(s, "\n## Charts\n");
+            for c in &self.charts {
+                let _ = writeln!(s, "![{}]({charts_dir}/{})\n", c.title, c.file);
+            }
         }
         for sec in &self.sections {
             let _ = writeln!(s, "\n{sec}");

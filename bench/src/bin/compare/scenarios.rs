@@ -2,6 +2,7 @@
 //! targets to the report.
 
 use crate::Config;
+use crate::charts::{self, Chart, Series};
 use crate::report::Report;
 use namedmutex_bench::control::ControlPage;
 use namedmutex_bench::env::Env;
@@ -360,6 +361,27 @@ pub fn open_close(cfg: &Config, env: &Env, report: &mut Report) {
 /// short (the waiter is still arriving or polling) and long (the waiter is asleep).
 const HOLDS_NS: [u64; 2] = [5_000, 200_000];
 
+/// The distributions of `samples` (ns, one vector per peer in `Peer::ALL` order) as a chart
+/// of cumulative fractions on a logarithmic time axis.
+fn distribution_chart(file: &str, title: &str, samples: &[Vec<f64>]) -> Chart {
+    Chart {
+        file: file.into(),
+        title: title.into(),
+        x_label: "latency (µs, log scale)".into(),
+        y_label: "fraction at most this late".into(),
+        log_x: true,
+        series: Peer::ALL
+            .iter()
+            .zip(samples)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(p, v)| Series {
+                label: p.label().to_owned(),
+                points: charts::cdf_us(v),
+            })
+            .collect(),
+    }
+}
+
 /// One ping-pong run: the hand-off latencies (ns) of the measured window.
 fn pingpong_once(env: &Env, peer: Peer, window: Duration, tag: &str, hold_ns: u64) -> Vec<f64> {
     let name = format!("s3-{tag}");
@@ -410,6 +432,8 @@ pub fn handoff(cfg: &Config, env: &Env, report: &mut Report) {
     let mut p50: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); Peer::ALL.len()]; HOLDS_NS.len()];
     let mut p99 = p50.clone();
     let mut count = vec![vec![0usize; Peer::ALL.len()]; HOLDS_NS.len()];
+    // Every hand-off of every run, for the charts of the distributions.
+    let mut every: Vec<Vec<Vec<f64>>> = p50.clone();
     for run in 0..cfg.runs {
         for (h, &hold) in HOLDS_NS.iter().enumerate() {
             for (i, &p) in Peer::ALL.iter().enumerate() {
@@ -424,6 +448,7 @@ pub fn handoff(cfg: &Config, env: &Env, report: &mut Report) {
                     p50[h][i].push(stats::percentile_sorted(&v, 50.0));
                     p99[h][i].push(stats::percentile_sorted(&v, 99.0));
                     count[h][i] += v.len();
+                    every[h][i].extend_from_slice(&v);
                 }
             }
         }
@@ -461,6 +486,16 @@ pub fn handoff(cfg: &Config, env: &Env, report: &mut Report) {
             "hand-offs measured",
         ],
     );
+    for (h, &hold) in HOLDS_NS.iter().enumerate() {
+        report.chart(distribution_chart(
+            &format!("handoff-{}us.svg", hold / 1000),
+            &format!(
+                "Hand-off latency with a {} hold (all runs)",
+                stats::ns(hold as f64)
+            ),
+            &every[h],
+        ));
+    }
     let mut ok = true;
     let mut noise = true;
     let mut measured = Vec::new();
@@ -611,6 +646,7 @@ pub fn contention(cfg: &Config, env: &Env, report: &mut Report) {
     let mut worst_ratio = f64::INFINITY;
     let mut worst_fair: f64 = 0.0;
     let mut notes = Vec::new();
+    let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); Peer::ALL.len()];
     for &n in &cfg.counts {
         let mut tp: Vec<Vec<f64>> = vec![Vec::new(); Peer::ALL.len()];
         let mut viol = vec![0u64; Peer::ALL.len()];
@@ -635,6 +671,7 @@ pub fn contention(cfg: &Config, env: &Env, report: &mut Report) {
             let mut cells = vec![n.to_string(), p.label().to_owned()];
             match &sums[i] {
                 Some(x) => {
+                    curves[i].push((n as f64, x.median / 1e6));
                     cells.push(stats::rate(x.median));
                     cells.push(format!("{}–{}", stats::rate(x.min), stats::rate(x.max)));
                     cells.push(
@@ -684,6 +721,22 @@ pub fn contention(cfg: &Config, env: &Env, report: &mut Report) {
             }
         }
     }
+    report.chart(Chart {
+        file: "throughput.svg".into(),
+        title: "Contended throughput (median of runs)".into(),
+        x_label: "processes".into(),
+        y_label: "acquisitions per second (millions)".into(),
+        log_x: false,
+        series: Peer::ALL
+            .iter()
+            .zip(curves)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(p, points)| Series {
+                label: p.label().to_owned(),
+                points,
+            })
+            .collect(),
+    });
     report.target_noisy(
         &format!(
             "contended throughput ≥ the robust pthread mutex at {} processes, max/min per process ≤ 3 over a {} s run",
@@ -778,7 +831,8 @@ pub fn abandonment(cfg: &Config, env: &Env, report: &mut Report) {
         ],
     );
     let mut nm_p: Option<(f64, f64)> = None;
-    for p in Peer::ALL {
+    let mut every: Vec<Vec<f64>> = vec![Vec::new(); Peer::ALL.len()];
+    for (i, p) in Peer::ALL.into_iter().enumerate() {
         let trials = if p == Peer::Sem {
             1
         } else {
@@ -795,6 +849,7 @@ pub fn abandonment(cfg: &Config, env: &Env, report: &mut Report) {
             }
             Some(mut a) => {
                 a.latencies.sort_by(f64::total_cmp);
+                every[i] = a.latencies.clone();
                 let p50 = stats::percentile_sorted(&a.latencies, 50.0);
                 let p99 = stats::percentile_sorted(&a.latencies, 99.0);
                 let max = a.latencies[a.latencies.len() - 1];
@@ -815,6 +870,11 @@ pub fn abandonment(cfg: &Config, env: &Env, report: &mut Report) {
         }
         row(&mut s, &cells);
     }
+    report.chart(distribution_chart(
+        "abandonment.svg",
+        "Abandonment: kill of the holder to the waiter's return",
+        &every,
+    ));
     match nm_p {
         Some((p50, p99)) => report.target(
             "abandonment p99 < 1 ms after the kill",

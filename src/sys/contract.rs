@@ -1,0 +1,142 @@
+//! The backend contract: what a platform must provide, stated as types. The public API
+//! reaches a backend only through [`Backend`], and gives it only sys-level descriptions
+//! ([`Spec`]), never its own builder: `MutexOptions` wraps a [`Spec`] the way
+//! `std::fs::OpenOptions` wraps its platform's options, so the dependency runs one way.
+//!
+//! What the backends and the API share are leaf value types that depend on nothing else in
+//! the crate: [`crate::error`], [`crate::name`], [`crate::access`], [`crate::security`],
+//! [`crate::wait_status`], [`crate::info`]. A test (`sys/tests.rs`) fails if a
+//! backend imports `mutex`, `options`, `multi_wait`, `async_lock`, `prune` or the crate root.
+
+use crate::access::Access;
+use crate::error::Result;
+use crate::info::MutexInfo;
+use crate::name::{Name, Namespace};
+use crate::security::Security;
+use crate::wait_status::{WaitAny, WaitStatus};
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to create or open: every option of `CreateMutexEx`/`OpenMutex` and of this crate,
+/// as the public builder collected them.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    /// Create the mutex owned by the calling thread (only when this call creates it).
+    pub initial_owner: bool,
+    /// The rights the handle asks for (checked by the backend, or by the OS on Windows).
+    pub access: Access,
+    /// Whether a child process may inherit the handle.
+    pub inheritable: bool,
+    /// Who may open a `Global\` object this call creates.
+    pub security: Security,
+    /// The namespace root (`NAMEDMUTEX_ROOT` when `None`).
+    #[cfg(unix)]
+    pub root: Option<PathBuf>,
+    /// Keep an abandoned object until an acquirer has been told.
+    pub keep_abandoned: bool,
+    /// How long an open waits for an object being made or removed by another process.
+    pub busy_timeout: Option<Duration>,
+    /// Record when each acquisition happened (for inspection), at some cost.
+    pub time_acquisitions: bool,
+}
+
+/// A word that makes a blocked process-owned acquisition ([`Backend::acquire_detached`])
+/// give up.
+pub(crate) trait CancelSignal: Send + Sync + Sized {
+    /// A new, unfired signal.
+    fn new() -> Result<Self>;
+    /// Makes every acquisition watching this signal return (as a timeout does).
+    fn fire(&self);
+}
+
+/// What a sweep of stale objects found ([`Backend::prune`]), file by file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Stale objects (and empty files of dead creators) removed.
+    pub removed: u32,
+    /// Objects left because a process has them open.
+    pub in_use: u32,
+    /// Objects left because they are kept for the report of their abandonment.
+    pub kept_for_report: u32,
+    /// Files left because they are not valid objects, or the caller may not remove them.
+    pub skipped: u32,
+}
+
+/// One handle to a mutex object on one platform (its inspection is [`Inspect`]).
+///
+/// Names arrive validated ([`crate::name`]); access masks arrive unchecked, because on
+/// Windows the OS checks them. Every method that fails returns an [`crate::Error`] whose kind
+/// is the Win32 code the same failure has on Windows.
+pub(crate) trait Backend: Inspect + Sized + Send + Sync {
+    /// A process-owned acquisition, to be released or undone exactly once.
+    type Claim: Send;
+    /// See [`CancelSignal`].
+    type Cancel: CancelSignal;
+    /// Whether [`Backend::try_acquire_detached`] answers `None` only when the mutex is busy
+    /// (so a caller out of time may stop there).
+    const TRY_DETACHED_IS_EXACT: bool;
+
+    /// `CreateMutexEx`: creates `name`, or opens it if it exists (the bool says it existed);
+    /// `None` makes an unnamed object. Creation and initial ownership are one atomic step: no
+    /// other thread can acquire a mutex created with `initial_owner` before its creator.
+    fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(Self, bool)>;
+    /// `OpenMutex`: opens the existing `name` (`NotFound` if there is none).
+    fn open(name: &Name<'_>, spec: &Spec) -> Result<Self>;
+    /// `WaitForSingleObject`: `None` waits forever, a zero timeout polls. Needs `SYNCHRONIZE`.
+    /// Ownership belongs to the calling thread.
+    fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus>;
+    /// `WaitForMultipleObjects` over `handles` (1 to 64, checked by the caller; wait-all
+    /// refuses one object twice): any, the lowest acquirable index; or all at once.
+    fn wait_multiple(handles: &[&Self], all: bool, timeout: Option<Duration>) -> Result<WaitAny>;
+    /// `ReleaseMutex`: `NotOwner` unless the calling thread owns the mutex.
+    fn release(&self) -> Result<()>;
+    /// Gives ownership up as a crash would, with `note` saying why (where the platform can
+    /// keep one): the next acquirer gets `Abandoned`. The calling thread must own it.
+    fn abandon(&self, note: &str) -> Result<()>;
+    /// Whether the name still leads to this object.
+    fn still_named(&self) -> bool;
+    /// `DuplicateHandle`: a new handle to the same object, with the same access.
+    fn try_clone(&self) -> Result<Self>;
+    /// The value a child process passes to [`Backend::from_inherited_handle`], if this
+    /// handle is inheritable.
+    fn inheritable_handle(&self) -> Option<u64>;
+    /// Adopts a handle inherited from the parent process.
+    ///
+    /// # Safety
+    ///
+    /// `value` must come from the parent's [`Backend::inheritable_handle`], inherited by this
+    /// process, and must not be owned by anything else in it (it is closed with the result).
+    #[allow(unsafe_code)] // the caller vouches for the inherited value (see # Safety)
+    unsafe fn from_inherited_handle(value: u64) -> Result<Self>;
+
+    /// The same number for every handle of this process to one object (`None`: unknown).
+    fn identity(&self) -> Option<u64>;
+    /// Acquires for the process (not the calling thread) if that needs no waiting.
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Self::Claim)>>;
+    /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
+    /// passed or `cancel` fired first.
+    fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Self::Cancel,
+    ) -> Result<Option<(WaitStatus, Self::Claim)>>;
+    /// Releases a process-owned acquisition, from any thread.
+    fn release_detached(&self, claim: Self::Claim) -> Result<()>;
+    /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
+    /// for the next acquirer.
+    fn undo_detached(&self, claim: Self::Claim) -> Result<()>;
+}
+
+/// Looking at objects without opening them (`list`, `info`): a platform implements it for
+/// its handle type, beside the rest of [`Backend`].
+pub(crate) trait Inspect {
+    /// Every object in `namespace` (`Unsupported` where the platform cannot enumerate).
+    fn list(spec: &Spec, namespace: Namespace) -> Result<Vec<MutexInfo>>;
+    /// The object `name`, or `None`.
+    fn info(spec: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>>;
+    /// Every user's `Local\` objects the caller may read, and the users it could not read.
+    fn list_all_users(spec: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)>;
+    /// Removes the stale objects of `namespace`.
+    fn prune(spec: &Spec, namespace: Namespace) -> Result<Swept>;
+}
