@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README's second command: Linux (unit, backend, behavioural,
-# CLI and doc tests), then the Windows backend under Wine and the type checks for macOS and
-# FreeBSD (.ci/windows.sh installs Wine, mingw-w64 and the rustup targets when missing).
+# The whole test suite, as the README's second command: Linux (unit, model, backend,
+# behavioural, CLI and doc tests), the lock protocol under Miri for Linux, macOS and FreeBSD
+# (tools/miri.sh installs the nightly toolchain and Miri when missing), then the Windows
+# backend under Wine and the type checks for macOS and FreeBSD (.ci/windows.sh installs Wine,
+# mingw-w64 and the rustup targets when missing).
 #
 # Some Linux tests need root (PID namespaces with unshare, files of other users); run as a
 # normal user they say "skipped" and why.
@@ -57,6 +59,9 @@ echo "==> capi/tests/run-c-tests.sh"
 
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
+
+# The lock protocol with real threads under Miri, for Linux, macOS (aarch64) and FreeBSD.
+./tools/miri.sh
 
 echo "==> Windows backend under Wine, and cross-platform type checks"
 bash .ci/windows.sh

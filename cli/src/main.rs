@@ -905,6 +905,7 @@ fn signal_name(sig: i32) -> String {
         libc::SIGXCPU => "SIGXCPU",
         libc::SIGXFSZ => "SIGXFSZ",
         libc::SIGSYS => "SIGSYS",
+        #[cfg(target_os = "linux")] // the BSDs and macOS have no real-time signals
         _ if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) => {
             return format!("SIGRTMIN+{}", sig - libc::SIGRTMIN());
         }

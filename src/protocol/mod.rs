@@ -18,6 +18,9 @@
 //! | `bias` | biased locking: acquisition without atomics, revocation |
 //! | `sleep` | the wait loop and the rules that keep wake-ups from being lost |
 //! | `multi` | wait-any and wait-all (with rollback that keeps abandonment) |
+//! | `model/` | tests: every interleaving of a few threads with loom, owners dying at each crash point |
+//! | `heap/` | tests: real threads on heap memory, also under Miri for macOS and FreeBSD |
+//! | `emulated` | what the two test hosts share: a futex's wait queue, test threads' tokens |
 
 pub(crate) mod acquire;
 pub(crate) mod atomic;
@@ -29,6 +32,11 @@ pub(crate) mod release;
 pub(crate) mod sleep;
 
 #[cfg(test)]
+mod emulated;
+#[cfg(test)]
+mod heap;
+// loom's exhaustive runs take minutes: on Linux only (the heap tests run everywhere).
+#[cfg(all(test, target_os = "linux"))]
 mod model;
 
 pub(crate) use host::{Host, Owner, Wake, Watch};

@@ -851,6 +851,7 @@ impl TempRoot {
     }
 
     /// The object files below it: everything but directories and `registry` files.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // its users are Linux tests
     pub fn object_files(&self) -> Vec<std::path::PathBuf> {
         list_files(&self.path)
             .into_iter()

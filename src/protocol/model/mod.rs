@@ -24,8 +24,10 @@
 
 mod tests;
 
+pub(super) use super::emulated::token;
+use super::emulated::{self, Key, Queue, WOKEN_OTHERWISE};
 use super::host::{Host, Owner, Wake, Watch};
-use super::lock_word::{LockWord, Token, thread_part, user_part};
+use super::lock_word::LockWord;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use loom::sync::{Arc, Condvar, Mutex};
 use std::cell::Cell;
@@ -34,31 +36,9 @@ use std::time::Duration;
 /// The most threads a model has (loom's own limit is 5 including the main thread).
 const THREADS: usize = 4;
 
-/// A sleeper's `woken` when the backstop ended its sleep.
-const BACKSTOP: usize = usize::MAX;
-
-/// What a sleeper watches, by identity.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Key {
-    Mutex(usize),
-    Lifeline(usize),
-}
-
-struct Sleeper {
-    id: usize,
-    keys: Vec<Key>,
-    /// Set by a waker: the index of the watch it woke through.
-    woken: Option<usize>,
-}
-
-struct FutexState {
-    next_id: usize,
-    sleepers: Vec<Sleeper>,
-}
-
 /// What the mutexes of one model share: the futex, the threads' lifelines, the barrier mode.
 pub(super) struct World {
-    futex: Mutex<FutexState>,
+    futex: Mutex<Queue>,
     woke: Condvar,
     /// Per model thread: 0 while it lives, 1 once it died (what the kernel writes).
     lifelines: Vec<AtomicU32>,
@@ -68,10 +48,7 @@ pub(super) struct World {
 impl World {
     pub(super) fn new(may_bias: bool) -> Arc<World> {
         Arc::new(World {
-            futex: Mutex::new(FutexState {
-                next_id: 0,
-                sleepers: Vec::new(),
-            }),
+            futex: Mutex::new(Queue::default()),
             woke: Condvar::new(),
             lifelines: (0..THREADS).map(|_| AtomicU32::new(0)).collect(),
             may_bias,
@@ -80,20 +57,7 @@ impl World {
 
     /// Wakes up to `n` sleepers registered on `key` (oldest first), as `FUTEX_WAKE` does.
     fn wake(&self, key: Key, n: u32) {
-        let mut state = self.futex.lock().unwrap();
-        let mut left = n;
-        for s in state.sleepers.iter_mut() {
-            if left == 0 {
-                break;
-            }
-            if s.woken.is_none() {
-                if let Some(k) = s.keys.iter().position(|&k2| k2 == key) {
-                    s.woken = Some(k);
-                    left -= 1;
-                }
-            }
-        }
-        if left < n {
+        if self.futex.lock().unwrap().wake(key, n) {
             self.woke.notify_all();
         }
     }
@@ -103,17 +67,9 @@ impl World {
     fn die(&self, thread: usize) {
         self.lifelines[thread].store(1, Ordering::SeqCst);
         self.wake(Key::Lifeline(thread), 1);
-        let mut state = self.futex.lock().unwrap();
-        for s in state.sleepers.iter_mut().filter(|s| s.woken.is_none()) {
-            s.woken = Some(BACKSTOP);
-        }
+        self.futex.lock().unwrap().wake_everyone();
         self.woke.notify_all();
     }
-}
-
-/// The token of model thread `thread` (user 0, slot `thread`, generation 0).
-pub(super) fn token(thread: usize) -> Token {
-    thread_part(0, thread as u32 + 1) | user_part(0)
 }
 
 /// One mutex object of the model.
@@ -197,47 +153,8 @@ impl Host for ModelMutex {
     type Deadline = ();
     type Polling = ();
 
-    fn lock_word(&self) -> &AtomicU64 {
-        &self.word
-    }
-    fn count(&self) -> &AtomicU32 {
-        &self.count
-    }
-    fn sleepers(&self) -> &AtomicU32 {
-        &self.sleepers
-    }
-    fn fresh(&self) -> &AtomicU32 {
-        &self.fresh
-    }
-    fn bias_depth(&self) -> &AtomicU32 {
-        &self.bias_depth
-    }
-    fn order_key(&self) -> (u64, u64) {
-        (0, self.id as u64)
-    }
+    emulated::test_host_words!(AtomicU32, AtomicU64);
 
-    fn owner(&self, word: LockWord) -> Owner<usize> {
-        if word.is_given_up() || word.slot_plus_one() == 0 {
-            return Owner::Dead;
-        }
-        let thread = word.slot_plus_one() as usize - 1;
-        let value = self.world.lifelines[thread].load(Ordering::SeqCst);
-        if value != 0 {
-            Owner::Dead
-        } else {
-            Owner::Alive {
-                lifeline: thread,
-                value,
-            }
-        }
-    }
-
-    fn wake(&self, n: u32) {
-        self.world.wake(Key::Mutex(self.id), n);
-    }
-    fn wake_watchers(&self, lifeline: usize) {
-        self.world.wake(Key::Lifeline(lifeline), u32::MAX >> 1);
-    }
     fn sleep(watches: &[Watch<'_, ModelMutex>], until: Option<()>) -> Wake {
         assert!(
             until.is_none(),
@@ -247,45 +164,18 @@ impl Host for ModelMutex {
             unreachable!("a sleep's first watch is a mutex");
         };
         let world = &first.world;
-        let mut state = world.futex.lock().unwrap();
-        let mut keys = Vec::with_capacity(watches.len());
-        for w in watches {
-            let (key, now, expected) = match *w {
-                Watch::Mutex(obj, expected) => (
-                    Key::Mutex(obj.id),
-                    LockWord::from_bits(obj.word.load(Ordering::SeqCst)).futex_value(),
-                    expected,
-                ),
-                Watch::Lifeline(thread, value) => (
-                    Key::Lifeline(thread),
-                    world.lifelines[thread].load(Ordering::SeqCst),
-                    value,
-                ),
-                Watch::Cancel(_) => unreachable!("the model cancels nothing"),
-            };
-            if now != expected {
-                return Wake::Retry; // EAGAIN: the word changed before we slept
-            }
-            keys.push(key);
-        }
-        let id = state.next_id;
-        state.next_id += 1;
-        state.sleepers.push(Sleeper {
-            id,
-            keys,
-            woken: None,
-        });
+        let mut queue = world.futex.lock().unwrap();
+        let lifeline = |t: usize| world.lifelines[t].load(Ordering::SeqCst);
+        let Some(keys) = emulated::keys_if_unchanged(watches, |m| m.id, lifeline) else {
+            return Wake::Retry; // EAGAIN: a word changed before we slept
+        };
+        let id = queue.register(keys);
         loop {
-            let at = state.sleepers.iter().position(|s| s.id == id).unwrap();
-            if let Some(k) = state.sleepers[at].woken {
-                state.sleepers.remove(at);
-                return if k == BACKSTOP {
-                    Wake::TimedOut
-                } else {
-                    Wake::Word(k)
-                };
+            match queue.take_woken(id) {
+                Some(WOKEN_OTHERWISE) => return Wake::TimedOut, // the backstop
+                Some(k) => return Wake::Word(k),
+                None => queue = world.woke.wait(queue).unwrap(),
             }
-            state = world.woke.wait(state).unwrap();
         }
     }
     fn deadline_after(timeout: Option<Duration>) -> Option<()> {
@@ -301,30 +191,9 @@ impl Host for ModelMutex {
     fn sleep_until(deadline: Option<()>) -> Option<()> {
         deadline // no backstop: a lost wake-up must show as a deadlock
     }
-    fn start_polling(&self) {}
     fn poll(&self, _: &mut (), _: LockWord, _: Owner<usize>, _: impl Fn() -> bool) -> bool {
         false // polling only delays a sleep; loom explores the delays anyway
     }
-    fn finish_wait(&self, _: bool) {}
-
-    fn bias_allowed() -> bool {
-        MAY_BIAS.with(|b| b.get())
-    }
-    fn light_barrier() {
-        fence(Ordering::SeqCst);
-    }
-    fn heavy_barrier() {
-        fence(Ordering::SeqCst);
-    }
-
-    fn record_abandonment(&self, _: LockWord) {
-        self.recorded.fetch_add(1, Ordering::SeqCst);
-    }
-    fn unrecord_abandonment(&self) {
-        self.recorded.fetch_sub(1, Ordering::SeqCst);
-    }
-    fn note_acquired(&self) {}
-    fn clear_acquired(&self) {}
 
     fn crash_point(name: &'static str) {
         if DIE_AT.with(|d| d.get()) == Some(name) {
