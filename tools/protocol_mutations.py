@@ -2,7 +2,7 @@
 """Breaks the lock protocol on purpose, one line at a time, and checks that the model test
 guarding that line fails (src/protocol/model/). Restores every file, whatever happens.
 
-    python3 tools/protocol_mutations.py            # all mutations (about 10 minutes)
+    python3 tools/protocol_mutations.py            # all 13 mutations (about 12 minutes)
     python3 tools/protocol_mutations.py fresh      # those whose name contains "fresh"
 
 Each mutation: (name, file, the text to replace, its replacement, the model test to run).
@@ -70,6 +70,34 @@ MUTATIONS = [
         "    let expected = cur.with_waiters();\n    if !cur.has_waiters()",
         "    let expected = cur;\n    if false",
         "three_contenders_exclude_each_other_and_all_finish",
+    ),
+    (
+        "an owner that died before writing COUNT counts as not holding",
+        "src/protocol/acquire.rs",
+        "    let abandoned = !biased || bias::dead_holder_held(obj);",
+        "    let abandoned = (!biased || bias::dead_holder_held(obj))\n        && obj.count().load(Ordering::Relaxed) > 0;",
+        "abandonment_after_the_owners_cas_is_reported_once",
+    ),
+    (
+        "the release frees the word before its last step",
+        "src/protocol/release.rs",
+        '    H::crash_point("unlock.before_swap");\n    if obj.fresh()',
+        '    let _ = obj.swap_word(LockWord::FREE, Ordering::Release);\n    H::crash_point("unlock.before_swap");\n    if obj.fresh()',
+        "abandonment_in_a_release_is_reported_once",
+    ),
+    (
+        "giving a mutex up frees it instead of marking it ABANDONED",
+        "src/protocol/release.rs",
+        "        cur.keep_waiters(LockWord::ABANDONED),",
+        "        cur.keep_waiters(LockWord::FREE),",
+        "a_mutex_given_up_is_reported_once",
+    ),
+    (
+        "the release writes the owner's word back instead of FREE",
+        "src/protocol/release.rs",
+        "    let old = obj.swap_word(LockWord::FREE, Ordering::Release);\n    if old.has_waiters() {\n        obj.wake(1);\n    }\n    Ok(())",
+        "    let old = obj.swap_word(cur, Ordering::Release);\n    if old.has_waiters() {\n        obj.wake(1);\n    }\n    Ok(())",
+        "a_death_after_release_abandons_nothing",
     ),
     (
         "a dead biased thread counts as holding whatever its depth",
