@@ -8,6 +8,8 @@
 //! Miri's emulation of weak memory): `tools/miri.sh`.
 
 mod tests;
+/// Every transition against a reference model of Win32's rules (proptest).
+mod transitions;
 
 pub(super) use super::emulated::token;
 use super::emulated::{self, Key, Queue};
