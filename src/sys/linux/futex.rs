@@ -148,3 +148,150 @@ pub(super) fn earliest(a: Option<Timespec>, b: Option<Timespec>) -> Option<Times
         (None, y) => y,
     }
 }
+
+/// The futex calls with real threads: which word woke a sleeper, what a changed word and a
+/// passed deadline do. A sleeper is known to sleep when `/proc` shows it inside the futex
+/// system call; every wait is bounded.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// Returns once thread `tid` of this process sleeps in `futex` or `futex_waitv`.
+    fn until_asleep(tid: i32) {
+        let path = format!("/proc/self/task/{tid}/syscall");
+        let calls = [
+            libc::SYS_futex.to_string(),
+            libc::SYS_futex_waitv.to_string(),
+        ];
+        let start = Instant::now();
+        loop {
+            let line = std::fs::read_to_string(&path).unwrap_or_default();
+            if calls
+                .iter()
+                .any(|c| line.split_whitespace().next() == Some(c.as_str()))
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "thread {tid} never slept in a futex call: {line:?}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// A thread that sleeps on `words` (leaked, so that it may outlive the test's frame) with
+    /// `deadline`; returns its tid and how its wait ended.
+    fn sleeper(
+        words: &'static [AtomicU32],
+        expected: u32,
+        deadline: Option<Timespec>,
+    ) -> (i32, mpsc::Receiver<Wake>) {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (woke_tx, woke_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            tid_tx
+                .send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            let watched: Vec<(&AtomicU32, u32)> = words.iter().map(|w| (w, expected)).collect();
+            let _ = woke_tx.send(wait(&watched, deadline));
+        });
+        (
+            tid_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            woke_rx,
+        )
+    }
+
+    fn words(n: usize) -> &'static [AtomicU32] {
+        Box::leak((0..n).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    #[test]
+    fn a_wake_ends_a_sleep_and_names_the_word() {
+        let w = words(3);
+        let (tid, woke) = sleeper(w, 0, None);
+        until_asleep(tid);
+        w[2].store(1, Ordering::SeqCst);
+        wake(&w[2], 1);
+        let got = woke.recv_timeout(Duration::from_secs(10)).unwrap();
+        if waitv_available() {
+            assert_eq!(got, Wake::Word(2));
+        } else {
+            // Without futex_waitv only the first word is slept on, in slices: the caller
+            // re-checks the others.
+            assert_eq!(got, Wake::Retry);
+        }
+    }
+
+    #[test]
+    fn a_word_that_already_changed_is_not_slept_on() {
+        let w = words(2);
+        w[1].store(7, Ordering::SeqCst);
+        let started = Instant::now();
+        let watched = [(&w[0], 0), (&w[1], 0)];
+        assert_eq!(
+            wait(&watched, deadline_after(Some(Duration::from_secs(10)))),
+            Wake::Retry
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(wait(&watched[1..], None), Wake::Retry);
+    }
+
+    #[test]
+    fn a_sleep_ends_at_its_deadline() {
+        let w = words(1);
+        let started = Instant::now();
+        let got = wait(
+            &[(&w[0], 0)],
+            deadline_after(Some(Duration::from_millis(30))),
+        );
+        assert_eq!(got, Wake::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        // A deadline already past: no sleep at all.
+        assert_eq!(wait(&[(&w[0], 0)], Some(now())), Wake::TimedOut);
+    }
+
+    #[test]
+    fn a_wake_wakes_at_most_n_sleepers() {
+        let w = words(1);
+        let (a, woke_a) = sleeper(w, 0, deadline_after(Some(Duration::from_secs(10))));
+        let (b, woke_b) = sleeper(w, 0, deadline_after(Some(Duration::from_secs(10))));
+        until_asleep(a);
+        until_asleep(b);
+        wake(&w[0], 1); // the value is unchanged: only a wake can end a sleep now
+        let (first, other) = match woke_a.recv_timeout(Duration::from_millis(500)) {
+            Ok(got) => (Some(got), &woke_b),
+            Err(_) => (woke_b.recv_timeout(Duration::from_secs(10)).ok(), &woke_a),
+        };
+        assert_eq!(first, Some(Wake::Word(0)), "one sleeper woke");
+        // That nothing more happens can only be watched for a while.
+        let extra = other.recv_timeout(Duration::from_millis(200));
+        assert!(extra.is_err(), "a wake of 1 woke two: {extra:?}");
+        wake(&w[0], 1);
+        assert_eq!(
+            other.recv_timeout(Duration::from_secs(10)),
+            Ok(Wake::Word(0))
+        );
+    }
+
+    #[test]
+    fn deadlines_order_and_combine() {
+        assert_eq!(deadline_after(None), None);
+        assert_eq!(
+            deadline_after(Some(Duration::MAX)),
+            None,
+            "too far: no deadline"
+        );
+        let soon = deadline_after(Some(Duration::from_millis(1))).unwrap();
+        let later = deadline_after(Some(Duration::from_secs(1))).unwrap();
+        assert!(is_before(soon, later) && !is_before(later, soon) && !is_before(soon, soon));
+        assert_eq!(earliest(Some(later), Some(soon)), Some(soon));
+        assert_eq!(earliest(None, Some(later)), Some(later));
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(duration_between(later, soon), Duration::ZERO);
+        let gap = duration_between(soon, later);
+        assert!(gap > Duration::from_millis(990) && gap <= Duration::from_secs(1));
+    }
+}
