@@ -420,3 +420,103 @@ pub(super) struct ObjectInit<'a> {
 fn corrupt(message: String) -> Error {
     Error::new(ErrorKind::Corrupt, message)
 }
+
+/// Validation of object pages: each field a reader checks, broken alone in an image made as
+/// a creator makes it, is refused with the kind of error FORMAT.md gives.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fd::{AsFd, OwnedFd};
+
+    const NAME: &str = "layout-test";
+
+    fn image() -> [u8; OBJECT_SIZE] {
+        object_image(&ObjectInit {
+            name: NAME,
+            global: false,
+            uid: 1000,
+            pid: 42,
+            now_ns: 1,
+            root: (1, 2),
+            owner: None,
+            keep_abandoned: false,
+        })
+        .expect("an image")
+    }
+
+    /// `bytes` in an anonymous shared file, mapped as an object would be.
+    fn mapped(bytes: &[u8], len: usize) -> (OwnedFd, Mapping) {
+        let fd = rustix::fs::memfd_create("layout-test", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd");
+        rustix::fs::ftruncate(&fd, len as u64).expect("ftruncate");
+        rustix::io::pwrite(&fd, &bytes[..bytes.len().min(len)], 0).expect("pwrite");
+        let map = Mapping::map(fd.as_fd(), len, true).expect("mmap");
+        (fd, map)
+    }
+
+    fn validate_image(bytes: &[u8], len: usize, name: Option<&str>) -> Result<ObjectPage> {
+        let (_fd, map) = mapped(bytes, len);
+        ObjectPage::validate(map, name)
+    }
+
+    fn kind_of(bytes: &[u8]) -> ErrorKind {
+        match validate_image(bytes, OBJECT_SIZE, Some(NAME)) {
+            Ok(_) => panic!("accepted a broken page"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    fn with_u32(offset: usize, value: u32) -> [u8; OBJECT_SIZE] {
+        let mut page = image();
+        page[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        page
+    }
+
+    #[test]
+    fn a_page_as_a_creator_writes_it_is_accepted() {
+        let page = validate_image(&image(), OBJECT_SIZE, Some(NAME)).expect("valid");
+        assert_eq!(page.name(), NAME);
+        assert_eq!(page.creator(), (1000, 42, 1));
+        assert_eq!(
+            page.lock_word().load(Ordering::Relaxed),
+            LockWord::BIASABLE.bits()
+        );
+        assert!(
+            validate_image(&image(), OBJECT_SIZE, None).is_ok(),
+            "no name to check"
+        );
+    }
+
+    #[test]
+    fn each_broken_field_is_refused_with_its_kind() {
+        let mut bad_magic = image();
+        bad_magic[obj::MAGIC] ^= 1;
+        assert_eq!(kind_of(&bad_magic), ErrorKind::TypeMismatch);
+        assert_eq!(
+            kind_of(&with_u32(obj::VERSION, FORMAT_VERSION + 1)),
+            ErrorKind::Incompatible
+        );
+        assert_eq!(
+            kind_of(&with_u32(obj::KIND, KIND_MUTEX + 1)),
+            ErrorKind::TypeMismatch
+        );
+        assert_eq!(kind_of(&with_u32(obj::SIZE, 8192)), ErrorKind::Corrupt);
+        let too_long = NAME_CAPACITY as u32 + 1;
+        assert_eq!(
+            kind_of(&with_u32(obj::NAME_LEN, too_long)),
+            ErrorKind::Corrupt
+        );
+        let mut other_name = image();
+        other_name[obj::NAME] = b'L';
+        assert_eq!(kind_of(&other_name), ErrorKind::Corrupt);
+    }
+
+    #[test]
+    fn a_short_file_is_refused() {
+        let Err(err) = validate_image(&image(), OBJECT_SIZE / 2, Some(NAME)) else {
+            panic!("accepted half a page");
+        };
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.to_string().contains("4096"), "{err}");
+    }
+}
