@@ -2,7 +2,7 @@
 """Breaks the lock protocol on purpose, one line at a time, and checks that the model test
 guarding that line fails (src/protocol/model/). Restores every file, whatever happens.
 
-    python3 tools/protocol_mutations.py            # all 13 mutations (about 12 minutes)
+    python3 tools/protocol_mutations.py            # all 14 mutations (about 12 minutes)
     python3 tools/protocol_mutations.py fresh      # those whose name contains "fresh"
 
 Each mutation: (name, file, the text to replace, its replacement, the model test to run).
@@ -98,6 +98,13 @@ MUTATIONS = [
         "    let old = obj.swap_word(LockWord::FREE, Ordering::Release);\n    if old.has_waiters() {\n        obj.wake(1);\n    }\n    Ok(())",
         "    let old = obj.swap_word(cur, Ordering::Release);\n    if old.has_waiters() {\n        obj.wake(1);\n    }\n    Ok(())",
         "a_death_after_release_abandons_nothing",
+    ),
+    (
+        "wait-any keeps a wake-up it did not use",
+        "src/protocol/multi.rs",
+        "                    if slept {\n                        pass_on(objs, |j| j != i);\n                    }",
+        "                    if slept && false {\n                        pass_on(objs, |j| j != i);\n                    }",
+        "wait_any_passes_on_a_wake_up_it_did_not_use",
     ),
     (
         "a dead biased thread counts as holding whatever its depth",

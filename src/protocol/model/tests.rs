@@ -2,7 +2,7 @@
 
 use super::{ModelMutex, World, dead_owner, run_thread, token};
 use crate::protocol::acquire::lock;
-use crate::protocol::multi::wait_all;
+use crate::protocol::multi::{wait_all, wait_any};
 use crate::protocol::release::{abandon, release};
 use crate::wait_status::WaitAny;
 use crate::wait_status::WaitStatus;
@@ -322,5 +322,36 @@ fn wait_all_rollback_preserves_abandonment() {
             + usize::from(single == WaitStatus::Abandoned);
         assert_eq!(told, 1, "wait-all {all:?}, single {single:?}");
         assert_eq!(a.recorded.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Wait-any passes on a wake-up it did not use: a multi-waiter woken through B's release
+/// that takes A instead must wake B's other sleeper, or that one sleeps on a free mutex.
+#[test]
+fn wait_any_passes_on_a_wake_up_it_did_not_use() {
+    check(2, || {
+        let world = World::new(false);
+        let free = crate::protocol::LockWord::FREE;
+        let a = Arc::new(ModelMutex::with_word(&world, 0, free));
+        let b = Arc::new(ModelMutex::with_word(&world, 1, free));
+        lock(&*a, token(0), None).unwrap();
+        lock(&*b, token(0), None).unwrap();
+        let (a1, b1) = (a.clone(), b.clone());
+        let any = spawn(&world, 1, move || {
+            let got = wait_any(&[&*a1, &*b1], &[token(1), token(1)], None).unwrap();
+            let m = if got.index() == Some(0) { &a1 } else { &b1 };
+            release(&**m, token(1)).unwrap();
+            got
+        });
+        let b2 = b.clone();
+        let single = spawn(&world, 2, move || {
+            let status = lock(&*b2, token(2), None).unwrap();
+            release(&*b2, token(2)).unwrap();
+            status
+        });
+        release(&*b, token(0)).unwrap();
+        release(&*a, token(0)).unwrap();
+        assert!(matches!(any.join().unwrap(), WaitAny::Acquired(_)));
+        assert_eq!(single.join().unwrap(), WaitStatus::Acquired);
     });
 }
