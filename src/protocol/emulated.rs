@@ -34,7 +34,7 @@ pub(super) const WOKEN_OTHERWISE: usize = usize::MAX;
 
 impl Queue {
     /// Registers a sleeper watching `keys`; returns its ticket.
-    pub(super) fn register(&mut self, keys: Vec<Key>) -> u64 {
+    fn register(&mut self, keys: Vec<Key>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.sleepers.push(Sleeper {
@@ -43,6 +43,17 @@ impl Queue {
             woken: None,
         });
         id
+    }
+
+    /// Registers a sleeper on `watches` if every watched word still holds its expected
+    /// value (see [`keys_if_unchanged`]); `None`: one changed (`EAGAIN`, look again).
+    pub(super) fn register_if_unchanged<H: Host<Lifeline = usize>>(
+        &mut self,
+        watches: &[Watch<'_, H>],
+        id: impl Fn(&H) -> usize,
+        lifeline: impl Fn(usize) -> u32,
+    ) -> Option<u64> {
+        Some(self.register(keys_if_unchanged(watches, id, lifeline)?))
     }
 
     /// Marks up to `n` unwoken sleepers of `key`; true if any was.
@@ -104,7 +115,7 @@ pub(super) fn owner(word: LockWord, lifeline: impl Fn(usize) -> u32) -> Owner<us
 /// The keys of `watches` if every watched word still holds its expected value (read under
 /// the queue's lock, as the kernel compares under its bucket lock); `None` when one changed
 /// (`EAGAIN`: look again). `id` names a mutex; `lifeline` reads a test thread's lifeline.
-pub(super) fn keys_if_unchanged<H: Host<Lifeline = usize>>(
+fn keys_if_unchanged<H: Host<Lifeline = usize>>(
     watches: &[Watch<'_, H>],
     id: impl Fn(&H) -> usize,
     lifeline: impl Fn(usize) -> u32,
@@ -192,3 +203,11 @@ macro_rules! test_host_words {
     };
 }
 pub(super) use test_host_words;
+
+/// The mutex a sleep is first about (the protocol puts the lock word first).
+pub(super) fn first_mutex<'a, H: Host>(watches: &[Watch<'a, H>]) -> &'a H {
+    match watches.first() {
+        Some(Watch::Mutex(obj, _)) => obj,
+        _ => unreachable!("a sleep's first watch is a mutex"),
+    }
+}

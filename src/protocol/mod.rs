@@ -4,7 +4,8 @@
 //!
 //! The protocol is generic over [`Host`]: one mutex object on one platform, which supplies
 //! the shared words, wait/wake on a 32-bit word, the liveness of an owner, a clock, and the
-//! barriers of biased locking. It never calls the OS itself. `model/` checks it with loom,
+//! barriers of biased locking. It reaches the OS only through the host (apart from a
+//! `yield_now` between the retries of a wait-all). `model/` checks it with loom,
 //! on a host made of loom atomics and a modelled futex, through every interleaving of a few
 //! threads, including owners that die at each crash point.
 //!

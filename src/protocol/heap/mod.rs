@@ -104,16 +104,12 @@ impl Host for HeapMutex {
     emulated::test_host_words!(AtomicU32, AtomicU64);
 
     fn sleep(watches: &[Watch<'_, HeapMutex>], until: Option<Instant>) -> Wake {
-        let Watch::Mutex(first, _) = watches[0] else {
-            unreachable!("a sleep's first watch is a mutex");
-        };
-        let world = &first.world;
+        let world = &emulated::first_mutex(watches).world;
         let mut queue = world.queue.lock().unwrap();
         let lifeline = |t: usize| world.lifelines[t].load(Ordering::SeqCst);
-        let Some(keys) = emulated::keys_if_unchanged(watches, |m| m.id, lifeline) else {
+        let Some(id) = queue.register_if_unchanged(watches, |m| m.id, lifeline) else {
             return Wake::Retry; // EAGAIN: a word changed before we slept
         };
-        let id = queue.register(keys);
         loop {
             if let Some(k) = queue.take_woken(id) {
                 return Wake::Word(k);

@@ -160,16 +160,12 @@ impl Host for ModelMutex {
             until.is_none(),
             "the model has no clock: waits are unbounded or polls"
         );
-        let Watch::Mutex(first, _) = watches[0] else {
-            unreachable!("a sleep's first watch is a mutex");
-        };
-        let world = &first.world;
+        let world = &emulated::first_mutex(watches).world;
         let mut queue = world.futex.lock().unwrap();
         let lifeline = |t: usize| world.lifelines[t].load(Ordering::SeqCst);
-        let Some(keys) = emulated::keys_if_unchanged(watches, |m| m.id, lifeline) else {
+        let Some(id) = queue.register_if_unchanged(watches, |m| m.id, lifeline) else {
             return Wake::Retry; // EAGAIN: a word changed before we slept
         };
-        let id = queue.register(keys);
         loop {
             match queue.take_woken(id) {
                 Some(WOKEN_OTHERWISE) => return Wake::TimedOut, // the backstop

@@ -15,17 +15,8 @@ use std::time::Duration;
 /// owner's death is noticed in that mode.
 pub(super) const FALLBACK_SLICE: Duration = Duration::from_millis(2);
 
-/// How a sleep ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Wake {
-    /// Woken through the word at this index.
-    Word(usize),
-    /// The deadline passed.
-    TimedOut,
-    /// A word no longer held its expected value, a signal arrived, or a fallback slice
-    /// ended: re-check the state and decide again.
-    Retry,
-}
+/// How a sleep ended: the lock protocol's [`Wake`], which this module's waits answer.
+pub(super) use crate::protocol::Wake;
 
 const UNKNOWN: u8 = 0;
 const AVAILABLE: u8 = 1;

@@ -3,7 +3,7 @@
 //! lock word and the owner's robust-futex lifeline) sleep and wake, `membarrier` is the heavy
 //! barrier of biased locking, and `CLOCK_MONOTONIC` the clock.
 
-use super::futex::{self, Wake as FutexWake};
+use super::futex;
 use super::layout::ObjectPage;
 use super::object::Object;
 use super::polling::Polling;
@@ -92,7 +92,7 @@ impl Host for Object {
     }
     fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> Wake {
         // A single wait watches at most 3 words: no allocation on that path.
-        let woke = if watches.len() <= 3 {
+        if watches.len() <= 3 {
             let mut inline = [(&NEVER, 0); 3];
             for (slot, w) in inline.iter_mut().zip(watches) {
                 *slot = futex_word(w);
@@ -101,11 +101,6 @@ impl Host for Object {
         } else {
             let words: Vec<(&AtomicU32, u32)> = watches.iter().map(futex_word).collect();
             futex::wait(&words, until)
-        };
-        match woke {
-            FutexWake::Word(k) => Wake::Word(k),
-            FutexWake::TimedOut => Wake::TimedOut,
-            FutexWake::Retry => Wake::Retry,
         }
     }
     #[inline]

@@ -39,11 +39,7 @@ fn wait_unregistered(obj: &Object, timeout: Option<Duration>) -> Result<WaitStat
 /// the barrier biasing needs (`barrier.rs`: a `membarrier` call and a look at
 /// `/proc/self/stat`, which the `namedmutex` command would pay at every start).
 pub(super) fn wait_without_bias(obj: &Object, timeout: Option<Duration>) -> Result<WaitStatus> {
-    let me = match obj.existing_token() {
-        Some(me) => me,
-        None => obj.token()?,
-    };
-    acquire::acquire(obj, me, timeout, false)
+    acquire::acquire(obj, obj.token()?, timeout, false)
 }
 
 /// Releases `obj` once on behalf of the calling thread.
