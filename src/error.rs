@@ -71,6 +71,12 @@ pub enum ErrorKind {
     AccessDenied,
     /// Release by a thread that does not own the mutex. Win32: `ERROR_NOT_OWNER` (288).
     NotOwner,
+    /// The calling thread owned the mutex, but no longer does: its server ended the session
+    /// that held it (a restart, `pg_terminate_backend`, a lost network), and the next owner
+    /// is told `Abandoned`. Only a PostgreSQL mutex can lose ownership this way; whatever
+    /// the critical section did since may have overlapped the next owner's (check the
+    /// fencing token where it matters). Win32 has no such case: `ERROR_NOT_OWNER` (288).
+    OwnershipLost,
     /// The recursion count would pass `0x7FFF_FFFF`. Win32: `ERROR_MUTANT_LIMIT_EXCEEDED` (587).
     RecursionLimit,
     /// An argument is out of range (unknown flags, too many handles).
@@ -107,7 +113,7 @@ impl ErrorKind {
                 ERROR_INVALID_HANDLE
             }
             ErrorKind::AccessDenied => ERROR_ACCESS_DENIED,
-            ErrorKind::NotOwner => ERROR_NOT_OWNER,
+            ErrorKind::NotOwner | ErrorKind::OwnershipLost => ERROR_NOT_OWNER,
             ErrorKind::RecursionLimit => ERROR_MUTANT_LIMIT_EXCEEDED,
             ErrorKind::InvalidParameter => ERROR_INVALID_PARAMETER,
             ErrorKind::ResourceExhausted => ERROR_NOT_ENOUGH_MEMORY,
@@ -127,6 +133,7 @@ impl ErrorKind {
             ErrorKind::TypeMismatch => "not a mutex",
             ErrorKind::AccessDenied => "access denied",
             ErrorKind::NotOwner => "not the owner",
+            ErrorKind::OwnershipLost => "ownership lost",
             ErrorKind::RecursionLimit => "recursion limit reached",
             ErrorKind::InvalidParameter => "invalid parameter",
             ErrorKind::Incompatible => "incompatible format",

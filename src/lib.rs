@@ -52,6 +52,8 @@ mod prune;
 mod security;
 #[cfg(feature = "serde")]
 pub mod serde_time;
+#[cfg(feature = "postgres")]
+mod server_setup;
 pub mod synchapi;
 mod sys;
 mod wait_status;
@@ -66,6 +68,8 @@ pub use name::{Name, Namespace};
 pub use options::MutexOptions;
 pub use prune::{Pruned, prune};
 pub use security::Security;
+#[cfg(feature = "postgres")]
+pub use server_setup::setup_server;
 pub use wait_status::{
     WAIT_ABANDONED, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT, WaitAny, WaitStatus,
 };

@@ -559,6 +559,8 @@ impl fmt::Debug for NamedMutex {
 pub struct MutexGuard<'a> {
     mutex: &'a NamedMutex,
     abandoned: bool,
+    /// Released by [`MutexGuard::release`]: the drop has nothing left to do.
+    released: bool,
     // Ownership is per thread: the guard must be dropped on the thread that acquired.
     _not_send: PhantomData<*const ()>,
 }
@@ -569,6 +571,7 @@ impl<'a> MutexGuard<'a> {
         MutexGuard {
             mutex,
             abandoned: status == WaitStatus::Abandoned,
+            released: false,
             _not_send: PhantomData,
         }
     }
@@ -599,19 +602,74 @@ impl<'a> MutexGuard<'a> {
     pub fn mutex(&self) -> &'a NamedMutex {
         self.mutex
     }
+
+    /// The fencing token of this acquisition: a number that grows with every acquisition of
+    /// the object, so that a resource it protects can refuse a write from an owner that was
+    /// paused or cut off and has since lost the mutex (see the README's "Across machines").
+    /// Mutexes on a PostgreSQL server have one; this machine's mutexes need none (a paused
+    /// local owner still excludes everyone) and answer `None`.
+    ///
+    /// ```
+    /// let m = namedmutex::NamedMutex::create_unnamed(false)?;
+    /// let guard = m.lock()?;
+    /// assert_eq!(guard.fencing_token(), None); // a local mutex
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.mutex.raw().fencing_token()
+    }
+
+    /// Whether the calling thread still owns the mutex. Always true on this machine; on a
+    /// PostgreSQL server it asks the server, and is false once the server ended the session
+    /// that held it (a restart, `pg_terminate_backend`, a lost network).
+    ///
+    /// ```
+    /// let m = namedmutex::NamedMutex::create_unnamed(false)?;
+    /// let guard = m.lock()?;
+    /// assert!(guard.still_owned()?);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn still_owned(&self) -> Result<bool> {
+        self.mutex.raw().still_owned()
+    }
+
+    /// Releases now and reports a failure, which dropping the guard cannot: on a PostgreSQL
+    /// server, [`ErrorKind::OwnershipLost`](crate::ErrorKind::OwnershipLost) says the
+    /// ownership had already ended.
+    ///
+    /// ```
+    /// let m = namedmutex::NamedMutex::create_unnamed(false)?;
+    /// m.lock()?.release()?;
+    /// assert!(m.release().is_err()); // released once, by the guard
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.mutex.release()
+    }
 }
 
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
-        // The guard proves this thread owns the mutex, so release cannot fail with NotOwner;
-        // a failure here means the shared state was altered behind our back, and there is
-        // nobody to report it to from a destructor.
-        let result = self.mutex.release();
-        debug_assert!(
-            result.is_ok(),
-            "releasing through a guard failed: {result:?}"
-        );
+        if !self.released {
+            release_from_drop(self.mutex);
+        }
     }
+}
+
+/// A guard's release when it is dropped. The guard proves this thread owned the mutex, so
+/// it cannot fail with NotOwner; a server's mutex can have been lost (`OwnershipLost`, for
+/// `release` to report); anything else means the shared state was altered behind our back,
+/// and there is nobody to report it to from a destructor.
+fn release_from_drop(mutex: &NamedMutex) {
+    let result = mutex.release();
+    debug_assert!(
+        match &result {
+            Ok(()) => true,
+            Err(e) => e.kind() == crate::ErrorKind::OwnershipLost,
+        },
+        "releasing through a guard failed: {result:?}"
+    );
 }
 
 /// Like [`MutexGuard`], but holding an `Arc` of its handle, so that it is `'static`: made by
@@ -634,6 +692,8 @@ impl Drop for MutexGuard<'_> {
 pub struct OwnedMutexGuard {
     mutex: Arc<NamedMutex>,
     abandoned: bool,
+    /// Released by [`OwnedMutexGuard::release`].
+    released: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -643,6 +703,7 @@ impl OwnedMutexGuard {
         OwnedMutexGuard {
             mutex,
             abandoned: status == WaitStatus::Abandoned,
+            released: false,
             _not_send: PhantomData,
         }
     }
@@ -669,16 +730,48 @@ impl OwnedMutexGuard {
     pub fn mutex(&self) -> &Arc<NamedMutex> {
         &self.mutex
     }
+
+    /// The fencing token of this acquisition (see [`MutexGuard::fencing_token`]).
+    ///
+    /// ```
+    /// let m = std::sync::Arc::new(namedmutex::NamedMutex::create_unnamed(false)?);
+    /// assert_eq!(m.lock_owned()?.fencing_token(), None); // a local mutex
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.mutex.raw().fencing_token()
+    }
+
+    /// Whether the calling thread still owns the mutex (see [`MutexGuard::still_owned`]).
+    ///
+    /// ```
+    /// let m = std::sync::Arc::new(namedmutex::NamedMutex::create_unnamed(false)?);
+    /// assert!(m.lock_owned()?.still_owned()?);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn still_owned(&self) -> Result<bool> {
+        self.mutex.raw().still_owned()
+    }
+
+    /// Releases now and reports a failure (see [`MutexGuard::release`]).
+    ///
+    /// ```
+    /// let m = std::sync::Arc::new(namedmutex::NamedMutex::create_unnamed(false)?);
+    /// m.lock_owned()?.release()?;
+    /// assert!(m.release().is_err());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.mutex.release()
+    }
 }
 
 impl Drop for OwnedMutexGuard {
     fn drop(&mut self) {
-        // As for `MutexGuard`: only a damaged object can make this fail.
-        let result = self.mutex.release();
-        debug_assert!(
-            result.is_ok(),
-            "releasing through a guard failed: {result:?}"
-        );
+        if !self.released {
+            release_from_drop(&self.mutex);
+        }
     }
 }
 

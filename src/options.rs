@@ -64,8 +64,55 @@ impl MutexOptions {
                 keep_abandoned: false,
                 busy_timeout: Some(DEFAULT_BUSY_TIMEOUT),
                 time_acquisitions: false,
+                #[cfg(feature = "postgres")]
+                server: std::env::var("NAMEDMUTEX_SERVER")
+                    .ok()
+                    .map(|url| url.trim().to_owned())
+                    .filter(|url| !url.is_empty())
+                    .map(Into::into),
             },
         }
+    }
+
+    /// Keeps the object on the PostgreSQL server `url` instead of this machine, so that
+    /// processes on every host that reaches the server share it (feature `postgres`).
+    /// Everything else stays as it is: the same names, waits, guards and abandonment
+    /// reports, plus a fencing token ([`MutexGuard::fencing_token`](crate::MutexGuard::fencing_token)).
+    /// `url` is a libpq URL (`postgresql://user:password@host:port/database`) or key=value
+    /// string; it is checked when a mutex is created or opened. Without this call, the
+    /// environment variable `NAMEDMUTEX_SERVER` (when set and not empty) names the server;
+    /// [`MutexOptions::local`] keeps a mutex on this machine whatever it says.
+    ///
+    /// The README's "Across machines" says what is guaranteed and what is not.
+    ///
+    /// ```
+    /// use namedmutex::{ErrorKind, MutexOptions};
+    ///
+    /// let opts = MutexOptions::new().server("postgresql://app@db.example:5432/locks");
+    /// # let _ = opts;
+    /// // A URL that cannot be parsed is refused when the mutex is made, naming it:
+    /// let err = MutexOptions::new().server("postgresql://app@db:port/x").create("jobs").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidParameter);
+    /// assert!(err.to_string().contains("postgresql://app@db:port/x"));
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn server(mut self, url: &str) -> MutexOptions {
+        self.spec.server = Some(url.into());
+        self
+    }
+
+    /// Keeps the object on this machine, even if `NAMEDMUTEX_SERVER` names a server
+    /// (feature `postgres`).
+    ///
+    /// ```
+    /// let (m, _) = namedmutex::MutexOptions::new().local().create("")?;
+    /// # drop(m);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn local(mut self) -> MutexOptions {
+        self.spec.server = None;
+        self
     }
 
     /// Records when the handle's thread acquires the mutex, also when it did not have to

@@ -409,6 +409,28 @@ impl AsyncMutexGuard {
         &self.mutex
     }
 
+    /// The fencing token of this acquisition (see
+    /// [`MutexGuard::fencing_token`](crate::MutexGuard::fencing_token)): `None` for a local
+    /// mutex.
+    ///
+    /// ```
+    /// # use namedmutex::NamedMutex;
+    /// # use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// assert_eq!(block_on(m.lock_async())?.fencing_token(), None);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.claim
+            .as_ref()
+            .and_then(<crate::sys::RawMutex as crate::sys::Backend>::claim_token)
+    }
+
     /// Releases now and reports a failure, which dropping the guard cannot.
     ///
     /// ```
@@ -441,7 +463,10 @@ impl Drop for AsyncMutexGuard {
     fn drop(&mut self) {
         let result = self.release_now();
         debug_assert!(
-            result.is_ok(),
+            match &result {
+                Ok(()) => true,
+                Err(e) => e.kind() == crate::ErrorKind::OwnershipLost,
+            },
             "releasing an async guard failed: {result:?}"
         );
     }

@@ -33,6 +33,9 @@ pub(crate) struct Spec {
     /// The namespace root (`NAMEDMUTEX_ROOT` when `None`).
     #[cfg(unix)]
     pub root: Option<PathBuf>,
+    /// The PostgreSQL server that holds the object (a URL), instead of this machine.
+    #[cfg(feature = "postgres")]
+    pub server: Option<std::sync::Arc<str>>,
     /// Keep an abandoned object until an acquirer has been told.
     pub keep_abandoned: bool,
     /// How long an open waits for an object being made or removed by another process.
@@ -126,6 +129,22 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
     /// for the next acquirer.
     fn undo_detached(&self, claim: Self::Claim) -> Result<()>;
+
+    /// The fencing token of the calling thread's acquisition: a number that grows with every
+    /// acquisition of the object (`None` where the backend keeps none, or the thread does not
+    /// own it).
+    fn fencing_token(&self) -> Option<u64> {
+        None
+    }
+    /// The fencing token of a process-owned acquisition.
+    fn claim_token(_claim: &Self::Claim) -> Option<u64> {
+        None
+    }
+    /// Whether the calling thread, which acquired the mutex, still owns it. A local owner
+    /// cannot lose ownership while it lives; a server's can (a session ended).
+    fn still_owned(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// Looking at objects without opening them (`list`, `info`): a platform implements it for

@@ -14,18 +14,41 @@ pub(crate) type Cancel = <RawMutex as Backend>::Cancel;
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(all(target_os = "linux", feature = "postgres", feature = "fault-injection"))]
+pub(crate) use linux::fault;
 /// The shared-memory format as types (Linux), for tests: see `lib.rs`'s `__format`.
 #[cfg(target_os = "linux")]
 pub use linux::format;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "postgres", feature = "fuzzing"))]
+pub(crate) use linux::fuzz;
+#[cfg(all(target_os = "linux", not(feature = "postgres")))]
 pub(crate) use linux::*;
 
 #[cfg(windows)]
 mod windows;
-#[cfg(windows)]
+#[cfg(all(windows, not(feature = "postgres")))]
 pub(crate) use windows::*;
 
 #[cfg(not(any(target_os = "linux", windows)))]
 mod unsupported;
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(all(not(any(target_os = "linux", windows)), not(feature = "postgres")))]
 pub(crate) use unsupported::*;
+
+/// This machine's backend, when the PostgreSQL one is compiled beside it.
+#[cfg(all(feature = "postgres", target_os = "linux"))]
+type LocalMutex = linux::RawMutex;
+#[cfg(all(feature = "postgres", windows))]
+type LocalMutex = windows::RawMutex;
+#[cfg(all(feature = "postgres", not(any(target_os = "linux", windows))))]
+type LocalMutex = unsupported::RawMutex;
+
+// With the PostgreSQL backend, a handle is this machine's or a server's, chosen at
+// creation (`Spec::server`): `RawMutex` is then the choice of the two.
+#[cfg(feature = "postgres")]
+mod either;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
+pub(crate) use either::RawMutex;
+#[cfg(feature = "postgres")]
+pub(crate) use pg::setup_server;

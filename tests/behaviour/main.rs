@@ -57,6 +57,10 @@ fn main() {
     trials.extend(multi_wait::trials());
     trials.extend(async_tasks::trials());
 
+    if util::on_server() {
+        trials = server_trials(trials);
+    }
+
     let args = Arguments::from_args();
     let conclusion = libtest_mimic::run(&args, trials);
 
@@ -87,6 +91,62 @@ fn main() {
         }
     };
     conclusion.exit();
+}
+
+/// The trials that do not apply to a mutex on a PostgreSQL server, and why (README,
+/// "Across machines"). Each is marked ignored, so the run lists it.
+const NOT_ON_A_SERVER: &[(&str, &str)] = &[
+    (
+        "names::other_object_kind_is_invalid_handle_6",
+        "plants an object file",
+    ),
+    (
+        "names::any_other_character_is_allowed_and_exact",
+        "checks file names",
+    ),
+    (
+        "create_open::synchapi_create_mutex_and_open_mutex",
+        "inheritable handles",
+    ),
+    (
+        "lifetime::no_files_remain_after_the_last_close",
+        "counts object files",
+    ),
+    (
+        "sharing::inheritable_unnamed_mutex_used_by_a_child",
+        "inheritable handles",
+    ),
+    (
+        "sharing::inheritable_named_handle_reaches_the_same_object",
+        "inheritable handles",
+    ),
+    (
+        "namespaces::security_choices_for_global_objects",
+        "file modes",
+    ),
+    (
+        "namespaces::symlinks_in_the_namespace_are_not_followed",
+        "files",
+    ),
+    (
+        "namespaces::other_users_cannot_reach_local_or_private_global",
+        "Local\\ is per database role, and the other OS user connects as the same role (tests/postgres covers a second role)",
+    ),
+];
+
+/// `trials`, with those of [`NOT_ON_A_SERVER`] marked ignored.
+fn server_trials(trials: Vec<Trial>) -> Vec<Trial> {
+    trials
+        .into_iter()
+        .map(
+            |t| match NOT_ON_A_SERVER.iter().find(|(n, _)| *n == t.name()) {
+                Some((_, why)) => t
+                    .with_ignored_flag(true)
+                    .with_kind(format!("not on a server: {why}")),
+                None => t,
+            },
+        )
+        .collect()
 }
 
 /// The run's namespace root, checked at the end.

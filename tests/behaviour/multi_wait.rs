@@ -209,7 +209,7 @@ fn same_object_twice() -> TestResult {
         ("opened twice", [&*a, &by_name]),
     ] {
         let r = namedmutex::wait_all(&list, Some(Duration::ZERO));
-        if under_wine() {
+        if under_wine() || on_server() {
             // semantics.md: Wine accepts it (and acquires twice); Windows gives 87.
             note(format!(
                 "Wine difference: wait_all with {what} -> {r:?} (Windows: ERROR_INVALID_PARAMETER)"
@@ -313,7 +313,11 @@ fn enter(inside: &AtomicU32, what: &str) -> TestResult {
 fn opposite_orders() -> TestResult {
     let (a, b) = pair("orders")?;
     let inside = AtomicU32::new(0);
-    let iterations = if under_wine() { 200 } else { 3000 };
+    let iterations = if under_wine() || on_server() {
+        200
+    } else {
+        3000
+    };
     run_workers(3, move |i| {
         for n in 0..iterations {
             let list = if i % 2 == 0 { [&*a, &*b] } else { [&*b, &*a] };
@@ -367,7 +371,11 @@ fn any_owner_killed() -> TestResult {
 fn mixed_waiters() -> TestResult {
     let (a, b) = pair("mixed")?;
     let inside_a = AtomicU32::new(0);
-    let iterations = if under_wine() { 100 } else { 1500 };
+    let iterations = if under_wine() || on_server() {
+        100
+    } else {
+        1500
+    };
     run_workers(5, move |i| {
         for n in 0..iterations {
             let what = format!("worker {i} iteration {n}");
@@ -442,7 +450,11 @@ fn stress_with_kills() -> TestResult {
         .0;
     let log = std::env::temp_dir().join(format!("{}.log", unique("stress-log")));
     std::fs::write(&log, "").map_err(|e| e.to_string())?;
-    let iters = if under_wine() { 150 } else { 1500 };
+    let iters = if under_wine() || on_server() {
+        150
+    } else {
+        1500
+    };
     let command = |seed: u64| {
         let list: Vec<String> = names.iter().map(|n| enc(n)).collect();
         format!(
@@ -461,7 +473,7 @@ fn stress_with_kills() -> TestResult {
         .append(true)
         .open(&log)
         .map_err(|e| e.to_string())?;
-    let target_kills = if under_wine() { 2 } else { 6 };
+    let target_kills = if under_wine() || on_server() { 2 } else { 6 };
     let mut kills = 0;
     let mut last_len = 0;
     let mut progress_deadline = Instant::now() + watchdog();
@@ -480,7 +492,7 @@ fn stress_with_kills() -> TestResult {
         let victim = kills % kids.len();
         // One write, so that the line is appended whole between the children's lines.
         let line = format!("killing {}\n", kids[victim].pid());
-        let guard = if under_wine() {
+        let guard = if under_wine() || on_server() {
             Some(log_lock.lock().ctx("log lock")?)
         } else {
             None
@@ -570,7 +582,7 @@ fn stress_with_kills() -> TestResult {
         "stress: {entries} entries, {kills} kills, {abandons} abandoned entries (wait-all ones counted per mutex), 0 violations"
     ));
     ensure!(
-        entries > 1000 || under_wine(),
+        entries > 1000 || under_wine() || on_server(),
         "too few entries ({entries}) to mean anything"
     );
     // Every mutex is free (or abandoned by a killed process), once each.

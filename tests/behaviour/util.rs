@@ -71,6 +71,13 @@ pub fn under_wine() -> bool {
     cfg!(windows) && std::env::var("NAMEDMUTEX_UNDER_WINE").is_ok_and(|v| v == "1")
 }
 
+/// True when the suite runs against a PostgreSQL server (`NAMEDMUTEX_SERVER` set, the
+/// library built with feature `postgres`): every round trip then costs a network call, so
+/// the stress loops run fewer rounds.
+pub fn on_server() -> bool {
+    std::env::var("NAMEDMUTEX_SERVER").is_ok_and(|v| !v.trim().is_empty())
+}
+
 /// Prints a remark that belongs in the test log (latencies, platform differences).
 pub fn note(msg: impl AsRef<str>) {
     println!("    note: {}", msg.as_ref());

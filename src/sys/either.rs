@@ -1,0 +1,263 @@
+//! A handle on this machine or on a PostgreSQL server (feature `postgres`): the choice is
+//! made once, at creation, by [`Spec::server`]; every call then goes to the backend that
+//! made the handle. One wait cannot mix the two.
+
+use super::pg::{PgCancel, PgClaim, PgMutex};
+use super::{Backend, CancelSignal, Inspect, LocalMutex, Spec, Swept};
+use crate::error::{Error, ErrorKind, Result};
+use crate::info::MutexInfo;
+use crate::name::{Name, Namespace};
+use crate::wait_status::{WaitAny, WaitStatus};
+use std::time::Duration;
+
+/// A handle of either backend.
+pub(crate) enum RawMutex {
+    /// This machine's.
+    Local(LocalMutex),
+    /// A server's.
+    Pg(PgMutex),
+}
+
+/// A process-owned acquisition of either backend.
+pub(crate) enum EitherClaim {
+    Local(<LocalMutex as Backend>::Claim),
+    Pg(Box<PgClaim>),
+}
+
+/// A cancel signal that reaches a wait of either backend.
+pub(crate) struct EitherCancel {
+    local: <LocalMutex as Backend>::Cancel,
+    pg: PgCancel,
+}
+
+impl CancelSignal for EitherCancel {
+    fn new() -> Result<EitherCancel> {
+        Ok(EitherCancel {
+            local: CancelSignal::new()?,
+            pg: PgCancel::new()?,
+        })
+    }
+
+    fn fire(&self) {
+        self.local.fire();
+        self.pg.fire();
+    }
+}
+
+fn mismatch() -> Error {
+    Error::new(
+        ErrorKind::InvalidParameter,
+        "a process-owned acquisition was given to a handle of the other backend",
+    )
+}
+
+impl Backend for RawMutex {
+    type Claim = EitherClaim;
+    type Cancel = EitherCancel;
+    const TRY_DETACHED_IS_EXACT: bool =
+        LocalMutex::TRY_DETACHED_IS_EXACT && PgMutex::TRY_DETACHED_IS_EXACT;
+
+    fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(RawMutex, bool)> {
+        Ok(if spec.server.is_some() {
+            let (m, existed) = PgMutex::create(name, spec)?;
+            (RawMutex::Pg(m), existed)
+        } else {
+            let (m, existed) = LocalMutex::create(name, spec)?;
+            (RawMutex::Local(m), existed)
+        })
+    }
+
+    fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
+        Ok(if spec.server.is_some() {
+            RawMutex::Pg(PgMutex::open(name, spec)?)
+        } else {
+            RawMutex::Local(LocalMutex::open(name, spec)?)
+        })
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        match self {
+            RawMutex::Local(m) => m.wait(timeout),
+            RawMutex::Pg(m) => m.wait(timeout),
+        }
+    }
+
+    fn wait_multiple(
+        handles: &[&RawMutex],
+        all: bool,
+        timeout: Option<Duration>,
+    ) -> Result<WaitAny> {
+        let local: Option<Vec<&LocalMutex>> = handles
+            .iter()
+            .map(|h| match h {
+                RawMutex::Local(m) => Some(m),
+                RawMutex::Pg(_) => None,
+            })
+            .collect();
+        if let Some(local) = local {
+            return LocalMutex::wait_multiple(&local, all, timeout);
+        }
+        let pg: Option<Vec<&PgMutex>> = handles
+            .iter()
+            .map(|h| match h {
+                RawMutex::Pg(m) => Some(m),
+                RawMutex::Local(_) => None,
+            })
+            .collect();
+        match pg {
+            Some(pg) => PgMutex::wait_multiple(&pg, all, timeout),
+            None => Err(Error::new(
+                ErrorKind::InvalidParameter,
+                "one wait cannot mix this machine's mutexes with a server's",
+            )),
+        }
+    }
+
+    fn release(&self) -> Result<()> {
+        match self {
+            RawMutex::Local(m) => m.release(),
+            RawMutex::Pg(m) => m.release(),
+        }
+    }
+
+    fn abandon(&self, note: &str) -> Result<()> {
+        match self {
+            RawMutex::Local(m) => m.abandon(note),
+            RawMutex::Pg(m) => m.abandon(note),
+        }
+    }
+
+    fn still_named(&self) -> bool {
+        match self {
+            RawMutex::Local(m) => m.still_named(),
+            RawMutex::Pg(m) => m.still_named(),
+        }
+    }
+
+    fn try_clone(&self) -> Result<RawMutex> {
+        Ok(match self {
+            RawMutex::Local(m) => RawMutex::Local(m.try_clone()?),
+            RawMutex::Pg(m) => RawMutex::Pg(m.try_clone()?),
+        })
+    }
+
+    fn inheritable_handle(&self) -> Option<u64> {
+        match self {
+            RawMutex::Local(m) => m.inheritable_handle(),
+            RawMutex::Pg(m) => m.inheritable_handle(),
+        }
+    }
+
+    #[allow(unsafe_code)] // the caller's promise is passed on unchanged
+    unsafe fn from_inherited_handle(value: u64) -> Result<RawMutex> {
+        // SAFETY: the caller vouches for `value` (see the trait); only local handles are
+        // inheritable, so it is this machine's backend's.
+        Ok(RawMutex::Local(unsafe {
+            LocalMutex::from_inherited_handle(value)?
+        }))
+    }
+
+    fn identity(&self) -> Option<u64> {
+        match self {
+            RawMutex::Local(m) => m.identity(),
+            RawMutex::Pg(m) => m.identity(),
+        }
+    }
+
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, EitherClaim)>> {
+        Ok(match self {
+            RawMutex::Local(m) => m
+                .try_acquire_detached()?
+                .map(|(s, c)| (s, EitherClaim::Local(c))),
+            RawMutex::Pg(m) => m
+                .try_acquire_detached()?
+                .map(|(s, c)| (s, EitherClaim::Pg(Box::new(c)))),
+        })
+    }
+
+    fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &EitherCancel,
+    ) -> Result<Option<(WaitStatus, EitherClaim)>> {
+        Ok(match self {
+            RawMutex::Local(m) => m
+                .acquire_detached(timeout, &cancel.local)?
+                .map(|(s, c)| (s, EitherClaim::Local(c))),
+            RawMutex::Pg(m) => m
+                .acquire_detached(timeout, &cancel.pg)?
+                .map(|(s, c)| (s, EitherClaim::Pg(Box::new(c)))),
+        })
+    }
+
+    fn release_detached(&self, claim: EitherClaim) -> Result<()> {
+        match (self, claim) {
+            (RawMutex::Local(m), EitherClaim::Local(c)) => m.release_detached(c),
+            (RawMutex::Pg(m), EitherClaim::Pg(c)) => m.release_detached(*c),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn undo_detached(&self, claim: EitherClaim) -> Result<()> {
+        match (self, claim) {
+            (RawMutex::Local(m), EitherClaim::Local(c)) => m.undo_detached(c),
+            (RawMutex::Pg(m), EitherClaim::Pg(c)) => m.undo_detached(*c),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn fencing_token(&self) -> Option<u64> {
+        match self {
+            RawMutex::Local(m) => m.fencing_token(),
+            RawMutex::Pg(m) => m.fencing_token(),
+        }
+    }
+
+    fn claim_token(claim: &EitherClaim) -> Option<u64> {
+        match claim {
+            EitherClaim::Local(c) => LocalMutex::claim_token(c),
+            EitherClaim::Pg(c) => PgMutex::claim_token(c),
+        }
+    }
+
+    fn still_owned(&self) -> Result<bool> {
+        match self {
+            RawMutex::Local(m) => m.still_owned(),
+            RawMutex::Pg(m) => m.still_owned(),
+        }
+    }
+}
+
+impl Inspect for RawMutex {
+    fn list(spec: &Spec, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+        if spec.server.is_some() {
+            PgMutex::list(spec, namespace)
+        } else {
+            LocalMutex::list(spec, namespace)
+        }
+    }
+
+    fn info(spec: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>> {
+        if spec.server.is_some() {
+            PgMutex::info(spec, name)
+        } else {
+            LocalMutex::info(spec, name)
+        }
+    }
+
+    fn list_all_users(spec: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        if spec.server.is_some() {
+            PgMutex::list_all_users(spec)
+        } else {
+            LocalMutex::list_all_users(spec)
+        }
+    }
+
+    fn prune(spec: &Spec, namespace: Namespace) -> Result<Swept> {
+        if spec.server.is_some() {
+            PgMutex::prune(spec, namespace)
+        } else {
+            LocalMutex::prune(spec, namespace)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The handle session of this process (one per server): every open handle is one shared
+//! advisory lock on (1852665602, id) in it, so an object exists exactly while some process
+//! holds a handle, and a crashed process's handles go with its connection. Creating and
+//! opening run here too, serialized by the row lock of the name (schema.sql `open_handle`).
+
+use super::server::Server;
+use super::sql_error::sql_error;
+use crate::error::{Error, ErrorKind, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A process's connection for handles.
+struct HandleSession {
+    client: postgres::Client,
+    pid: u32,
+    /// The objects this process holds handles to: (global, name) → (id, handles). The
+    /// server cannot tell this session's handles from nobody's (a session's own locks never
+    /// conflict with each other), so whether an object exists is known here first.
+    open: HashMap<(bool, String), (i32, u32)>,
+}
+
+/// The number of handles this process holds to `id` goes up (`up`) or down by one.
+fn count(session: &mut HandleSession, id: i32, up: bool) {
+    let key = session
+        .open
+        .iter()
+        .find(|(_, (i, _))| *i == id)
+        .map(|(k, _)| k.clone());
+    if let Some(key) = key {
+        if let Some(entry) = session.open.get_mut(&key) {
+            if up {
+                entry.1 += 1;
+            } else {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    session.open.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// The handle sessions of this process, by server key.
+static SESSIONS: Mutex<Option<HashMap<Arc<str>, HandleSession>>> = Mutex::new(None);
+
+/// Runs `f` on this process's handle session to `server`, connecting first if needed.
+fn with_handles<T: Send>(
+    server: &Server,
+    f: impl FnOnce(&mut HandleSession) -> Result<T> + Send,
+) -> Result<T> {
+    super::off_runtime(|| with_handles_here(server, f))
+}
+
+fn with_handles_here<T>(
+    server: &Server,
+    f: impl FnOnce(&mut HandleSession) -> Result<T>,
+) -> Result<T> {
+    let mut all = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let all = all.get_or_insert_with(HashMap::new);
+    let stale = all
+        .get(&server.key)
+        .is_none_or(|s| s.pid != std::process::id() || s.client.is_closed());
+    if stale {
+        let mut client = server.connect()?;
+        super::schema::ensure(&server.key, &mut client)?;
+        if let Some(old) = all.insert(
+            server.key.clone(),
+            HandleSession {
+                client,
+                pid: std::process::id(),
+                open: HashMap::new(),
+            },
+        ) {
+            if old.pid != std::process::id() {
+                // A forked child: the parent's connection is not ours to close.
+                std::mem::forget(old);
+            }
+        }
+    }
+    let session = all.get_mut(&server.key).expect("inserted above");
+    f(session)
+}
+
+/// How [`open`] opens.
+#[derive(Clone, Copy)]
+pub(crate) struct How {
+    /// Create the object if it does not exist.
+    pub create: bool,
+    /// A new `Global\` object is open to every role.
+    pub everyone: bool,
+    /// A new object keeps the claim of an owner that died (`MutexOptions::keep_abandoned`).
+    pub keep_abandoned: bool,
+}
+
+/// Opens (or with `create`, creates) `name` in `Global\` or the caller's `Local\`: the id,
+/// and whether the object existed. When this call creates it, `created(id)` runs before
+/// anyone else (in this process or another) can open it: that is where the initial owner
+/// takes it.
+pub(crate) fn open(
+    server: &Server,
+    global: bool,
+    name: &str,
+    how: How,
+    busy_timeout: Option<Duration>,
+    created: &(dyn Fn(i32) -> Result<()> + Sync),
+) -> Result<(i32, bool)> {
+    let How {
+        create,
+        everyone,
+        keep_abandoned,
+    } = how;
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    let key = (global, name.to_owned());
+    loop {
+        let what = "opening a mutex";
+        // The whole step runs under the process's lock of its handle sessions, so no thread
+        // of this process opens the object between its creation and `created`.
+        let outcome = with_handles(server, |h| {
+            if let Some(&(id, _)) = h.open.get(&key) {
+                // This process holds a handle already: it exists; one more is taken.
+                h.client
+                    .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+                    .map_err(|e| sql_error(&server.key, what, e))?;
+                count(h, id, true);
+                return Ok(Some((id, true)));
+            }
+            let row = h
+                .client
+                .query_one(
+                    "SELECT status, id FROM namedmutex.open_handle($1, $2, $3, $4, $5)",
+                    &[&global, &name, &create, &everyone, &keep_abandoned],
+                )
+                .map_err(|e| sql_error(&server.key, what, e))?;
+            let status: String = row.get(0);
+            match (status.as_str(), row.get::<_, Option<i32>>(1)) {
+                ("opened", Some(id)) => {
+                    h.open.insert(key.clone(), (id, 1));
+                    Ok(Some((id, true)))
+                }
+                ("created", Some(id)) => {
+                    let first = created(id);
+                    // Whatever `created` did, the handle becomes an ordinary one.
+                    h.client
+                        .execute("SELECT namedmutex.finish_create($1)", &[&id])
+                        .map_err(|e| sql_error(&server.key, "creating a mutex", e))?;
+                    h.open.insert(key.clone(), (id, 1));
+                    if let Err(e) = first {
+                        let _ = h
+                            .client
+                            .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+                        count(h, id, false);
+                        return Err(e);
+                    }
+                    Ok(Some((id, false)))
+                }
+                ("missing", _) => Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no mutex named {:?} exists on PostgreSQL at {}",
+                        crate::name::shorten(name),
+                        server.key
+                    ),
+                )),
+                ("busy", _) => Ok(None),
+                (other, _) => Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("namedmutex.open_handle answered {other:?}"),
+                )),
+            }
+        })?;
+        if let Some(opened) = outcome {
+            return Ok(opened);
+        }
+        // Another process is creating it right now (it holds the handle lock exclusively).
+        if busy_timeout.is_some_and(|limit| started.elapsed() >= limit) {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "the mutex {:?} stayed in creation by another process for {:?}",
+                    crate::name::shorten(name),
+                    started.elapsed()
+                ),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// One more handle to `id` (which this process holds a handle to).
+pub(crate) fn duplicate(server: &Server, id: i32) -> Result<()> {
+    with_handles(server, |h| {
+        h.client
+            .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+            .map_err(|e| sql_error(&server.key, "duplicating a handle", e))?;
+        count(h, id, true);
+        Ok(())
+    })
+    .map(drop)
+}
+
+/// Closes one handle to `id`. A lost connection already closed it.
+pub(crate) fn close(server: &Server, id: i32) {
+    super::off_runtime(|| close_here(server, id))
+}
+
+fn close_here(server: &Server, id: i32) {
+    let mut all = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(session) = all.as_mut().and_then(|a| a.get_mut(&server.key)) {
+        if session.pid == std::process::id() && !session.client.is_closed() {
+            let _ = session
+                .client
+                .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+            count(session, id, false);
+        }
+    }
+}
+
+/// Runs a query on the handle session (inspection and pruning, which hold nothing).
+pub(crate) fn query(
+    server: &Server,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    what: &str,
+) -> Result<Vec<postgres::Row>> {
+    with_handles(server, |h| {
+        h.client
+            .query(sql, params)
+            .map_err(|e| sql_error(&server.key, what, e))
+    })
+}

@@ -1,0 +1,116 @@
+//! `list`, `info` and `prune` on a server: what schema.sql's `list` reads from the rows and
+//! from `pg_locks` (handles, waiters, whether the owner's session still holds the lock).
+
+use super::handles;
+use super::{PgMutex, server_of};
+use crate::error::{Error, ErrorKind, Result};
+use crate::info::{MutexInfo, OwnerInfo};
+use crate::name::{Name, Namespace};
+use crate::sys::{Inspect, Spec, Swept};
+use std::time::SystemTime;
+
+const LIST: &str = "SELECT name, creator, everyone, accessible, created_at, handles, waiters, \
+     owner_alive, held, holder_host, holder_pid, holder_tid, acquired_at, token, note, \
+     abandon_count FROM namedmutex.list($1, $2)";
+
+fn info_of(row: &postgres::Row, namespace: Namespace) -> MutexInfo {
+    let owner_alive: bool = row.get("owner_alive");
+    let held: bool = row.get("held");
+    let host: Option<String> = row.get("holder_host");
+    let same_host = host.as_deref() == Some(super::host_name().as_str());
+    let pid = row.get::<_, Option<i32>>("holder_pid").map(|p| p as u32);
+    let owner = (held || owner_alive).then(|| OwnerInfo {
+        pid,
+        tid: row.get::<_, Option<i32>>("holder_tid").map(|t| t as u32),
+        same_pid_namespace: same_host,
+        uid: None,
+        acquired: row.get::<_, Option<SystemTime>>("acquired_at"),
+        alive: owner_alive,
+        visible_pid: pid.filter(|_| same_host),
+        stopped: false,
+    });
+    let mut info = MutexInfo::inaccessible(
+        row.get("name"),
+        namespace,
+        0,
+        row.get::<_, i32>("handles") as u32,
+    );
+    info.accessible = row.get("accessible");
+    if !info.accessible {
+        return info;
+    }
+    info.owner = owner;
+    info.count = u32::from(owner_alive);
+    info.waiters = row.get::<_, i32>("waiters") as u32;
+    info.created = row.get("created_at");
+    info.abandon_count = row.get::<_, i32>("abandon_count") as u32;
+    info.abandon_note = if held && !owner_alive {
+        Some(row.get::<_, Option<String>>("note").unwrap_or_else(|| {
+            format!(
+                "owner {} pid {} died holding it",
+                host.as_deref().unwrap_or("?"),
+                pid.unwrap_or(0)
+            )
+        }))
+    } else {
+        None
+    };
+    info.kept_for_report = held && !owner_alive;
+    info
+}
+
+impl Inspect for PgMutex {
+    fn list(spec: &Spec, namespace: Namespace) -> Result<Vec<MutexInfo>> {
+        let server = server_of(spec)?;
+        let global = namespace == Namespace::Global;
+        let rows = handles::query(
+            &server,
+            LIST,
+            &[&global, &None::<String>],
+            "listing mutexes",
+        )?;
+        Ok(rows
+            .iter()
+            .filter(|r| !r.get::<_, String>("name").starts_with('\\'))
+            .map(|r| info_of(r, namespace))
+            .collect())
+    }
+
+    fn info(spec: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>> {
+        let server = server_of(spec)?;
+        let global = name.namespace == Namespace::Global;
+        let rows = handles::query(
+            &server,
+            LIST,
+            &[&global, &Some(name.object)],
+            "looking at a mutex",
+        )?;
+        Ok(rows.first().map(|r| info_of(r, name.namespace)))
+    }
+
+    fn list_all_users(_spec: &Spec) -> Result<(Vec<MutexInfo>, Vec<u32>)> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "listing every role's Local\\ mutexes is not available on a PostgreSQL server",
+        ))
+    }
+
+    fn prune(spec: &Spec, namespace: Namespace) -> Result<Swept> {
+        let server = server_of(spec)?;
+        let global = namespace == Namespace::Global;
+        let rows = handles::query(
+            &server,
+            "SELECT removed, kept FROM namedmutex.prune($1, $2)",
+            &[&global, &!spec.keep_abandoned],
+            "pruning",
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "namedmutex.prune answered nothing"))?;
+        Ok(Swept {
+            removed: row.get::<_, i32>(0) as u32,
+            kept_for_report: row.get::<_, i32>(1) as u32,
+            ..Swept::default()
+        })
+    }
+}

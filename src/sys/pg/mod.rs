@@ -1,0 +1,419 @@
+//! The PostgreSQL backend: the same named mutex across machines (feature `postgres`).
+//!
+//! Ownership is a session-level advisory lock held by the owning thread's own session
+//! (`session.rs`); a row per name records the owner's claim, so the next owner can tell a
+//! release from a death and reports `Abandoned` exactly once; open handles are shared locks
+//! in one session per process (`handles.rs`), so an object lives while a handle does, in any
+//! process on any host. schema.sql holds the server side, installed on first use
+//! (`schema.rs`); `server.rs` applies the settings that detect a dead host.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `server` | the URL, and the per-session detection settings |
+//! | `schema`, `schema.sql` | the server's functions and table, versioned |
+//! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
+//! | `handles` | a process's handle session: create, open, duplicate, close |
+//! | `multi` | wait-any and wait-all (polling: weaker than local, see README) |
+//! | `inspect` | list, info, prune |
+//! | `sql_error` | SQLSTATEs in this crate's error kinds |
+//!
+//! What is weaker than the local backends is listed in the README ("Across machines").
+
+mod handles;
+mod inspect;
+mod multi;
+mod runtime;
+mod schema;
+mod server;
+mod session;
+mod sql_error;
+
+pub(crate) use server::Server;
+
+use super::{Backend, CancelSignal, Spec};
+use crate::access::Access;
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::{Name, Namespace};
+use crate::security::Security;
+use crate::wait_status::{WaitAny, WaitStatus};
+use runtime::off_runtime;
+use session::{Session, with_existing, with_thread_session};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A handle to a mutex on a PostgreSQL server.
+pub(crate) struct PgMutex {
+    server: Server,
+    id: i32,
+    access: Access,
+}
+
+impl std::fmt::Debug for PgMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgMutex")
+            .field("server", &self.server.key)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// A process-owned acquisition: the session that holds the lock, lent to the claim.
+pub(crate) struct PgClaim {
+    session: Session,
+    id: i32,
+    status: WaitStatus,
+}
+
+/// Cancels a blocked process-owned acquisition: a flag read between wait slices, and the
+/// running statement cancelled at once.
+pub(crate) struct PgCancel {
+    fired: AtomicBool,
+    token: Mutex<Option<postgres::CancelToken>>,
+}
+
+impl CancelSignal for PgCancel {
+    fn new() -> Result<PgCancel> {
+        Ok(PgCancel {
+            fired: AtomicBool::new(false),
+            token: Mutex::new(None),
+        })
+    }
+
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        if let Some(token) = self.token.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // Cancelling connects to the server: never on the caller's (an executor's) thread.
+            std::thread::spawn(move || {
+                let _ = token.cancel_query(postgres::NoTls);
+            });
+        }
+    }
+}
+
+/// A slice of a cancellable wait: how late a cancel that raced the wait's start is seen.
+const CANCEL_SLICE: Duration = Duration::from_millis(200);
+
+/// The server of `spec` (only called for specs that name one).
+fn server_of(spec: &Spec) -> Result<Server> {
+    match &spec.server {
+        Some(url) => Server::parse(url),
+        None => Err(Error::new(
+            ErrorKind::InvalidParameter,
+            "no PostgreSQL server was named",
+        )),
+    }
+}
+
+/// Installs the schema on `url`'s database if it has none (`namedmutex server-setup`);
+/// `lock_down` also revokes PostgreSQL's advisory lock functions from PUBLIC.
+pub(crate) fn setup_server(url: &str, lock_down: bool) -> Result<()> {
+    let server = Server::parse(url)?;
+    let mut client = server.connect()?;
+    schema::setup(&server.key, &mut client, lock_down)
+}
+
+/// A name no caller can give (names never contain `\` after the prefix): an unnamed object.
+fn unnamed() -> String {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let unique = std::collections::hash_map::RandomState::new().hash_one((
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now(),
+    ));
+    format!("\\unnamed\\{}-{unique:016x}", host_name())
+}
+
+/// This host's name, for claims and `list`.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// A number for the calling thread: the kernel's thread id where there is one.
+pub(crate) fn thread_number() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::thread::gettid().as_raw_nonzero().get() as u32
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        thread_local!(static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+        ID.with(|id| *id as u32)
+    }
+}
+
+impl PgMutex {
+    fn new(server: Server, id: i32, access: Access) -> PgMutex {
+        PgMutex { server, id, access }
+    }
+
+    fn need(&self, right: Access, what: &str) -> Result<()> {
+        if self.access.contains(right) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::AccessDenied,
+                format!("this handle was opened without the access {what} needs"),
+            ))
+        }
+    }
+}
+
+impl Drop for PgMutex {
+    fn drop(&mut self) {
+        handles::close(&self.server, self.id);
+    }
+}
+
+impl Backend for PgMutex {
+    type Claim = PgClaim;
+    type Cancel = PgCancel;
+    const TRY_DETACHED_IS_EXACT: bool = true;
+
+    fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(PgMutex, bool)> {
+        let server = server_of(spec)?;
+        let everyone = match spec.security {
+            Security::CurrentUser => false,
+            Security::Everyone => true,
+            Security::UnixGroup(_) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    "Security::UnixGroup has no meaning on a PostgreSQL server: use Everyone (any role granted namedmutex_user) or CurrentUser (the creating role)",
+                ));
+            }
+        };
+        // `inheritable` has nothing to do: a child process opens the object by name (its
+        // handle is a lock in this process's session, which a child cannot share).
+        let access = spec.access.grant("the mutex")?;
+        let (global, object) = match name {
+            Some(n) => (n.namespace == Namespace::Global, n.object.to_owned()),
+            None => (false, unnamed()),
+        };
+        if spec.initial_owner && tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "a PostgreSQL mutex cannot be created owned by a thread inside an async runtime: ownership belongs to a thread, and the task may move (create it unowned, then use lock_async)",
+            ));
+        }
+        let take = |id: i32| -> Result<()> {
+            if spec.initial_owner {
+                // Nobody can open the new object before this returns: the creator is first.
+                with_thread_session(&server, |s| s.try_acquire(id)).map(drop)
+            } else {
+                Ok(())
+            }
+        };
+        let (id, existed) = handles::open(
+            &server,
+            global,
+            &object,
+            handles::How {
+                create: true,
+                everyone,
+                keep_abandoned: spec.keep_abandoned,
+            },
+            spec.busy_timeout,
+            &take,
+        )?;
+        Ok((PgMutex::new(server, id, access), existed))
+    }
+
+    fn open(name: &Name<'_>, spec: &Spec) -> Result<PgMutex> {
+        let server = server_of(spec)?;
+        let global = name.namespace == Namespace::Global;
+        let (id, _) = handles::open(
+            &server,
+            global,
+            name.object,
+            handles::How {
+                create: false,
+                everyone: false,
+                keep_abandoned: spec.keep_abandoned,
+            },
+            spec.busy_timeout,
+            &|_| Ok(()),
+        )?;
+        // The name is looked up before the access is checked, as Windows does.
+        // (On an error, dropping `m` closes the handle again.)
+        let mut m = PgMutex::new(server, id, Access::MUTEX_ALL_ACCESS);
+        m.access = spec
+            .access
+            .grant(&format!("the mutex {:?}", crate::name::shorten(name.full)))?;
+        Ok(m)
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
+        self.need(Access::SYNCHRONIZE, "waiting")?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        with_thread_session(&self.server, |s| {
+            if let Some(status) = s.recurse(self.id) {
+                return status;
+            }
+            if timeout == Some(Duration::ZERO) {
+                return Ok(s.try_acquire(self.id)?.unwrap_or(WaitStatus::TimedOut));
+            }
+            Ok(s.acquire(self.id, deadline, None, &|| false)?
+                .unwrap_or(WaitStatus::TimedOut))
+        })
+    }
+
+    fn wait_multiple(
+        handles: &[&PgMutex],
+        all: bool,
+        timeout: Option<Duration>,
+    ) -> Result<WaitAny> {
+        multi::wait(handles, all, timeout)
+    }
+
+    fn release(&self) -> Result<()> {
+        with_existing(&self.server, |s| match s {
+            Some(s) => s.release(self.id, None),
+            None => Err(session::not_owner()),
+        })
+    }
+
+    fn abandon(&self, note: &str) -> Result<()> {
+        with_existing(&self.server, |s| match s {
+            Some(s) => s.release(self.id, Some(note)),
+            None => Err(session::not_owner()),
+        })
+    }
+
+    fn still_named(&self) -> bool {
+        // Rows are never removed while a handle exists, and a name keeps its row.
+        true
+    }
+
+    fn try_clone(&self) -> Result<PgMutex> {
+        handles::duplicate(&self.server, self.id)?;
+        Ok(PgMutex::new(self.server.clone(), self.id, self.access))
+    }
+
+    fn inheritable_handle(&self) -> Option<u64> {
+        None
+    }
+
+    #[allow(unsafe_code)] // the trait's contract; nothing unsafe is done here
+    unsafe fn from_inherited_handle(_value: u64) -> Result<PgMutex> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "a PostgreSQL mutex cannot be inherited: the child opens it by name",
+        ))
+    }
+
+    fn identity(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&*self.server.key, self.id).hash(&mut h);
+        // The top bit keeps it apart from the local backends' identities.
+        Some(h.finish() | 1 << 63)
+    }
+
+    fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, PgClaim)>> {
+        self.need(Access::SYNCHRONIZE, "waiting")?;
+        off_runtime(|| self.try_acquire_detached_here())
+    }
+
+    fn acquire_detached(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &PgCancel,
+    ) -> Result<Option<(WaitStatus, PgClaim)>> {
+        self.need(Access::SYNCHRONIZE, "waiting")?;
+        off_runtime(|| self.acquire_detached_here(timeout, cancel))
+    }
+
+    fn release_detached(&self, mut claim: PgClaim) -> Result<()> {
+        off_runtime(move || {
+            let result = claim.session.release(claim.id, None);
+            session::return_session(claim.session);
+            result
+        })
+    }
+
+    fn undo_detached(&self, mut claim: PgClaim) -> Result<()> {
+        // An abandonment seen by nobody stays standing for the next acquirer.
+        let note = (claim.status == WaitStatus::Abandoned).then_some(
+            "abandoned by an owner that died (seen by an acquisition that was cancelled)",
+        );
+        off_runtime(move || {
+            let result = claim.session.release(claim.id, note);
+            session::return_session(claim.session);
+            result
+        })
+    }
+
+    fn fencing_token(&self) -> Option<u64> {
+        with_existing(&self.server, |s| s.and_then(|s| s.token(self.id)))
+    }
+
+    fn claim_token(claim: &PgClaim) -> Option<u64> {
+        claim.session.token(claim.id)
+    }
+
+    fn still_owned(&self) -> Result<bool> {
+        with_existing(&self.server, |s| match s {
+            Some(s) => s.still_owned(self.id),
+            None => Ok(false),
+        })
+    }
+}
+
+impl PgMutex {
+    fn try_acquire_detached_here(&self) -> Result<Option<(WaitStatus, PgClaim)>> {
+        let mut session = session::detached_session(&self.server)?;
+        match session.try_acquire(self.id)? {
+            Some(status) => Ok(Some((
+                status,
+                PgClaim {
+                    session,
+                    id: self.id,
+                    status,
+                },
+            ))),
+            None => {
+                session::return_session(session);
+                Ok(None)
+            }
+        }
+    }
+
+    fn acquire_detached_here(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &PgCancel,
+    ) -> Result<Option<(WaitStatus, PgClaim)>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut session = session::detached_session(&self.server)?;
+        *cancel.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.cancel_token());
+        let fired = || cancel.fired.load(Ordering::SeqCst);
+        let outcome = session.acquire(self.id, deadline, Some(CANCEL_SLICE), &fired);
+        cancel
+            .token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match outcome? {
+            Some(status) => Ok(Some((
+                status,
+                PgClaim {
+                    session,
+                    id: self.id,
+                    status,
+                },
+            ))),
+            None => {
+                session::return_session(session);
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The schema `namedmutex` on the server: checked once per process and server, installed on
+//! first use (schema.sql, in one transaction, serialized between installers), refused when
+//! its version is not this library's.
+
+use super::sql_error::sql_error;
+use crate::error::{Error, ErrorKind, Result};
+use postgres::error::SqlState;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// The version of schema.sql; a server with another refuses with `Incompatible`.
+pub(crate) const VERSION: i32 = 1;
+
+/// The advisory lock (class, id) that serializes installers.
+const INSTALL_LOCK: (i32, i32) = (1_852_665_600, 0);
+
+/// The schema's text.
+const SCHEMA_SQL: &str = include_str!("schema.sql");
+
+/// Servers this process has checked (by key).
+static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Makes sure `client`'s database has this library's schema, installing it when it has none.
+pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> {
+    if CHECKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|c| c.contains(server))
+    {
+        return Ok(());
+    }
+    match client.query_one("SELECT namedmutex.version()", &[]) {
+        Ok(row) => check_version(server, row.get(0))?,
+        Err(e)
+            if e.code() == Some(&SqlState::INVALID_SCHEMA_NAME)
+                || e.code() == Some(&SqlState::UNDEFINED_FUNCTION) =>
+        {
+            install(server, client)?
+        }
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            return Err(not_granted(server, client));
+        }
+        Err(e) => return Err(sql_error(server, "checking the namedmutex schema", e)),
+    }
+    CHECKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(server.to_owned());
+    Ok(())
+}
+
+fn check_version(server: &str, version: i32) -> Result<()> {
+    if version == VERSION {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Incompatible,
+        format!(
+            "the namedmutex schema on PostgreSQL at {server} is version {version}; this library knows version {VERSION} ({})",
+            if version > VERSION {
+                "upgrade the library"
+            } else {
+                "a newer library installed nothing it could use"
+            }
+        ),
+    ))
+}
+
+fn not_granted(server: &str, client: &mut postgres::Client) -> Error {
+    let role = client
+        .query_one("SELECT session_user::text", &[])
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_else(|_| "this role".into());
+    Error::new(
+        ErrorKind::AccessDenied,
+        format!(
+            "role {role} may not use namedmutex on PostgreSQL at {server}: an administrator grants it with `GRANT namedmutex_user TO {role}`"
+        ),
+    )
+}
+
+/// Installs schema.sql, unless a concurrent installer did first.
+fn install(server: &str, client: &mut postgres::Client) -> Result<()> {
+    let what = "installing the namedmutex schema";
+    let mut tx = client
+        .transaction()
+        .map_err(|e| sql_error(server, what, e))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&INSTALL_LOCK.0, &INSTALL_LOCK.1],
+    )
+    .map_err(|e| sql_error(server, what, e))?;
+    let present: bool = tx
+        .query_one("SELECT to_regnamespace('namedmutex') IS NOT NULL", &[])
+        .map_err(|e| sql_error(server, what, e))?
+        .get(0);
+    if !present {
+        tx.batch_execute(SCHEMA_SQL).map_err(|e| {
+            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                Error::new(
+                    ErrorKind::AccessDenied,
+                    format!(
+                        "the namedmutex schema is not installed on PostgreSQL at {server}, and this role may not create it: run `namedmutex server-setup --server URL` once as a role that may (the database's owner)"
+                    ),
+                )
+            } else {
+                sql_error(server, what, e)
+            }
+        })?;
+        // Every function runs as the installer, with a search path nobody can plant objects in.
+        tx.batch_execute(
+            r#"
+            DO $$
+            DECLARE f regprocedure;
+            BEGIN
+                FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                         WHERE p.pronamespace = 'namedmutex'::regnamespace LOOP
+                    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+                END LOOP;
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
+                    BEGIN
+                        CREATE ROLE namedmutex_user NOLOGIN;
+                    EXCEPTION WHEN insufficient_privilege THEN
+                        RAISE NOTICE 'namedmutex: cannot create role namedmutex_user; only the installer may use namedmutex';
+                    END;
+                END IF;
+                IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
+                    GRANT USAGE ON SCHEMA namedmutex TO namedmutex_user;
+                    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA namedmutex TO namedmutex_user;
+                END IF;
+            END $$;
+            "#,
+        )
+        .map_err(|e| sql_error(server, what, e))?;
+    }
+    let version: i32 = tx
+        .query_one("SELECT namedmutex.version()", &[])
+        .map_err(|e| sql_error(server, what, e))?
+        .get(0);
+    tx.commit().map_err(|e| sql_error(server, what, e))?;
+    check_version(server, version)
+}
+
+/// Installs the schema if needed, then (with `lock_down`) revokes PostgreSQL's own advisory
+/// lock functions from PUBLIC, so that only roles granted namedmutex_user (through the
+/// schema's functions) can take a lock key at all (`namedmutex server-setup`). Needs a
+/// superuser for `lock_down`; meant for a database dedicated to namedmutex.
+pub(crate) fn setup(server: &str, client: &mut postgres::Client, lock_down: bool) -> Result<()> {
+    ensure(server, client)?;
+    if lock_down {
+        client
+            .batch_execute(
+                r#"
+                DO $$
+                DECLARE f regprocedure;
+                BEGIN
+                    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                             WHERE p.pronamespace = 'pg_catalog'::regnamespace
+                               AND p.proname ~ '^pg_(try_)?advisory_(xact_)?lock' LOOP
+                        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+                    END LOOP;
+                END $$;
+                "#,
+            )
+            .map_err(|e| {
+                sql_error(
+                    server,
+                    "revoking the advisory lock functions from PUBLIC",
+                    e,
+                )
+            })?;
+    }
+    Ok(())
+}

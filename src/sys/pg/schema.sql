@@ -1,0 +1,314 @@
+-- The namedmutex schema, version 1 (schema.rs installs it on first use, in one transaction).
+--
+-- Who owns a mutex is a session-level advisory lock: key (1852665601, id) in the int4-pair
+-- space, held by the owning thread's session. A process's open handles are shared locks on
+-- (1852665602, id), held by its handle session; an object exists while one is held. The row
+-- of a mutex records the claim of its owner (held, owner, holder_*) so that the next owner
+-- can tell a release from a death (abandonment). Ids come from an identity column: names
+-- are never hashed. Rows outlive their objects; fencing tokens come from one sequence, so
+-- they increase per name even across a prune and a server restart.
+--
+-- Every function is SECURITY DEFINER and checks the caller (session_user) itself; EXECUTE is
+-- granted to the role namedmutex_user (when the installer may create it) and to the
+-- installer, never to PUBLIC.
+
+CREATE SCHEMA namedmutex;
+
+CREATE TABLE namedmutex.meta (version int NOT NULL);
+INSERT INTO namedmutex.meta VALUES (1);
+
+CREATE SEQUENCE namedmutex.fencing;
+
+CREATE TABLE namedmutex.mutex (
+    id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    scope text NOT NULL,                 -- '' for Global\, the owning role for Local\
+    name text NOT NULL,
+    creator text NOT NULL,               -- the role that created the current object
+    everyone boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    held boolean NOT NULL DEFAULT false, -- an owner's claim (true after a death: abandoned)
+    owner uuid,                          -- the owning session's random id
+    holder_host text,
+    holder_pid int,
+    holder_tid int,
+    acquired_at timestamptz,
+    last_token bigint NOT NULL DEFAULT 0, -- fencing token of the last acquisition
+    abandon_note text,                   -- why the last owner abandoned it on purpose
+    abandon_count int NOT NULL DEFAULT 0,
+    UNIQUE (scope, name)
+);
+REVOKE ALL ON ALL TABLES IN SCHEMA namedmutex FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA namedmutex FROM PUBLIC;
+REVOKE ALL ON SCHEMA namedmutex FROM PUBLIC;
+
+-- Whether the session's role may use mutex m.
+CREATE FUNCTION namedmutex.may_use(m namedmutex.mutex) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN m.scope <> '' THEN m.scope = session_user::text
+                ELSE m.everyone OR m.creator = session_user::text END
+$$;
+
+-- Whether the calling session holds the lock (class, id) in mode.
+CREATE FUNCTION namedmutex.session_holds(class int, p_id int, p_mode text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+                   WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()
+                     AND classid = class::oid AND objid = p_id::oid AND objsubid = 2
+                     AND mode = p_mode AND granted)
+$$;
+
+-- The mutex p_id, if the caller may use it; raises otherwise.
+CREATE FUNCTION namedmutex.usable(p_id int) RETURNS namedmutex.mutex
+LANGUAGE plpgsql STABLE AS $$
+DECLARE m namedmutex.mutex;
+BEGIN
+    SELECT * INTO m FROM namedmutex.mutex WHERE id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'namedmutex: no mutex with id %', p_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT namedmutex.may_use(m) THEN
+        RAISE EXCEPTION 'namedmutex: role % may not use the mutex "%", created by role %',
+            session_user, m.name, m.creator USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN m;
+END $$;
+
+-- Opens a handle to Global\ (p_global) or Local\ p_name for the calling session, creating
+-- the object when p_create and no handle to it exists anywhere. status: 'created' (the
+-- caller holds the exclusive handle lock until finish_create), 'opened', 'missing', or
+-- 'busy' (another session is creating it right now: try again).
+CREATE FUNCTION namedmutex.open_handle(p_global boolean, p_name text, p_create boolean,
+                                       p_everyone boolean, p_keep_abandoned boolean,
+                                       OUT status text, OUT id int, OUT creator text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m namedmutex.mutex;
+    v_scope text := CASE WHEN p_global THEN '' ELSE session_user::text END;
+BEGIN
+    IF p_create THEN
+        INSERT INTO namedmutex.mutex (scope, name, creator, everyone)
+        VALUES (v_scope, p_name, session_user::text, p_everyone)
+        ON CONFLICT (scope, name) DO NOTHING;
+    END IF;
+    -- The row lock serializes opening and creating one name.
+    SELECT * INTO m FROM namedmutex.mutex WHERE scope = v_scope AND name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        status := 'missing';
+        RETURN;
+    END IF;
+    id := m.id;
+    IF pg_catalog.pg_try_advisory_lock(1852665602, m.id) THEN
+        -- Nobody has a handle: the object does not exist.
+        IF NOT p_create THEN
+            PERFORM pg_catalog.pg_advisory_unlock(1852665602, m.id);
+            status := 'missing';
+            RETURN;
+        END IF;
+        UPDATE namedmutex.mutex SET creator = session_user::text, everyone = p_everyone,
+                                    created_at = now()
+        WHERE mutex.id = m.id;
+        -- A new object starts free, as on Windows, unless the claim of an owner that died is
+        -- kept for the next acquirer (MutexOptions::keep_abandoned) or an owner still lives.
+        IF m.held AND NOT p_keep_abandoned
+           AND pg_catalog.pg_try_advisory_lock(1852665601, m.id) THEN
+            UPDATE namedmutex.mutex SET held = false, owner = NULL, abandon_note = NULL
+            WHERE mutex.id = m.id;
+            PERFORM pg_catalog.pg_advisory_unlock(1852665601, m.id);
+        END IF;
+        status := 'created';
+        creator := session_user::text;
+        RETURN;
+    END IF;
+    creator := m.creator;
+    IF NOT namedmutex.may_use(m) THEN
+        RAISE EXCEPTION 'namedmutex: role % may not open the Global\ mutex "%", created by role % (for every role, create it with Security::Everyone / --everyone)',
+            session_user, p_name, m.creator USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.pg_try_advisory_lock_shared(1852665602, m.id) THEN
+        status := 'opened';
+    ELSE
+        status := 'busy';
+    END IF;
+END $$;
+
+-- After 'created': the creator's handle becomes a shared one like every other.
+CREATE FUNCTION namedmutex.finish_create(p_id int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT namedmutex.session_holds(1852665602, p_id, 'ExclusiveLock') THEN
+        RAISE EXCEPTION 'namedmutex: finish_create of % without creating it', p_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_lock_shared(1852665602, p_id);
+    PERFORM pg_catalog.pg_advisory_unlock(1852665602, p_id);
+END $$;
+
+-- Another handle of the same process to p_id (DuplicateHandle): the caller holds one.
+CREATE FUNCTION namedmutex.close_handle(p_id int) RETURNS boolean
+LANGUAGE sql AS $$ SELECT pg_catalog.pg_advisory_unlock_shared(1852665602, p_id) $$;
+
+-- Claims p_id for p_me after the lock was granted: returns whether the last owner died
+-- holding it (abandoned), its note, and the new fencing token. The row lock (FOR UPDATE)
+-- waits for a releaser's clearing of the claim to commit, so a release is never read as a
+-- death.
+CREATE FUNCTION namedmutex.claim(p_id int, p_me uuid, p_host text, p_pid int, p_tid int,
+                                 OUT abandoned boolean, OUT note text, OUT token bigint)
+LANGUAGE plpgsql AS $$
+DECLARE m namedmutex.mutex;
+BEGIN
+    SELECT * INTO m FROM namedmutex.mutex WHERE id = p_id FOR UPDATE;
+    abandoned := m.held;
+    note := CASE WHEN m.held THEN coalesce(m.abandon_note, format('owner %s pid %s thread %s died holding it',
+                                                         m.holder_host, m.holder_pid, m.holder_tid)) END;
+    token := pg_catalog.nextval('namedmutex.fencing');
+    UPDATE namedmutex.mutex SET held = true, owner = p_me, holder_host = p_host,
+        holder_pid = p_pid, holder_tid = p_tid, acquired_at = now(), last_token = token,
+        abandon_note = NULL, abandon_count = abandon_count + (CASE WHEN m.held THEN 1 ELSE 0 END)
+    WHERE id = p_id;
+END $$;
+
+-- Takes p_id if it is free (no waiting): got, and claim's answers.
+CREATE FUNCTION namedmutex.try_acquire(p_id int, p_me uuid, p_host text, p_pid int, p_tid int,
+                                       OUT got boolean, OUT abandoned boolean, OUT note text,
+                                       OUT token bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM namedmutex.usable(p_id);
+    got := pg_catalog.pg_try_advisory_lock(1852665601, p_id);
+    IF got THEN
+        SELECT c.abandoned, c.note, c.token INTO abandoned, note, token
+        FROM namedmutex.claim(p_id, p_me, p_host, p_pid, p_tid) c;
+    END IF;
+END $$;
+
+-- Waits for p_id's lock (then the client calls claim): at most p_timeout_ms (0: forever),
+-- as lock_timeout for this statement only (SQLSTATE 55P03 when it passes).
+CREATE FUNCTION namedmutex.wait(p_id int, p_timeout_ms int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM namedmutex.usable(p_id);
+    PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
+    PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
+END $$;
+
+-- Whether the calling session holds p_id's lock (a grant racing a lock_timeout).
+CREATE FUNCTION namedmutex.granted(p_id int) RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT namedmutex.session_holds(1852665601, p_id, 'ExclusiveLock') $$;
+
+-- Takes every mutex of p_ids if all are free, else none: one row per id, in order, or no
+-- rows.
+CREATE FUNCTION namedmutex.try_acquire_all(p_ids int[], p_me uuid, p_host text, p_pid int,
+                                           p_tid int)
+RETURNS TABLE (abandoned boolean, note text, token bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i int;
+    taken int := 0;
+BEGIN
+    FOR i IN 1 .. pg_catalog.array_length(p_ids, 1) LOOP
+        PERFORM namedmutex.usable(p_ids[i]);
+        IF NOT pg_catalog.pg_try_advisory_lock(1852665601, p_ids[i]) THEN
+            FOR j IN 1 .. taken LOOP
+                PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_ids[j]);
+            END LOOP;
+            RETURN;
+        END IF;
+        taken := i;
+    END LOOP;
+    FOR i IN 1 .. pg_catalog.array_length(p_ids, 1) LOOP
+        RETURN QUERY SELECT * FROM namedmutex.claim(p_ids[i], p_me, p_host, p_pid, p_tid);
+    END LOOP;
+END $$;
+
+-- Releases p_id: clears the claim of p_me (or, with p_note, leaves it standing with the note:
+-- abandonment on purpose), then unlocks. 0: released; 1: the claim was not p_me's (ownership
+-- was lost: the session ended and another took it); 2: this session did not hold the lock
+-- (a transaction pooler between client and server).
+CREATE FUNCTION namedmutex.release(p_id int, p_me uuid, p_note text) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE n int;
+BEGIN
+    IF NOT namedmutex.session_holds(1852665601, p_id, 'ExclusiveLock') THEN
+        RETURN 2;
+    END IF;
+    UPDATE namedmutex.mutex SET held = (p_note IS NOT NULL), abandon_note = p_note,
+        owner = CASE WHEN p_note IS NULL THEN NULL ELSE owner END
+    WHERE id = p_id AND owner = p_me AND held;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_id);
+    RETURN CASE WHEN n = 1 THEN 0 ELSE 1 END;
+END $$;
+
+-- Whether p_me still owns p_id (its session holds the lock and the claim is its own).
+CREATE FUNCTION namedmutex.still_owned(p_id int, p_me uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT namedmutex.granted(p_id)
+       AND EXISTS (SELECT 1 FROM namedmutex.mutex WHERE id = p_id AND owner = p_me AND held)
+$$;
+
+-- The objects of a namespace the caller can see (p_name: one of them), with the live facts
+-- from pg_locks: handles, waiters, and whether the owner's session still holds the lock.
+CREATE FUNCTION namedmutex.list(p_global boolean, p_name text)
+RETURNS TABLE (name text, creator text, everyone boolean, accessible boolean,
+               created_at timestamptz, handles int, waiters int, owner_alive boolean,
+               held boolean, holder_host text, holder_pid int, holder_tid int,
+               acquired_at timestamptz, token bigint, note text, abandon_count int)
+LANGUAGE sql STABLE AS $$
+    WITH locks AS (
+        SELECT objid::int AS id, classid::int AS class, mode, granted
+        FROM pg_catalog.pg_locks
+        WHERE locktype = 'advisory' AND objsubid = 2 AND classid IN (1852665601, 1852665602)
+    )
+    SELECT m.name, m.creator, m.everyone, namedmutex.may_use(m), m.created_at,
+        (SELECT count(*)::int FROM locks l WHERE l.id = m.id AND l.class = 1852665602 AND l.granted),
+        (SELECT count(*)::int FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND NOT l.granted),
+        EXISTS (SELECT 1 FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND l.granted),
+        m.held, m.holder_host, m.holder_pid, m.holder_tid, m.acquired_at, m.last_token, m.abandon_note,
+        m.abandon_count
+    FROM namedmutex.mutex m
+    WHERE m.scope = CASE WHEN p_global THEN '' ELSE session_user::text END
+      AND (p_name IS NULL OR m.name = p_name)
+      AND EXISTS (SELECT 1 FROM locks l WHERE l.id = m.id AND l.class = 1852665602 AND l.granted)
+    ORDER BY m.name
+$$;
+
+
+-- The schema version, for clients to refuse one they do not know.
+CREATE FUNCTION namedmutex.version() RETURNS int
+LANGUAGE sql STABLE AS $$ SELECT version FROM namedmutex.meta $$;
+
+-- Another handle to p_id for the calling session (DuplicateHandle): the caller holds one.
+CREATE FUNCTION namedmutex.dup_handle(p_id int) RETURNS void
+LANGUAGE sql AS $$ SELECT pg_catalog.pg_advisory_lock_shared(1852665602, p_id) $$;
+
+-- Removes the rows of objects that no longer exist and that record no abandonment (or, with
+-- p_reported, whatever they record): returns how many were removed and how many were kept
+-- because they record an abandonment nobody was told about.
+CREATE FUNCTION namedmutex.prune(p_global boolean, p_reported boolean,
+                                 OUT removed int, OUT kept int)
+LANGUAGE plpgsql AS $$
+DECLARE m namedmutex.mutex;
+BEGIN
+    removed := 0;
+    kept := 0;
+    FOR m IN SELECT * FROM namedmutex.mutex
+             WHERE scope = CASE WHEN p_global THEN '' ELSE session_user::text END
+               AND namedmutex.may_use(mutex)
+             FOR UPDATE SKIP LOCKED LOOP
+        IF pg_catalog.pg_try_advisory_lock(1852665602, m.id) THEN
+            -- Nobody has a handle; and if nobody owns it either, the row may go.
+            IF pg_catalog.pg_try_advisory_lock(1852665601, m.id) THEN
+                IF m.held AND NOT p_reported THEN
+                    kept := kept + 1;
+                ELSE
+                    DELETE FROM namedmutex.mutex WHERE id = m.id;
+                    removed := removed + 1;
+                END IF;
+                PERFORM pg_catalog.pg_advisory_unlock(1852665601, m.id);
+            END IF;
+            PERFORM pg_catalog.pg_advisory_unlock(1852665602, m.id);
+        END IF;
+    END LOOP;
+END $$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA namedmutex FROM PUBLIC;

@@ -1,0 +1,167 @@
+//! Which server, and how each connection to it is made: the URL, plus the per-session
+//! settings that detect a dead client or a lost network without an administrator.
+//!
+//! The detection figures (README, "Across machines"): a killed client's socket closes at once
+//! and the server releases its locks in milliseconds; a host that vanishes or a partition is
+//! noticed by TCP keepalives (idle 2 s, interval 1 s, 2 probes: about 4 s) or, when data is
+//! unacknowledged, by `tcp_user_timeout` (5 s); a session busy in a query notices a vanished
+//! client within `client_connection_check_interval` (1 s).
+
+use super::sql_error::connect_error;
+use crate::error::{Error, ErrorKind, Result};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// TCP keepalive: first probe after this much idleness.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+/// TCP keepalive: between probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// TCP keepalive: unanswered probes before the connection is dead.
+const KEEPALIVE_RETRIES: u32 = 2;
+/// Unacknowledged data older than this ends the connection (`TCP_USER_TIMEOUT`).
+const USER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server checks a busy session's client this often (PostgreSQL 14+).
+const CHECK_INTERVAL_MS: u32 = 1000;
+
+/// A server as the caller named it: the URL (or key=value string) and the parsed
+/// configuration with the library's settings applied.
+#[derive(Clone)]
+pub(crate) struct Server {
+    /// What the caller gave, without a password: the key of this process's sessions.
+    pub key: Arc<str>,
+    config: Arc<postgres::Config>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("url", &self.key).finish()
+    }
+}
+
+impl Server {
+    /// Parses `url` (`postgresql://user@host:port/db` or `host=... user=...`) and applies
+    /// the detection settings, unless the URL sets them itself.
+    pub fn parse(url: &str) -> Result<Server> {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidParameter,
+                format!(
+                    "{:?} is not a PostgreSQL URL or connection string: {e}",
+                    redact(url)
+                ),
+            )
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("the PostgreSQL URL {:?} names no host", redact(url)),
+            ));
+        }
+        if config.get_user().is_none() {
+            // libpq's default: the operating system user.
+            if let Some(user) = std::env::var_os("USER").and_then(|u| u.into_string().ok()) {
+                config.user(&user);
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(USER_TIMEOUT)
+            .application_name("namedmutex")
+            // Never a standby: marker writes fail there, and its locks are not the primary's.
+            .target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        let options = format!(
+            "-c client_connection_check_interval={CHECK_INTERVAL_MS} {}",
+            config.get_options().unwrap_or("")
+        );
+        config.options(options.trim_end());
+        Ok(Server {
+            key: redact(url).into(),
+            config: Arc::new(config),
+        })
+    }
+
+    /// A new connection with the library's settings.
+    pub fn connect(&self) -> Result<postgres::Client> {
+        self.config
+            .connect(postgres::NoTls)
+            .map_err(|e| connect_error(&self.key, e))
+    }
+
+    /// The configuration, with the library's settings.
+    #[cfg(test)]
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+}
+
+/// `url` with its password replaced by `***`, for messages and keys.
+pub(crate) fn redact(url: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let scheme = &url[..url.len() - rest.len()];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!("{scheme}{}:***{}", &userinfo[..colon], &rest[at..]);
+            }
+        }
+        return url.to_owned();
+    }
+    // key=value form: hide password=...
+    url.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgresql://bob:s3cret@db:5432/x"),
+            "postgresql://bob:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(
+            redact("host=db password=s3cret user=bob"),
+            "host=db password=*** user=bob"
+        );
+        let err = Server::parse("postgresql://bob:s3cret@db:notaport/x").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidParameter);
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn detection_settings_are_applied() {
+        let s = Server::parse("postgresql://bob@db/x").unwrap();
+        assert_eq!(s.config().get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(s.config().get_tcp_user_timeout(), Some(&USER_TIMEOUT));
+        assert!(
+            s.config()
+                .get_options()
+                .unwrap()
+                .contains("client_connection_check_interval=1000")
+        );
+        assert!(Server::parse("postgresql:///x").is_err());
+    }
+}

@@ -1,0 +1,555 @@
+//! A server session that owns mutexes: one per thread and server (ownership belongs to a
+//! thread, and a session-level advisory lock belongs to a session), made on first use and
+//! closed when the thread ends, so that the server releases what the thread held and the
+//! next owner reads the claim left standing as an abandonment. Process-owned acquisitions
+//! (the async API) use sessions of their own from a small pool.
+
+use super::server::Server;
+use super::sql_error::{Failure, classify, sql_error};
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait_status::WaitStatus;
+use postgres::Statement;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The most a thread may own one mutex recursively (Win32's MINLONG limit).
+const RECURSION_LIMIT: u32 = 0x7FFF_FFFF;
+
+/// One acquisition this session holds: the recursion count and the fencing token.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    pub count: u32,
+    pub token: u64,
+}
+
+/// The prepared statements of a session.
+struct Statements {
+    try_acquire: Statement,
+    wait: Statement,
+    granted: Statement,
+    claim: Statement,
+    release: Statement,
+    try_acquire_all: Statement,
+    still_owned: Statement,
+}
+
+/// An owning session: a connection, its random owner id, and what it holds.
+pub(crate) struct Session {
+    pub server: Server,
+    client: postgres::Client,
+    statements: Statements,
+    /// The random id of this session in claims; never reused, so a reused pid or a
+    /// reconnected session cannot pass for an earlier owner.
+    me: String,
+    /// The process that made the connection (a forked child makes its own).
+    pid: u32,
+    pub held: HashMap<i32, Held>,
+    /// What this thread held through a session that ended: released since by the server,
+    /// so a release reports the ownership lost.
+    lost: HashSet<i32>,
+}
+
+/// Who is claiming: host, process and thread, for `list` and abandonment notes.
+fn holder() -> (String, i32, i32) {
+    (
+        super::host_name(),
+        std::process::id() as i32,
+        super::thread_number() as i32,
+    )
+}
+
+/// What a claim told: whether the last owner died holding it, and the new fencing token.
+pub(crate) struct Claimed {
+    pub abandoned: bool,
+    pub token: u64,
+}
+
+impl Claimed {
+    fn status(&self) -> WaitStatus {
+        if self.abandoned {
+            WaitStatus::Abandoned
+        } else {
+            WaitStatus::Acquired
+        }
+    }
+}
+
+impl Session {
+    /// A new connection to `server`, its schema checked.
+    pub fn connect(server: &Server) -> Result<Session> {
+        let mut client = server.connect()?;
+        super::schema::ensure(&server.key, &mut client)?;
+        let key = &server.key;
+        let prep = |client: &mut postgres::Client, sql: &str| {
+            client
+                .prepare(sql)
+                .map_err(|e| sql_error(key, "preparing statements", e))
+        };
+        let statements = Statements {
+            try_acquire: prep(
+                &mut client,
+                "SELECT got, abandoned, token FROM namedmutex.try_acquire($1, $2::text::uuid, $3, $4, $5)",
+            )?,
+            wait: prep(&mut client, "SELECT namedmutex.wait($1, $2)")?,
+            granted: prep(&mut client, "SELECT namedmutex.granted($1)")?,
+            claim: prep(
+                &mut client,
+                "SELECT abandoned, token FROM namedmutex.claim($1, $2::text::uuid, $3, $4, $5)",
+            )?,
+            release: prep(
+                &mut client,
+                "SELECT namedmutex.release($1, $2::text::uuid, $3)",
+            )?,
+            try_acquire_all: prep(
+                &mut client,
+                "SELECT abandoned, token FROM namedmutex.try_acquire_all($1, $2::text::uuid, $3, $4, $5)",
+            )?,
+            still_owned: prep(
+                &mut client,
+                "SELECT namedmutex.still_owned($1, $2::text::uuid)",
+            )?,
+        };
+        let me: String = client
+            .query_one("SELECT gen_random_uuid()::text", &[])
+            .map_err(|e| sql_error(key, "starting a session", e))?
+            .get(0);
+        Ok(Session {
+            server: server.clone(),
+            client,
+            statements,
+            me,
+            pid: std::process::id(),
+            held: HashMap::new(),
+            lost: HashSet::new(),
+        })
+    }
+
+    /// Whether this session can still be used by this process.
+    fn usable(&self) -> bool {
+        self.pid == std::process::id() && !self.client.is_closed()
+    }
+
+    /// Records a new acquisition of `id`.
+    fn record(&mut self, id: i32, claimed: &Claimed) -> WaitStatus {
+        self.lost.remove(&id);
+        self.held.insert(
+            id,
+            Held {
+                count: 1,
+                token: claimed.token,
+            },
+        );
+        claimed.status()
+    }
+
+    /// Adds one to the count of `id` if this session holds it.
+    pub fn recurse(&mut self, id: i32) -> Option<Result<WaitStatus>> {
+        let held = self.held.get_mut(&id)?;
+        if held.count >= RECURSION_LIMIT {
+            return Some(Err(Error::new(
+                ErrorKind::RecursionLimit,
+                "the calling thread already owns this mutex 0x7FFFFFFF times",
+            )));
+        }
+        held.count += 1;
+        Some(Ok(WaitStatus::Acquired))
+    }
+
+    /// Takes `id` if it is free.
+    pub fn try_acquire(&mut self, id: i32) -> Result<Option<WaitStatus>> {
+        let (host, pid, tid) = holder();
+        let row = self
+            .client
+            .query_one(
+                &self.statements.try_acquire,
+                &[&id, &self.me, &host, &pid, &tid],
+            )
+            .map_err(|e| sql_error(&self.server.key, "acquiring a mutex", e))?;
+        if !row.get::<_, bool>(0) {
+            return Ok(None);
+        }
+        let claimed = Claimed {
+            abandoned: row.get(1),
+            token: row.get::<_, i64>(2) as u64,
+        };
+        Ok(Some(self.record(id, &claimed)))
+    }
+
+    /// Waits for `id` until `deadline` (`None`: forever), or until `cancelled` says so
+    /// between slices of at most `slice`. `Ok(None)`: timed out (or cancelled).
+    pub fn acquire(
+        &mut self,
+        id: i32,
+        deadline: Option<Instant>,
+        slice: Option<Duration>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<WaitStatus>> {
+        if let Some(status) = self.try_acquire(id)? {
+            return Ok(Some(status));
+        }
+        loop {
+            if cancelled() {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            let mut left = match deadline {
+                Some(d) if d <= now => return Ok(None),
+                Some(d) => Some(d - now),
+                None => None,
+            };
+            if let Some(s) = slice {
+                left = Some(left.map_or(s, |l| l.min(s)));
+            }
+            // lock_timeout in whole milliseconds, never 0 (which would mean forever); the
+            // server's timer follows the wall clock, so the monotonic deadline is ours.
+            let ms: i32 = left.map_or(0, |l| l.as_millis().clamp(1, i32::MAX as u128 - 1) as i32);
+            match self.client.execute(&self.statements.wait, &[&id, &ms]) {
+                Ok(_) => break,
+                Err(e) => match classify(&self.server.key, "waiting for a mutex", e) {
+                    // The grant may have raced the timeout: then the lock is ours.
+                    Failure::LockTimeout | Failure::Cancelled => {
+                        if self.granted(id)? {
+                            break;
+                        }
+                    }
+                    // Win32 would wait on: so do we, in the queue again.
+                    Failure::Deadlock => {}
+                    Failure::SessionLost(err) | Failure::Other(err) => return Err(err),
+                },
+            }
+        }
+        let claimed = self.claim(id)?;
+        Ok(Some(self.record(id, &claimed)))
+    }
+
+    fn granted(&mut self, id: i32) -> Result<bool> {
+        Ok(self
+            .client
+            .query_one(&self.statements.granted, &[&id])
+            .map_err(|e| sql_error(&self.server.key, "checking a grant", e))?
+            .get(0))
+    }
+
+    fn claim(&mut self, id: i32) -> Result<Claimed> {
+        let (host, pid, tid) = holder();
+        let row = self
+            .client
+            .query_one(&self.statements.claim, &[&id, &self.me, &host, &pid, &tid])
+            .map_err(|e| sql_error(&self.server.key, "claiming a mutex", e))?;
+        Ok(Claimed {
+            abandoned: row.get(0),
+            token: row.get::<_, i64>(1) as u64,
+        })
+    }
+
+    /// Takes every mutex of `ids` if all are free (none otherwise): the index of the first
+    /// abandoned one, if any.
+    pub fn try_acquire_all(&mut self, ids: &[i32]) -> Result<Option<Option<usize>>> {
+        let (host, pid, tid) = holder();
+        let rows = self
+            .client
+            .query(
+                &self.statements.try_acquire_all,
+                &[&ids, &self.me, &host, &pid, &tid],
+            )
+            .map_err(|e| sql_error(&self.server.key, "acquiring mutexes", e))?;
+        if rows.len() != ids.len() {
+            return Ok(None);
+        }
+        let mut first_abandoned = None;
+        for (i, (row, &id)) in rows.iter().zip(ids).enumerate() {
+            let claimed = Claimed {
+                abandoned: row.get(0),
+                token: row.get::<_, i64>(1) as u64,
+            };
+            if claimed.abandoned && first_abandoned.is_none() {
+                first_abandoned = Some(i);
+            }
+            self.record(id, &claimed);
+        }
+        Ok(Some(first_abandoned))
+    }
+
+    /// Releases one count of `id`; at zero, clears the claim (or leaves it standing with
+    /// `note`: abandonment on purpose) and unlocks.
+    pub fn release(&mut self, id: i32, note: Option<&str>) -> Result<()> {
+        let Some(held) = self.held.get_mut(&id) else {
+            if self.lost.remove(&id) {
+                return Err(lost(
+                    &self.server.key,
+                    "its session ended (server restart, pg_terminate_backend or a lost network), and the server released the lock then",
+                ));
+            }
+            return Err(not_owner());
+        };
+        if held.count > 1 && note.is_none() {
+            held.count -= 1;
+            return Ok(());
+        }
+        self.held.remove(&id);
+        let outcome = self
+            .client
+            .query_one(&self.statements.release, &[&id, &self.me, &note]);
+        match outcome {
+            Ok(row) => match row.get::<_, i32>(0) {
+                0 => Ok(()),
+                1 => Err(lost(
+                    &self.server.key,
+                    "its claim was taken over: the server ended this session's ownership earlier",
+                )),
+                _ => Err(Error::new(
+                    ErrorKind::OwnershipLost,
+                    format!(
+                        "released a mutex on PostgreSQL at {} whose lock this session did not hold: the session was reset, or the connection goes through a transaction pooler (such as PgBouncer in transaction mode), which namedmutex cannot work through",
+                        self.server.key
+                    ),
+                )),
+            },
+            Err(e) => match classify(&self.server.key, "releasing a mutex", e) {
+                Failure::SessionLost(_) => Err(lost(
+                    &self.server.key,
+                    "the session ended (server restart, pg_terminate_backend or a lost network), and the server released the lock then",
+                )),
+                Failure::Other(err) => Err(err),
+                _ => Err(Error::new(
+                    ErrorKind::Io,
+                    format!("PostgreSQL at {}: releasing failed", self.server.key),
+                )),
+            },
+        }
+    }
+
+    /// Whether this session still owns `id` on the server.
+    pub fn still_owned(&mut self, id: i32) -> Result<bool> {
+        if !self.held.contains_key(&id) {
+            return Ok(false);
+        }
+        match self
+            .client
+            .query_one(&self.statements.still_owned, &[&id, &self.me])
+        {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) => match classify(&self.server.key, "checking ownership", e) {
+                Failure::SessionLost(_) => Ok(false),
+                Failure::Other(err) => Err(err),
+                _ => Ok(false),
+            },
+        }
+    }
+
+    /// The fencing token of this session's acquisition of `id`.
+    pub fn token(&self, id: i32) -> Option<u64> {
+        self.held.get(&id).map(|h| h.token)
+    }
+
+    /// A token that cancels this session's running statement from another thread.
+    pub fn cancel_token(&self) -> postgres::CancelToken {
+        self.client.cancel_token()
+    }
+}
+
+pub(crate) fn not_owner() -> Error {
+    Error::new(
+        ErrorKind::NotOwner,
+        "the calling thread does not own this mutex",
+    )
+}
+
+fn lost(server: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::OwnershipLost,
+        format!("this thread no longer owned the mutex on PostgreSQL at {server}: {why}"),
+    )
+}
+
+/// The sessions of this thread, by server key. A session that died (or a forked child's
+/// inherited one) is replaced on next use; what it held is reported lost then.
+struct ThreadSessions(HashMap<std::sync::Arc<str>, Session>);
+
+impl Drop for ThreadSessions {
+    /// The thread is ending: what it owns is abandoned and its sessions close. The client
+    /// cannot be used here (closing it runs its runtime, whose own thread-locals may already
+    /// be gone), so the closer thread does both; the ending thread waits for that when it
+    /// owned something, so that whoever joins it finds the mutex abandoned, as on Windows.
+    fn drop(&mut self) {
+        for (_, session) in self.0.drain() {
+            let owned = !session.held.is_empty();
+            let done = Arc::new(AtomicBool::new(false));
+            if close_elsewhere(session, done.clone()) && owned {
+                let started = Instant::now();
+                while !done.load(Ordering::Acquire) && started.elapsed() < CLOSE_WAIT {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+}
+
+/// How long an ending thread waits for the closer to abandon what it owned.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// A session to close, and the flag set when it is closed.
+type Closing = (Session, Arc<AtomicBool>);
+
+/// The closer thread's inbox (started with the first session of any thread).
+static CLOSER: Mutex<Option<std::sync::mpsc::Sender<Closing>>> = Mutex::new(None);
+
+/// Starts the closer thread if it is not running.
+fn start_closer() -> Result<()> {
+    let mut closer = CLOSER.lock().unwrap_or_else(|p| p.into_inner());
+    if closer.is_none() {
+        let (tx, rx) = std::sync::mpsc::channel::<Closing>();
+        std::thread::Builder::new()
+            .name("namedmutex-pg-closer".into())
+            .spawn(move || {
+                for (mut session, done) in rx {
+                    // Abandoned explicitly rather than by the session's end: the next owner
+                    // learns it now, not when the server notices the closed socket.
+                    let ids: Vec<i32> = session.held.keys().copied().collect();
+                    for id in ids {
+                        if session.usable() {
+                            let _ = session.release(id, Some("its owning thread ended"));
+                        }
+                    }
+                    drop(session);
+                    done.store(true, Ordering::Release);
+                }
+            })
+            .map_err(|e| {
+                Error::io(
+                    ErrorKind::ResourceExhausted,
+                    "cannot start the thread that closes PostgreSQL sessions",
+                    e,
+                )
+            })?;
+        *closer = Some(tx);
+    }
+    Ok(())
+}
+
+/// Hands `session` to the closer thread, which sets `done` when it is closed (false: there
+/// is no closer, and the socket is left to close when the process exits).
+fn close_elsewhere(session: Session, done: Arc<AtomicBool>) -> bool {
+    let closer = CLOSER.lock().unwrap_or_else(|p| p.into_inner());
+    match closer.as_ref() {
+        Some(tx) => match tx.send((session, done)) {
+            Ok(()) => true,
+            Err(back) => {
+                std::mem::forget(back.0);
+                false
+            }
+        },
+        None => {
+            std::mem::forget(session);
+            false
+        }
+    }
+}
+
+thread_local! {
+    static SESSIONS: RefCell<Option<ThreadSessions>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's session to `server`, connecting first if there is none.
+pub(crate) fn with_thread_session<T>(
+    server: &Server,
+    f: impl FnOnce(&mut Session) -> Result<T>,
+) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "a PostgreSQL mutex cannot be waited for or released by a thread inside an async runtime: ownership belongs to a thread, and the task may move (use lock_async)",
+        ));
+    }
+    start_closer()?;
+    let fresh = SESSIONS
+        .try_with(|s| {
+            s.borrow()
+                .as_ref()
+                .and_then(|all| all.0.get(&server.key))
+                .is_none_or(|sess| !sess.usable())
+        })
+        .unwrap_or(true);
+    let new = if fresh {
+        Some(Session::connect(server)?)
+    } else {
+        None
+    };
+    SESSIONS
+        .try_with(|s| {
+            let mut guard = s.borrow_mut();
+            let all = guard.get_or_insert_with(|| ThreadSessions(HashMap::new()));
+            if let Some(mut new) = new {
+                if let Some(old) = all.0.get(&server.key) {
+                    new.lost = old.held.keys().chain(&old.lost).copied().collect();
+                }
+                let old = all.0.insert(server.key.clone(), new);
+                if let Some(old) = old {
+                    if old.pid != std::process::id() {
+                        // A forked child: the parent's connection is not ours to close.
+                        std::mem::forget(old);
+                    } else {
+                        close_elsewhere(old, Arc::new(AtomicBool::new(false)));
+                    }
+                }
+            }
+            let session = all.0.get_mut(&server.key).expect("inserted above");
+            f(session)
+        })
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "a PostgreSQL mutex was used while its thread was ending",
+            )
+        })?
+}
+
+/// Runs `f` with this thread's session to `server` only if one exists (for release and
+/// queries about ownership, which never need a new connection).
+pub(crate) fn with_existing<T>(server: &Server, f: impl FnOnce(Option<&mut Session>) -> T) -> T {
+    let mut f = Some(f);
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Nothing can have been acquired in here (with_thread_session refuses).
+        return (f.take().expect("called once"))(None);
+    }
+    SESSIONS
+        .try_with(|s| {
+            let mut guard = s.borrow_mut();
+            // A forked child's inherited session is the parent's: the child owns nothing.
+            let session = guard
+                .as_mut()
+                .and_then(|all| all.0.get_mut(&server.key))
+                .filter(|s| s.pid == std::process::id());
+            (f.take().expect("called once"))(session)
+        })
+        .unwrap_or_else(|_| (f.take().expect("called once"))(None))
+}
+
+/// Sessions for process-owned acquisitions, kept for reuse (by server key).
+static SPARE: Mutex<Vec<Session>> = Mutex::new(Vec::new());
+
+/// A session for a process-owned acquisition: a spare one, or a new connection.
+pub(crate) fn detached_session(server: &Server) -> Result<Session> {
+    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = spare
+        .iter()
+        .position(|s| s.server.key == server.key && s.usable())
+    {
+        return Ok(spare.swap_remove(i));
+    }
+    drop(spare);
+    Session::connect(server)
+}
+
+/// Gives back a session that holds nothing.
+pub(crate) fn return_session(session: Session) {
+    if session.held.is_empty() && session.usable() {
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < 8 {
+            spare.push(session);
+        }
+    }
+}

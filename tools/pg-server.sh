@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A private PostgreSQL server for the tests of the PostgreSQL backend: `start DIR` installs
+# PostgreSQL from Debian if it is missing, runs initdb as the `postgres` user in DIR, starts
+# the server on a private port and socket (loopback only), and prints its URL; `stop DIR`
+# stops it and removes DIR. Nothing is written outside DIR.
+#
+#   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
+set -euo pipefail
+cmd=${1:?usage: pg-server.sh start|stop DIR}
+dir=${2:?usage: pg-server.sh start|stop DIR}
+port=${NAMEDMUTEX_TEST_PG_PORT:-54329}
+
+bindir() {
+    local b
+    b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -n "$b" ] && [ -x "$b/initdb" ] && echo "$b"
+}
+
+case "$cmd" in
+start)
+    if ! bin=$(bindir); then
+        echo "==> apt-get install postgresql (for the PostgreSQL backend's tests)" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+        bin=$(bindir)
+    fi
+    mkdir -p "$dir"
+    chown postgres "$dir"
+    # initdb refuses root: run the server as postgres, data and socket inside DIR.
+    su postgres -s /bin/sh -c "$bin/initdb -N -A trust -U postgres -D '$dir/data'" >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; exit 1; }
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300\" start" >&2 \
+        || { cat "$dir/log" >&2; exit 1; }
+    echo "postgresql://postgres@127.0.0.1:$port/postgres"
+    ;;
+stop)
+    bin=$(bindir)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m fast -w stop" >&2 || true
+    fi
+    rm -rf "$dir"
+    ;;
+restart)
+    bin=$(bindir)
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m fast -w restart" >&2
+    ;;
+*)
+    echo "usage: pg-server.sh start|stop|restart DIR" >&2
+    exit 2
+    ;;
+esac
