@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests of the PostgreSQL backend: `start DIR` installs
 # PostgreSQL from Debian if it is missing, runs initdb as the `postgres` user in DIR, starts
-# the server on a private port and socket (loopback only), and prints its URL; `stop DIR`
+# the server on a private port and socket, and prints its URL (trust authentication for
+# loopback and the partition test's private 10.213.0.0/24 only); `stop DIR`
 # stops it and removes DIR. Nothing is written outside DIR.
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
@@ -29,7 +30,10 @@ start)
     # initdb refuses root: run the server as postgres, data and socket inside DIR.
     su postgres -s /bin/sh -c "$bin/initdb -N -A trust -U postgres -D '$dir/data'" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
-    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300\" start" >&2 \
+    # The partition test's client connects from a network namespace over a veth pair.
+    echo "host all all 10.213.0.0/24 trust" >>"$dir/data/pg_hba.conf"
+    echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=off -c max_connections=300\" start" >&2 \
         || { cat "$dir/log" >&2; exit 1; }
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
@@ -42,7 +46,7 @@ stop)
     ;;
 restart)
     bin=$(bindir)
-    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m fast -w restart" >&2
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -m fast -w restart" >&2 </dev/null
     ;;
 *)
     echo "usage: pg-server.sh start|stop|restart DIR" >&2

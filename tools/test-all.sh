@@ -14,9 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # (PID namespaces, other users), mount (a tiny tmpfs for the full-disk test), useradd (test
 # users), a C++ compiler (libFuzzer, built by cargo-fuzz), bindfs (a FUSE root, which must be
 # refused), python3 (a process that holds a file lock and stops itself) and jq (the CLI
-# README's examples, which cli/tests/readme.rs runs).
+# README's examples, which cli/tests/readme.rs runs) and pgbouncer (a transaction pooler,
+# which the PostgreSQL backend must refuse). tools/pg-server.sh installs PostgreSQL.
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -33,7 +34,7 @@ cargo test --workspace
 # The `serde` feature: its unit tests and doc examples.
 echo "==> cargo test --features serde --lib, --doc"
 cargo test --features serde --lib -- --skip protocol::model  # the model tests ran above
-cargo test --features serde --doc
+cargo test --features serde,postgres --doc
 
 # Biased locking (src/sys/linux/bias.rs): by default a multi-threaded process such as a test
 # harness starts biasing a few milliseconds after its first mutex, so the run above mixes
@@ -56,6 +57,19 @@ done
 # The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
 echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
+
+# The PostgreSQL backend against a real server started here (stopped on exit): its unit
+# tests, the behavioural suite against it, and its own scenarios (kills, a terminated
+# backend, a server restart, a network partition, bad input), one at a time because the
+# restart and the partition disturb every session.
+pg_dir=$(mktemp -d)
+trap 'tools/pg-server.sh stop "$pg_dir"' EXIT
+pg_url=$(tools/pg-server.sh start "$pg_dir")
+echo "==> PostgreSQL backend, on $pg_url"
+cargo test --features postgres --lib sys::pg
+NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
+NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
+    cargo test --features postgres --test postgres -- --test-threads 1
 
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20

@@ -45,31 +45,53 @@ fn count(session: &mut HandleSession, id: i32, up: bool) {
 static SESSIONS: Mutex<Option<HashMap<Arc<str>, HandleSession>>> = Mutex::new(None);
 
 /// Runs `f` on this process's handle session to `server`, connecting first if needed.
+/// When `f` fails because the session turned out to be closed (the server restarted), it
+/// runs once more on a new session that holds the same handles.
 fn with_handles<T: Send>(
     server: &Server,
-    f: impl FnOnce(&mut HandleSession) -> Result<T> + Send,
+    mut f: impl FnMut(&mut HandleSession) -> Result<T> + Send,
 ) -> Result<T> {
-    super::off_runtime(|| with_handles_here(server, f))
+    super::off_runtime(|| {
+        let mut all = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
+        let all = all.get_or_insert_with(HashMap::new);
+        let session = session_for(all, server)?;
+        match f(session) {
+            Err(_) if session.client.is_closed() => f(session_for(all, server)?),
+            result => result,
+        }
+    })
 }
 
-fn with_handles_here<T>(
+/// This process's live handle session to `server`, made (or made again) if needed.
+fn session_for<'a>(
+    all: &'a mut HashMap<Arc<str>, HandleSession>,
     server: &Server,
-    f: impl FnOnce(&mut HandleSession) -> Result<T>,
-) -> Result<T> {
-    let mut all = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
-    let all = all.get_or_insert_with(HashMap::new);
+) -> Result<&'a mut HandleSession> {
     let stale = all
         .get(&server.key)
         .is_none_or(|s| s.pid != std::process::id() || s.client.is_closed());
     if stale {
         let mut client = server.connect()?;
         super::schema::ensure(&server.key, &mut client)?;
+        // The handles this process had through a session that ended (a server restart)
+        // are taken again, so the objects go on existing as long as the handles do.
+        let mut open = HashMap::new();
+        if let Some(old) = all.get(&server.key).filter(|o| o.pid == std::process::id()) {
+            for &(id, count) in old.open.values() {
+                for _ in 0..count {
+                    client
+                        .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+                        .map_err(|e| sql_error(&server.key, "taking the handles again", e))?;
+                }
+            }
+            open = old.open.clone();
+        }
         if let Some(old) = all.insert(
             server.key.clone(),
             HandleSession {
                 client,
                 pid: std::process::id(),
-                open: HashMap::new(),
+                open,
             },
         ) {
             if old.pid != std::process::id() {
@@ -78,8 +100,7 @@ fn with_handles_here<T>(
             }
         }
     }
-    let session = all.get_mut(&server.key).expect("inserted above");
-    f(session)
+    Ok(all.get_mut(&server.key).expect("inserted above"))
 }
 
 /// How [`open`] opens.
@@ -209,10 +230,13 @@ pub(crate) fn close(server: &Server, id: i32) {
 fn close_here(server: &Server, id: i32) {
     let mut all = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(session) = all.as_mut().and_then(|a| a.get_mut(&server.key)) {
-        if session.pid == std::process::id() && !session.client.is_closed() {
-            let _ = session
-                .client
-                .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+        if session.pid == std::process::id() {
+            if !session.client.is_closed() {
+                let _ = session
+                    .client
+                    .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+            }
+            // (A closed session's locks are gone already; it is not taken again for this one.)
             count(session, id, false);
         }
     }

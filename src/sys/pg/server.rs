@@ -77,8 +77,15 @@ impl Server {
             .application_name("namedmutex")
             // Never a standby: marker writes fail there, and its locks are not the primary's.
             .target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        // The server's side of the same detection: its keepalives and user timeout on this
+        // session's socket find a client host that vanished.
         let options = format!(
-            "-c client_connection_check_interval={CHECK_INTERVAL_MS} {}",
+            "-c client_connection_check_interval={CHECK_INTERVAL_MS} \
+             -c tcp_keepalives_idle={} -c tcp_keepalives_interval={} \
+             -c tcp_keepalives_count={KEEPALIVE_RETRIES} -c tcp_user_timeout={} {}",
+            KEEPALIVE_IDLE.as_secs(),
+            KEEPALIVE_INTERVAL.as_secs(),
+            USER_TIMEOUT.as_millis(),
             config.get_options().unwrap_or("")
         );
         config.options(options.trim_end());
@@ -88,11 +95,32 @@ impl Server {
         })
     }
 
-    /// A new connection with the library's settings.
+    /// A new connection with the library's settings, checked to be a session of its own.
     pub fn connect(&self) -> Result<postgres::Client> {
-        self.config
+        let mut client = self
+            .config
             .connect(postgres::NoTls)
-            .map_err(|e| connect_error(&self.key, e))
+            .map_err(|e| connect_error(&self.key, e))?;
+        // The settings travel in the startup packet's `options`: a pooler that drops them
+        // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give
+        // each transaction another server session, which advisory locks cannot survive.
+        let interval: String = client
+            .query_one(
+                "SELECT current_setting('client_connection_check_interval')",
+                &[],
+            )
+            .map_err(|e| super::sql_error::sql_error(&self.key, "checking the session", e))?
+            .get(0);
+        if interval != "1s" {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the connection to PostgreSQL at {} did not keep its session settings (client_connection_check_interval is {interval:?}): a connection pooler such as PgBouncer stands in between; namedmutex needs a direct connection or session pooling, because advisory locks belong to a server session",
+                    self.key
+                ),
+            ));
+        }
+        Ok(client)
     }
 
     /// The configuration, with the library's settings.

@@ -454,10 +454,25 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's session to `server`, connecting first if there is none.
+/// A session that held nothing and turns out to be closed (the server restarted, or ended
+/// it) is replaced, and `f` runs once more on the new one.
 pub(crate) fn with_thread_session<T>(
     server: &Server,
-    f: impl FnOnce(&mut Session) -> Result<T>,
+    mut f: impl FnMut(&mut Session) -> Result<T>,
 ) -> Result<T> {
+    let (result, retry) = with_thread_session_once(server, &mut f)?;
+    if retry {
+        return with_thread_session_once(server, &mut f)?.0;
+    }
+    result
+}
+
+/// One try of [`with_thread_session`]: `f`'s result, and whether it failed only because
+/// an idle session was gone.
+fn with_thread_session_once<T>(
+    server: &Server,
+    f: &mut impl FnMut(&mut Session) -> Result<T>,
+) -> Result<(Result<T>, bool)> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::new(
             ErrorKind::Unsupported,
@@ -497,14 +512,17 @@ pub(crate) fn with_thread_session<T>(
                 }
             }
             let session = all.0.get_mut(&server.key).expect("inserted above");
-            f(session)
+            let idle = session.held.is_empty();
+            let result = f(session);
+            let retry = result.is_err() && idle && session.client.is_closed();
+            (result, retry)
         })
         .map_err(|_| {
             Error::new(
                 ErrorKind::Unsupported,
                 "a PostgreSQL mutex was used while its thread was ending",
             )
-        })?
+        })
 }
 
 /// Runs `f` with this thread's session to `server` only if one exists (for release and

@@ -1,0 +1,108 @@
+//! The client processes: `--child COMMAND URL NAME`.
+//!
+//! | command | does |
+//! |---|---|
+//! | `hold` | creates NAME, locks it, says `held TOKEN STATUS`, sleeps |
+//! | `wait` | creates NAME, says `waiting`, locks it, says `got STATUS`, sleeps |
+//! | `cycle` | creates NAME, says `cycling`, then locks and releases it forever |
+//! | `netns-hold` | (in a new network namespace) waits for the interface `nmveth1`, gives it 10.213.0.2/24, then as `hold` |
+
+use namedmutex::{MutexOptions, WaitStatus};
+use std::time::Duration;
+
+fn say(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}");
+    let _ = out.flush();
+}
+
+fn status(s: WaitStatus) -> &'static str {
+    match s {
+        WaitStatus::Abandoned => "abandoned",
+        WaitStatus::Acquired => "acquired",
+        WaitStatus::TimedOut => "timeout",
+    }
+}
+
+pub fn run(args: &[String]) -> ! {
+    // A client never outlives a stuck test for long.
+    std::thread::spawn(|| {
+        std::thread::sleep(crate::support::watchdog() * 6);
+        std::process::exit(97);
+    });
+    let (command, url, name) = (args[0].as_str(), args[1].as_str(), args[2].as_str());
+    if command == "netns-hold" {
+        setup_netns();
+    }
+    let (m, _) = match MutexOptions::new().server(url).create(name) {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("error {e}"));
+            std::process::exit(1);
+        }
+    };
+    match command {
+        "hold" | "netns-hold" => {
+            let g = m.lock().expect("lock");
+            say(&format!(
+                "held {} {}",
+                g.fencing_token().unwrap_or(0),
+                if g.abandoned() {
+                    "abandoned"
+                } else {
+                    "acquired"
+                }
+            ));
+            std::mem::forget(g);
+        }
+        "wait" => {
+            say("waiting");
+            let s = m.wait(None).expect("wait");
+            say(&format!("got {}", status(s)));
+        }
+        "cycle" => {
+            say("cycling");
+            loop {
+                m.wait(None).expect("wait");
+                m.release().expect("release");
+            }
+        }
+        other => panic!("unknown child command {other}"),
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Inside `unshare --net`: waits for the parent to move `nmveth1` in, and configures it.
+fn setup_netns() {
+    let started = std::time::Instant::now();
+    // (Not /sys/class/net: /sys still shows the parent's namespace.)
+    let arrived = || {
+        std::process::Command::new("ip")
+            .args(["link", "show", "nmveth1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    while !arrived() {
+        assert!(
+            started.elapsed() < crate::support::watchdog(),
+            "nmveth1 never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for args in [
+        &["addr", "add", "10.213.0.2/24", "dev", "nmveth1"][..],
+        &["link", "set", "nmveth1", "up"],
+        &["link", "set", "lo", "up"],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} failed");
+    }
+}

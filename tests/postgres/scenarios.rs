@@ -1,0 +1,579 @@
+//! The scenarios, one function each.
+
+use crate::support::*;
+use namedmutex::{ErrorKind, MutexOptions, WaitAny, WaitStatus};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A scenario: its name and its function.
+type Scenario = (&'static str, fn() -> TestResult);
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        ("kill::holder_is_abandoned_exactly_once", holder_killed),
+        ("kill::waiter_in_the_queue_blocks_nobody", waiter_killed),
+        ("kill::while_releasing_never_reports_twice", releaser_killed),
+        (
+            "kill::wait_any_wakes_after_the_owner_dies",
+            wait_any_after_kill,
+        ),
+        ("session::terminated_owner_learns_it_lost", terminated_owner),
+        (
+            "session::server_restart_every_holder_learns",
+            server_restart,
+        ),
+        ("session::network_partition_releases_in_time", partition),
+        (
+            "fencing::tokens_strictly_increase_across_processes",
+            fencing_tokens,
+        ),
+        ("input::unparsable_url", unparsable_url),
+        ("input::server_down", server_down),
+        ("input::role_without_grants", role_without_grants),
+        ("input::roles_have_their_own_local_namespace", second_role),
+        ("input::future_schema_version_is_refused", future_schema),
+        ("input::transaction_pooler_is_refused", transaction_pooler),
+    ]
+}
+
+/// An owner killed with SIGKILL: the next acquirer is told once, the one after is not.
+fn holder_killed() -> TestResult {
+    let name = unique("holder");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let mut c = Client::spawn("hold", &url(), &name)?;
+    c.expect("held")?;
+    ensure(
+        m.wait(Some(Duration::ZERO)).ctx("poll")? == WaitStatus::TimedOut,
+        "the mutex was free while the client held it",
+    )?;
+    let killed = Instant::now();
+    c.kill()?;
+    let s = m.wait(Some(watchdog())).ctx("wait after the kill")?;
+    let latency = killed.elapsed();
+    ensure(s == WaitStatus::Abandoned, format!("after SIGKILL: {s:?}"))?;
+    m.release().ctx("release")?;
+    let s = m.wait(Some(watchdog())).ctx("second wait")?;
+    ensure(s == WaitStatus::Acquired, format!("second acquirer: {s:?}"))?;
+    m.release().ctx("release")?;
+    println!("    note: SIGKILL to abandoned acquisition: {latency:?}");
+    Ok(())
+}
+
+/// A waiter killed while queued on the server: no false abandonment, nobody stuck.
+fn waiter_killed() -> TestResult {
+    let name = unique("waiter");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    m.wait(None).ctx("own it")?;
+    let mut admin = admin();
+    let before = ownership_locks(&mut admin, false);
+    let mut c = Client::spawn("wait", &url(), &name)?;
+    c.expect("waiting")?;
+    wait_until("the client queued on the server", || {
+        ownership_locks(&mut admin, false) > before
+    })?;
+    c.kill()?;
+    m.release().ctx("release")?;
+    // Another thread (a session of its own) acquires: a plain acquisition, at once.
+    let m = Arc::new(m);
+    let o = m.clone();
+    let s = std::thread::spawn(move || {
+        let s = o.wait(Some(watchdog()));
+        let _ = o.release();
+        s
+    })
+    .join()
+    .map_err(|_| "thread panicked")?
+    .ctx("wait after the waiter died")?;
+    ensure(
+        s == WaitStatus::Acquired,
+        format!("after a killed waiter: {s:?}"),
+    )
+}
+
+/// Owners killed at random points of a lock/release loop: each kill gives at most one
+/// abandonment, and the acquisition after it is plain.
+fn releaser_killed() -> TestResult {
+    let name = unique("cycle");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let mut abandoned = 0;
+    for round in 0..6 {
+        let mut c = Client::spawn("cycle", &url(), &name)?;
+        c.expect("cycling")?;
+        std::thread::sleep(Duration::from_millis(20 + 13 * round));
+        c.kill()?;
+        let s = m.wait(Some(watchdog())).ctx("wait after the kill")?;
+        ensure(s != WaitStatus::TimedOut, "stuck after a kill")?;
+        if s == WaitStatus::Abandoned {
+            abandoned += 1;
+        }
+        m.release().ctx("release")?;
+        let s = m.wait(Some(watchdog())).ctx("second wait")?;
+        ensure(
+            s == WaitStatus::Acquired,
+            format!("round {round}: the acquisition after the first was {s:?}"),
+        )?;
+        m.release().ctx("release")?;
+    }
+    println!("    note: 6 kills in a lock/release loop, {abandoned} while owning");
+    Ok(())
+}
+
+/// wait-any on two mutexes whose owner process is killed: woken, told it was abandoned.
+fn wait_any_after_kill() -> TestResult {
+    let (a_name, b_name) = (unique("any-a"), unique("any-b"));
+    let (a, _) = opts().create(&a_name).ctx("create a")?;
+    let (b, _) = opts().create(&b_name).ctx("create b")?;
+    let mut ca = Client::spawn("hold", &url(), &a_name)?;
+    ca.expect("held")?;
+    let mut cb = Client::spawn("hold", &url(), &b_name)?;
+    cb.expect("held")?;
+    let r = namedmutex::wait_any(&[&a, &b], Some(Duration::from_millis(100))).ctx("wait_any")?;
+    ensure(r == WaitAny::TimedOut, format!("both held: {r:?}"))?;
+    cb.kill()?;
+    let r = namedmutex::wait_any(&[&a, &b], Some(watchdog())).ctx("wait_any")?;
+    ensure(
+        r == WaitAny::Abandoned(1),
+        format!("after b's owner died: {r:?}"),
+    )?;
+    b.release().ctx("release b")?;
+    ca.kill()?;
+    let r = namedmutex::wait_all(&[&a, &b], Some(watchdog())).ctx("wait_all")?;
+    ensure(
+        r == WaitStatus::Abandoned,
+        format!("wait_all after a's owner died: {r:?}"),
+    )?;
+    a.release().ctx("a")?;
+    b.release().ctx("b")
+}
+
+/// `pg_terminate_backend` of the owner's session: the owner learns it lost ownership
+/// (`still_owned`, then `OwnershipLost` on release); the next owner is told `Abandoned`.
+fn terminated_owner() -> TestResult {
+    let name = unique("terminate");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let g = m.lock().ctx("lock")?;
+    ensure(g.still_owned().ctx("still_owned")?, "not owned after lock")?;
+    let mut admin = admin();
+    let pid = owner_backend(&mut admin, &name).ok_or("no owner session on the server")?;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .ctx("terminate")?;
+    wait_until("the owner's session ended", || {
+        owner_backend(&mut admin, &name).is_none()
+    })?;
+    let m2 = Arc::new(opts().open(&name).ctx("open")?);
+    let o = m2.clone();
+    let s = std::thread::spawn(move || {
+        let s = o.wait(Some(watchdog()));
+        let _ = o.release();
+        s
+    })
+    .join()
+    .map_err(|_| "thread panicked")?
+    .ctx("wait")?;
+    ensure(s == WaitStatus::Abandoned, format!("next owner: {s:?}"))?;
+    ensure(
+        !g.still_owned().ctx("still_owned")?,
+        "still_owned after termination",
+    )?;
+    let e = g
+        .release()
+        .err()
+        .ok_or("release after termination succeeded")?;
+    ensure(
+        e.kind() == ErrorKind::OwnershipLost,
+        format!("release after termination: {e}"),
+    )?;
+    // The thread can use the server again.
+    let s = m.wait(Some(watchdog())).ctx("wait again")?;
+    ensure(s == WaitStatus::Acquired, format!("afterwards: {s:?}"))?;
+    m.release().ctx("release")
+}
+
+/// A server restart while a thread and a process hold mutexes: both lose them, the next
+/// owners are told `Abandoned`, and fencing tokens keep increasing.
+fn server_restart() -> TestResult {
+    let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
+        return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
+    };
+    let (mine, theirs) = (unique("restart-mine"), unique("restart-theirs"));
+    let (m, _) = opts().create(&mine).ctx("create")?;
+    let g = m.lock().ctx("lock")?;
+    let before = g.fencing_token().ok_or("no fencing token")?;
+    let mut c = Client::spawn("hold", &url(), &theirs)?;
+    let their_token: u64 = c
+        .expect("held")?
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = std::process::Command::new("tools/pg-server.sh")
+        .args(["restart", &dir])
+        .status()
+        .ctx("tools/pg-server.sh restart")?;
+    ensure(status.success(), "restart failed")?;
+    ensure(
+        !g.still_owned().ctx("still_owned")?,
+        "still owned after a restart",
+    )?;
+    let e = g
+        .release()
+        .err()
+        .ok_or("release after the restart succeeded")?;
+    ensure(
+        e.kind() == ErrorKind::OwnershipLost,
+        format!("release: {e}"),
+    )?;
+    // The handles died with the old sessions: the names are made again.
+    let (m, _) = opts().create(&mine).ctx("create again")?;
+    let g = m.lock().ctx("lock again")?;
+    ensure(
+        g.abandoned(),
+        "the next owner of a mutex held across the restart was not told",
+    )?;
+    let after = g.fencing_token().ok_or("no token")?;
+    ensure(
+        after > before && after > their_token,
+        format!("tokens {before}, {their_token} then {after}"),
+    )?;
+    drop(g);
+    let (t, _) = opts()
+        .keep_abandoned(true)
+        .create(&theirs)
+        .ctx("create theirs")?;
+    let s = t.wait(Some(watchdog())).ctx("wait theirs")?;
+    ensure(
+        s == WaitStatus::Abandoned,
+        format!("the process's mutex after the restart: {s:?}"),
+    )?;
+    t.release().ctx("release")?;
+    drop(c);
+    Ok(())
+}
+
+/// A client whose network goes down while it holds: the server releases within the
+/// documented time (keepalives 2 s + 2 × 1 s, or the 5 s user timeout), and the next owner
+/// is told `Abandoned`.
+fn partition() -> TestResult {
+    let name = unique("partition");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let port = url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("54329")
+        .to_owned();
+    let netns_url = format!("postgresql://postgres@10.213.0.1:{port}/postgres");
+    let ip = |args: &[&str]| -> TestResult {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        ensure(ok, format!("ip {args:?} failed"))
+    };
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "nmveth0"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.arg("--net");
+    let mut c = Client::spawn_with(cmd, "netns-hold", &netns_url, &name)?;
+    ip(&[
+        "link", "add", "nmveth0", "type", "veth", "peer", "name", "nmveth1",
+    ])?;
+    ip(&["link", "set", "nmveth1", "netns", &c.pid().to_string()])?;
+    ip(&["addr", "add", "10.213.0.1/24", "dev", "nmveth0"])?;
+    ip(&["link", "set", "nmveth0", "up"])?;
+    let held = c.expect("held");
+    if held.is_err() {
+        let _ = ip(&["link", "del", "nmveth0"]);
+    }
+    held?;
+    let cut = Instant::now();
+    ip(&["link", "set", "nmveth0", "down"])?;
+    let s = m
+        .wait(Some(Duration::from_secs(15)))
+        .ctx("wait after the cut");
+    let released = cut.elapsed();
+    let _ = ip(&["link", "del", "nmveth0"]);
+    let s = s?;
+    ensure(
+        s == WaitStatus::Abandoned,
+        format!("after the partition: {s:?} ({released:?})"),
+    )?;
+    m.release().ctx("release")?;
+    println!("    note: network cut to abandoned acquisition: {released:?}");
+    ensure(
+        released < Duration::from_secs(8),
+        format!("released only after {released:?}"),
+    )
+}
+
+/// Fencing tokens of one name over acquisitions by this process and by others, killed or
+/// not: strictly increasing.
+fn fencing_tokens() -> TestResult {
+    let name = unique("fence");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let mut seen = Vec::new();
+    for round in 0..4 {
+        let g = m.lock().ctx("lock")?;
+        seen.push(g.fencing_token().ok_or("no token")?);
+        drop(g);
+        let mut c = Client::spawn("hold", &url(), &name)?;
+        seen.push(
+            c.expect("held")?
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .ctx("token")?,
+        );
+        if round % 2 == 0 {
+            c.kill()?;
+        } else {
+            drop(c);
+        }
+    }
+    let g = m.lock().ctx("lock")?;
+    seen.push(g.fencing_token().ok_or("no token")?);
+    ensure(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        format!("tokens not strictly increasing: {seen:?}"),
+    )
+}
+
+fn unparsable_url() -> TestResult {
+    let e = MutexOptions::new()
+        .server("postgresql://u:secret@host:notaport/db")
+        .create("x")
+        .err()
+        .ok_or("created with a bad URL")?;
+    ensure(e.kind() == ErrorKind::InvalidParameter, format!("{e}"))?;
+    ensure(
+        !e.to_string().contains("secret"),
+        format!("the password leaked: {e}"),
+    )
+}
+
+fn server_down() -> TestResult {
+    let e = MutexOptions::new()
+        .server("postgresql://postgres@127.0.0.1:1/postgres")
+        .create("x")
+        .err()
+        .ok_or("created on a server that is down")?;
+    ensure(
+        e.kind() == ErrorKind::Io && e.to_string().contains("cannot connect to PostgreSQL at"),
+        format!("{e}"),
+    )
+}
+
+/// A role that was not granted namedmutex_user: a clear refusal naming the grant.
+fn role_without_grants() -> TestResult {
+    let mut admin = admin();
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_stranger') THEN
+                     CREATE ROLE nm_stranger LOGIN;
+                 END IF;
+             END $$;",
+        )
+        .ctx("create role")?;
+    // The schema exists (other tests made it), so the stranger meets the grant check.
+    drop(opts().create(&unique("schema")).ctx("install")?);
+    let stranger = url().replacen("postgres@", "nm_stranger@", 1);
+    let e = MutexOptions::new()
+        .server(&stranger)
+        .create(&unique("stranger"))
+        .err()
+        .ok_or("a role without grants created a mutex")?;
+    ensure(
+        e.kind() == ErrorKind::AccessDenied
+            && e.to_string()
+                .contains("GRANT namedmutex_user TO nm_stranger"),
+        format!("{e}"),
+    )?;
+    // Nor can it take a namedmutex lock key through the functions.
+    let mut direct = postgres::Client::connect(&stranger, postgres::NoTls).ctx("connect")?;
+    let r = direct.query(
+        "SELECT namedmutex.try_acquire(1, gen_random_uuid(), 'h', 1, 1)",
+        &[],
+    );
+    ensure(r.is_err(), "the stranger called namedmutex.try_acquire")
+}
+
+/// Two granted roles: `Local\` is per role; a private `Global\` object names its creator.
+fn second_role() -> TestResult {
+    let mut admin = admin();
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_other') THEN
+                     CREATE ROLE nm_other LOGIN;
+                 END IF;
+             END $$;
+             GRANT namedmutex_user TO nm_other;",
+        )
+        .ctx("create role")?;
+    let other = url().replacen("postgres@", "nm_other@", 1);
+    let name = unique("role");
+    let (_mine, _) = opts().create(&name).ctx("create mine")?;
+    let (_theirs, existed) = MutexOptions::new()
+        .server(&other)
+        .create(&name)
+        .ctx("create theirs")?;
+    ensure(!existed, "Local\\ of another role was the same object")?;
+    let global = format!("Global\\{}", unique("private"));
+    let (_g, _) = opts().create(&global).ctx("create Global")?;
+    let e = MutexOptions::new()
+        .server(&other)
+        .open(&global)
+        .err()
+        .ok_or("another role opened a private Global object")?;
+    ensure(
+        e.kind() == ErrorKind::AccessDenied && e.to_string().contains("created by role postgres"),
+        format!("{e}"),
+    )?;
+    let open = format!("Global\\{}", unique("open"));
+    let (_o, _) = opts()
+        .security(namedmutex::Security::Everyone)
+        .create(&open)
+        .ctx("create Everyone")?;
+    let (_o2, existed) = MutexOptions::new()
+        .server(&other)
+        .create(&open)
+        .ctx("open Everyone")?;
+    ensure(existed, "an Everyone object was not shared")
+}
+
+/// A database whose schema a future version installed: refused with `Incompatible`.
+fn future_schema() -> TestResult {
+    let mut admin = admin();
+    let db = "nm_future";
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .ctx("create database")?;
+    let db_url = url()
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{db}"))
+        .unwrap();
+    namedmutex::setup_server(&db_url, false).ctx("setup")?;
+    let mut c = postgres::Client::connect(&db_url, postgres::NoTls).ctx("connect")?;
+    c.batch_execute("UPDATE namedmutex.meta SET version = 99")
+        .ctx("update")?;
+    drop(c);
+    // A new URL spelling: this process has not checked it yet.
+    let fresh = format!("{db_url}?application_name=future");
+    let e = MutexOptions::new()
+        .server(&fresh)
+        .create("x")
+        .err()
+        .ok_or("created on a future schema")?;
+    ensure(
+        e.kind() == ErrorKind::Incompatible && e.to_string().contains("version 99"),
+        format!("{e}"),
+    )
+}
+
+/// PgBouncer in transaction mode between client and server: refused with a clear error,
+/// and nothing stays locked on the server.
+/// Both ways PgBouncer can be set up: refusing the session settings (its default), or
+/// dropping them silently (`ignore_startup_parameters = options`).
+fn transaction_pooler() -> TestResult {
+    for ignore in [false, true] {
+        let Some(port) = pgbouncer::start(ignore)? else {
+            return Err("pgbouncer is not installed (tools/test-all.sh installs it)".into());
+        };
+        let pooled = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+        let name = unique("pooled");
+        let r = MutexOptions::new().server(&pooled).create(&name);
+        pgbouncer::stop();
+        let e = r
+            .err()
+            .ok_or("created a mutex through a transaction pooler")?;
+        ensure(
+            e.to_string().contains("PgBouncer"),
+            format!("ignore_startup_parameters={ignore}: {e}"),
+        )?;
+        // Nothing was left behind: no such object exists on the server.
+        let found = namedmutex::MutexOptions::new()
+            .server(&url())
+            .info(&name)
+            .ctx("info")?;
+        ensure(
+            found.is_none(),
+            format!("the pooled attempt left {found:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A PgBouncer in transaction mode in front of the test server.
+mod pgbouncer {
+    use crate::support::*;
+
+    const PORT: u16 = 54339;
+
+    fn dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("nm-pgbouncer-{}", std::process::id()))
+    }
+
+    /// Starts it (as the postgres user); `None` when pgbouncer is not installed.
+    pub fn start(ignore_options: bool) -> Result<Option<u16>, String> {
+        if !std::path::Path::new("/usr/sbin/pgbouncer").exists() {
+            return Ok(None);
+        }
+        let url = url();
+        let server_port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split('/').next())
+            .unwrap();
+        let dir = dir();
+        std::fs::create_dir_all(&dir).ctx("mkdir")?;
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\npostgres = host=127.0.0.1 port={server_port} dbname=postgres\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {PORT}\nauth_type = trust\n\
+                 auth_file = {d}/users.txt\npool_mode = transaction\nunix_socket_dir =\n{ignore}\
+                 pidfile = {d}/pgbouncer.pid\nlogfile = {d}/pgbouncer.log\n",
+                d = dir.display(),
+                ignore = if ignore_options {
+                    "ignore_startup_parameters = options\n"
+                } else {
+                    ""
+                },
+            ),
+        )
+        .ctx("write pgbouncer.ini")?;
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").ctx("users")?;
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "postgres", dir.to_str().unwrap()])
+            .status();
+        let ok = std::process::Command::new("su")
+            .args([
+                "postgres",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("/usr/sbin/pgbouncer -d {}/pgbouncer.ini", dir.display()),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        ensure(ok, "pgbouncer did not start")?;
+        wait_until("pgbouncer listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()
+        })?;
+        Ok(Some(PORT))
+    }
+
+    pub fn stop() {
+        if let Ok(pid) = std::fs::read_to_string(dir().join("pgbouncer.pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = std::fs::remove_dir_all(dir());
+    }
+}

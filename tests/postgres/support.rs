@@ -1,0 +1,190 @@
+//! What the scenarios share: the server, names, bounded waits, and client processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+pub type TestResult = Result<(), String>;
+
+/// The bound of every wait for an answer.
+pub fn watchdog() -> Duration {
+    Duration::from_secs(
+        std::env::var("NAMEDMUTEX_TEST_WATCHDOG_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    )
+}
+
+/// Runs `f` on a thread of its own and fails if it does not end within 3 watchdogs.
+pub fn bounded(name: &str, f: fn() -> TestResult) -> TestResult {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(f).unwrap_or_else(|p| {
+            Err(p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into()))
+        });
+        let _ = tx.send(r);
+    });
+    rx.recv_timeout(watchdog() * 3)
+        .unwrap_or_else(|_| Err(format!("{name} did not end within the watchdog")))
+}
+
+/// The server's URL (a superuser's).
+pub fn url() -> String {
+    std::env::var("NAMEDMUTEX_TEST_PG_URL").expect("NAMEDMUTEX_TEST_PG_URL")
+}
+
+/// An administrative connection, for what the library does not do (terminate, inspect).
+pub fn admin() -> postgres::Client {
+    postgres::Client::connect(&url(), postgres::NoTls).expect("admin connection")
+}
+
+/// Options for a mutex on the test server.
+pub fn opts() -> namedmutex::MutexOptions {
+    namedmutex::MutexOptions::new().server(&url())
+}
+
+/// A name no other test or run uses.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "pgt-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Adds context to an error.
+pub trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// Fails with `msg` unless `cond`.
+pub fn ensure(cond: bool, msg: impl Into<String>) -> TestResult {
+    if cond { Ok(()) } else { Err(msg.into()) }
+}
+
+/// A client process running `--child COMMAND URL NAME`, its output read line by line.
+pub struct Client {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Client {
+    pub fn spawn(command: &str, url: &str, name: &str) -> Result<Client, String> {
+        Client::spawn_with(
+            Command::new(std::env::current_exe().unwrap()),
+            command,
+            url,
+            name,
+        )
+    }
+
+    /// As `spawn`, through `prefix` (for example `unshare --net`).
+    pub fn spawn_with(
+        mut cmd: Command,
+        command: &str,
+        url: &str,
+        name: &str,
+    ) -> Result<Client, String> {
+        if cmd.get_program() != std::env::current_exe().unwrap().as_os_str() {
+            cmd.arg(std::env::current_exe().unwrap());
+        }
+        let mut child = cmd
+            .args(["--child", command, url, name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ctx("spawn a client process")?;
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Client { child, lines })
+    }
+
+    /// The next line, which must start with `prefix`: the rest of it.
+    pub fn expect(&mut self, prefix: &str) -> Result<String, String> {
+        let line = self
+            .lines
+            .recv_timeout(watchdog())
+            .map_err(|_| format!("the client said nothing starting {prefix:?} in time"))?;
+        line.strip_prefix(prefix)
+            .map(|rest| rest.trim().to_owned())
+            .ok_or_else(|| format!("the client said {line:?}, expected {prefix:?}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) -> TestResult {
+        self.child.kill().ctx("SIGKILL the client")?;
+        self.child.wait().ctx("reap the client")?;
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` until it holds, at most one watchdog.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> TestResult {
+    let started = std::time::Instant::now();
+    while !cond() {
+        if started.elapsed() > watchdog() {
+            return Err(format!("{what}: not within the watchdog"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// The number of sessions waiting for (`granted` false) or holding the ownership lock of
+/// any namedmutex object, as the server sees them.
+pub fn ownership_locks(admin: &mut postgres::Client, granted: bool) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1852665601 AND granted = $1",
+            &[&granted],
+        )
+        .map(|r| r.get(0))
+        .unwrap_or(-1)
+}
+
+/// The backend pid of the session that holds the ownership lock of the mutex `name`.
+pub fn owner_backend(admin: &mut postgres::Client, name: &str) -> Option<i32> {
+    admin
+        .query_opt(
+            "SELECT l.pid FROM pg_locks l JOIN namedmutex.mutex m ON l.objid = m.id::oid
+             WHERE l.locktype = 'advisory' AND l.classid = 1852665601 AND l.granted
+               AND m.name = $1",
+            &[&name],
+        )
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
+}
