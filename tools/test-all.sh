@@ -70,6 +70,8 @@ cargo test --features postgres --lib sys::pg
 NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
     cargo test --features postgres --test postgres -- --test-threads 1
+cargo build -q -p namedmutex-cli
+cli/tests/server.sh "$pg_url" target/debug/namedmutex
 
 echo "==> tools/fuzz.sh 20"
 ./tools/fuzz.sh 20

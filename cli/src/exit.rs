@@ -75,6 +75,10 @@ impl Failure {
             }
             ErrorKind::AccessDenied => NO_PERMISSION,
             ErrorKind::Unsupported => UNAVAILABLE,
+            // A server that cannot be reached is a service unavailable, not our bug.
+            ErrorKind::Io if err.to_string().starts_with("cannot connect to PostgreSQL") => {
+                UNAVAILABLE
+            }
             _ => SOFTWARE,
         };
         let reason = match err.kind() {

@@ -68,7 +68,8 @@ wait keep an abandoned mutex until that report has been given, even if nobody el
 open.
 
 Objects live under $NAMEDMUTEX_ROOT (default /dev/shm); processes share mutexes only when
-they use the same root.";
+they use the same root. With --server URL (or $NAMEDMUTEX_SERVER) they live on a PostgreSQL
+server instead, shared by every host that reaches it: the same commands, the same reports.";
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -84,8 +85,12 @@ they use the same root.";
 )]
 struct Cli {
     /// The directory that holds the mutexes (default: $NAMEDMUTEX_ROOT, else /dev/shm).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "server")]
     root: Option<PathBuf>,
+    /// Keep the mutexes on this PostgreSQL server (postgresql://user@host:port/db), shared
+    /// by every host that reaches it, instead of on this machine.
+    #[arg(long, global = true, value_name = "URL", env = "NAMEDMUTEX_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -493,7 +498,7 @@ fn usage_error(e: clap::Error) -> u8 {
 }
 
 fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let opts = options(cli.root.as_deref())?;
+    let opts = options(cli.root.as_deref(), cli.server.as_deref())?;
     match cli.command {
         Command::Run(args) => run(&opts, args),
         Command::Hold(args) => hold(&opts, args),
@@ -538,8 +543,12 @@ fn manpage(subcommand: Option<&str>) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-fn options(root: Option<&std::path::Path>) -> Result<MutexOptions, Failure> {
-    let opts = MutexOptions::new();
+fn options(root: Option<&std::path::Path>, server: Option<&str>) -> Result<MutexOptions, Failure> {
+    let opts = match server.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(url) => MutexOptions::new().server(url),
+        // An empty NAMEDMUTEX_SERVER means this machine, as the library reads it.
+        None => MutexOptions::new().local(),
+    };
     match root {
         None => Ok(opts),
         #[cfg(unix)]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The namedmutex command against a PostgreSQL server, as a shell script uses it:
+#   cli/tests/server.sh URL [NAMEDMUTEX-BINARY]
+# (tools/test-all.sh runs it with the server it started). Every step is bounded by timeout(1)
+# and every holder is waited for through a pipe, never a sleep.
+set -euo pipefail
+url=${1:?usage: server.sh URL [BINARY]}
+nm=${2:-target/debug/namedmutex}
+name="cli-server-$$"
+work=$(mktemp -d)
+holder=
+cleanup() {
+    if [ -n "$holder" ]; then kill -9 "$holder" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "server.sh: FAIL: $*" >&2; exit 1; }
+t() { timeout 20 "$@"; }
+
+# 1. run passes the command's output and status through.
+out=$(t "$nm" --server "$url" run "$name" -- sh -c 'echo inside; exit 3') && rc=0 || rc=$?
+[ "$out" = inside ] && [ "$rc" = 3 ] || fail "run: output '$out', status $rc"
+
+# 2. A holder (through NAMEDMUTEX_SERVER): run -n gives up at once with 75, naming it.
+mkfifo "$work/in" "$work/out"
+NAMEDMUTEX_SERVER=$url "$nm" hold "$name" <"$work/in" >"$work/out" 2>&1 &
+holder=$!
+exec 7>"$work/in"          # keeps the holder's stdin open
+read -r -t 20 line <"$work/out" || fail "the holder said nothing"
+[ "$line" = "held $name" ] || fail "holder said '$line'"
+msg=$(t "$nm" --server "$url" run -n "$name" -- true 2>&1) && rc=0 || rc=$?
+[ "$rc" = 75 ] || fail "run -n on a held lock: status $rc ($msg)"
+case "$msg" in *"held by pid $holder"*) ;; *) fail "run -n did not name the holder: $msg" ;; esac
+
+# 3. list --json shows the holder's pid; info -q says it is held (status 1).
+t "$nm" --server "$url" list --json | grep -q "\"pid\": *$holder" || fail "list --json lacks pid $holder"
+t "$nm" --server "$url" info -q "$name" && rc=0 || rc=$?
+[ "$rc" = 1 ] || fail "info -q of a held lock: status $rc"
+
+# 4. SIGKILL the holder: the next run is told (warning) and runs; --on-abandoned fail
+# would have exited 79, but the report is given once only.
+kill -9 "$holder"
+wait "$holder" 2>/dev/null || true
+holder=
+exec 7>&-
+msg=$(t "$nm" --server "$url" run "$name" -- echo ran 2>&1) && rc=0 || rc=$?
+[ "$rc" = 0 ] || fail "run after the kill: status $rc ($msg)"
+case "$msg" in *"died without releasing"*) ;; *) fail "run after the kill was not told: $msg" ;; esac
+msg=$(t "$nm" --server "$url" run --on-abandoned fail "$name" -- true 2>&1) && rc=0 || rc=$?
+[ "$rc" = 0 ] || fail "the abandonment was reported twice: status $rc ($msg)"
+
+# 5. A server that is down: 69 (unavailable), naming the server.
+msg=$(t "$nm" --server postgresql://nobody@127.0.0.1:1/none list 2>&1) && rc=0 || rc=$?
+[ "$rc" = 69 ] || fail "server down: status $rc ($msg)"
+case "$msg" in *"cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/none"*) ;; *) fail "server down: $msg" ;; esac
+
+# 6. --server and --root together are a usage error.
+t "$nm" --server "$url" --root "$work" list >/dev/null 2>&1 && rc=0 || rc=$?
+[ "$rc" = 64 ] || fail "--server with --root: status $rc"
+
+echo "server.sh: the command against $url: all checks passed"
