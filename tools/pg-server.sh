@@ -10,6 +10,8 @@ set -euo pipefail
 cmd=${1:?usage: pg-server.sh start|stop DIR}
 dir=${2:?usage: pg-server.sh start|stop DIR}
 port=${NAMEDMUTEX_TEST_PG_PORT:-54329}
+# fsync off by default (tests); the benchmark turns it on to measure commits truthfully.
+fsync=${NAMEDMUTEX_TEST_PG_FSYNC:-off}
 
 bindir() {
     local b
@@ -33,7 +35,7 @@ start)
     # The partition test's client connects from a network namespace over a veth pair.
     echo "host all all 10.213.0.0/24 trust" >>"$dir/data/pg_hba.conf"
     echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
-    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=off -c max_connections=300\" start" >&2 \
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=$fsync -c max_connections=300\" start" >&2 \
         || { cat "$dir/log" >&2; exit 1; }
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;

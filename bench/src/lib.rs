@@ -11,6 +11,7 @@ pub mod control;
 pub mod env;
 pub mod machine;
 pub mod peers;
+pub mod pg_roles;
 pub mod proc;
 pub mod roles;
 pub mod stats;

@@ -12,6 +12,7 @@
 //! | `scale-open` | peer n tag | opens `n` new locks, reports time and memory |
 //! | `scale-threads` | root n | `n` live threads each lock one mutex, twice; reports registry size |
 //! | `uncontended-nobias` | runs micro_ms | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
+//! | `pg-hold`, `pg-contend` | | see `pg_roles.rs` |
 //! | `async-contend` | name tasks window_ms | on `go`: `tasks` tokio tasks loop on `lock_async` for the window; says `result total min max worst_tick_us` |
 
 use crate::control::{Control, ControlPage};
@@ -59,6 +60,7 @@ pub fn run() {
         "scale-threads" => scale_threads(Path::new(&args[0]), num(&args[1])),
         "async-contend" => async_contend(&args[0], num(&args[1]), num(&args[2])),
         "uncontended-nobias" => uncontended_nobias(&env, num(&args[0]), num(&args[1])),
+        other if crate::pg_roles::run(other, &args) => {}
         other => panic!("unknown role {other:?}"),
     }
 }

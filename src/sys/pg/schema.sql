@@ -157,6 +157,12 @@ LANGUAGE plpgsql AS $$
 DECLARE m namedmutex.mutex;
 BEGIN
     SELECT * INTO m FROM namedmutex.mutex WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR NOT namedmutex.may_use(m) THEN
+        -- Only ids that open_handle gave out reach here; anything else is refused.
+        PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_id);
+        RAISE EXCEPTION 'namedmutex: role % may not use mutex %', session_user, p_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     abandoned := m.held;
     note := CASE WHEN m.held THEN coalesce(m.abandon_note, format('owner %s pid %s thread %s died holding it',
                                                          m.holder_host, m.holder_pid, m.holder_tid)) END;
@@ -167,13 +173,12 @@ BEGIN
     WHERE id = p_id;
 END $$;
 
--- Takes p_id if it is free (no waiting): got, and claim's answers.
+-- Takes p_id if it is free (no waiting): got, and claim's answers (claim checks the caller).
 CREATE FUNCTION namedmutex.try_acquire(p_id int, p_me uuid, p_host text, p_pid int, p_tid int,
                                        OUT got boolean, OUT abandoned boolean, OUT note text,
                                        OUT token bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM namedmutex.usable(p_id);
     got := pg_catalog.pg_try_advisory_lock(1852665601, p_id);
     IF got THEN
         SELECT c.abandoned, c.note, c.token INTO abandoned, note, token
@@ -222,20 +227,27 @@ END $$;
 
 -- Releases p_id: clears the claim of p_me (or, with p_note, leaves it standing with the note:
 -- abandonment on purpose), then unlocks. 0: released; 1: the claim was not p_me's (ownership
--- was lost: the session ended and another took it); 2: this session did not hold the lock
--- (a transaction pooler between client and server).
+-- was lost: the session ended and another took it). SQLSTATE NMX02: this session did not
+-- hold the lock (a transaction pooler between client and server), and nothing changed.
 CREATE FUNCTION namedmutex.release(p_id int, p_me uuid, p_note text) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE n int;
 BEGIN
-    IF NOT namedmutex.session_holds(1852665601, p_id, 'ExclusiveLock') THEN
-        RETURN 2;
-    END IF;
+    -- A release need not wait for its WAL to reach the disk: if a server crash loses it,
+    -- the claim stands and the next owner is told Abandoned, which errs on the safe side.
+    -- (A claim does wait: it carries the fencing token, which must never be handed out twice.)
+    PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
     UPDATE namedmutex.mutex SET held = (p_note IS NOT NULL), abandon_note = p_note,
         owner = CASE WHEN p_note IS NULL THEN NULL ELSE owner END
     WHERE id = p_id AND owner = p_me AND held;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_id);
+    -- The claim is cleared (row locked) before the lock goes: the next owner's claim waits
+    -- for this commit, so it never reads a release as a death.
+    IF NOT pg_catalog.pg_advisory_unlock(1852665601, p_id) THEN
+        -- Not this session's lock: the update is undone with the statement.
+        RAISE EXCEPTION 'namedmutex: this session does not hold the lock of mutex %', p_id
+            USING ERRCODE = 'NMX02';
+    END IF;
     RETURN CASE WHEN n = 1 THEN 0 ELSE 1 END;
 END $$;
 

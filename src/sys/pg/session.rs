@@ -296,18 +296,18 @@ impl Session {
         match outcome {
             Ok(row) => match row.get::<_, i32>(0) {
                 0 => Ok(()),
-                1 => Err(lost(
+                _ => Err(lost(
                     &self.server.key,
                     "its claim was taken over: the server ended this session's ownership earlier",
                 )),
-                _ => Err(Error::new(
-                    ErrorKind::OwnershipLost,
-                    format!(
-                        "released a mutex on PostgreSQL at {} whose lock this session did not hold: the session was reset, or the connection goes through a transaction pooler (such as PgBouncer in transaction mode), which namedmutex cannot work through",
-                        self.server.key
-                    ),
-                )),
             },
+            Err(e) if e.code().is_some_and(|c| c.code() == "NMX02") => Err(Error::new(
+                ErrorKind::OwnershipLost,
+                format!(
+                    "released a mutex on PostgreSQL at {} whose lock this session did not hold: the session was reset, or the connection goes through a transaction pooler (such as PgBouncer in transaction mode), which namedmutex cannot work through",
+                    self.server.key
+                ),
+            )),
             Err(e) => match classify(&self.server.key, "releasing a mutex", e) {
                 Failure::SessionLost(_) => Err(lost(
                     &self.server.key,

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p namedmutex-bench --bin compare -- --out BENCHMARKS.md [--quick]
-//!     [--only 1,2,3,4,5,6] [--counts 2,4,8,16]
+//!     [--only 1,2,...,9] [--counts 2,4,8,16]
 //! ```
 //!
 //! `--counts` limits scenario 4 to the given process counts (to rerun one row).
@@ -13,6 +13,7 @@
 mod async_capi;
 mod charts;
 mod cli_startup;
+mod postgres;
 mod report;
 mod scenarios;
 
@@ -127,7 +128,7 @@ fn main() {
     let mut report = Report::new(&cfg, machine::Machine::current());
     let wanted = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
     type Scenario = fn(&Config, &Env, &mut Report);
-    let all: [(u32, &str, Scenario); 8] = [
+    let all: [(u32, &str, Scenario); 9] = [
         (1, "uncontended", scenarios::uncontended),
         (2, "open and close", scenarios::open_close),
         (3, "hand-off", scenarios::handoff),
@@ -136,6 +137,7 @@ fn main() {
         (6, "scale", scenarios::scale),
         (7, "async tasks and the C ABI", async_capi::async_and_capi),
         (8, "the command against flock(1)", cli_startup::cli_startup),
+        (9, "across machines: PostgreSQL", postgres::postgres),
     ];
     for (n, what, run) in all {
         if !wanted(n) {
