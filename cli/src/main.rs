@@ -115,6 +115,15 @@ enum Command {
     /// Remove the files of mutexes that no process has open any more (for cron).
     #[command(after_help = PRUNE_AFTER)]
     Prune(PruneArgs),
+    /// Install namedmutex's schema on the --server database (first use does it by itself,
+    /// when the role may create schemas).
+    #[command(name = "server-setup", after_help = SERVER_SETUP_AFTER)]
+    ServerSetup {
+        /// Also revoke PostgreSQL's own advisory lock functions from PUBLIC, so that no role
+        /// can take a namedmutex lock key directly (superuser; a database of its own).
+        #[arg(long)]
+        lock_down: bool,
+    },
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_AFTER)]
     Completions {
@@ -129,6 +138,15 @@ enum Command {
         subcommand: Option<String>,
     },
 }
+
+const SERVER_SETUP_AFTER: &str = "\
+Examples:
+  namedmutex --server postgresql://admin@db/locks server-setup
+      Install the schema once, as a role that may; then, in psql:
+      GRANT namedmutex_user TO app;
+
+Exit status: 0 installed (or already there), 64 without --server, 69 server unreachable,
+77 not allowed, 70 a schema of another version.";
 
 const MANPAGE_AFTER: &str = "\
 Examples:
@@ -507,6 +525,22 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Info(args) => info(&opts, args),
         Command::Prune(args) => prune(&opts, args),
         Command::Manpage { subcommand } => manpage(subcommand.as_deref()),
+        Command::ServerSetup { lock_down } => {
+            let url = cli.server.as_deref().ok_or_else(|| {
+                Failure::new(
+                    "server-setup",
+                    "needs --server URL (or NAMEDMUTEX_SERVER)",
+                    exit::USAGE,
+                )
+            })?;
+            namedmutex::setup_server(url, lock_down)
+                .map_err(|e| Failure::from_lib_other("server-setup", &e))?;
+            print_out(&format!(
+                "namedmutex: the schema is installed on {}\n",
+                redact(url)
+            ));
+            Ok(exit::OK)
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut script = Vec::new();
@@ -514,6 +548,25 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             print_out(&String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

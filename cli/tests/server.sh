@@ -58,4 +58,17 @@ case "$msg" in *"cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1
 t "$nm" --server "$url" --root "$work" list >/dev/null 2>&1 && rc=0 || rc=$?
 [ "$rc" = 64 ] || fail "--server with --root: status $rc"
 
+# 7. server-setup installs (or finds) the schema: 0; without --server it is a usage error.
+t "$nm" --server "$url" server-setup >/dev/null || fail "server-setup failed"
+t env -u NAMEDMUTEX_SERVER "$nm" server-setup >/dev/null 2>&1 && rc=0 || rc=$?
+[ "$rc" = 64 ] || fail "server-setup without --server: status $rc"
+
+# 8. A role that was not granted namedmutex_user: 77, naming the grant to ask for.
+psql -q "$url" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_cli_stranger') THEN CREATE ROLE nm_cli_stranger LOGIN; END IF; END \$\$" \
+    || fail "could not create a test role"
+stranger=${url/postgres@/nm_cli_stranger@}
+msg=$(t "$nm" --server "$stranger" run "$name" -- true 2>&1) && rc=0 || rc=$?
+[ "$rc" = 77 ] || fail "a role without grants: status $rc ($msg)"
+case "$msg" in *"GRANT namedmutex_user TO nm_cli_stranger"*) ;; *) fail "a role without grants: $msg" ;; esac
+
 echo "server.sh: the command against $url: all checks passed"
