@@ -68,7 +68,7 @@ pg_url=$(tools/pg-server.sh start "$pg_dir")
 echo "==> PostgreSQL backend, on $pg_url"
 cargo test --features postgres --lib sys::pg
 NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
-NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
+NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
     cargo test --features postgres --test postgres -- --test-threads 1
 cargo build -q -p namedmutex-cli
 cli/tests/server.sh "$pg_url" target/debug/namedmutex

@@ -20,10 +20,16 @@ fn main() {
         child::run(&args[2..]);
     }
     if std::env::var("NAMEDMUTEX_TEST_PG_URL").is_err() {
+        // `cargo test --workspace` builds this target too (the CLI turns the feature on);
+        // tools/test-all.sh runs it again with a server, and there a missing URL fails.
         eprintln!(
-            "NAMEDMUTEX_TEST_PG_URL is not set: start a server with `tools/pg-server.sh start DIR` and set it to the URL printed (tools/test-all.sh does this)"
+            "postgres tests: skipped, NAMEDMUTEX_TEST_PG_URL is not set (start a server with `tools/pg-server.sh start DIR` and set it to the URL printed; tools/test-all.sh does this)"
         );
-        std::process::exit(2);
+        std::process::exit(if std::env::var_os("NAMEDMUTEX_REQUIRE_PG").is_some() {
+            2
+        } else {
+            0
+        });
     }
     let trials: Vec<Trial> = scenarios::all()
         .into_iter()
