@@ -32,6 +32,7 @@ pub fn all() -> Vec<Scenario> {
         ("input::role_without_grants", role_without_grants),
         ("input::roles_have_their_own_local_namespace", second_role),
         ("input::future_schema_version_is_refused", future_schema),
+        ("input::lock_down_keeps_ungranted_roles_off_the_keys", lock_down),
         ("input::transaction_pooler_is_refused", transaction_pooler),
     ]
 }
@@ -371,17 +372,9 @@ fn server_down() -> TestResult {
 /// A role that was not granted namedmutex_user: a clear refusal naming the grant.
 fn role_without_grants() -> TestResult {
     let mut admin = admin();
-    admin
-        .batch_execute(
-            "DO $$ BEGIN
-                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_stranger') THEN
-                     CREATE ROLE nm_stranger LOGIN;
-                 END IF;
-             END $$;",
-        )
-        .ctx("create role")?;
-    // The schema exists (other tests made it), so the stranger meets the grant check.
+    // The schema exists (this makes it), so the stranger meets the grant check.
     drop(opts().create(&unique("schema")).ctx("install")?);
+    ensure_role(&mut admin, "nm_stranger", false)?;
     let stranger = url().replacen("postgres@", "nm_stranger@", 1);
     let e = MutexOptions::new()
         .server(&stranger)
@@ -406,16 +399,8 @@ fn role_without_grants() -> TestResult {
 /// Two granted roles: `Local\` is per role; a private `Global\` object names its creator.
 fn second_role() -> TestResult {
     let mut admin = admin();
-    admin
-        .batch_execute(
-            "DO $$ BEGIN
-                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_other') THEN
-                     CREATE ROLE nm_other LOGIN;
-                 END IF;
-             END $$;
-             GRANT namedmutex_user TO nm_other;",
-        )
-        .ctx("create role")?;
+    drop(opts().create(&unique("schema")).ctx("install")?);
+    ensure_role(&mut admin, "nm_other", true)?;
     let other = url().replacen("postgres@", "nm_other@", 1);
     let name = unique("role");
     let (_mine, _) = opts().create(&name).ctx("create mine")?;
@@ -445,6 +430,65 @@ fn second_role() -> TestResult {
         .create(&open)
         .ctx("open Everyone")?;
     ensure(existed, "an Everyone object was not shared")
+}
+
+/// Makes the login role `name` if it does not exist, granted namedmutex_user or not.
+fn ensure_role(admin: &mut postgres::Client, name: &str, granted: bool) -> TestResult {
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+                     CREATE ROLE {name} LOGIN;
+                 END IF;
+             END $$;"
+        ))
+        .ctx("create role")?;
+    if granted {
+        admin
+            .batch_execute(&format!("GRANT namedmutex_user TO {name}"))
+            .ctx("grant")?;
+    }
+    Ok(())
+}
+
+/// A database set up with `--lock-down`: a role without grants cannot take a namedmutex
+/// lock key with PostgreSQL's own functions; a granted role still uses namedmutex there.
+fn lock_down() -> TestResult {
+    let mut admin = admin();
+    drop(opts().create(&unique("schema")).ctx("install")?);
+    ensure_role(&mut admin, "nm_stranger", false)?;
+    ensure_role(&mut admin, "nm_other", true)?;
+    let db = "nm_locked";
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .ctx("create database")?;
+    let db_url = url().rsplit_once('/').map(|(base, _)| format!("{base}/{db}")).unwrap();
+    namedmutex::setup_server(&db_url, true).ctx("setup --lock-down")?;
+    let stranger = db_url.replacen("postgres@", "nm_stranger@", 1);
+    let mut direct = postgres::Client::connect(&stranger, postgres::NoTls).ctx("connect")?;
+    for sql in [
+        "SELECT pg_advisory_lock(1852665601, 1)",
+        "SELECT pg_try_advisory_lock(7930462161551179777)",
+        "SELECT pg_advisory_xact_lock(1852665601, 1)",
+    ] {
+        let e = direct
+            .query(sql, &[])
+            .err()
+            .ok_or_else(|| format!("a role without grants ran {sql}"))?;
+        ensure(
+            e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            format!("{sql}: {e}"),
+        )?;
+    }
+    let other = db_url.replacen("postgres@", "nm_other@", 1);
+    let (m, _) = MutexOptions::new()
+        .server(&other)
+        .create(&unique("locked"))
+        .ctx("a granted role creates")?;
+    let s = m.wait(Some(watchdog())).ctx("a granted role waits")?;
+    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
+    m.release().ctx("release")
 }
 
 /// A database whose schema a future version installed: refused with `Incompatible`.
