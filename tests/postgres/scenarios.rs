@@ -32,7 +32,10 @@ pub fn all() -> Vec<Scenario> {
         ("input::role_without_grants", role_without_grants),
         ("input::roles_have_their_own_local_namespace", second_role),
         ("input::future_schema_version_is_refused", future_schema),
-        ("input::lock_down_keeps_ungranted_roles_off_the_keys", lock_down),
+        (
+            "input::lock_down_keeps_ungranted_roles_off_the_keys",
+            lock_down,
+        ),
         ("input::transaction_pooler_is_refused", transaction_pooler),
     ]
 }
@@ -463,7 +466,10 @@ fn lock_down() -> TestResult {
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .ctx("create database")?;
-    let db_url = url().rsplit_once('/').map(|(base, _)| format!("{base}/{db}")).unwrap();
+    let db_url = url()
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{db}"))
+        .unwrap();
     namedmutex::setup_server(&db_url, true).ctx("setup --lock-down")?;
     let stranger = db_url.replacen("postgres@", "nm_stranger@", 1);
     let mut direct = postgres::Client::connect(&stranger, postgres::NoTls).ctx("connect")?;

@@ -11,7 +11,8 @@ use std::time::SystemTime;
 
 const LIST: &str = "SELECT name, creator, everyone, accessible, created_at, handles, waiters, \
      owner_alive, held, holder_host, holder_pid, holder_tid, acquired_at, token, note, \
-     abandon_count FROM namedmutex.list($1, $2)";
+     abandon_count, last_abandoner_pid, last_abandoner_tid, last_abandon_note \
+     FROM namedmutex.list($1, $2)";
 
 fn info_of(row: &postgres::Row, namespace: Namespace) -> MutexInfo {
     let owner_alive: bool = row.get("owner_alive");
@@ -44,17 +45,21 @@ fn info_of(row: &postgres::Row, namespace: Namespace) -> MutexInfo {
     info.waiters = row.get::<_, i32>("waiters") as u32;
     info.created = row.get("created_at");
     info.abandon_count = row.get::<_, i32>("abandon_count") as u32;
-    info.abandon_note = if held && !owner_alive {
-        Some(row.get::<_, Option<String>>("note").unwrap_or_else(|| {
-            format!(
-                "owner {} pid {} died holding it",
-                host.as_deref().unwrap_or("?"),
-                pid.unwrap_or(0)
-            )
-        }))
+    // An owner that died and whose death nobody has been told of yet is the last
+    // abandoner already; otherwise the row remembers the last one an acquirer was told of.
+    if held && !owner_alive {
+        info.last_abandoner = pid.zip(row.get::<_, Option<i32>>("holder_tid").map(|t| t as u32));
+        info.abandon_note = row.get("note");
     } else {
-        None
-    };
+        let pid = row
+            .get::<_, Option<i32>>("last_abandoner_pid")
+            .map(|p| p as u32);
+        let tid = row
+            .get::<_, Option<i32>>("last_abandoner_tid")
+            .map(|t| t as u32);
+        info.last_abandoner = pid.zip(tid);
+        info.abandon_note = row.get("last_abandon_note");
+    }
     info.kept_for_report = held && !owner_alive;
     info
 }

@@ -33,8 +33,12 @@ CREATE TABLE namedmutex.mutex (
     holder_tid int,
     acquired_at timestamptz,
     last_token bigint NOT NULL DEFAULT 0, -- fencing token of the last acquisition
-    abandon_note text,                   -- why the last owner abandoned it on purpose
+    abandon_note text,                   -- why the owner abandoned it on purpose (while held)
     abandon_count int NOT NULL DEFAULT 0,
+    last_abandoner_host text,            -- the last owner found abandoned, and its note
+    last_abandoner_pid int,
+    last_abandoner_tid int,
+    last_abandon_note text,
     UNIQUE (scope, name)
 );
 REVOKE ALL ON ALL TABLES IN SCHEMA namedmutex FROM PUBLIC;
@@ -169,7 +173,11 @@ BEGIN
     token := pg_catalog.nextval('namedmutex.fencing');
     UPDATE namedmutex.mutex SET held = true, owner = p_me, holder_host = p_host,
         holder_pid = p_pid, holder_tid = p_tid, acquired_at = now(), last_token = token,
-        abandon_note = NULL, abandon_count = abandon_count + (CASE WHEN m.held THEN 1 ELSE 0 END)
+        abandon_note = NULL, abandon_count = abandon_count + (CASE WHEN m.held THEN 1 ELSE 0 END),
+        last_abandoner_host = CASE WHEN m.held THEN m.holder_host ELSE last_abandoner_host END,
+        last_abandoner_pid = CASE WHEN m.held THEN m.holder_pid ELSE last_abandoner_pid END,
+        last_abandoner_tid = CASE WHEN m.held THEN m.holder_tid ELSE last_abandoner_tid END,
+        last_abandon_note = CASE WHEN m.held THEN m.abandon_note ELSE last_abandon_note END
     WHERE id = p_id;
 END $$;
 
@@ -264,7 +272,8 @@ CREATE FUNCTION namedmutex.list(p_global boolean, p_name text)
 RETURNS TABLE (name text, creator text, everyone boolean, accessible boolean,
                created_at timestamptz, handles int, waiters int, owner_alive boolean,
                held boolean, holder_host text, holder_pid int, holder_tid int,
-               acquired_at timestamptz, token bigint, note text, abandon_count int)
+               acquired_at timestamptz, token bigint, note text, abandon_count int,
+               last_abandoner_pid int, last_abandoner_tid int, last_abandon_note text)
 LANGUAGE sql STABLE AS $$
     WITH locks AS (
         SELECT objid::int AS id, classid::int AS class, mode, granted
@@ -276,11 +285,14 @@ LANGUAGE sql STABLE AS $$
         (SELECT count(*)::int FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND NOT l.granted),
         EXISTS (SELECT 1 FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND l.granted),
         m.held, m.holder_host, m.holder_pid, m.holder_tid, m.acquired_at, m.last_token, m.abandon_note,
-        m.abandon_count
+        m.abandon_count, m.last_abandoner_pid, m.last_abandoner_tid, m.last_abandon_note
     FROM namedmutex.mutex m
     WHERE m.scope = CASE WHEN p_global THEN '' ELSE session_user::text END
       AND (p_name IS NULL OR m.name = p_name)
-      AND EXISTS (SELECT 1 FROM locks l WHERE l.id = m.id AND l.class = 1852665602 AND l.granted)
+      -- Objects with a handle, and those whose owner's claim stands (kept for the report of
+      -- a death, or owned after the last handle closed).
+      AND (m.held OR EXISTS (SELECT 1 FROM locks l
+                             WHERE l.id = m.id AND l.class = 1852665602 AND l.granted))
     ORDER BY m.name
 $$;
 
