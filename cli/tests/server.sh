@@ -39,13 +39,16 @@ t "$nm" --server "$url" info -q "$name" && rc=0 || rc=$?
 
 # 4. SIGKILL the holder: the next run is told (warning) and runs; --on-abandoned fail
 # would have exited 79, but the report is given once only.
+dead=$holder
 kill -9 "$holder"
 wait "$holder" 2>/dev/null || true
 holder=
 exec 7>&-
+t "$nm" --server "$url" info -q "$name" && rc=0 || rc=$?
+[ "$rc" = 3 ] || fail "info -q after the holder was killed: status $rc, not 3 (abandoned)"
 msg=$(t "$nm" --server "$url" run "$name" -- echo ran 2>&1) && rc=0 || rc=$?
 [ "$rc" = 0 ] || fail "run after the kill: status $rc ($msg)"
-case "$msg" in *"died without releasing"*) ;; *) fail "run after the kill was not told: $msg" ;; esac
+case "$msg" in *"pid $dead"*"died without releasing"*) ;; *) fail "run after the kill was not told who died: $msg" ;; esac
 msg=$(t "$nm" --server "$url" run --on-abandoned fail "$name" -- true 2>&1) && rc=0 || rc=$?
 [ "$rc" = 0 ] || fail "the abandonment was reported twice: status $rc ($msg)"
 
