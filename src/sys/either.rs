@@ -57,6 +57,7 @@ impl Backend for RawMutex {
     const TRY_DETACHED_IS_EXACT: bool =
         LocalMutex::TRY_DETACHED_IS_EXACT && PgMutex::TRY_DETACHED_IS_EXACT;
 
+    #[inline]
     fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(RawMutex, bool)> {
         Ok(if spec.server.is_some() {
             let (m, existed) = PgMutex::create(name, spec)?;
@@ -67,6 +68,7 @@ impl Backend for RawMutex {
         })
     }
 
+    #[inline]
     fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
         Ok(if spec.server.is_some() {
             RawMutex::Pg(PgMutex::open(name, spec)?)
@@ -75,6 +77,7 @@ impl Backend for RawMutex {
         })
     }
 
+    #[inline]
     fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         match self {
             RawMutex::Local(m) => m.wait(timeout),
@@ -82,6 +85,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn wait_multiple(
         handles: &[&RawMutex],
         all: bool,
@@ -113,6 +117,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn release(&self) -> Result<()> {
         match self {
             RawMutex::Local(m) => m.release(),
@@ -120,6 +125,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn abandon(&self, note: &str) -> Result<()> {
         match self {
             RawMutex::Local(m) => m.abandon(note),
@@ -127,6 +133,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn still_named(&self) -> bool {
         match self {
             RawMutex::Local(m) => m.still_named(),
@@ -134,6 +141,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn try_clone(&self) -> Result<RawMutex> {
         Ok(match self {
             RawMutex::Local(m) => RawMutex::Local(m.try_clone()?),
@@ -141,6 +149,7 @@ impl Backend for RawMutex {
         })
     }
 
+    #[inline]
     fn inheritable_handle(&self) -> Option<u64> {
         match self {
             RawMutex::Local(m) => m.inheritable_handle(),
@@ -157,6 +166,7 @@ impl Backend for RawMutex {
         }))
     }
 
+    #[inline]
     fn identity(&self) -> Option<u64> {
         match self {
             RawMutex::Local(m) => m.identity(),
@@ -164,6 +174,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, EitherClaim)>> {
         Ok(match self {
             RawMutex::Local(m) => m
@@ -175,6 +186,7 @@ impl Backend for RawMutex {
         })
     }
 
+    #[inline]
     fn acquire_detached(
         &self,
         timeout: Option<Duration>,
@@ -190,6 +202,7 @@ impl Backend for RawMutex {
         })
     }
 
+    #[inline]
     fn release_detached(&self, claim: EitherClaim) -> Result<()> {
         match (self, claim) {
             (RawMutex::Local(m), EitherClaim::Local(c)) => m.release_detached(c),
@@ -198,6 +211,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn undo_detached(&self, claim: EitherClaim) -> Result<()> {
         match (self, claim) {
             (RawMutex::Local(m), EitherClaim::Local(c)) => m.undo_detached(c),
@@ -206,6 +220,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn fencing_token(&self) -> Option<u64> {
         match self {
             RawMutex::Local(m) => m.fencing_token(),
@@ -213,6 +228,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn claim_token(claim: &EitherClaim) -> Option<u64> {
         match claim {
             EitherClaim::Local(c) => LocalMutex::claim_token(c),
@@ -220,6 +236,7 @@ impl Backend for RawMutex {
         }
     }
 
+    #[inline]
     fn still_owned(&self) -> Result<bool> {
         match self {
             RawMutex::Local(m) => m.still_owned(),

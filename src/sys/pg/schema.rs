@@ -62,7 +62,7 @@ fn check_version(server: &str, version: i32) -> Result<()> {
             if version > VERSION {
                 "upgrade the library"
             } else {
-                "a newer library installed nothing it could use"
+                "an older namedmutex installed it, and there is no upgrade path yet: with no mutex in use, `DROP SCHEMA namedmutex CASCADE` and let this version install its own"
             }
         ),
     ))
