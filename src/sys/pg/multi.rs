@@ -1,8 +1,10 @@
 //! `WaitForMultipleObjects` on one server: wait-any tries the handles in index order,
-//! wait-all takes all of them in one statement or none (schema.sql `try_acquire_all`); both
-//! poll between tries, with a back-off from 1 ms to 50 ms. What is weaker than local: a
-//! release is seen up to 50 ms late, there is no queue order, and a wait-all is all-or-none
-//! but not atomic against other wait-alls (README, "Across machines").
+//! wait-all takes all of them in one statement or none (schema.sql `try_acquire_all`).
+//! Between tries the wait listens for the releases of its mutexes (`LISTEN`; a release
+//! notifies only when a multi-object wait watches it); an owner that dies sends nothing, so
+//! the wait also tries again every 100 ms. What is weaker than local: no queue order, a dead
+//! owner seen up to 100 ms late, and a wait-all that is all-or-none but not atomic against
+//! other wait-alls (README, "Across machines").
 
 use super::PgMutex;
 use super::session::{Session, with_thread_session};
@@ -14,8 +16,8 @@ use std::time::{Duration, Instant};
 /// The most handles one wait takes (`MAXIMUM_WAIT_OBJECTS`).
 const MAXIMUM_WAIT_OBJECTS: usize = 64;
 
-/// The longest pause between two tries.
-const MAX_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between two tries (a dead owner notifies nobody).
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 
 pub(super) fn wait(handles: &[&PgMutex], all: bool, timeout: Option<Duration>) -> Result<WaitAny> {
     let first = handles.first().ok_or_else(|| {
@@ -60,27 +62,53 @@ pub(super) fn wait(handles: &[&PgMutex], all: bool, timeout: Option<Duration>) -
         }
     }
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let ids: Vec<i32> = handles.iter().map(|h| h.id).collect();
     with_thread_session(&first.server, |s| {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let got = if all {
-                try_all(s, handles)?
-            } else {
-                try_any(s, handles)?
-            };
-            if let Some(outcome) = got {
-                return Ok(outcome);
-            }
-            let now = Instant::now();
-            let left = match deadline {
-                Some(d) if d <= now => return Ok(WaitAny::TimedOut),
-                Some(d) => d - now,
-                None => MAX_PAUSE,
-            };
-            std::thread::sleep(pause.min(left));
-            pause = (pause * 2).min(MAX_PAUSE);
+        // The first try needs no watching: most waits end there.
+        if let Some(outcome) = attempt(s, handles, all)? {
+            return Ok(outcome);
         }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(WaitAny::TimedOut);
+        }
+        s.watch(&ids, true)?;
+        let outcome = watched(s, handles, all, deadline);
+        let unwatched = s.watch(&ids, false);
+        let outcome = outcome?;
+        unwatched?;
+        Ok(outcome)
     })
+}
+
+/// One try, any or all.
+fn attempt(s: &mut Session, handles: &[&PgMutex], all: bool) -> Result<Option<WaitAny>> {
+    if all {
+        try_all(s, handles)
+    } else {
+        try_any(s, handles)
+    }
+}
+
+/// Tries until `deadline`, sleeping between tries until a watched mutex is released.
+fn watched(
+    s: &mut Session,
+    handles: &[&PgMutex],
+    all: bool,
+    deadline: Option<Instant>,
+) -> Result<WaitAny> {
+    loop {
+        // Watching began after the last try: a release since then has notified us.
+        if let Some(outcome) = attempt(s, handles, all)? {
+            return Ok(outcome);
+        }
+        let now = Instant::now();
+        let left = match deadline {
+            Some(d) if d <= now => return Ok(WaitAny::TimedOut),
+            Some(d) => d - now,
+            None => MAX_PAUSE,
+        };
+        s.await_release(left.min(MAX_PAUSE));
+    }
 }
 
 /// The lowest index the calling thread owns or can take now.

@@ -256,7 +256,31 @@ BEGIN
         RAISE EXCEPTION 'namedmutex: this session does not hold the lock of mutex %', p_id
             USING ERRCODE = 'NMX02';
     END IF;
+    -- Wake the multi-object waits on it, if any: each holds a shared lock on
+    -- (1852665603, id) while it waits, so a free exclusive one means nobody listens.
+    IF pg_catalog.pg_try_advisory_lock(1852665603, p_id) THEN
+        PERFORM pg_catalog.pg_advisory_unlock(1852665603, p_id);
+    ELSE
+        PERFORM pg_catalog.pg_notify('namedmutex_' || p_id, '');
+    END IF;
     RETURN CASE WHEN n = 1 THEN 0 ELSE 1 END;
+END $$;
+
+-- A multi-object wait starts (p_on) or ends watching p_ids: it listens for their releases
+-- and shows release that it does (a shared lock on (1852665603, id) each).
+CREATE FUNCTION namedmutex.watch(p_ids int[], p_on boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE i int;
+BEGIN
+    FOREACH i IN ARRAY p_ids LOOP
+        IF p_on THEN
+            EXECUTE format('LISTEN %I', 'namedmutex_' || i);
+            PERFORM pg_catalog.pg_advisory_lock_shared(1852665603, i);
+        ELSE
+            EXECUTE format('UNLISTEN %I', 'namedmutex_' || i);
+            PERFORM pg_catalog.pg_advisory_unlock_shared(1852665603, i);
+        END IF;
+    END LOOP;
 END $$;
 
 -- Whether p_me still owns p_id (its session holds the lock and the claim is its own).

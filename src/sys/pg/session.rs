@@ -340,6 +340,29 @@ impl Session {
         }
     }
 
+    /// Starts (`on`) or ends watching `ids` for releases (multi-object waits).
+    pub fn watch(&mut self, ids: &[i32], on: bool) -> Result<()> {
+        self.client
+            .execute("SELECT namedmutex.watch($1, $2)", &[&ids, &on])
+            .map(drop)
+            .map_err(|e| sql_error(&self.server.key, "watching mutexes", e))
+    }
+
+    /// Waits up to `limit` for a release of a watched mutex (`true`), or for nothing.
+    pub fn await_release(&mut self, limit: Duration) -> bool {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut notes = self.client.notifications();
+        let mut woke = false;
+        // Everything already here counts; then one wait.
+        while matches!(notes.iter().next(), Ok(Some(_))) {
+            woke = true;
+        }
+        if !woke {
+            woke = matches!(notes.timeout_iter(limit).next(), Ok(Some(_)));
+        }
+        woke
+    }
+
     /// The fencing token of this session's acquisition of `id`.
     pub fn token(&self, id: i32) -> Option<u64> {
         self.held.get(&id).map(|h| h.token)
