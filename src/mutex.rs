@@ -662,14 +662,20 @@ impl Drop for MutexGuard<'_> {
 /// `release` to report); anything else means the shared state was altered behind our back,
 /// and there is nobody to report it to from a destructor.
 fn release_from_drop(mutex: &NamedMutex) {
-    let result = mutex.release();
+    released_from_drop(mutex.release(), "a guard");
+}
+
+/// Checks (in debug builds) the result of a release made by a dropped guard: see
+/// [`release_from_drop`]. `what` names the guard.
+pub(crate) fn released_from_drop(result: Result<()>, what: &str) {
     debug_assert!(
         match &result {
             Ok(()) => true,
             Err(e) => e.kind() == crate::ErrorKind::OwnershipLost,
         },
-        "releasing through a guard failed: {result:?}"
+        "releasing through {what} failed: {result:?}"
     );
+    let _ = (result, what);
 }
 
 /// Like [`MutexGuard`], but holding an `Arc` of its handle, so that it is `'static`: made by

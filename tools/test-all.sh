@@ -15,9 +15,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # users), a C++ compiler (libFuzzer, built by cargo-fuzz), bindfs (a FUSE root, which must be
 # refused), python3 (a process that holds a file lock and stops itself) and jq (the CLI
 # README's examples, which cli/tests/readme.rs runs) and pgbouncer (a transaction pooler,
-# which the PostgreSQL backend must refuse). tools/pg-server.sh installs PostgreSQL.
+# which the PostgreSQL backend must refuse) and ip (iproute2: the partition test's veth
+# pair). tools/pg-server.sh installs PostgreSQL (and with it psql, which cli/tests/server.sh uses).
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer ip:iproute2; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

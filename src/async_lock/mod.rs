@@ -461,14 +461,7 @@ impl AsyncMutexGuard {
 
 impl Drop for AsyncMutexGuard {
     fn drop(&mut self) {
-        let result = self.release_now();
-        debug_assert!(
-            match &result {
-                Ok(()) => true,
-                Err(e) => e.kind() == crate::ErrorKind::OwnershipLost,
-            },
-            "releasing an async guard failed: {result:?}"
-        );
+        crate::mutex::released_from_drop(self.release_now(), "an async guard");
     }
 }
 

@@ -44,6 +44,16 @@ impl CancelSignal for EitherCancel {
     }
 }
 
+/// `$e` on the handle of whichever backend `$handle` is (`$m` names it in `$e`).
+macro_rules! each {
+    ($handle:expr, $m:ident => $e:expr) => {
+        match $handle {
+            RawMutex::Local($m) => $e,
+            RawMutex::Pg($m) => $e,
+        }
+    };
+}
+
 fn mismatch() -> Error {
     Error::new(
         ErrorKind::InvalidParameter,
@@ -79,10 +89,7 @@ impl Backend for RawMutex {
 
     #[inline]
     fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
-        match self {
-            RawMutex::Local(m) => m.wait(timeout),
-            RawMutex::Pg(m) => m.wait(timeout),
-        }
+        each!(self, m => m.wait(timeout))
     }
 
     #[inline]
@@ -119,26 +126,17 @@ impl Backend for RawMutex {
 
     #[inline]
     fn release(&self) -> Result<()> {
-        match self {
-            RawMutex::Local(m) => m.release(),
-            RawMutex::Pg(m) => m.release(),
-        }
+        each!(self, m => m.release())
     }
 
     #[inline]
     fn abandon(&self, note: &str) -> Result<()> {
-        match self {
-            RawMutex::Local(m) => m.abandon(note),
-            RawMutex::Pg(m) => m.abandon(note),
-        }
+        each!(self, m => m.abandon(note))
     }
 
     #[inline]
     fn still_named(&self) -> bool {
-        match self {
-            RawMutex::Local(m) => m.still_named(),
-            RawMutex::Pg(m) => m.still_named(),
-        }
+        each!(self, m => m.still_named())
     }
 
     #[inline]
@@ -151,10 +149,7 @@ impl Backend for RawMutex {
 
     #[inline]
     fn inheritable_handle(&self) -> Option<u64> {
-        match self {
-            RawMutex::Local(m) => m.inheritable_handle(),
-            RawMutex::Pg(m) => m.inheritable_handle(),
-        }
+        each!(self, m => m.inheritable_handle())
     }
 
     #[allow(unsafe_code)] // the caller's promise is passed on unchanged
@@ -168,10 +163,7 @@ impl Backend for RawMutex {
 
     #[inline]
     fn identity(&self) -> Option<u64> {
-        match self {
-            RawMutex::Local(m) => m.identity(),
-            RawMutex::Pg(m) => m.identity(),
-        }
+        each!(self, m => m.identity())
     }
 
     #[inline]
@@ -222,10 +214,7 @@ impl Backend for RawMutex {
 
     #[inline]
     fn fencing_token(&self) -> Option<u64> {
-        match self {
-            RawMutex::Local(m) => m.fencing_token(),
-            RawMutex::Pg(m) => m.fencing_token(),
-        }
+        each!(self, m => m.fencing_token())
     }
 
     #[inline]
@@ -238,10 +227,7 @@ impl Backend for RawMutex {
 
     #[inline]
     fn still_owned(&self) -> Result<bool> {
-        match self {
-            RawMutex::Local(m) => m.still_owned(),
-            RawMutex::Pg(m) => m.still_owned(),
-        }
+        each!(self, m => m.still_owned())
     }
 }
 

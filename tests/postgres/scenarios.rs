@@ -79,15 +79,7 @@ fn waiter_killed() -> TestResult {
     m.release().ctx("release")?;
     // Another thread (a session of its own) acquires: a plain acquisition, at once.
     let m = Arc::new(m);
-    let o = m.clone();
-    let s = std::thread::spawn(move || {
-        let s = o.wait(Some(watchdog()));
-        let _ = o.release();
-        s
-    })
-    .join()
-    .map_err(|_| "thread panicked")?
-    .ctx("wait after the waiter died")?;
+    let s = acquire_on_another_thread(&m).ctx("wait after the waiter died")?;
     ensure(
         s == WaitStatus::Acquired,
         format!("after a killed waiter: {s:?}"),
@@ -166,28 +158,9 @@ fn terminated_owner() -> TestResult {
         owner_backend(&mut admin, &name).is_none()
     })?;
     let m2 = Arc::new(opts().open(&name).ctx("open")?);
-    let o = m2.clone();
-    let s = std::thread::spawn(move || {
-        let s = o.wait(Some(watchdog()));
-        let _ = o.release();
-        s
-    })
-    .join()
-    .map_err(|_| "thread panicked")?
-    .ctx("wait")?;
+    let s = acquire_on_another_thread(&m2).ctx("wait")?;
     ensure(s == WaitStatus::Abandoned, format!("next owner: {s:?}"))?;
-    ensure(
-        !g.still_owned().ctx("still_owned")?,
-        "still_owned after termination",
-    )?;
-    let e = g
-        .release()
-        .err()
-        .ok_or("release after termination succeeded")?;
-    ensure(
-        e.kind() == ErrorKind::OwnershipLost,
-        format!("release after termination: {e}"),
-    )?;
+    expect_lost(g, "after termination")?;
     // The thread can use the server again.
     let s = m.wait(Some(watchdog())).ctx("wait again")?;
     ensure(s == WaitStatus::Acquired, format!("afterwards: {s:?}"))?;
@@ -205,31 +178,14 @@ fn server_restart() -> TestResult {
     let g = m.lock().ctx("lock")?;
     let before = g.fencing_token().ok_or("no fencing token")?;
     let mut c = Client::spawn("hold", &url(), &theirs)?;
-    let their_token: u64 = c
-        .expect("held")?
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let their_token = token_of(&c.expect("held")?)?;
     let status = std::process::Command::new("tools/pg-server.sh")
         .args(["restart", &dir])
         .status()
         .ctx("tools/pg-server.sh restart")?;
     ensure(status.success(), "restart failed")?;
-    ensure(
-        !g.still_owned().ctx("still_owned")?,
-        "still owned after a restart",
-    )?;
-    let e = g
-        .release()
-        .err()
-        .ok_or("release after the restart succeeded")?;
-    ensure(
-        e.kind() == ErrorKind::OwnershipLost,
-        format!("release: {e}"),
-    )?;
-    // The handles died with the old sessions: the names are made again.
+    expect_lost(g, "after the restart")?;
+    // This process's handle session reconnects and takes its handles again.
     let (m, _) = opts().create(&mine).ctx("create again")?;
     let g = m.lock().ctx("lock again")?;
     ensure(
@@ -325,14 +281,7 @@ fn fencing_tokens() -> TestResult {
         seen.push(g.fencing_token().ok_or("no token")?);
         drop(g);
         let mut c = Client::spawn("hold", &url(), &name)?;
-        seen.push(
-            c.expect("held")?
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .ctx("token")?,
-        );
+        seen.push(token_of(&c.expect("held")?)?);
         if round % 2 == 0 {
             c.kill()?;
         } else {

@@ -151,6 +151,47 @@ impl Drop for Client {
     }
 }
 
+/// A new thread (a server session of its own) waits for `m` at most one watchdog and
+/// releases it: what the wait returned.
+pub fn acquire_on_another_thread(
+    m: &std::sync::Arc<namedmutex::NamedMutex>,
+) -> Result<namedmutex::WaitStatus, String> {
+    let o = m.clone();
+    std::thread::spawn(move || {
+        let s = o.wait(Some(watchdog()));
+        let _ = o.release();
+        s
+    })
+    .join()
+    .map_err(|_| "the other thread panicked".to_owned())?
+    .ctx("wait on another thread")
+}
+
+/// The owner behind `g` has lost the mutex `when`: `still_owned` says so, and the release
+/// reports `OwnershipLost`.
+pub fn expect_lost(g: namedmutex::MutexGuard<'_>, when: &str) -> TestResult {
+    ensure(
+        !g.still_owned().ctx("still_owned")?,
+        format!("still owned {when}"),
+    )?;
+    let e = g
+        .release()
+        .err()
+        .ok_or_else(|| format!("the release {when} succeeded"))?;
+    ensure(
+        e.kind() == namedmutex::ErrorKind::OwnershipLost,
+        format!("the release {when}: {e}"),
+    )
+}
+
+/// The fencing token in a client's `held TOKEN STATUS` line (after `held`).
+pub fn token_of(held: &str) -> Result<u64, String> {
+    held.split(' ')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("no token in {held:?}"))
+}
+
 /// Polls `cond` until it holds, at most one watchdog.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> TestResult {
     let started = std::time::Instant::now();

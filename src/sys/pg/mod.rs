@@ -125,8 +125,13 @@ fn unnamed() -> String {
     format!("\\unnamed\\{}-{unique:016x}", host_name())
 }
 
-/// This host's name, for claims and `list`.
+/// This host's name, for claims and `list` (read once per process).
 pub(crate) fn host_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(read_host_name).clone()
+}
+
+fn read_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
@@ -370,18 +375,29 @@ impl Backend for PgMutex {
 impl PgMutex {
     fn try_acquire_detached_here(&self) -> Result<Option<(WaitStatus, PgClaim)>> {
         let mut session = session::detached_session(&self.server)?;
-        match session.try_acquire(self.id)? {
-            Some(status) => Ok(Some((
+        let outcome = session.try_acquire(self.id)?;
+        Ok(self.claim_or_return(session, outcome))
+    }
+
+    /// A process-owned acquisition that holds `session`, or (nothing acquired) the session
+    /// given back for reuse.
+    fn claim_or_return(
+        &self,
+        session: Session,
+        outcome: Option<WaitStatus>,
+    ) -> Option<(WaitStatus, PgClaim)> {
+        match outcome {
+            Some(status) => Some((
                 status,
                 PgClaim {
                     session,
                     id: self.id,
                     status,
                 },
-            ))),
+            )),
             None => {
                 session::return_session(session);
-                Ok(None)
+                None
             }
         }
     }
@@ -401,19 +417,6 @@ impl PgMutex {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        match outcome? {
-            Some(status) => Ok(Some((
-                status,
-                PgClaim {
-                    session,
-                    id: self.id,
-                    status,
-                },
-            ))),
-            None => {
-                session::return_session(session);
-                Ok(None)
-            }
-        }
+        Ok(self.claim_or_return(session, outcome?))
     }
 }

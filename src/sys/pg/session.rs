@@ -46,19 +46,13 @@ pub(crate) struct Session {
     me: String,
     /// The process that made the connection (a forked child makes its own).
     pid: u32,
+    /// Who claims through this session, for `list` and abandonment reports: host, process
+    /// and thread (the thread that made it; a process-owned acquisition has none of its own).
+    holder: (String, i32, i32),
     pub held: HashMap<i32, Held>,
     /// What this thread held through a session that ended: released since by the server,
     /// so a release reports the ownership lost.
     lost: HashSet<i32>,
-}
-
-/// Who is claiming: host, process and thread, for `list` and abandonment notes.
-fn holder() -> (String, i32, i32) {
-    (
-        super::host_name(),
-        std::process::id() as i32,
-        super::thread_number() as i32,
-    )
 }
 
 /// What a claim told: whether the last owner died holding it, and the new fencing token.
@@ -68,6 +62,14 @@ pub(crate) struct Claimed {
 }
 
 impl Claimed {
+    /// The claim's answers in `row`, from column `at` on: abandoned, then the token.
+    fn from_row(row: &postgres::Row, at: usize) -> Claimed {
+        Claimed {
+            abandoned: row.get(at),
+            token: row.get::<_, i64>(at + 1) as u64,
+        }
+    }
+
     fn status(&self) -> WaitStatus {
         if self.abandoned {
             WaitStatus::Abandoned
@@ -122,6 +124,11 @@ impl Session {
             statements,
             me,
             pid: std::process::id(),
+            holder: (
+                super::host_name(),
+                std::process::id() as i32,
+                super::thread_number() as i32,
+            ),
             held: HashMap::new(),
             lost: HashSet::new(),
         })
@@ -160,22 +167,18 @@ impl Session {
 
     /// Takes `id` if it is free.
     pub fn try_acquire(&mut self, id: i32) -> Result<Option<WaitStatus>> {
-        let (host, pid, tid) = holder();
+        let (host, pid, tid) = &self.holder;
         let row = self
             .client
             .query_one(
                 &self.statements.try_acquire,
-                &[&id, &self.me, &host, &pid, &tid],
+                &[&id, &self.me, host, pid, tid],
             )
             .map_err(|e| sql_error(&self.server.key, "acquiring a mutex", e))?;
         if !row.get::<_, bool>(0) {
             return Ok(None);
         }
-        let claimed = Claimed {
-            abandoned: row.get(1),
-            token: row.get::<_, i64>(2) as u64,
-        };
-        Ok(Some(self.record(id, &claimed)))
+        Ok(Some(self.record(id, &Claimed::from_row(&row, 1))))
     }
 
     /// Waits for `id` until `deadline` (`None`: forever), or until `cancelled` says so
@@ -234,26 +237,23 @@ impl Session {
     }
 
     fn claim(&mut self, id: i32) -> Result<Claimed> {
-        let (host, pid, tid) = holder();
+        let (host, pid, tid) = &self.holder;
         let row = self
             .client
-            .query_one(&self.statements.claim, &[&id, &self.me, &host, &pid, &tid])
+            .query_one(&self.statements.claim, &[&id, &self.me, host, pid, tid])
             .map_err(|e| sql_error(&self.server.key, "claiming a mutex", e))?;
-        Ok(Claimed {
-            abandoned: row.get(0),
-            token: row.get::<_, i64>(1) as u64,
-        })
+        Ok(Claimed::from_row(&row, 0))
     }
 
     /// Takes every mutex of `ids` if all are free (none otherwise): the index of the first
     /// abandoned one, if any.
     pub fn try_acquire_all(&mut self, ids: &[i32]) -> Result<Option<Option<usize>>> {
-        let (host, pid, tid) = holder();
+        let (host, pid, tid) = &self.holder;
         let rows = self
             .client
             .query(
                 &self.statements.try_acquire_all,
-                &[&ids, &self.me, &host, &pid, &tid],
+                &[&ids, &self.me, host, pid, tid],
             )
             .map_err(|e| sql_error(&self.server.key, "acquiring mutexes", e))?;
         if rows.len() != ids.len() {
@@ -261,10 +261,7 @@ impl Session {
         }
         let mut first_abandoned = None;
         for (i, (row, &id)) in rows.iter().zip(ids).enumerate() {
-            let claimed = Claimed {
-                abandoned: row.get(0),
-                token: row.get::<_, i64>(1) as u64,
-            };
+            let claimed = Claimed::from_row(row, 0);
             if claimed.abandoned && first_abandoned.is_none() {
                 first_abandoned = Some(i);
             }
@@ -348,8 +345,8 @@ impl Session {
             .map_err(|e| sql_error(&self.server.key, "watching mutexes", e))
     }
 
-    /// Waits up to `limit` for a release of a watched mutex (`true`), or for nothing.
-    pub fn await_release(&mut self, limit: Duration) -> bool {
+    /// Waits up to `limit` for a release of a watched mutex.
+    pub fn await_release(&mut self, limit: Duration) {
         use postgres::fallible_iterator::FallibleIterator;
         let mut notes = self.client.notifications();
         let mut woke = false;
@@ -358,9 +355,10 @@ impl Session {
             woke = true;
         }
         if !woke {
-            woke = matches!(notes.timeout_iter(limit).next(), Ok(Some(_)));
+            // A notification, a timeout and a lost connection all end the wait alike: the
+            // caller tries again either way.
+            let _ = notes.timeout_iter(limit).next();
         }
-        woke
     }
 
     /// The fencing token of this session's acquisition of `id`.
@@ -502,7 +500,6 @@ fn with_thread_session_once<T>(
             "a PostgreSQL mutex cannot be waited for or released by a thread inside an async runtime: ownership belongs to a thread, and the task may move (use lock_async)",
         ));
     }
-    start_closer()?;
     let fresh = SESSIONS
         .try_with(|s| {
             s.borrow()
@@ -512,6 +509,8 @@ fn with_thread_session_once<T>(
         })
         .unwrap_or(true);
     let new = if fresh {
+        // The closer must exist before a session can end with its thread.
+        start_closer()?;
         Some(Session::connect(server)?)
     } else {
         None

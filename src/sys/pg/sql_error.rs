@@ -22,7 +22,11 @@ pub(crate) enum Failure {
 /// Classifies the error of a statement run on `server` while doing `what`.
 pub(crate) fn classify(server: &str, what: &str, e: postgres::Error) -> Failure {
     let Some(db) = e.as_db_error() else {
-        return if e.is_closed() || e.to_string().contains("connection") {
+        // Without a server error, the failure is the connection's: closed, or an I/O error
+        // on its socket (a reset, a timeout). Anything else is a value this crate sent or
+        // read wrongly.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        return if e.is_closed() || io {
             Failure::SessionLost(Error::new(
                 ErrorKind::Io,
                 format!("lost the connection to PostgreSQL at {server} while {what}: {e}"),

@@ -3,12 +3,10 @@
 
 use crate::Config;
 use crate::report::Report;
-use crate::scenarios::{attempt, header, row, time_cells};
+use crate::scenarios::{Op, attempt, header, measure_rows, row, time_cells};
 use namedmutex::NamedMutex;
 use namedmutex_bench::env::Env;
 use namedmutex_bench::proc::Worker;
-use namedmutex_bench::stats::{Summary, summarize};
-use namedmutex_bench::{calibrate, ns_per_op};
 use std::fmt::Write;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -40,7 +38,6 @@ pub fn async_and_capi(cfg: &Config, env: &Env, report: &mut Report) {
     // SAFETY: a NUL-terminated name, and a NULL out-parameter (allowed).
     let ch = unsafe { capi::nm_create_mutex(cname.as_ptr(), 0, std::ptr::null_mut()) };
     assert_ne!(ch, 0, "nm_create_mutex");
-    type Op<'a> = Box<dyn Fn(u64) + 'a>;
     let rows: Vec<(&str, Op<'_>)> = vec![
         (
             "sync `wait(None)` + `release()`",
@@ -95,18 +92,9 @@ pub fn async_and_capi(cfg: &Config, env: &Env, report: &mut Report) {
             }),
         ),
     ];
-    let iters: Vec<u64> = rows
-        .iter()
-        .map(|(_, op)| calibrate(op, cfg.micro))
-        .collect();
-    let mut samples = vec![Vec::new(); rows.len()];
-    for _ in 0..cfg.runs {
-        for (i, (_, op)) in rows.iter().enumerate() {
-            samples[i].push(ns_per_op(op, iters[i]));
-        }
-    }
+    let sums = measure_rows(&rows, cfg.micro, cfg.runs);
     capi::nm_close_handle(ch);
-    let sums: Vec<Summary> = samples.iter().map(|v| summarize(v)).collect();
+
     let (sync, plain_sync, task, blocking, c) = (&sums[0], &sums[1], &sums[2], &sums[3], &sums[4]);
 
     let mut s = String::from("## 7. Async tasks and the C ABI\n\n");

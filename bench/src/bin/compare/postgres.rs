@@ -6,12 +6,11 @@
 
 use crate::Config;
 use crate::report::Report;
-use crate::scenarios::{attempt, header, row, time_cells};
+use crate::scenarios::{Op, attempt, header, measure_rows, row, time_cells};
 use namedmutex::{MutexOptions, NamedMutex, WaitStatus};
 use namedmutex_bench::env::Env;
 use namedmutex_bench::proc::Worker;
-use namedmutex_bench::stats::{self, Summary, summarize};
-use namedmutex_bench::{calibrate, ns_per_op};
+use namedmutex_bench::stats;
 use std::fmt::Write;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -95,7 +94,6 @@ pub fn postgres(cfg: &Config, env: &Env, report: &mut Report) {
     let sqlx_lock = sqlx::postgres::PgAdvisoryLock::new(format!("s9-sqlx-{}", std::process::id()));
     let sync_m = open(&url, "uncontended");
     let async_m = open(&async_url, "uncontended-async");
-    type Op<'a> = Box<dyn Fn(u64) + 'a>;
     let rows: Vec<(&str, Op<'_>)> = vec![
         (
             "bare `pg_advisory_lock` + `pg_advisory_unlock`",
@@ -143,17 +141,8 @@ pub fn postgres(cfg: &Config, env: &Env, report: &mut Report) {
             }),
         ),
     ];
-    let iters: Vec<u64> = rows
-        .iter()
-        .map(|(_, op)| calibrate(op, cfg.micro * 5))
-        .collect();
-    let mut samples = vec![Vec::new(); rows.len()];
-    for _ in 0..cfg.runs {
-        for (i, (_, op)) in rows.iter().enumerate() {
-            samples[i].push(ns_per_op(op, iters[i]));
-        }
-    }
-    let sums: Vec<Summary> = samples.iter().map(|v| summarize(v)).collect();
+    let sums = measure_rows(&rows, cfg.micro * 5, cfg.runs);
+
     header(&mut s, &["way", "acquire+release", "spread", "÷ bare pair"]);
     for (i, (label, _)) in rows.iter().enumerate() {
         let [m, spread, r] = time_cells(Some(&sums[i]), Some(&sums[0]));

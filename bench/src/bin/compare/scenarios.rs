@@ -23,6 +23,22 @@ pub fn attempt<T>(f: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
+/// A labelled timed loop: `op(n)` runs `n` iterations.
+pub type Op<'a> = Box<dyn Fn(u64) + 'a>;
+
+/// Each row's loop calibrated to run about `target`, then timed `runs` times, the rows
+/// interleaved (so that a slow moment of the machine hits all of them): a summary per row.
+pub fn measure_rows(rows: &[(&str, Op<'_>)], target: Duration, runs: usize) -> Vec<Summary> {
+    let iters: Vec<u64> = rows.iter().map(|(_, op)| calibrate(op, target)).collect();
+    let mut samples = vec![Vec::new(); rows.len()];
+    for _ in 0..runs {
+        for (i, (_, op)) in rows.iter().enumerate() {
+            samples[i].push(ns_per_op(op, iters[i]));
+        }
+    }
+    samples.iter().map(|v| summarize(v)).collect()
+}
+
 /// A table row: label, then cells.
 pub fn row(s: &mut String, cells: &[String]) {
     let _ = writeln!(s, "| {} |", cells.join(" | "));
