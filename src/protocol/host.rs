@@ -27,8 +27,11 @@ pub(crate) enum Owner<L> {
 pub(crate) enum Watch<'a, H: Host> {
     /// A mutex's lock word, expected to hold this futex value (its low half).
     Mutex(&'a H, u32),
-    /// An owner's lifeline, expected to hold this value.
-    Lifeline(H::Lifeline, u32),
+    /// An owner's lifeline, expected to hold this value (where the platform sleeps on it).
+    Lifeline(
+        H::Lifeline,
+        #[cfg_attr(feature = "portable-backend", allow(dead_code))] u32,
+    ),
     /// A word that stops the wait when it becomes non-zero (a cancelled async acquisition).
     Cancel(&'a H::U32),
 }

@@ -120,6 +120,35 @@ pub(crate) fn abandon<H: Host>(obj: &H, me: Token, record: impl FnOnce()) -> Res
     Ok(())
 }
 
+/// Gives up, on behalf of its dead owner, the mutex whose lock word still names that owner
+/// (`dead`, read from the word): the next acquirer gets `WAIT_ABANDONED`, and every sleeper,
+/// in every process, wakes to find it so. For platforms where no kernel changes a word at an
+/// owner's death (the portable backend's watcher). `record` runs first, unless the word no
+/// longer names `dead`: the caller writes there who died. False when the word had moved on
+/// (an acquirer took the mutex from the dead owner first).
+#[cfg_attr(not(feature = "portable-backend"), allow(dead_code))] // the portable backend's
+pub(crate) fn abandon_dead<H: Host>(obj: &H, dead: LockWord, record: impl FnOnce()) -> bool {
+    let mut cur = obj.load_word(Ordering::Acquire);
+    if cur.token() != dead.token() || cur.is_free() || cur.is_given_up() {
+        return false;
+    }
+    record();
+    // Only waiters setting WAITERS change a dead owner's word, apart from acquirers taking it.
+    while let Err(actual) = obj.cas_word(
+        cur,
+        cur.keep_waiters(LockWord::ABANDONED),
+        Ordering::Release,
+        Ordering::Relaxed,
+    ) {
+        if actual.token() != dead.token() {
+            return false;
+        }
+        cur = actual;
+    }
+    obj.wake(u32::MAX >> 1);
+    true
+}
+
 /// The refusal of a release by a thread that does not own the mutex.
 #[cold]
 pub(crate) fn not_owner() -> Error {

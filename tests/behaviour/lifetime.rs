@@ -338,7 +338,7 @@ pub fn no_object_files_remain_in_root() -> TestResult {
             problems.push(format!("{}: not UTF-8", path.display()));
             continue;
         };
-        if file == "registry" {
+        if file == REGISTRY_FILE {
             continue;
         }
         // Test names are ASCII letters, digits and '-', stored as they are.

@@ -17,6 +17,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The result of every test function: `Err` carries the failure message.
+/// The name of the thread registry's file in a user directory (the portable backend's is
+/// its own, so that it never shares one with the Linux backend).
+pub const REGISTRY_FILE: &str = if cfg!(feature = "portable-backend") {
+    "registry-portable"
+} else {
+    "registry"
+};
+
 pub type TestResult = Result<(), String>;
 
 /// Fails the test with a message (and the place) unless `$cond` holds.
@@ -857,12 +865,12 @@ impl TempRoot {
         Ok(TempRoot { path })
     }
 
-    /// The object files below it: everything but directories and `registry` files.
+    /// The object files below it: everything but directories and registry files.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // its users are Linux tests
     pub fn object_files(&self) -> Vec<std::path::PathBuf> {
         list_files(&self.path)
             .into_iter()
-            .filter(|p| p.file_name().is_none_or(|n| n != "registry"))
+            .filter(|p| p.file_name().is_none_or(|n| n != REGISTRY_FILE))
             .collect()
     }
 }

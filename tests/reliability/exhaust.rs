@@ -29,9 +29,12 @@ pub fn trials() -> Vec<Trial> {
 fn registry_across_processes() -> TestResult {
     let root = fresh_root("slots");
     let root_s = root.to_str().unwrap();
+    // Two processes of two threads each fill it (and their process slots, where the backend
+    // has them).
+    let slots = (4 + 2 * PROCESS_SLOTS).to_string();
     let env = [
         ("NAMEDMUTEX_ROOT", root_s),
-        ("NAMEDMUTEX_REGISTRY_SLOTS", "4"),
+        ("NAMEDMUTEX_REGISTRY_SLOTS", slots.as_str()),
     ];
     let mut a = Peer::spawn("fill", &["2"], &env);
     a.expect("filled")?;
@@ -50,7 +53,7 @@ fn registry_across_processes() -> TestResult {
     let mut d = Peer::spawn("fill", &["2"], &env);
     d.expect("filled")?;
     println!(
-        "  4 slots: 2 + 2 live threads fill them; a fifth is refused ({line}); the slots of a killed process are reused"
+        "  {slots} slots: 2 + 2 live threads fill them; a fifth is refused ({line}); the slots of a killed process are reused"
     );
     drop((b, d));
     Ok(())

@@ -42,6 +42,13 @@ enum Kind {
     Register,
     /// The victim is the first process to use the root: it dies making its user directory.
     FirstUse,
+    /// The victim's threads end owning the mutex: it dies abandoning it (portable backend).
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    ThreadEnd,
+    /// The victim sleeps on a mutex whose holder, another process, is killed: it dies in its
+    /// watcher (portable backend).
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    Watcher,
 }
 
 const POINTS: &[(&str, Kind)] = &[
@@ -62,8 +69,19 @@ const POINTS: &[(&str, Kind)] = &[
     ("sweep.before_lock", Kind::Stale),
     ("stale.before_unlink", Kind::Stale),
     ("userdir.before_rename", Kind::FirstUse),
-    ("register.after_lifeline", Kind::Register),
     ("register.before_live", Kind::Register),
+];
+
+/// The crash points of the backend's own way of telling who lives: Linux's robust-futex
+/// lifelines, or the portable backend's record locks, watcher and thread destructors.
+#[cfg(not(feature = "portable-backend"))]
+const FLAVOUR_POINTS: &[(&str, Kind)] = &[("register.after_lifeline", Kind::Register)];
+#[cfg(feature = "portable-backend")]
+const FLAVOUR_POINTS: &[(&str, Kind)] = &[
+    ("register.before_lifeline_lock", Kind::Register),
+    ("thread_end.before_abandon", Kind::ThreadEnd),
+    ("watcher.woken", Kind::Watcher),
+    ("watcher.before_abandon_cas", Kind::Watcher),
 ];
 
 const ROUNDS: u64 = 3;
@@ -72,6 +90,7 @@ const CONTENDERS: usize = 2;
 pub fn trials() -> Vec<Trial> {
     POINTS
         .iter()
+        .chain(FLAVOUR_POINTS)
         .enumerate()
         .map(|(i, &(point, kind))| {
             Trial::test(format!("fault::{point}"), move || case(i, point, kind))
@@ -102,7 +121,10 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
     } else {
         None
     };
-    let keep = if matches!(kind, Kind::Owning | Kind::Abandon) {
+    let keep = if matches!(
+        kind,
+        Kind::Owning | Kind::Abandon | Kind::ThreadEnd | Kind::Watcher
+    ) {
         Some(opts.create(name)?.0)
     } else {
         None
@@ -115,7 +137,10 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
     };
     // For stale and abandoned objects the contenders come after the victims: they would
     // clean up or take over before the victim could (and make the user directory first).
-    let mut contenders = if matches!(kind, Kind::Stale | Kind::Abandon | Kind::FirstUse) {
+    let mut contenders = if matches!(
+        kind,
+        Kind::Stale | Kind::Abandon | Kind::FirstUse | Kind::Watcher
+    ) {
         Vec::new()
     } else {
         start_contenders(&shm)
@@ -141,6 +166,19 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
                 cmd.env("NAMEDMUTEX_FAULT", point);
             },
         );
+        if kind == Kind::Watcher {
+            // The victim sleeps on the mutex a holder process owns; the holder is killed,
+            // and the victim's watcher, told by the kernel, dies at the point.
+            let mut holder = Peer::spawn("hold", &[name, "1"], &env);
+            holder.expect("holding")?;
+            victim.send("wait");
+            victim.expect("waiting")?;
+            until_asleep(victim.pid())?;
+            holder.kill();
+            // Each round's holder takes its predecessor's abandoned mutex over: the
+            // contenders are told only of the last death.
+            deaths_owning = 1;
+        }
         let status = victim.wait_exit(WATCHDOG)?;
         check(status.signal() == Some(libc::SIGKILL), || {
             format!(
@@ -148,11 +186,11 @@ fn case(i: usize, point: &'static str, kind: Kind) -> TestResult {
                 describe(status)
             )
         })?;
-        if matches!(kind, Kind::Owning | Kind::Abandon) {
+        if matches!(kind, Kind::Owning | Kind::Abandon | Kind::ThreadEnd) {
             deaths_owning += 1;
         }
     }
-    if matches!(kind, Kind::Stale | Kind::FirstUse) {
+    if matches!(kind, Kind::Stale | Kind::FirstUse | Kind::Watcher) {
         contenders = start_contenders(&shm);
     }
     if kind == Kind::Abandon {
@@ -347,9 +385,28 @@ pub fn victim(args: &[String]) -> i32 {
     } else {
         namedmutex::Namespace::Local
     };
+    if mode == "watcher" {
+        return victim_sleeping(name);
+    }
     let mut rng = Rng::new(id ^ u64::from(std::process::id()));
     let started = Instant::now();
     while started.elapsed() < WATCHDOG - Duration::from_secs(5) {
+        if mode == "thread_end" {
+            // A thread that ends owning the mutex: its destructor gives it up.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    if let Ok((m, _)) = NamedMutex::create(name, false) {
+                        if let Ok(status) = m.wait(Some(Duration::from_millis(200))) {
+                            if status.is_acquired() {
+                                enter(&shm, id, status);
+                                leave(&shm, id);
+                            }
+                        }
+                    }
+                });
+            });
+            continue;
+        }
         if mode == "sweep" {
             if let Err(e) = MutexOptions::new().prune(namespace) {
                 violation(&shm, format!("victim prune failed: {e}"));
@@ -399,6 +456,24 @@ pub fn victim(args: &[String]) -> i32 {
         "victim: never reached {:?}",
         std::env::var("NAMEDMUTEX_FAULT")
     );
+    3
+}
+
+/// The victim of a watcher point: told `wait` on stdin, it opens NAME, says `waiting` and
+/// waits for it (a holder owns it) until the point kills it.
+fn victim_sleeping(name: &str) -> i32 {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let m = match NamedMutex::open(name) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("victim open failed: {e}");
+            return 1;
+        }
+    };
+    println!("waiting");
+    let got = m.wait(Some(WATCHDOG));
+    eprintln!("victim: woken with {got:?} instead of dying in its watcher");
     3
 }
 

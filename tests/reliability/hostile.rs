@@ -188,7 +188,7 @@ fn local_private() -> TestResult {
     let mut locker = spawn_as(
         u.them,
         &root,
-        &["lock-file", &format!("namedmutex-{us}/registry")],
+        &["lock-file", &format!("namedmutex-{us}/{REGISTRY_FILE}")],
     );
     locker.expect("locked shared")?;
     locker.send("exclusive");
@@ -550,7 +550,7 @@ fn run_sub(sub: &[&str]) -> Result<(), String> {
                 "write their registry",
                 std::fs::OpenOptions::new()
                     .write(true)
-                    .open(user_dir.join("registry")),
+                    .open(user_dir.join(REGISTRY_FILE)),
             )?;
             match std::fs::rename(&user_dir, root.join("stolen")) {
                 Err(e)
@@ -562,7 +562,7 @@ fn run_sub(sub: &[&str]) -> Result<(), String> {
                 other => return Err(format!("rename their directory: {}", io_kind(other))),
             }
             match std::fs::remove_dir_all(&user_dir) {
-                Err(_) if user_dir.join("registry").exists() => {
+                Err(_) if user_dir.join(REGISTRY_FILE).exists() => {
                     say("delete their directory: refused")
                 }
                 other => return Err(format!("delete their directory: {}", io_kind(other))),

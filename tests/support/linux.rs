@@ -11,6 +11,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The name of the thread registry's file in a user directory (the portable backend's is
+/// its own, so that it never shares one with the Linux backend).
+pub const REGISTRY_FILE: &str = if cfg!(feature = "portable-backend") {
+    "registry-portable"
+} else {
+    "registry"
+};
+
+/// Registry slots a process uses besides its threads' (the portable backend's process slot).
+pub const PROCESS_SLOTS: usize = if cfg!(feature = "portable-backend") {
+    1
+} else {
+    0
+};
+
 /// How long any single step may take before the test fails instead of hanging.
 pub const WATCHDOG: Duration = Duration::from_secs(20);
 
@@ -316,6 +331,26 @@ impl Drop for Peer {
 }
 
 /// Fails with `message` unless `cond`.
+/// Returns once the main thread of process `pid` sleeps in a futex call (it waits on a
+/// mutex), or fails after the watchdog.
+pub fn until_asleep(pid: i32) -> Result<(), String> {
+    let path = format!("/proc/{pid}/syscall");
+    let futex = libc::SYS_futex.to_string();
+    let start = Instant::now();
+    loop {
+        let line = std::fs::read_to_string(&path).unwrap_or_default();
+        if line.split_whitespace().next() == Some(futex.as_str()) {
+            return Ok(());
+        }
+        if start.elapsed() > WATCHDOG {
+            return Err(format!(
+                "process {pid} never slept in a futex call: {line:?}"
+            ));
+        }
+        std::thread::yield_now();
+    }
+}
+
 pub fn check(cond: bool, message: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(message()) }
 }

@@ -6,6 +6,9 @@
 //! such as a container runtime's), the waiter sleeps on the first word only, in short slices,
 //! and the caller re-checks the others between slices.
 
+use super::clock::{duration_between, is_before, now};
+use super::object::Object;
+use crate::protocol::Watch;
 use rustix::thread::futex;
 use rustix::time::{ClockId, Timespec};
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
@@ -43,6 +46,34 @@ pub(super) fn wake(word: &AtomicU32, n: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), n);
 }
 
+/// The lock protocol's sleep ([`crate::protocol::Host::sleep`]): every watch's futex word
+/// at once (the mutex's lock word, the owner's lifeline, a cancel word).
+pub(super) fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> Wake {
+    // A single wait watches at most 3 words: no allocation on that path.
+    if watches.len() <= 3 {
+        let mut inline = [(&NEVER, 0); 3];
+        for (slot, w) in inline.iter_mut().zip(watches) {
+            *slot = futex_word(w);
+        }
+        wait(&inline[..watches.len()], until)
+    } else {
+        let words: Vec<(&AtomicU32, u32)> = watches.iter().map(futex_word).collect();
+        wait(&words, until)
+    }
+}
+
+/// A word no sleep watches (filler of an unused entry).
+static NEVER: AtomicU32 = AtomicU32::new(0);
+
+/// The futex word and expected value of one watch.
+fn futex_word<'a>(watch: &Watch<'a, Object>) -> (&'a AtomicU32, u32) {
+    match *watch {
+        Watch::Mutex(obj, expected) => (obj.page.futex_word(), expected),
+        Watch::Lifeline(lifeline, value) => (lifeline.0, value),
+        Watch::Cancel(word) => (word, 0),
+    }
+}
+
 /// Sleeps until one of `words` stops holding its expected value and is woken, or until
 /// `deadline` (absolute, `CLOCK_MONOTONIC`; `None`: no deadline).
 pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> Wake {
@@ -73,10 +104,10 @@ pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> W
     }
     // One word, or no futex_waitv: FUTEX_WAIT on the first word. With several words, sleep
     // in slices so the caller re-checks the others (the owner's lifeline) between them.
-    let now = now();
+    let start = now();
     let mut slice = match deadline {
-        Some(d) if !is_before(now, d) => return Wake::TimedOut,
-        Some(d) => duration_between(now, d),
+        Some(d) if !is_before(start, d) => return Wake::TimedOut,
+        Some(d) => duration_between(start, d),
         None => Duration::MAX,
     };
     if words.len() > 1 {
@@ -90,53 +121,10 @@ pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> W
     match futex::wait(word, futex::Flags::empty(), expected, relative.as_ref()) {
         Ok(()) => Wake::Word(0),
         Err(rustix::io::Errno::TIMEDOUT) => match deadline {
-            Some(d) if !is_before(self::now(), d) => Wake::TimedOut,
+            Some(d) if !is_before(now(), d) => Wake::TimedOut,
             _ => Wake::Retry,
         },
         Err(_) => Wake::Retry,
-    }
-}
-
-/// The current `CLOCK_MONOTONIC` time.
-pub(super) fn now() -> Timespec {
-    rustix::time::clock_gettime(ClockId::Monotonic)
-}
-
-/// `now + timeout` on the monotonic clock; `None` (no deadline) when `timeout` is `None` or
-/// so large that the sum does not fit.
-pub(super) fn deadline_after(timeout: Option<Duration>) -> Option<Timespec> {
-    let timeout = timeout?;
-    let now = now();
-    let secs = i64::try_from(timeout.as_secs()).ok()?;
-    let mut tv_sec = now.tv_sec.checked_add(secs)?;
-    let mut tv_nsec = now.tv_nsec + i64::from(timeout.subsec_nanos());
-    if tv_nsec >= 1_000_000_000 {
-        tv_nsec -= 1_000_000_000;
-        tv_sec = tv_sec.checked_add(1)?;
-    }
-    Some(Timespec { tv_sec, tv_nsec })
-}
-
-/// Whether `a` is strictly before `b`.
-pub(super) fn is_before(a: Timespec, b: Timespec) -> bool {
-    (a.tv_sec, a.tv_nsec) < (b.tv_sec, b.tv_nsec)
-}
-
-/// `b - a`, or zero when `b` is not after `a`.
-fn duration_between(a: Timespec, b: Timespec) -> Duration {
-    if !is_before(a, b) {
-        return Duration::ZERO;
-    }
-    let nanos = (b.tv_sec - a.tv_sec) as i128 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as i128;
-    Duration::from_nanos(nanos.min(u64::MAX as i128) as u64)
-}
-
-/// The earlier of two optional deadlines (`None` is "never").
-pub(super) fn earliest(a: Option<Timespec>, b: Option<Timespec>) -> Option<Timespec> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if is_before(x, y) { x } else { y }),
-        (x, None) => x,
-        (None, y) => y,
     }
 }
 
@@ -145,6 +133,7 @@ pub(super) fn earliest(a: Option<Timespec>, b: Option<Timespec>) -> Option<Times
 /// system call; every wait is bounded.
 #[cfg(test)]
 mod tests {
+    use super::super::clock::deadline_after;
     use super::*;
     use std::sync::mpsc;
     use std::time::Instant;
@@ -265,24 +254,5 @@ mod tests {
             other.recv_timeout(Duration::from_secs(10)),
             Ok(Wake::Word(0))
         );
-    }
-
-    #[test]
-    fn deadlines_order_and_combine() {
-        assert_eq!(deadline_after(None), None);
-        assert_eq!(
-            deadline_after(Some(Duration::MAX)),
-            None,
-            "too far: no deadline"
-        );
-        let soon = deadline_after(Some(Duration::from_millis(1))).unwrap();
-        let later = deadline_after(Some(Duration::from_secs(1))).unwrap();
-        assert!(is_before(soon, later) && !is_before(later, soon) && !is_before(soon, soon));
-        assert_eq!(earliest(Some(later), Some(soon)), Some(soon));
-        assert_eq!(earliest(None, Some(later)), Some(later));
-        assert_eq!(earliest(None, None), None);
-        assert_eq!(duration_between(later, soon), Duration::ZERO);
-        let gap = duration_between(soon, later);
-        assert!(gap > Duration::from_millis(990) && gap <= Duration::from_secs(1));
     }
 }

@@ -3,8 +3,10 @@
 //! lock word and the owner's robust-futex lifeline) sleep and wake, `membarrier` is the heavy
 //! barrier of biased locking, and `CLOCK_MONOTONIC` the clock.
 
+use super::clock;
 use super::futex;
 use super::layout::ObjectPage;
+use super::lifeline::Lifeline;
 use super::object::Object;
 use super::polling::Polling;
 use super::registry::Liveness;
@@ -17,14 +19,14 @@ use std::time::Duration;
 /// The longest a sleeper sleeps before re-checking on its own.
 const BACKSTOP: Duration = Duration::from_millis(250);
 
-/// An owner's lifeline word in a registry (`lifeline.rs`): equal when it is the same word.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Lifeline(pub &'static AtomicU32);
-
-impl PartialEq for Lifeline {
-    fn eq(&self, other: &Lifeline) -> bool {
-        std::ptr::eq(self.0, other.0)
-    }
+/// Whether sleeps have a backstop: `NAMEDMUTEX_TEST_NO_BACKSTOP=1` takes it away, so that a
+/// test of a wake-up path (a death reported by the kernel) hangs, and so fails by its
+/// watchdog, if that path is broken, instead of passing late through the backstop.
+fn backstop() -> Option<Duration> {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF
+        .get_or_init(|| std::env::var_os("NAMEDMUTEX_TEST_NO_BACKSTOP").is_some_and(|v| v == "1"));
+    (!off).then_some(BACKSTOP)
 }
 
 /// The owner `word` names, as far as this process can tell, for a page that may not be
@@ -41,10 +43,7 @@ pub(super) fn owner_in(page: &ObjectPage, root: &Root, word: LockWord) -> Owner<
     };
     match registry.liveness(word.slot_plus_one(), word.generation()) {
         Liveness::Dead => Owner::Dead,
-        Liveness::Alive { lifeline, value } => Owner::Alive {
-            lifeline: Lifeline(lifeline),
-            value,
-        },
+        Liveness::Alive { lifeline, value } => Owner::Alive { lifeline, value },
     }
 }
 
@@ -88,30 +87,20 @@ impl Host for Object {
         futex::wake(self.page.futex_word(), n);
     }
     fn wake_watchers(&self, lifeline: Lifeline) {
-        futex::wake(lifeline.0, u32::MAX >> 1);
+        lifeline.wake_watchers();
     }
     fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> Wake {
-        // A single wait watches at most 3 words: no allocation on that path.
-        if watches.len() <= 3 {
-            let mut inline = [(&NEVER, 0); 3];
-            for (slot, w) in inline.iter_mut().zip(watches) {
-                *slot = futex_word(w);
-            }
-            futex::wait(&inline[..watches.len()], until)
-        } else {
-            let words: Vec<(&AtomicU32, u32)> = watches.iter().map(futex_word).collect();
-            futex::wait(&words, until)
-        }
+        futex::sleep(watches, until)
     }
     #[inline]
     fn deadline_after(timeout: Option<Duration>) -> Option<Timespec> {
-        futex::deadline_after(timeout)
+        clock::deadline_after(timeout)
     }
     fn passed(deadline: Timespec) -> bool {
-        !futex::is_before(futex::now(), deadline)
+        !clock::is_before(clock::now(), deadline)
     }
     fn sleep_until(deadline: Option<Timespec>) -> Option<Timespec> {
-        futex::earliest(deadline, futex::deadline_after(Some(BACKSTOP)))
+        clock::earliest(deadline, clock::deadline_after(backstop()))
     }
     fn start_polling(&self) -> Polling {
         Polling::for_mutex(self.asleep_streak.load(Ordering::Relaxed))
@@ -190,17 +179,5 @@ impl Host for Object {
     #[inline(always)]
     fn stall_point(name: &'static str) {
         super::fault::stall(name);
-    }
-}
-
-/// A word no sleep watches (filler of an unused entry).
-static NEVER: AtomicU32 = AtomicU32::new(0);
-
-/// The futex word and expected value of one watch.
-fn futex_word<'a>(watch: &Watch<'a, Object>) -> (&'a AtomicU32, u32) {
-    match *watch {
-        Watch::Mutex(obj, expected) => (obj.page.futex_word(), expected),
-        Watch::Lifeline(lifeline, value) => (lifeline.0, value),
-        Watch::Cancel(word) => (word, 0),
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The format version of object files. Any change to their layout bumps it.
-pub(super) const FORMAT_VERSION: u32 = 3;
+pub(super) const FORMAT_VERSION: u32 = 3 + super::lifeline::OBJECT_FLAVOUR;
 
 // ----- object page -----------------------------------------------------------------------
 

@@ -12,6 +12,9 @@
 //! they work on lies in the thread registry (`registry.rs`), which is never unmapped.
 #![allow(unsafe_code)]
 
+use super::registry::{Liveness, Registry};
+use super::registry_layout::{LIFELINE_SPACE, slot, slot_state};
+use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The kernel's robust-futex bits (`linux/futex.h`).
@@ -35,6 +38,30 @@ pub(super) const LIBC: u32 = super::registry_layout::LIBC_GLIBC;
 pub(super) const LIBC: u32 = super::registry_layout::LIBC_MUSL;
 
 const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= super::registry_layout::LIFELINE_SPACE);
+
+/// An owner's lifeline word in a registry: equal when it is the same word.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lifeline(pub &'static AtomicU32);
+
+impl PartialEq for Lifeline {
+    fn eq(&self, other: &Lifeline) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Lifeline {
+    /// Whether the word no longer holds `value`, which a waiter read while its owner lived:
+    /// then the owner died (or its slot moved on).
+    #[inline]
+    pub(super) fn changed_from(self, value: u32) -> bool {
+        self.0.load(Ordering::Relaxed) != value
+    }
+
+    /// Wakes every thread watching this lifeline (its owner died and the kernel woke one).
+    pub(super) fn wake_watchers(self) {
+        super::futex::wake(self.0, u32::MAX >> 1);
+    }
+}
 
 /// Whether a lifeline word says its thread has ended.
 pub(super) fn is_dead(word: u32) -> bool {
@@ -86,3 +113,112 @@ pub(super) unsafe fn init_and_hold(mutex: *mut u8, word: &AtomicU32) -> Result<(
     word.fetch_or(WAITERS, Ordering::AcqRel);
     Ok(())
 }
+
+// ----- the Linux flavour's side of the registry (`registry.rs`) -----
+
+/// The registry file's name in a user directory.
+pub(super) const REGISTRY_FILE: &str = "registry";
+/// The registry format version of this flavour.
+pub(super) const REGISTRY_VERSION: u32 = 1;
+/// Added to the object format version by a flavour whose tokens mean something else: none.
+pub(super) const OBJECT_FLAVOUR: u32 = 0;
+
+/// What this flavour keeps per registry in a process: nothing.
+#[derive(Default)]
+pub(super) struct Local {}
+
+/// The lifeline word of slot `index`, if the slot's recorded layout is one we know.
+fn lifeline_word(registry: &'static Registry, index: u32) -> Option<&'static AtomicU32> {
+    let base = registry.slot_offset(index);
+    let offset = registry
+        .map
+        .u32(base + slot::LIFELINE_WORD)
+        .load(Ordering::Relaxed);
+    matches!(offset, 0 | 4).then(|| registry.map.u32(base + slot::LIFELINE + offset as usize))
+}
+
+/// Whether slot `index` (whose word holds `state`) may be claimed: never used, or its thread
+/// is dead and its lifeline has our C library's layout.
+pub(super) fn reusable(
+    registry: &'static Registry,
+    index: u32,
+    _generation: u32,
+    state: u32,
+) -> bool {
+    match state {
+        slot_state::VIRGIN | slot_state::RETIRED => true,
+        slot_state::LIVE => {
+            let base = registry.slot_offset(index);
+            registry.map.u32(base + slot::LIBC).load(Ordering::Relaxed) == LIBC
+                && lifeline_word(registry, index)
+                    .is_some_and(|w| is_dead(w.load(Ordering::Acquire)))
+        }
+        _ => false,
+    }
+}
+
+/// Claims a slot for the calling thread and returns its token part.
+pub(super) fn claim_thread(registry: &'static Registry) -> Result<u64> {
+    registry.claim_slot(|index| fill(registry, index))
+}
+
+/// Sets up the lifeline of slot `index`, which the calling thread is claiming.
+fn fill(registry: &'static Registry, index: u32) -> Result<bool> {
+    let base = registry.slot_offset(index);
+    let map = &registry.map;
+    map.u32(base + slot::LIFELINE_WORD)
+        .store(WORD_OFFSET, Ordering::Relaxed);
+    map.u32(base + slot::LIBC).store(LIBC, Ordering::Relaxed);
+    let word = map.u32(base + slot::LIFELINE + WORD_OFFSET as usize);
+    let mutex = map.raw(base + slot::LIFELINE, LIFELINE_SPACE);
+    // SAFETY: `mutex` is LIFELINE_SPACE bytes inside our own registry, which is mapped
+    // read-write and leaked (never unmapped); slot offsets are multiples of 128 from a
+    // page-aligned base, so it is aligned for pthread_mutex_t; the slot is in the CLAIMING
+    // state, which only this thread could set, so nobody else uses it; `word` is its futex
+    // word at the offset for this C library.
+    let held = unsafe { init_and_hold(mutex, word) };
+    if let Err(rc) = held {
+        // Leave the slot CLAIMING (unusable) rather than hand out a slot without a working
+        // lifeline.
+        return Err(Error::io(
+            ErrorKind::Io,
+            "cannot set up this thread's lifeline in the registry",
+            std::io::Error::from_raw_os_error(rc),
+        ));
+    }
+    super::fault::point("register.after_lifeline");
+    // Waiters still watching the slot's previous (dead) thread re-check now: they find the
+    // slot CLAIMING, so its old token dead.
+    super::futex::wake(word, u32::MAX >> 1);
+    Ok(true)
+}
+
+/// Whether the thread of slot `index` at `generation` still lives.
+pub(super) fn liveness(registry: &'static Registry, index: u32, generation: u32) -> Liveness {
+    let word = registry.slot_word(index);
+    let live = u64::from(generation) << 32 | u64::from(slot_state::LIVE);
+    if word.load(Ordering::Acquire) != live {
+        return Liveness::Dead;
+    }
+    let Some(lifeline) = lifeline_word(registry, index) else {
+        return Liveness::Dead;
+    };
+    let value = lifeline.load(Ordering::Acquire);
+    // Re-read the slot word: if it changed meanwhile, `value` may be a new thread's.
+    if is_dead(value) || word.load(Ordering::Acquire) != live {
+        return Liveness::Dead;
+    }
+    Liveness::Alive {
+        lifeline: Lifeline(lifeline),
+        value,
+    }
+}
+
+/// The calling thread has just acquired `obj`. Nothing to note on Linux: a thread's death
+/// reaches its mutexes through its lifeline (the portable flavour keeps a list).
+#[inline(always)]
+pub(super) fn after_acquire(_obj: &std::sync::Arc<super::object::Object>) {}
+
+/// The calling thread has just released `obj` once (see [`after_acquire`]).
+#[inline(always)]
+pub(super) fn after_release(_obj: &std::sync::Arc<super::object::Object>) {}

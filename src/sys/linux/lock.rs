@@ -8,8 +8,9 @@
 //! taking it, which then needs no atomic read-modify-write at all (`protocol/bias.rs`). What
 //! the protocol needs of Linux is `host.rs`.
 
-use super::host::{Lifeline, owner_in};
+use super::host::owner_in;
 use super::layout::ObjectPage;
+use super::lifeline::Lifeline;
 use super::object::Object;
 use super::root::Root;
 use crate::error::Result;

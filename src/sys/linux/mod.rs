@@ -26,7 +26,6 @@
 //! | `fault` | crash points for fault-injection tests (feature `fault-injection`) |
 //! | `fuzz` | entry points for the fuzz targets (feature `fuzzing`) |
 
-mod barrier;
 mod cleaned;
 mod clock;
 mod detached;
@@ -36,14 +35,12 @@ mod files;
 mod fork;
 #[doc(hidden)]
 pub mod format;
-mod futex;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod host;
 mod idmap;
 mod inspect;
 mod layout;
-mod lifeline;
 mod lock;
 mod mapping;
 mod multi;
@@ -55,6 +52,21 @@ mod root;
 pub(crate) mod sweep;
 mod thread;
 mod user_dir;
+
+// Who lives and how a waiter sleeps: Linux's own flavour (robust-futex lifelines,
+// `futex_waitv`, `membarrier`), or the portable one (record-lock lifelines, a watcher
+// thread, one-word waits: `sys/portable/`), which the feature `portable-backend` selects.
+#[cfg(not(feature = "portable-backend"))]
+mod barrier;
+#[cfg(not(feature = "portable-backend"))]
+mod futex;
+#[cfg(not(feature = "portable-backend"))]
+mod lifeline;
+#[cfg(feature = "portable-backend")]
+#[path = "../portable/mod.rs"]
+mod portable;
+#[cfg(feature = "portable-backend")]
+use portable::{barrier, futex, lifeline};
 
 use super::{Backend, CancelSignal, Spec};
 use crate::access::Access;
@@ -141,10 +153,11 @@ impl Backend for RawMutex {
             }
             None => (Object::create_unnamed(&root, spec.initial_owner)?, false),
         };
-        Ok((
-            RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)?,
-            existed,
-        ))
+        let handle = RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)?;
+        if spec.initial_owner && !existed {
+            lifeline::after_acquire(&handle.obj);
+        }
+        Ok((handle, existed))
     }
 
     fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
@@ -161,9 +174,9 @@ impl Backend for RawMutex {
     #[inline]
     fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         if self.plain {
-            return lock::wait(&self.obj, timeout);
+            return lock::wait(&self.obj, timeout).inspect(|s| self.after_wait(*s));
         }
-        self.wait_checked(timeout)
+        self.wait_checked(timeout).inspect(|s| self.after_wait(*s))
     }
 
     /// `WaitForMultipleObjects` over `handles`: any (index of the one acquired) or all.
@@ -184,16 +197,26 @@ impl Backend for RawMutex {
             ));
         }
         let objs: Vec<&Object> = handles.iter().map(|h| &*h.obj).collect();
-        multi::wait(&objs, all, timeout)
+        let got = multi::wait(&objs, all, timeout)?;
+        match got.index() {
+            Some(_) if all => handles.iter().for_each(|h| lifeline::after_acquire(&h.obj)),
+            Some(i) => lifeline::after_acquire(&handles[i].obj),
+            None => {}
+        }
+        Ok(got)
     }
 
     #[inline]
     fn release(&self) -> Result<()> {
-        lock::release(&self.obj)
+        lock::release(&self.obj)?;
+        lifeline::after_release(&self.obj);
+        Ok(())
     }
 
     fn abandon(&self, note: &str) -> Result<()> {
-        lock::abandon(&self.obj, note)
+        lock::abandon(&self.obj, note)?;
+        lifeline::after_release(&self.obj);
+        Ok(())
     }
 
     fn still_named(&self) -> bool {
@@ -311,6 +334,15 @@ impl RawMutex {
             lock::note_acquired(&self.obj);
         }
         Ok(status)
+    }
+
+    /// What follows every wait of a thread: the thread's flavour notes what it now owns
+    /// (the portable flavour, to abandon it when the thread ends; nothing on Linux).
+    #[inline(always)]
+    fn after_wait(&self, status: WaitStatus) {
+        if status.is_acquired() {
+            lifeline::after_acquire(&self.obj);
+        }
     }
 
     /// On every wait's path: inlined, with the error built out of line.

@@ -2,8 +2,8 @@
 //! bounded number of times, watching the lock word in between, unless its recent waits on
 //! that mutex all ended asleep anyway.
 
-use super::futex;
-use super::host::Lifeline;
+use super::clock;
+use super::lifeline::Lifeline;
 use crate::protocol::{LockWord, Owner};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -64,7 +64,7 @@ impl Polling {
     ) -> bool {
         let until = *self
             .until
-            .get_or_insert_with(|| futex::deadline_after(Some(POLL_LIMIT)).unwrap_or(futex::now()));
+            .get_or_insert_with(|| clock::deadline_after(Some(POLL_LIMIT)).unwrap_or(clock::now()));
         while self.yields < YIELDS {
             self.yields += 1;
             std::thread::yield_now();
@@ -73,11 +73,11 @@ impl Polling {
                 return true;
             }
             if let Owner::Alive { lifeline, value } = owner {
-                if lifeline.0.load(Ordering::Relaxed) != value {
+                if lifeline.changed_from(value) {
                     return true; // the owner died: take the mutex now, not after a sleep
                 }
             }
-            if !futex::is_before(futex::now(), until) {
+            if !clock::is_before(clock::now(), until) {
                 self.yields = YIELDS;
             }
         }

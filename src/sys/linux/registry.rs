@@ -8,29 +8,42 @@
 //! thread has died, and reuse bumps the generation, so a stale token never matches.
 //!
 //! Registries are mapped once and never unmapped: the kernel walks each thread's robust list
-//! through this memory at the thread's death.
+//! through this memory at the thread's death. How a slot's thread is known to live is the
+//! flavour's (`lifeline.rs`): a robust futex per thread on Linux, a record lock per process
+//! in the portable flavour. This file is the part they share: the file, its slots, claiming.
+//!
+//! A process keeps exactly one descriptor per registry file, whoever asks for it (deduplicated
+//! by device and inode), and never closes it: closing *any* descriptor of a file drops the
+//! record locks the process holds on it, which in the portable flavour are its lifelines.
 
 use super::files::{self, NewFile};
-use super::lifeline;
+use super::lifeline::{self, Lifeline};
 use super::mapping::Mapping;
 use super::registry_layout::{self as layout, reg, slot, slot_state};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lock_word;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
+use rustix::fs::{AtFlags, Stat};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The file name of a registry inside its user directory.
-pub(super) const FILE_NAME: &str = "registry";
+/// The file name of a registry inside its user directory (the flavour's: the two never share
+/// a registry).
+pub(super) const FILE_NAME: &str = lifeline::REGISTRY_FILE;
 
 /// A mapped, validated registry.
 pub(super) struct Registry {
-    map: Mapping,
-    /// Our own registry's file: slot pages get blocks before they are touched (`back`).
-    file: Option<OwnedFd>,
-    slots: u32,
-    uid: u32,
+    pub(super) map: Mapping,
+    /// The file's one descriptor in this process (see the module doc).
+    pub(super) fd: OwnedFd,
+    /// The file's device and inode: one `Registry` per file and process.
+    dev_ino: (u64, u64),
+    pub(super) slots: u32,
+    pub(super) uid: u32,
+    /// What the flavour keeps per registry in this process.
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    pub(super) local: lifeline::Local,
 }
 
 /// What a token's slot says about the thread that owns a mutex.
@@ -38,10 +51,7 @@ pub(super) enum Liveness {
     /// The thread has ended (or the slot was reused since): the mutex is abandoned.
     Dead,
     /// The thread lives; the kernel will change `lifeline` from `value` when it dies.
-    Alive {
-        lifeline: &'static AtomicU32,
-        value: u32,
-    },
+    Alive { lifeline: Lifeline, value: u32 },
 }
 
 /// Who a slot belongs to, for diagnostics.
@@ -63,8 +73,11 @@ impl Registry {
         owner: u32,
     ) -> Result<&'static Registry> {
         for _ in 0..100 {
+            if let Some(known) = Registry::already_open(user_dir, true) {
+                return Ok(known);
+            }
             match files::open_in(user_dir, FILE_NAME, OFlags::RDWR) {
-                Ok(fd) => return Registry::adopt(fd.as_fd(), uid, owner, true),
+                Ok(fd) => return Registry::adopt(fd, uid, owner, true),
                 Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(files::io_error("open", "the thread registry", e)),
             }
@@ -81,7 +94,7 @@ impl Registry {
                 Ok(())
             })?;
             if let Some((fd, ())) = made {
-                return Registry::adopt(fd.as_fd(), uid, owner, true);
+                return Registry::adopt(fd, uid, owner, true);
             }
             // Another process published it first: open theirs.
         }
@@ -97,19 +110,28 @@ impl Registry {
         uid: u32,
         owner: u32,
     ) -> Result<&'static Registry> {
+        if let Some(known) = Registry::already_open(user_dir, false) {
+            return Ok(known);
+        }
         let fd = files::open_in(user_dir, FILE_NAME, OFlags::RDONLY)
             .map_err(|e| files::io_error("open", "another user's thread registry", e))?;
-        Registry::adopt(fd.as_fd(), uid, owner, false)
+        Registry::adopt(fd, uid, owner, false)
+    }
+
+    /// The registry this process already has for the file `FILE_NAME` in `user_dir`, if
+    /// any (mapped read-write if `writable`), found without opening the file: an open and
+    /// close of a second descriptor would drop this process's record locks on it.
+    fn already_open(user_dir: BorrowedFd<'_>, writable: bool) -> Option<&'static Registry> {
+        let st = rustix::fs::statat(user_dir, FILE_NAME, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .find(|r| r.dev_ino == dev_ino(&st) && (r.map.is_writable() || !writable))
+            .copied()
     }
 
     /// `uid` is the user's key (recorded in the header), `owner` the uid the file shows.
-    fn adopt(
-        fd: BorrowedFd<'_>,
-        uid: u32,
-        owner: u32,
-        writable: bool,
-    ) -> Result<&'static Registry> {
-        let st = rustix::fs::fstat(fd)
+    fn adopt(fd: OwnedFd, uid: u32, owner: u32, writable: bool) -> Result<&'static Registry> {
+        let st = rustix::fs::fstat(&fd)
             .map_err(|e| files::io_error("inspect", "the thread registry", e))?;
         let bad = |what: &str| {
             Error::new(
@@ -134,26 +156,29 @@ impl Registry {
             ));
         }
         // Map the header first to learn the size the header claims, then the whole file.
-        let header = Mapping::map(fd, layout::REGISTRY_HEADER, false)
+        let header = Mapping::map(fd.as_fd(), layout::REGISTRY_HEADER, false)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot map the thread registry", e))?;
         let slots = layout::validate_registry(&header, size, uid)?;
         drop(header);
-        let map = Mapping::map(fd, layout::registry_size(slots), writable)
+        let map = Mapping::map(fd.as_fd(), layout::registry_size(slots), writable)
             .map_err(|e| Error::io(ErrorKind::Io, "cannot map the thread registry", e))?;
-        let file = if writable {
-            Some(
-                rustix::io::fcntl_dupfd_cloexec(fd, 0)
-                    .map_err(|e| files::io_error("keep", "the thread registry", e))?,
-            )
-        } else {
-            None
-        };
         let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+        // Opened twice meanwhile (another thread): keep the first, and this descriptor too,
+        // since closing it would drop the first's record locks.
+        if let Some(known) = all
+            .iter()
+            .find(|r| r.dev_ino == dev_ino(&st) && (r.map.is_writable() || !writable))
+        {
+            std::mem::forget(fd);
+            return Ok(known);
+        }
         let registry: &'static Registry = Box::leak(Box::new(Registry {
             map,
-            file,
+            fd,
+            dev_ino: dev_ino(&st),
             slots,
             uid,
+            local: lifeline::Local::default(),
         }));
         all.push(registry);
         Ok(registry)
@@ -166,32 +191,26 @@ impl Registry {
         self as *const Registry as usize
     }
 
-    fn slot_offset(&self, index: u32) -> usize {
+    pub(super) fn slot_offset(&self, index: u32) -> usize {
         layout::REGISTRY_HEADER + index as usize * layout::SLOT_SIZE
     }
 
-    fn slot_word(&self, index: u32) -> &AtomicU64 {
+    pub(super) fn slot_word(&self, index: u32) -> &AtomicU64 {
         self.map.u64(self.slot_offset(index) + slot::WORD)
     }
 
-    /// The lifeline word of slot `index`, if the slot's recorded layout is one we know.
-    fn lifeline_word(&'static self, index: u32) -> Option<&'static AtomicU32> {
-        let base = self.slot_offset(index);
-        let offset = self
-            .map
-            .u32(base + slot::LIFELINE_WORD)
-            .load(Ordering::Relaxed);
-        matches!(offset, 0 | 4).then(|| self.map.u32(base + slot::LIFELINE + offset as usize))
-    }
-
-    /// Claims a slot for the calling thread and returns its token part:
-    /// `generation << 32 | (slot + 1)`.
+    /// Claims a free slot, runs `fill` on it (the flavour's: set up the lifeline, say who
+    /// owns it), and returns its token part: `generation << 32 | (slot + 1)`. A `fill` that
+    /// answers `false` gives the slot back (as retired, so claimable) and the scan goes on.
     ///
     /// Slots are scanned from a rotating start, so a freed slot is reused as late as
-    /// possible. A slot is taken if it was never used, or if its thread is dead and its
-    /// lifeline has our C library's layout. Slots caught mid-claim by a process that then
-    /// crashed stay unusable (one slot per such crash; documented in FORMAT.md).
-    pub(super) fn claim(&'static self) -> Result<u64> {
+    /// possible. A slot is taken if it was never used, or if the flavour says its owner is
+    /// gone (`lifeline::reusable`). Slots caught mid-claim by a process that then crashed
+    /// stay unusable (one slot per such crash; documented in FORMAT.md).
+    pub(super) fn claim_slot(
+        &'static self,
+        mut fill: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<u64> {
         assert!(
             self.map.is_writable(),
             "claiming a slot in a read-only registry"
@@ -205,12 +224,7 @@ impl Registry {
             let word = self.slot_word(index);
             let cur = word.load(Ordering::Acquire);
             let (generation, state) = ((cur >> 32) as u32, cur as u32);
-            let reusable = match state {
-                slot_state::VIRGIN => true,
-                slot_state::LIVE => self.is_dead_slot(index),
-                _ => false,
-            };
-            if !reusable {
+            if !lifeline::reusable(self, index, generation, state) {
                 continue;
             }
             let next_gen = generation.wrapping_add(1).max(1);
@@ -222,16 +236,17 @@ impl Registry {
                 continue;
             }
             super::fault::point("register.after_claim_cas");
-            self.fill_claimed(index)?;
+            if !fill(index)? {
+                let retired = u64::from(next_gen) << 32 | u64::from(slot_state::RETIRED);
+                word.store(retired, Ordering::Release);
+                continue;
+            }
+            self.record_claimer(index);
             super::fault::point("register.before_live");
             word.store(
                 u64::from(next_gen) << 32 | u64::from(slot_state::LIVE),
                 Ordering::Release,
             );
-            // Waiters still watching the slot's previous (dead) thread re-check now.
-            if let Some(lifeline) = self.lifeline_word(index) {
-                super::futex::wake(lifeline, u32::MAX >> 1);
-            }
             return Ok(lock_word::thread_part(next_gen, index + 1));
         }
         Err(Error::new(
@@ -248,11 +263,8 @@ impl Registry {
     /// sparse, and on a full tmpfs the first touch of an unbacked page of a shared mapping
     /// raises SIGBUS instead of failing.
     fn back(&self, index: u32) -> Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
         let page = (self.slot_offset(index) & !4095) as u64;
-        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, page, 4096) {
+        match rustix::fs::fallocate(&self.fd, rustix::fs::FallocateFlags::KEEP_SIZE, page, 4096) {
             Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
             Err(e) => Err(files::io_error(
                 "find room for a new slot in",
@@ -262,44 +274,9 @@ impl Registry {
         }
     }
 
-    fn is_dead_slot(&'static self, index: u32) -> bool {
+    /// Records who claimed slot `index` (diagnostics: `list`, `info`, abandonment reports).
+    fn record_claimer(&self, index: u32) {
         let base = self.slot_offset(index);
-        if self.map.u32(base + slot::LIBC).load(Ordering::Relaxed) != lifeline::LIBC {
-            return false;
-        }
-        self.lifeline_word(index)
-            .is_some_and(|w| lifeline::is_dead(w.load(Ordering::Acquire)))
-    }
-
-    #[allow(unsafe_code)] // the one call into the lifeline's pthread code
-    fn fill_claimed(&'static self, index: u32) -> Result<()> {
-        let base = self.slot_offset(index);
-        self.map
-            .u32(base + slot::LIFELINE_WORD)
-            .store(lifeline::WORD_OFFSET, Ordering::Relaxed);
-        self.map
-            .u32(base + slot::LIBC)
-            .store(lifeline::LIBC, Ordering::Relaxed);
-        let word = self
-            .map
-            .u32(base + slot::LIFELINE + lifeline::WORD_OFFSET as usize);
-        let mutex = self.map.raw(base + slot::LIFELINE, layout::LIFELINE_SPACE);
-        // SAFETY: `mutex` is LIFELINE_SPACE bytes inside our own registry, which is mapped
-        // read-write and leaked (never unmapped); slot offsets are multiples of 128 from a
-        // page-aligned base, so it is aligned for pthread_mutex_t; the slot is in the
-        // CLAIMING state, which only this thread could set, so nobody else uses it; `word`
-        // is its futex word at the offset for this C library.
-        let held = unsafe { lifeline::init_and_hold(mutex, word) };
-        if let Err(rc) = held {
-            // Leave the slot CLAIMING (unusable) rather than hand out a slot without a
-            // working lifeline.
-            return Err(Error::io(
-                ErrorKind::Io,
-                "cannot set up this thread's lifeline in the registry",
-                std::io::Error::from_raw_os_error(rc),
-            ));
-        }
-        super::fault::point("register.after_lifeline");
         let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         self.map.u32(base + slot::PID).store(pid, Ordering::Relaxed);
@@ -310,29 +287,15 @@ impl Registry {
         self.map
             .u64(base + slot::PIDNS)
             .store(pid_namespace(), Ordering::Relaxed);
-        Ok(())
     }
 
     /// Whether the thread with this token part (`slot_plus_one`, `generation`) still lives.
+    #[inline]
     pub(super) fn liveness(&'static self, slot_plus_one: u32, generation: u32) -> Liveness {
         if slot_plus_one == 0 || slot_plus_one > self.slots {
             return Liveness::Dead;
         }
-        let index = slot_plus_one - 1;
-        let word = self.slot_word(index);
-        let live = u64::from(generation) << 32 | u64::from(slot_state::LIVE);
-        if word.load(Ordering::Acquire) != live {
-            return Liveness::Dead;
-        }
-        let Some(lifeline) = self.lifeline_word(index) else {
-            return Liveness::Dead;
-        };
-        let value = lifeline.load(Ordering::Acquire);
-        // Re-read the slot word: if it changed meanwhile, `value` may be a new thread's.
-        if lifeline::is_dead(value) || word.load(Ordering::Acquire) != live {
-            return Liveness::Dead;
-        }
-        Liveness::Alive { lifeline, value }
+        lifeline::liveness(self, slot_plus_one - 1, generation)
     }
 
     /// The process and thread recorded in slot `slot_plus_one - 1` (diagnostics only).
@@ -368,4 +331,10 @@ pub(super) fn pid_namespace() -> u64 {
     std::fs::metadata("/proc/self/ns/pid")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .unwrap_or(0)
+}
+
+/// A file's identity: its device and inode.
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
+fn dev_ino(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }

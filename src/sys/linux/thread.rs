@@ -44,7 +44,7 @@ fn token_part_slow(registry: &'static Registry) -> Result<u64> {
             ),
         ));
     };
-    let part = registry.claim()?;
+    let part = super::lifeline::claim_thread(registry)?;
     all[free] = (registry.id(), part);
     ALL.set(all);
     LAST.set((registry.id(), part));

@@ -120,7 +120,7 @@ pub(super) struct OpenMode {
 /// This process's id, cached (reset in a child after `fork`, see `fork.rs`).
 static PID: AtomicU32 = AtomicU32::new(0);
 
-fn this_pid() -> u32 {
+pub(super) fn this_pid() -> u32 {
     match PID.load(Ordering::Relaxed) {
         0 => {
             let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
