@@ -55,6 +55,13 @@ for filter in bias:: polling::; do
     echo "==> cargo test --features fault-injection --test linux -- $filter"
     cargo test --features fault-injection --test linux -- "$filter"
 done
+# The portable backend (macOS's and FreeBSD's) built on Linux with Linux shims: the whole
+# behavioural suite, the reliability suite with its crash points (including the watcher's,
+# the thread destructor's and the process-slot claim's), its own tests, and the CLI's.
+echo "==> portable backend on Linux: behaviour, reliability (with fault injection), portable, CLI"
+cargo test --features portable-backend,fault-injection --test behaviour --test reliability --test portable
+cargo test -p namedmutex-cli --features portable-backend
+
 # The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
 echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh

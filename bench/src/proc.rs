@@ -28,6 +28,18 @@ impl Worker {
     /// `watchdog` at the latest.
     pub fn spawn(env: &Env, role: &str, args: &[String], watchdog: Duration) -> Worker {
         let exe = std::env::current_exe().expect("the path of this executable");
+        Worker::spawn_exe(&exe, env, role, args, watchdog)
+    }
+
+    /// Starts `exe`, another build of this crate (the portable backend's, scenario 10), as
+    /// a worker with `role` and `args`.
+    pub fn spawn_exe(
+        exe: &std::path::Path,
+        env: &Env,
+        role: &str,
+        args: &[String],
+        watchdog: Duration,
+    ) -> Worker {
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .env(ROLE_ENV, role)

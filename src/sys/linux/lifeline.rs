@@ -214,11 +214,7 @@ pub(super) fn liveness(registry: &'static Registry, index: u32, generation: u32)
     }
 }
 
-/// The calling thread has just acquired `obj`. Nothing to note on Linux: a thread's death
-/// reaches its mutexes through its lifeline (the portable flavour keeps a list).
+/// A handle of `obj` is closing. Nothing to do on Linux: an owner thread's death reaches
+/// the object through its lifeline, whatever handles are open.
 #[inline(always)]
-pub(super) fn after_acquire(_obj: &std::sync::Arc<super::object::Object>) {}
-
-/// The calling thread has just released `obj` once (see [`after_acquire`]).
-#[inline(always)]
-pub(super) fn after_release(_obj: &std::sync::Arc<super::object::Object>) {}
+pub(super) fn on_close(_obj: &std::sync::Arc<super::object::Object>) {}

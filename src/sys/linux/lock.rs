@@ -77,6 +77,11 @@ pub(super) fn abandon(obj: &Object, note: &str) -> Result<()> {
     let Some(me) = obj.existing_token() else {
         return Err(not_owner());
     };
+    abandon_as(obj, me, note)
+}
+
+/// [`abandon`] for the owner token `me` (the calling thread's, found by the caller).
+pub(super) fn abandon_as(obj: &Object, me: u64, note: &str) -> Result<()> {
     protocol_release::abandon(obj, me, || {
         let (pid, tid) = obj.page.last_abandoner();
         pid.store(

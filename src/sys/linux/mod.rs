@@ -153,11 +153,10 @@ impl Backend for RawMutex {
             }
             None => (Object::create_unnamed(&root, spec.initial_owner)?, false),
         };
-        let handle = RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)?;
-        if spec.initial_owner && !existed {
-            lifeline::after_acquire(&handle.obj);
-        }
-        Ok((handle, existed))
+        Ok((
+            RawMutex::new(obj, access, spec.inheritable, spec.time_acquisitions)?,
+            existed,
+        ))
     }
 
     fn open(name: &Name<'_>, spec: &Spec) -> Result<RawMutex> {
@@ -174,9 +173,9 @@ impl Backend for RawMutex {
     #[inline]
     fn wait(&self, timeout: Option<Duration>) -> Result<WaitStatus> {
         if self.plain {
-            return lock::wait(&self.obj, timeout).inspect(|s| self.after_wait(*s));
+            return lock::wait(&self.obj, timeout);
         }
-        self.wait_checked(timeout).inspect(|s| self.after_wait(*s))
+        self.wait_checked(timeout)
     }
 
     /// `WaitForMultipleObjects` over `handles`: any (index of the one acquired) or all.
@@ -197,26 +196,16 @@ impl Backend for RawMutex {
             ));
         }
         let objs: Vec<&Object> = handles.iter().map(|h| &*h.obj).collect();
-        let got = multi::wait(&objs, all, timeout)?;
-        match got.index() {
-            Some(_) if all => handles.iter().for_each(|h| lifeline::after_acquire(&h.obj)),
-            Some(i) => lifeline::after_acquire(&handles[i].obj),
-            None => {}
-        }
-        Ok(got)
+        multi::wait(&objs, all, timeout)
     }
 
     #[inline]
     fn release(&self) -> Result<()> {
-        lock::release(&self.obj)?;
-        lifeline::after_release(&self.obj);
-        Ok(())
+        lock::release(&self.obj)
     }
 
     fn abandon(&self, note: &str) -> Result<()> {
-        lock::abandon(&self.obj, note)?;
-        lifeline::after_release(&self.obj);
-        Ok(())
+        lock::abandon(&self.obj, note)
     }
 
     fn still_named(&self) -> bool {
@@ -305,6 +294,13 @@ impl Backend for RawMutex {
     }
 }
 
+impl Drop for RawMutex {
+    #[inline]
+    fn drop(&mut self) {
+        lifeline::on_close(&self.obj);
+    }
+}
+
 impl RawMutex {
     fn new(obj: Arc<Object>, access: Access, inheritable: bool, timed: bool) -> Result<RawMutex> {
         let inherit = if inheritable {
@@ -334,15 +330,6 @@ impl RawMutex {
             lock::note_acquired(&self.obj);
         }
         Ok(status)
-    }
-
-    /// What follows every wait of a thread: the thread's flavour notes what it now owns
-    /// (the portable flavour, to abandon it when the thread ends; nothing on Linux).
-    #[inline(always)]
-    fn after_wait(&self, status: WaitStatus) {
-        if status.is_acquired() {
-            lifeline::after_acquire(&self.obj);
-        }
     }
 
     /// On every wait's path: inlined, with the error built out of line.

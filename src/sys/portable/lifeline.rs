@@ -20,7 +20,7 @@
 //! The slot fields this flavour uses lie in the Linux slot's lifeline area (FORMAT.md,
 //! "Registry, portable flavour"): `KIND`, `PSLOT`, `PGEN`.
 
-use super::super::object::{Object, this_pid};
+use super::super::object::this_pid;
 use super::super::registry::{Liveness, Registry};
 use super::super::registry_layout::{slot, slot_state};
 use super::shim::record_lock;
@@ -28,8 +28,8 @@ use super::{thread_end, watcher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lock_word::SLOT_MASK;
 use rustix::fd::AsFd;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The registry file's name: not the Linux backend's, so that the two never share one.
 pub(crate) const REGISTRY_FILE: &str = "registry-portable";
@@ -135,6 +135,10 @@ pub(crate) struct Local {
 
 /// This process's slot and generation in `registry`, if it has claimed one (not inherited
 /// through `fork`).
+pub(crate) fn own_slot(registry: &'static Registry) -> Option<(u32, u32)> {
+    own(registry)
+}
+
 #[inline]
 fn own(registry: &'static Registry) -> Option<(u32, u32)> {
     let own = registry.local.own.load(Ordering::Acquire);
@@ -311,15 +315,8 @@ pub(crate) fn retire(registry: &'static Registry, part: u64) {
     );
 }
 
-/// The calling thread has just acquired `obj`: note it, to abandon it if the thread ends
-/// first (`thread_end.rs`).
+/// A handle of `obj` is closing: see [`thread_end::on_close`].
 #[inline]
-pub(crate) fn after_acquire(obj: &Arc<Object>) {
-    thread_end::after_acquire(obj);
-}
-
-/// The calling thread has just released `obj` once.
-#[inline]
-pub(crate) fn after_release(obj: &Arc<Object>) {
-    thread_end::after_release(obj);
+pub(crate) fn on_close(obj: &std::sync::Arc<super::super::object::Object>) {
+    thread_end::on_close(obj);
 }

@@ -13,6 +13,7 @@
 mod async_capi;
 mod charts;
 mod cli_startup;
+mod portable;
 mod postgres;
 mod report;
 mod scenarios;
@@ -128,7 +129,7 @@ fn main() {
     let mut report = Report::new(&cfg, machine::Machine::current());
     let wanted = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
     type Scenario = fn(&Config, &Env, &mut Report);
-    let all: [(u32, &str, Scenario); 9] = [
+    let all: [(u32, &str, Scenario); 10] = [
         (1, "uncontended", scenarios::uncontended),
         (2, "open and close", scenarios::open_close),
         (3, "hand-off", scenarios::handoff),
@@ -138,6 +139,7 @@ fn main() {
         (7, "async tasks and the C ABI", async_capi::async_and_capi),
         (8, "the command against flock(1)", cli_startup::cli_startup),
         (9, "across machines: PostgreSQL", postgres::postgres),
+        (10, "the portable backend", portable::portable),
     ];
     for (n, what, run) in all {
         if !wanted(n) {

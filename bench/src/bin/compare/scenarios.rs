@@ -79,7 +79,7 @@ fn versus(a: &Summary, b: &Summary) -> String {
     )
 }
 
-fn verdict(ok: bool) -> Option<bool> {
+pub(crate) fn verdict(ok: bool) -> Option<bool> {
     Some(ok)
 }
 
@@ -559,17 +559,30 @@ pub fn handoff(cfg: &Config, env: &Env, report: &mut Report) {
 
 // ---------------------------------------------------------------- 4. contention
 
-struct Contended {
+pub(crate) struct Contended {
     /// Acquisitions per second, all processes.
-    throughput: f64,
-    counts: Vec<u64>,
-    max_wait_ns: u64,
-    violations: u64,
+    pub throughput: f64,
+    pub counts: Vec<u64>,
+    pub max_wait_ns: u64,
+    pub violations: u64,
 }
 
 fn contend_once(env: &Env, peer: Peer, n: usize, window: Duration, tag: &str) -> Contended {
+    contend_with(env, peer, n, window, tag, None)
+}
+
+/// [`contend_once`] with the workers of `exe` (another build of the harness) when given; the
+/// coordinator then opens nothing itself (its backend may not read that build's objects).
+pub(crate) fn contend_with(
+    env: &Env,
+    peer: Peer,
+    n: usize,
+    window: Duration,
+    tag: &str,
+    exe: Option<&std::path::Path>,
+) -> Contended {
     let name = format!("s4-{tag}");
-    let lock = AnyLock::create(peer, env, &name);
+    let lock = exe.is_none().then(|| AnyLock::create(peer, env, &name));
     let ctl_path = env.dir.join(format!("ctl-{name}-{}", peer.key()));
     let ctl = ControlPage::create(&ctl_path);
     let watchdog = window + Duration::from_secs(120);
@@ -581,7 +594,10 @@ fn contend_once(env: &Env, peer: Peer, n: usize, window: Duration, tag: &str) ->
                 ctl_path.display().to_string(),
                 id.to_string(),
             ];
-            Worker::spawn(env, "contend", &args, watchdog)
+            match exe {
+                Some(exe) => Worker::spawn_exe(exe, env, "contend", &args, watchdog),
+                None => Worker::spawn(env, "contend", &args, watchdog),
+            }
         })
         .collect();
     for w in &mut workers {
@@ -616,7 +632,7 @@ fn contend_once(env: &Env, peer: Peer, n: usize, window: Duration, tag: &str) ->
     result
 }
 
-fn spread_of(counts: &[u64]) -> f64 {
+pub(crate) fn spread_of(counts: &[u64]) -> f64 {
     let max = counts.iter().copied().max().unwrap_or(0) as f64;
     let min = counts.iter().copied().min().unwrap_or(0) as f64;
     if min == 0.0 { f64::INFINITY } else { max / min }
@@ -781,17 +797,35 @@ pub fn contention(cfg: &Config, env: &Env, report: &mut Report) {
 
 // ---------------------------------------------------------------- 5. abandonment
 
-struct Abandoned {
-    latencies: Vec<f64>,
-    told: usize,
-    timeouts: usize,
+pub(crate) struct Abandoned {
+    pub latencies: Vec<f64>,
+    pub told: usize,
+    pub timeouts: usize,
 }
 
 fn abandon_trials(env: &Env, peer: Peer, trials: usize) -> Abandoned {
-    let name = format!("s5-{}", peer.key());
-    let lock = AnyLock::create(peer, env, &name);
+    abandon_with(env, peer, trials, None)
+}
+
+/// [`abandon_trials`] with the workers of `exe` when given (see [`contend_with`]).
+pub(crate) fn abandon_with(
+    env: &Env,
+    peer: Peer,
+    trials: usize,
+    exe: Option<&std::path::Path>,
+) -> Abandoned {
+    let name = format!(
+        "s5-{}{}",
+        peer.key(),
+        if exe.is_some() { "-other" } else { "" }
+    );
+    let lock = exe.is_none().then(|| AnyLock::create(peer, env, &name));
     let args = [peer.key().to_owned(), name.clone()];
-    let mut waiter = Worker::spawn(env, "abandon-wait", &args, Duration::from_secs(1800));
+    let spawn = |role: &str, watchdog: Duration| match exe {
+        Some(exe) => Worker::spawn_exe(exe, env, role, &args, watchdog),
+        None => Worker::spawn(env, role, &args, watchdog),
+    };
+    let mut waiter = spawn("abandon-wait", Duration::from_secs(1800));
     waiter.expect("ready", ANSWER);
     let mut out = Abandoned {
         latencies: Vec::new(),
@@ -799,7 +833,7 @@ fn abandon_trials(env: &Env, peer: Peer, trials: usize) -> Abandoned {
         timeouts: 0,
     };
     for _ in 0..trials {
-        let mut holder = Worker::spawn(env, "abandon-hold", &args, Duration::from_secs(120));
+        let mut holder = spawn("abandon-hold", Duration::from_secs(120));
         holder.expect("held", ANSWER);
         waiter.send("wait");
         waiter.expect("waiting", ANSWER);

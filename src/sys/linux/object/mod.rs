@@ -66,6 +66,10 @@ pub(super) struct Object {
     pub asleep_streak: AtomicU32,
     /// [`Object::process_token`]'s cache: the token, and the process it belongs to.
     process_token: (AtomicU64, AtomicU32),
+    /// Kept open for a thread of this process that owns it, after a handle closed (the
+    /// portable flavour's thread ends: `thread_end.rs`).
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    pub kept_for_owner: AtomicBool,
     id: u64,
 }
 
@@ -131,6 +135,18 @@ pub(super) fn this_pid() -> u32 {
     }
 }
 
+/// Every object this process has open (for a thread's end in the portable flavour, which
+/// abandons those the thread owns).
+#[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+pub(super) fn all_open() -> Vec<Arc<Object>> {
+    with_table(|table| {
+        table
+            .values()
+            .filter_map(|(_, weak)| weak.upgrade())
+            .collect()
+    })
+}
+
 /// Forgets the cached process id (the child side of `fork`).
 pub(super) fn forget_pid() {
     PID.store(0, Ordering::Relaxed);
@@ -161,6 +177,24 @@ impl Object {
     /// This object's identity in this process: the same for every handle to it.
     pub(super) fn identity(&self) -> u64 {
         self.id
+    }
+
+    /// The full token of the registry slot whose token part is `part`, in this object.
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    pub(super) fn token_with(&self, part: u64) -> u64 {
+        part | self.user_bits
+    }
+
+    /// The key of the registry this process's tokens for this object come from.
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    pub(super) fn registry_id(&self) -> usize {
+        self.registry.id()
+    }
+
+    /// The registry this process's threads have their slots in, for this object.
+    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    pub(super) fn registry(&self) -> &'static Registry {
+        self.registry
     }
 
     /// The calling thread's token if it is registered (else it cannot own the object).

@@ -58,6 +58,7 @@ pub(super) fn insert(
         saw_death: AtomicBool::new(false),
         asleep_streak: AtomicU32::new(0),
         process_token: (AtomicU64::new(0), AtomicU32::new(0)),
+        kept_for_owner: AtomicBool::new(false),
         id,
     });
     table.insert(key, (id, Arc::downgrade(&obj)));

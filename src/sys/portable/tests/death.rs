@@ -24,6 +24,10 @@ pub fn trials() -> Vec<Trial> {
             "death::stray_close_of_the_registry_looks_like_a_death",
             stray_close,
         ),
+        Trial::test(
+            "death::an_object_closed_while_owned_lives_until_released",
+            kept,
+        ),
     ]
 }
 
@@ -184,4 +188,34 @@ fn stray_close() -> TestResult {
     check(w.finish()? == 0, || "the waiter failed".into())?;
     drop(holder);
     Ok(())
+}
+
+/// A thread that closes its last handle while owning the mutex keeps the object (its end
+/// must abandon it); once it releases through a new handle and closes that, it is gone.
+fn kept() -> TestResult {
+    let name = unique("kept");
+    let opts = MutexOptions::new();
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<(), String> {
+            let (m, existed) = opts.create(&name).map_err(|e| e.to_string())?;
+            check(!existed, || "it existed before".into())?;
+            check(m.wait(None).is_ok_and(|st| st.is_acquired()), || {
+                "wait".into()
+            })?;
+            drop(m);
+            let o = opts
+                .open(&name)
+                .map_err(|e| format!("reopen while owned: {e}"))?;
+            o.release()
+                .map_err(|e| format!("release through the new handle: {e}"))?;
+            drop(o);
+            Ok(())
+        })
+        .join()
+        .expect("thread")
+    })?;
+    match opts.open(&name) {
+        Err(e) if e.kind() == namedmutex::ErrorKind::NotFound => Ok(()),
+        other => Err(format!("after the release and the last close, open gave {other:?}").into()),
+    }
 }
