@@ -41,11 +41,14 @@ mod multi_wait;
 mod mutex;
 pub mod name;
 mod options;
-// The lock protocol of the backends that keep mutexes in shared memory (Linux; the portable
-// backend for macOS and FreeBSD next). Windows keeps its mutexes in the kernel. Its tests
-// build everywhere, so that Miri can run them for other targets (`tools/miri.sh`).
-#[cfg(any(target_os = "linux", test))]
-#[cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+// The lock protocol of the backends that keep mutexes in shared memory (Linux, macOS,
+// FreeBSD). Windows keeps its mutexes in the kernel. Its tests build everywhere, so that
+// Miri can run them for other targets (`tools/miri.sh`).
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd", test))]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
+    allow(dead_code, unused_imports)
+)]
 // only its tests use it there
 mod protocol;
 mod prune;

@@ -37,7 +37,7 @@ echo "==> cargo test --features serde --lib, --doc"
 cargo test --features serde --lib -- --skip protocol::model  # the model tests ran above
 cargo test --features serde,postgres --doc
 
-# Biased locking (src/sys/linux/bias.rs): by default a multi-threaded process such as a test
+# Biased locking (src/protocol/bias.rs): by default a multi-threaded process such as a test
 # harness starts biasing a few milliseconds after its first mutex, so the run above mixes
 # biased and ordinary mutexes. Run the shared behaviour suite and the Linux backend tests
 # again with every mutex biased to its first acquirer, and with biasing off.

@@ -30,6 +30,7 @@ pub(super) struct Queue {
 }
 
 /// A sleeper's `woken` when something other than a watched word ended its sleep.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the model tests' (Linux only)
 pub(super) const WOKEN_OTHERWISE: usize = usize::MAX;
 
 impl Queue {
@@ -56,6 +57,12 @@ impl Queue {
         Some(self.register(keys_if_unchanged(watches, id, lifeline)?))
     }
 
+    /// How many sleepers are not woken yet.
+    #[cfg_attr(target_os = "linux", allow(dead_code))] // the heap tests' (not the model's)
+    pub(super) fn asleep(&self) -> usize {
+        self.sleepers.iter().filter(|s| s.woken.is_none()).count()
+    }
+
     /// Marks up to `n` unwoken sleepers of `key`; true if any was.
     pub(super) fn wake(&mut self, key: Key, n: u32) -> bool {
         let mut left = n;
@@ -72,6 +79,7 @@ impl Queue {
     }
 
     /// Marks every unwoken sleeper (a backstop firing for all).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the model tests' (Linux only)
     pub(super) fn wake_everyone(&mut self) {
         for s in self.sleepers.iter_mut().filter(|s| s.woken.is_none()) {
             s.woken = Some(WOKEN_OTHERWISE);

@@ -30,7 +30,11 @@ pub(crate) enum Watch<'a, H: Host> {
     /// An owner's lifeline, expected to hold this value (where the platform sleeps on it).
     Lifeline(
         H::Lifeline,
-        #[cfg_attr(feature = "portable-backend", allow(dead_code))] u32,
+        #[cfg_attr(
+            any(not(target_os = "linux"), feature = "portable-backend"),
+            allow(dead_code)
+        )]
+        u32,
     ),
     /// A word that stops the wait when it becomes non-zero (a cancelled async acquisition).
     Cancel(&'a H::U32),

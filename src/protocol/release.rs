@@ -126,7 +126,10 @@ pub(crate) fn abandon<H: Host>(obj: &H, me: Token, record: impl FnOnce()) -> Res
 /// owner's death (the portable backend's watcher). `record` runs first, unless the word no
 /// longer names `dead`: the caller writes there who died. False when the word had moved on
 /// (an acquirer took the mutex from the dead owner first).
-#[cfg_attr(not(feature = "portable-backend"), allow(dead_code))] // the portable backend's
+#[cfg_attr(
+    all(target_os = "linux", not(feature = "portable-backend")),
+    allow(dead_code)
+)] // the portable backend's
 pub(crate) fn abandon_dead<H: Host>(obj: &H, dead: LockWord, record: impl FnOnce()) -> bool {
     let mut cur = obj.load_word(Ordering::Acquire);
     if cur.token() != dead.token() || cur.is_free() || cur.is_given_up() {

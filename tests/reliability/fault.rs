@@ -1,5 +1,5 @@
 //! Fault injection: a process killed at each step of create, open, close, lock, unlock and
-//! thread registration (the crash points of `src/sys/linux/fault.rs`, compiled in with
+//! thread registration (the crash points of `src/sys/unix/fault.rs`, compiled in with
 //! `--features fault-injection`). For each point, a victim process loops over the
 //! operations with `NAMEDMUTEX_FAULT` naming the point until it dies there (three times,
 //! respawned), while two contender processes keep using the same name. Then:

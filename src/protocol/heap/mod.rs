@@ -31,6 +31,8 @@ pub(super) struct World {
     woke: Condvar,
     /// Per thread: 0 while it lives, 1 once it ended (what the kernel would write).
     lifelines: Vec<AtomicU32>,
+    /// Sleeps that ended at their deadline or backstop, not by a wake-up.
+    unwoken: AtomicU32,
 }
 
 impl World {
@@ -39,6 +41,7 @@ impl World {
             queue: Mutex::new(Queue::default()),
             woke: Condvar::new(),
             lifelines: (0..THREADS).map(|_| AtomicU32::new(0)).collect(),
+            unwoken: AtomicU32::new(0),
         })
     }
 
@@ -46,6 +49,22 @@ impl World {
         if self.queue.lock().unwrap().wake(key, n) {
             self.woke.notify_all();
         }
+    }
+
+    /// Marks `thread` dead without waking anyone: a platform whose kernel tells no sleeper
+    /// (the portable backend's, whose watcher then calls `abandon_dead`).
+    pub(super) fn end_silently(&self, thread: usize) {
+        self.lifelines[thread].store(1, Ordering::SeqCst);
+    }
+
+    /// How many sleeps ended at their deadline or backstop rather than by a wake-up.
+    pub(super) fn unwoken(&self) -> u32 {
+        self.unwoken.load(Ordering::SeqCst)
+    }
+
+    /// How many threads sleep now (not yet woken).
+    pub(super) fn asleep(&self) -> usize {
+        self.queue.lock().unwrap().asleep()
     }
 
     /// Thread `thread` ended: its lifeline is cut and one watcher woken.
@@ -94,6 +113,16 @@ pub(super) fn allow_bias() {
     MAY_BIAS.with(|b| b.set(true));
 }
 
+thread_local! {
+    static NO_BACKSTOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The calling thread's sleeps have no backstop from now on: a wake-up that never comes
+/// then fails the test (by its timeout) instead of being made up for after 20 ms.
+pub(super) fn no_backstop() {
+    NO_BACKSTOP.with(|b| b.set(true));
+}
+
 impl Host for HeapMutex {
     type U32 = AtomicU32;
     type U64 = AtomicU64;
@@ -117,6 +146,7 @@ impl Host for HeapMutex {
             let left = until.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
                 queue.leave(id);
+                world.unwoken.fetch_add(1, Ordering::SeqCst);
                 return Wake::TimedOut;
             }
             queue = match left {
@@ -132,6 +162,9 @@ impl Host for HeapMutex {
         Instant::now() >= deadline
     }
     fn sleep_until(deadline: Option<Instant>) -> Option<Instant> {
+        if NO_BACKSTOP.with(|b| b.get()) {
+            return deadline;
+        }
         let backstop = Instant::now() + BACKSTOP;
         Some(deadline.map_or(backstop, |d| d.min(backstop)))
     }

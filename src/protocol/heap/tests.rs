@@ -1,11 +1,12 @@
 //! The protocol with real threads on heap memory (see `mod.rs`); every wait is bounded, so a
 //! bug fails a test instead of hanging it.
 
-use super::{HeapMutex, World, allow_bias, token};
+use super::{HeapMutex, World, allow_bias, no_backstop, token};
 use crate::error::ErrorKind;
+use crate::protocol::Host;
 use crate::protocol::acquire::lock;
 use crate::protocol::multi::wait_all;
-use crate::protocol::release::release;
+use crate::protocol::release::{abandon_dead, release};
 use crate::wait_status::{WaitAny, WaitStatus};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -165,6 +166,54 @@ fn a_thread_that_ends_holding_is_reported_once() {
         .count();
     assert_eq!(told, 1, "{statuses:?}");
     assert_eq!(m.recorded.load(Ordering::SeqCst), 1);
+}
+
+/// The portable backend's way: the owner's death wakes nobody, until a third party (its
+/// watcher) gives the mutex up for the dead owner; then the sleepers wake, and exactly one
+/// is told (the watcher's change makes their compare-and-sleep fail if they were not yet
+/// asleep).
+#[test]
+fn a_dead_owners_mutex_given_up_by_a_watcher_is_reported_once() {
+    let world = World::new();
+    let m = Arc::new(HeapMutex::new(&world, 0));
+    lock(&*m, token(0), PATIENCE).unwrap();
+    let waiters: Vec<_> = (1..3)
+        .map(|t| {
+            let m = m.clone();
+            thread::spawn(move || {
+                no_backstop();
+                let status = lock(&*m, token(t), Some(Duration::from_secs(5))).unwrap();
+                assert!(status.is_acquired(), "thread {t}: {status:?}");
+                release(&*m, token(t)).unwrap();
+                status
+            })
+        })
+        .collect();
+    // Both asleep first: then only the watcher's wake-up can end their sleeps (they have
+    // no backstop, and a sleep that ends at its deadline is counted).
+    let started = std::time::Instant::now();
+    while world.asleep() < 2 {
+        assert!(
+            started.elapsed() < PATIENCE.unwrap(),
+            "the waiters never slept"
+        );
+        thread::yield_now();
+    }
+    world.end_silently(0);
+    let dead = m.load_word(Ordering::Acquire);
+    let watcher = {
+        let m = m.clone();
+        thread::spawn(move || abandon_dead(&*m, dead, || {}))
+    };
+    watcher.join().unwrap();
+    let mut statuses: Vec<WaitStatus> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+    statuses.push(lock(&*m, token(3), Some(Duration::ZERO)).unwrap());
+    let told = statuses
+        .iter()
+        .filter(|s| **s == WaitStatus::Abandoned)
+        .count();
+    assert_eq!(told, 1, "{statuses:?}");
+    assert_eq!(world.unwoken(), 0, "a sleeper was never woken");
 }
 
 /// Wait-all over a mutex whose owner ended and one a live thread releases later: it gets

@@ -26,7 +26,7 @@ static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 /// Whether threads of this process may take a bias. The first call starts the registration.
 #[inline]
-pub(super) fn bias_allowed() -> bool {
+pub(crate) fn bias_allowed() -> bool {
     match STATE.load(Ordering::Acquire) {
         REGISTERED => true,
         UNKNOWN => start(),
@@ -83,7 +83,7 @@ fn single_threaded() -> bool {
 /// The requester's half of the asymmetric barrier: after it returns, every thread that took
 /// a bias has either made its depth visible or will see what the caller wrote before.
 #[cold]
-pub(super) fn heavy() {
+pub(crate) fn heavy() {
     if membarrier(MembarrierCommand::GlobalExpedited).is_ok() {
         return;
     }
@@ -98,7 +98,7 @@ pub(super) fn heavy() {
 }
 
 /// In a child after `fork`: a new process, which must register for itself.
-pub(super) fn forget_after_fork() {
+pub(crate) fn forget_after_fork() {
     if STATE.load(Ordering::Relaxed) != OFF {
         STATE.store(UNKNOWN, Ordering::Relaxed);
     }

@@ -6,8 +6,8 @@
 //! such as a container runtime's), the waiter sleeps on the first word only, in short slices,
 //! and the caller re-checks the others between slices.
 
-use super::clock::{duration_between, is_before, now};
-use super::object::Object;
+use super::super::clock::{duration_between, is_before, now};
+use super::super::object::Object;
 use crate::protocol::Watch;
 use rustix::thread::futex;
 use rustix::time::{ClockId, Timespec};
@@ -16,10 +16,10 @@ use std::time::Duration;
 
 /// How long one sleep lasts when `futex_waitv` is unavailable: the bound on how late an
 /// owner's death is noticed in that mode.
-pub(super) const FALLBACK_SLICE: Duration = Duration::from_millis(2);
+pub(crate) const FALLBACK_SLICE: Duration = Duration::from_millis(2);
 
 /// How a sleep ended: the lock protocol's [`Wake`], which this module's waits answer.
-pub(super) use crate::protocol::Wake;
+pub(crate) use crate::protocol::Wake;
 
 const UNKNOWN: u8 = 0;
 const AVAILABLE: u8 = 1;
@@ -28,7 +28,7 @@ static WAITV: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 /// Whether `futex_waitv` works here. `NAMEDMUTEX_FUTEX_WAITV=0` in the environment turns it
 /// off (to measure or test the fallback); otherwise it is tried and remembered.
-pub(super) fn waitv_available() -> bool {
+pub(crate) fn waitv_available() -> bool {
     match WAITV.load(Ordering::Relaxed) {
         AVAILABLE => true,
         REFUSED => false,
@@ -41,14 +41,14 @@ pub(super) fn waitv_available() -> bool {
 }
 
 /// Wakes up to `n` threads sleeping on `word`, in any process.
-pub(super) fn wake(word: &AtomicU32, n: u32) {
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
     // Errors are impossible for a valid shared word; a wake with nobody sleeping is a no-op.
     let _ = futex::wake(word, futex::Flags::empty(), n);
 }
 
 /// The lock protocol's sleep ([`crate::protocol::Host::sleep`]): every watch's futex word
 /// at once (the mutex's lock word, the owner's lifeline, a cancel word).
-pub(super) fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> Wake {
+pub(crate) fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> Wake {
     // A single wait watches at most 3 words: no allocation on that path.
     if watches.len() <= 3 {
         let mut inline = [(&NEVER, 0); 3];
@@ -76,7 +76,7 @@ fn futex_word<'a>(watch: &Watch<'a, Object>) -> (&'a AtomicU32, u32) {
 
 /// Sleeps until one of `words` stops holding its expected value and is woken, or until
 /// `deadline` (absolute, `CLOCK_MONOTONIC`; `None`: no deadline).
-pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> Wake {
+pub(crate) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> Wake {
     debug_assert!(!words.is_empty() && words.len() <= 128);
     if words.len() > 1 && waitv_available() {
         let mut waits = [futex::Wait::new(); 128];
@@ -133,7 +133,7 @@ pub(super) fn wait(words: &[(&AtomicU32, u32)], deadline: Option<Timespec>) -> W
 /// system call; every wait is bounded.
 #[cfg(test)]
 mod tests {
-    use super::super::clock::deadline_after;
+    use super::super::super::clock::deadline_after;
     use super::*;
     use std::sync::mpsc;
     use std::time::Instant;

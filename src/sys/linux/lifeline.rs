@@ -12,36 +12,37 @@
 //! they work on lies in the thread registry (`registry.rs`), which is never unmapped.
 #![allow(unsafe_code)]
 
-use super::registry::{Liveness, Registry};
-use super::registry_layout::{LIFELINE_SPACE, slot, slot_state};
+use super::super::registry::{Liveness, Registry};
+use super::super::registry_layout::{LIFELINE_SPACE, slot, slot_state};
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The kernel's robust-futex bits (`linux/futex.h`).
-pub(super) const OWNER_DIED: u32 = 0x4000_0000;
+pub(crate) const OWNER_DIED: u32 = 0x4000_0000;
 /// Set when somebody may sleep on the word; makes the kernel wake at the owner's death.
-pub(super) const WAITERS: u32 = 0x8000_0000;
+pub(crate) const WAITERS: u32 = 0x8000_0000;
 /// The owner's thread id.
-pub(super) const TID_MASK: u32 = 0x3FFF_FFFF;
+pub(crate) const TID_MASK: u32 = 0x3FFF_FFFF;
 
 /// Byte offset of the futex word inside this C library's `pthread_mutex_t`
 /// (glibc: `__lock` is the first field; musl: `_m_lock` is the second int).
 #[cfg(not(target_env = "musl"))]
-pub(super) const WORD_OFFSET: u32 = 0;
+pub(crate) const WORD_OFFSET: u32 = 0;
 #[cfg(target_env = "musl")]
-pub(super) const WORD_OFFSET: u32 = 4;
+pub(crate) const WORD_OFFSET: u32 = 4;
 
 /// Which C library's `pthread_mutex_t` layout the lifelines this process makes have.
 #[cfg(not(target_env = "musl"))]
-pub(super) const LIBC: u32 = super::registry_layout::LIBC_GLIBC;
+pub(crate) const LIBC: u32 = super::super::registry_layout::LIBC_GLIBC;
 #[cfg(target_env = "musl")]
-pub(super) const LIBC: u32 = super::registry_layout::LIBC_MUSL;
+pub(crate) const LIBC: u32 = super::super::registry_layout::LIBC_MUSL;
 
-const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= super::registry_layout::LIFELINE_SPACE);
+const _: () =
+    assert!(size_of::<libc::pthread_mutex_t>() <= super::super::registry_layout::LIFELINE_SPACE);
 
 /// An owner's lifeline word in a registry: equal when it is the same word.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Lifeline(pub &'static AtomicU32);
+pub(crate) struct Lifeline(pub &'static AtomicU32);
 
 impl PartialEq for Lifeline {
     fn eq(&self, other: &Lifeline) -> bool {
@@ -53,18 +54,18 @@ impl Lifeline {
     /// Whether the word no longer holds `value`, which a waiter read while its owner lived:
     /// then the owner died (or its slot moved on).
     #[inline]
-    pub(super) fn changed_from(self, value: u32) -> bool {
+    pub(crate) fn changed_from(self, value: u32) -> bool {
         self.0.load(Ordering::Relaxed) != value
     }
 
     /// Wakes every thread watching this lifeline (its owner died and the kernel woke one).
-    pub(super) fn wake_watchers(self) {
+    pub(crate) fn wake_watchers(self) {
         super::futex::wake(self.0, u32::MAX >> 1);
     }
 }
 
 /// Whether a lifeline word says its thread has ended.
-pub(super) fn is_dead(word: u32) -> bool {
+pub(crate) fn is_dead(word: u32) -> bool {
     word & OWNER_DIED != 0 || word & TID_MASK == 0
 }
 
@@ -77,7 +78,7 @@ pub(super) fn is_dead(word: u32) -> bool {
 /// mapped for the life of the process, aligned for `pthread_mutex_t`, which no other thread
 /// uses while this runs (the caller holds the slot in the `CLAIMING` state), and `word` must
 /// be the futex word inside it.
-pub(super) unsafe fn init_and_hold(mutex: *mut u8, word: &AtomicU32) -> Result<(), i32> {
+pub(crate) unsafe fn init_and_hold(mutex: *mut u8, word: &AtomicU32) -> Result<(), i32> {
     let m = mutex.cast::<libc::pthread_mutex_t>();
     let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
     // SAFETY: `attr` is a local we initialise with pthread_mutexattr_init before any other
@@ -117,15 +118,15 @@ pub(super) unsafe fn init_and_hold(mutex: *mut u8, word: &AtomicU32) -> Result<(
 // ----- the Linux flavour's side of the registry (`registry.rs`) -----
 
 /// The registry file's name in a user directory.
-pub(super) const REGISTRY_FILE: &str = "registry";
+pub(crate) const REGISTRY_FILE: &str = "registry";
 /// The registry format version of this flavour.
-pub(super) const REGISTRY_VERSION: u32 = 1;
+pub(crate) const REGISTRY_VERSION: u32 = 1;
 /// Added to the object format version by a flavour whose tokens mean something else: none.
-pub(super) const OBJECT_FLAVOUR: u32 = 0;
+pub(crate) const OBJECT_FLAVOUR: u32 = 0;
 
 /// What this flavour keeps per registry in a process: nothing.
 #[derive(Default)]
-pub(super) struct Local {}
+pub(crate) struct Local {}
 
 /// The lifeline word of slot `index`, if the slot's recorded layout is one we know.
 fn lifeline_word(registry: &'static Registry, index: u32) -> Option<&'static AtomicU32> {
@@ -139,7 +140,7 @@ fn lifeline_word(registry: &'static Registry, index: u32) -> Option<&'static Ato
 
 /// Whether slot `index` (whose word holds `state`) may be claimed: never used, or its thread
 /// is dead and its lifeline has our C library's layout.
-pub(super) fn reusable(
+pub(crate) fn reusable(
     registry: &'static Registry,
     index: u32,
     _generation: u32,
@@ -158,7 +159,7 @@ pub(super) fn reusable(
 }
 
 /// Claims a slot for the calling thread and returns its token part.
-pub(super) fn claim_thread(registry: &'static Registry) -> Result<u64> {
+pub(crate) fn claim_thread(registry: &'static Registry) -> Result<u64> {
     registry.claim_slot(|index| fill(registry, index))
 }
 
@@ -186,7 +187,7 @@ fn fill(registry: &'static Registry, index: u32) -> Result<bool> {
             std::io::Error::from_raw_os_error(rc),
         ));
     }
-    super::fault::point("register.after_lifeline");
+    super::super::fault::point("register.after_lifeline");
     // Waiters still watching the slot's previous (dead) thread re-check now: they find the
     // slot CLAIMING, so its old token dead.
     super::futex::wake(word, u32::MAX >> 1);
@@ -194,7 +195,7 @@ fn fill(registry: &'static Registry, index: u32) -> Result<bool> {
 }
 
 /// Whether the thread of slot `index` at `generation` still lives.
-pub(super) fn liveness(registry: &'static Registry, index: u32, generation: u32) -> Liveness {
+pub(crate) fn liveness(registry: &'static Registry, index: u32, generation: u32) -> Liveness {
     let word = registry.slot_word(index);
     let live = u64::from(generation) << 32 | u64::from(slot_state::LIVE);
     if word.load(Ordering::Acquire) != live {
@@ -217,4 +218,4 @@ pub(super) fn liveness(registry: &'static Registry, index: u32, generation: u32)
 /// A handle of `obj` is closing. Nothing to do on Linux: an owner thread's death reaches
 /// the object through its lifeline, whatever handles are open.
 #[inline(always)]
-pub(super) fn on_close(_obj: &std::sync::Arc<super::object::Object>) {}
+pub(crate) fn on_close(_obj: &std::sync::Arc<super::super::object::Object>) {}

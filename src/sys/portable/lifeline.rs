@@ -23,7 +23,7 @@
 use super::super::object::this_pid;
 use super::super::registry::{Liveness, Registry};
 use super::super::registry_layout::{slot, slot_state};
-use super::shim::record_lock;
+use super::shim::record_lock::{self, Kind};
 use super::{thread_end, watcher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lock_word::SLOT_MASK;
@@ -110,7 +110,7 @@ impl Lifeline {
         if !process_slot_live(self.registry, self.pslot, self.pgen) {
             return None;
         }
-        let held = record_lock::holder(self.registry.fd.as_fd(), self.byte(), libc::F_RDLCK);
+        let held = record_lock::holder(self.registry.fd.as_fd(), self.byte(), Kind::Read);
         // Re-read the slot: a holder seen after the slot moved on may be a new process.
         match held {
             Ok(Some(pid)) if process_slot_live(self.registry, self.pslot, self.pgen) => Some(pid),

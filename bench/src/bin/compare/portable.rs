@@ -1,4 +1,4 @@
-//! 10. The portable backend (macOS's and FreeBSD's design: record-lock lifelines, a watcher
+//! Scenario 10, the portable backend (macOS's and FreeBSD's design: record-lock lifelines, a watcher
 //! thread, one-word waits, no biasing) on Linux, against the Linux backend and the robust
 //! pthread mutex in the same run. Its workers are a second build of this harness with
 //! `--features portable-backend` (built here into `target/portable`), which runs the same

@@ -9,11 +9,26 @@
 //! | FreeBSD | `_umtx_op` `UMTX_OP_WAIT_UINT`/`UMTX_OP_WAKE` (shared) | kqueue `EVFILT_PROC` `NOTE_EXIT\|NOTE_EXEC` |
 
 pub(crate) mod record_lock;
+#[cfg(test)]
+mod tests;
 
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod kqueue;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+
+#[cfg(target_os = "freebsd")]
+pub(crate) use freebsd::{wait, wake};
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use kqueue::{DeathEvents, Watching};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{DeathEvents, Watching, wait, wake};
+#[cfg(target_os = "macos")]
+pub(crate) use macos::{wait, wake};
 
 /// How a wait on a word ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -98,7 +98,10 @@ impl Mapping {
 
     /// A raw pointer to `size` bytes at `offset`, for the one foreign API that needs memory of
     /// its own type in the mapping: the robust `pthread_mutex_t` lifelines of the registry.
-    #[cfg_attr(feature = "portable-backend", allow(dead_code))] // the Linux flavour's lifelines
+    #[cfg_attr(
+        any(not(target_os = "linux"), feature = "portable-backend"),
+        allow(dead_code)
+    )] // the Linux flavour's lifelines
     pub(super) fn raw(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset.checked_add(size).is_some_and(|end| end <= self.len),

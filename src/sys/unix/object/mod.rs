@@ -36,7 +36,7 @@ use crate::name::{Name, Namespace};
 use crate::security::Security;
 use open::{object_init, owner_token, write_object};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
-use rustix::fs::{AtFlags, FlockOperation, OFlags};
+use rustix::fs::{AtFlags, FlockOperation};
 use rustix::io::Errno;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -68,7 +68,10 @@ pub(super) struct Object {
     process_token: (AtomicU64, AtomicU32),
     /// Kept open for a thread of this process that owns it, after a handle closed (the
     /// portable flavour's thread ends: `thread_end.rs`).
-    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    #[cfg_attr(
+        all(target_os = "linux", not(feature = "portable-backend")),
+        allow(dead_code)
+    )]
     pub kept_for_owner: AtomicBool,
     id: u64,
 }
@@ -137,7 +140,10 @@ pub(super) fn this_pid() -> u32 {
 
 /// Every object this process has open (for a thread's end in the portable flavour, which
 /// abandons those the thread owns).
-#[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+#[cfg_attr(
+    all(target_os = "linux", not(feature = "portable-backend")),
+    allow(dead_code)
+)]
 pub(super) fn all_open() -> Vec<Arc<Object>> {
     with_table(|table| {
         table
@@ -180,19 +186,28 @@ impl Object {
     }
 
     /// The full token of the registry slot whose token part is `part`, in this object.
-    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    #[cfg_attr(
+        all(target_os = "linux", not(feature = "portable-backend")),
+        allow(dead_code)
+    )]
     pub(super) fn token_with(&self, part: u64) -> u64 {
         part | self.user_bits
     }
 
     /// The key of the registry this process's tokens for this object come from.
-    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    #[cfg_attr(
+        all(target_os = "linux", not(feature = "portable-backend")),
+        allow(dead_code)
+    )]
     pub(super) fn registry_id(&self) -> usize {
         self.registry.id()
     }
 
     /// The registry this process's threads have their slots in, for this object.
-    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    #[cfg_attr(
+        all(target_os = "linux", not(feature = "portable-backend")),
+        allow(dead_code)
+    )]
     pub(super) fn registry(&self) -> &'static Registry {
         self.registry
     }
@@ -214,9 +229,11 @@ impl Object {
     /// across `exec` and, for a named object, holds a shared lock of its own, so that a
     /// child holding it keeps the object alive.
     pub(super) fn reopen_inheritable(&self) -> Result<OwnedFd> {
-        let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        let fd = rustix::fs::open(path.as_str(), OFlags::RDWR, rustix::fs::Mode::empty())
-            .map_err(|e| files::io_error("reopen", "a mutex object (is /proc mounted?)", e))?;
+        let named = self
+            .place
+            .as_ref()
+            .map(|p| (self.root.dir_for(p.namespace), p.file.as_str()));
+        let fd = super::os::reopen(self.fd.as_fd(), named)?;
         if self.place.is_some() && !flock(&fd, FlockOperation::NonBlockingLockShared)? {
             return Err(busy("the object is being removed"));
         }
@@ -224,12 +241,11 @@ impl Object {
     }
 
     /// Creates an unnamed object: a memfd, shared only by cloning and inheritance.
-    pub(in crate::sys::linux) fn create_unnamed(
+    pub(in crate::sys::unix) fn create_unnamed(
         root: &Arc<Root>,
         initial_owner: bool,
     ) -> Result<Arc<Object>> {
-        let fd = rustix::fs::memfd_create("namedmutex", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(|e| files::io_error("create", "an unnamed mutex", e))?;
+        let fd = super::os::anonymous_file(root.dir_for(Namespace::Local))?;
         let owner = owner_token(root, initial_owner)?;
         let page = write_object(
             &fd,
@@ -239,12 +255,20 @@ impl Object {
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| files::io_error("inspect", "an unnamed mutex", e))?;
         Ok(with_table(|table| {
-            insert(table, page, fd, (st.st_dev, st.st_ino), root, 0, None)
+            insert(
+                table,
+                page,
+                fd,
+                crate::sys::unix::files::key(&st),
+                root,
+                0,
+                None,
+            )
         }))
     }
 
     /// Adopts an object file descriptor inherited from the parent process.
-    pub(in crate::sys::linux) fn adopt(fd: OwnedFd) -> Result<Arc<Object>> {
+    pub(in crate::sys::unix) fn adopt(fd: OwnedFd) -> Result<Arc<Object>> {
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| files::io_error("inspect", "the inherited handle", e))?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
@@ -255,7 +279,7 @@ impl Object {
                 "the inherited handle is not a namedmutex object",
             ));
         }
-        let key = (st.st_dev, st.st_ino);
+        let key = crate::sys::unix::files::key(&st);
         let root = Root::get(None)?;
         with_table(|table| {
             if let Some(obj) = lookup(table, key) {
@@ -300,11 +324,11 @@ fn find_place(root: &Root, fd: &OwnedFd, key: (u64, u64), page: &ObjectPage) -> 
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .ok()?;
-    ((st.st_dev, st.st_ino) == key).then_some(Place { namespace, file })
+    (crate::sys::unix::files::key(&st) == key).then_some(Place { namespace, file })
 }
 
 /// `flock` without blocking (retrying on `EINTR`): `Ok(false)` when another description holds a conflicting lock.
-pub(in crate::sys::linux) fn flock(fd: impl AsFd, op: FlockOperation) -> Result<bool> {
+pub(in crate::sys::unix) fn flock(fd: impl AsFd, op: FlockOperation) -> Result<bool> {
     loop {
         match rustix::fs::flock(fd.as_fd(), op) {
             Ok(()) => return Ok(true),

@@ -23,8 +23,8 @@ use super::registry_layout::{self as layout, reg, slot, slot_state};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lock_word;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::AtFlags;
 use rustix::fs::OFlags;
-use rustix::fs::{AtFlags, Stat};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,7 +42,10 @@ pub(super) struct Registry {
     pub(super) slots: u32,
     pub(super) uid: u32,
     /// What the flavour keeps per registry in this process.
-    #[cfg_attr(not(feature = "portable-backend"), allow(dead_code))]
+    #[cfg_attr(
+        all(target_os = "linux", not(feature = "portable-backend")),
+        allow(dead_code)
+    )]
     pub(super) local: lifeline::Local,
 }
 
@@ -125,7 +128,7 @@ impl Registry {
         let st = rustix::fs::statat(user_dir, FILE_NAME, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let all = ALL.lock().unwrap_or_else(|p| p.into_inner());
         all.iter()
-            .find(|r| r.dev_ino == dev_ino(&st) && (r.map.is_writable() || !writable))
+            .find(|r| r.dev_ino == files::key(&st) && (r.map.is_writable() || !writable))
             .copied()
     }
 
@@ -145,7 +148,7 @@ impl Registry {
         if st.st_uid != owner {
             return Err(bad(&format!("it belongs to uid {}", st.st_uid)));
         }
-        if st.st_mode & 0o022 != 0 {
+        if crate::sys::unix::files::mode_bits(&st) & 0o022 != 0 {
             return Err(bad("others may write to it"));
         }
         let size = st.st_size as u64;
@@ -167,7 +170,7 @@ impl Registry {
         // since closing it would drop the first's record locks.
         if let Some(known) = all
             .iter()
-            .find(|r| r.dev_ino == dev_ino(&st) && (r.map.is_writable() || !writable))
+            .find(|r| r.dev_ino == files::key(&st) && (r.map.is_writable() || !writable))
         {
             std::mem::forget(fd);
             return Ok(known);
@@ -175,7 +178,7 @@ impl Registry {
         let registry: &'static Registry = Box::leak(Box::new(Registry {
             map,
             fd,
-            dev_ino: dev_ino(&st),
+            dev_ino: files::key(&st),
             slots,
             uid,
             local: lifeline::Local::default(),
@@ -262,6 +265,12 @@ impl Registry {
     /// Gives the page of slot `index` blocks before it is first touched: the registry is
     /// sparse, and on a full tmpfs the first touch of an unbacked page of a shared mapping
     /// raises SIGBUS instead of failing.
+    #[cfg(not(target_os = "linux"))]
+    fn back(&self, _index: u32) -> Result<()> {
+        Ok(()) // tmpfs's SIGBUS on a full file system is Linux's; elsewhere nothing to do
+    }
+
+    #[cfg(target_os = "linux")]
     fn back(&self, index: u32) -> Result<()> {
         let page = (self.slot_offset(index) & !4095) as u64;
         match rustix::fs::fallocate(&self.fd, rustix::fs::FallocateFlags::KEEP_SIZE, page, 4096) {
@@ -277,8 +286,8 @@ impl Registry {
     /// Records who claimed slot `index` (diagnostics: `list`, `info`, abandonment reports).
     fn record_claimer(&self, index: u32) {
         let base = self.slot_offset(index);
-        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
-        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        let pid = super::os::process_id();
+        let tid = super::os::thread_id();
         self.map.u32(base + slot::PID).store(pid, Ordering::Relaxed);
         self.map.u32(base + slot::TID).store(tid, Ordering::Relaxed);
         self.map
@@ -331,10 +340,4 @@ pub(super) fn pid_namespace() -> u64 {
     std::fs::metadata("/proc/self/ns/pid")
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .unwrap_or(0)
-}
-
-/// A file's identity: its device and inode.
-#[allow(clippy::unnecessary_cast)] // the field types differ between targets
-fn dev_ino(st: &Stat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
 }

@@ -4,10 +4,14 @@
 //! objects: `object/open.rs` says how readers tell an unfinished one).
 
 use crate::error::{Error, ErrorKind, Result};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use rustix::fd::AsFd;
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(target_os = "linux")]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Opens `name` inside `dir`, never following a symbolic link, close-on-exec. `O_NONBLOCK`
 /// keeps a FIFO planted under our name from blocking the open.
@@ -55,14 +59,16 @@ pub(super) fn publish_new<T>(
     dir: BorrowedFd<'_>,
     name: &str,
     spec: &NewFile,
-    mut init: impl FnMut(&OwnedFd) -> Result<T>,
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))] mut init: impl FnMut(&OwnedFd) -> Result<T>,
 ) -> Result<Option<(OwnedFd, T)>> {
+    // macOS and FreeBSD have no `O_TMPFILE`: their objects go by a temporary name.
+    #[cfg(target_os = "linux")]
     if !TMPFILE_LINK_FAILED.load(Ordering::Relaxed) {
         let tmp = rustix::fs::openat(
             dir,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            crate::sys::unix::files::mode(0o600),
         );
         match tmp {
             Ok(fd) => {
@@ -89,6 +95,7 @@ pub(super) fn publish_new<T>(
 }
 
 /// Set once `O_TMPFILE` or linking it into place proved impossible in this process.
+#[cfg(target_os = "linux")]
 static TMPFILE_LINK_FAILED: AtomicBool = AtomicBool::new(false);
 
 fn prepare(fd: &OwnedFd, spec: &NewFile) -> Result<()> {
@@ -115,7 +122,7 @@ pub(super) fn set_permissions(
     group: Option<u32>,
 ) -> Result<()> {
     if current.is_none_or(|m| m & 0o7777 != mode) {
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+        rustix::fs::fchmod(fd, crate::sys::unix::files::mode(mode))
             .map_err(|e| io_error("set the permissions of", "a new object file", e))?;
     }
     if let Some(gid) = group {
@@ -147,7 +154,7 @@ pub(super) fn create_exclusive(
             | OFlags::NOFOLLOW
             | OFlags::CLOEXEC
             | OFlags::NONBLOCK,
-        Mode::from_raw_mode(mode),
+        crate::sys::unix::files::mode(mode),
     ) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::EXIST) => Ok(None),
@@ -178,6 +185,7 @@ pub(super) fn write_all_at(fd: &OwnedFd, data: &[u8], offset: u64, what: &str) -
 }
 
 /// Links an `O_TMPFILE` inode into `dir` as `name`.
+#[cfg(target_os = "linux")]
 fn link_anonymous(fd: &OwnedFd, dir: BorrowedFd<'_>, name: &str) -> rustix::io::Result<()> {
     use std::os::fd::AsRawFd;
     let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
@@ -216,7 +224,7 @@ fn publish_via_temp_name<T>(
         dir,
         tmp_name.as_str(),
         OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        crate::sys::unix::files::mode(0o600),
     )
     .map_err(|e| io_error("create a temporary object file for", name, e))?;
     let cleanup = |dir: BorrowedFd<'_>| {
@@ -251,7 +259,7 @@ pub(super) fn denied(dir: BorrowedFd<'_>, file: &str, name: &str) -> Error {
         || format!("uid {}", st.st_uid),
         |n| format!("uid {} ({n})", st.st_uid),
     );
-    let mode = st.st_mode & 0o777;
+    let mode = crate::sys::unix::files::mode_bits(&st) & 0o777;
     let who = if mode & 0o060 != 0 {
         let group = account_name("/etc/group", st.st_gid).map_or_else(
             || format!("group {}", st.st_gid),
@@ -282,6 +290,24 @@ fn account_name(file: &str, id: u32) -> Option<String> {
         let id_field = fields.nth(1)?;
         (id_field.parse::<u32>().ok()? == id).then(|| name.to_owned())
     })
+}
+
+/// Permission bits for a call that takes a mode (whose width differs between targets).
+#[allow(clippy::unnecessary_cast)]
+pub(super) fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode(bits as rustix::fs::RawMode)
+}
+
+/// A file's type and permission bits (`st_mode`, whose width differs between targets).
+#[allow(clippy::unnecessary_cast)]
+pub(super) fn mode_bits(st: &rustix::fs::Stat) -> u32 {
+    st.st_mode as u32
+}
+
+/// A file's identity: its device and inode (the key of objects and registries).
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
+pub(super) fn key(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 pub(super) fn io_error(what: &str, object: &str, e: Errno) -> Error {

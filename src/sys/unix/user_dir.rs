@@ -84,7 +84,11 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         let _ = rustix::fs::unlinkat(root, temporary.as_str(), rustix::fs::AtFlags::REMOVEDIR);
     };
     let cannot = |e| io_error(&root_path.join(name), "cannot create", e);
-    match rustix::fs::mkdirat(root, temporary.as_str(), Mode::from_raw_mode(mode)) {
+    match rustix::fs::mkdirat(
+        root,
+        temporary.as_str(),
+        crate::sys::unix::files::mode(mode),
+    ) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(cannot(e)),
     }
@@ -93,6 +97,7 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         return Err(e);
     }
     super::fault::point("userdir.before_rename");
+    #[cfg(not(target_os = "freebsd"))]
     let renamed = rustix::fs::renameat_with(
         root,
         temporary.as_str(),
@@ -100,6 +105,10 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         name,
         rustix::fs::RenameFlags::NOREPLACE,
     );
+    // FreeBSD has no rename that refuses to replace (a plain one would replace a directory
+    // another process just made, while still empty): made in place, as below.
+    #[cfg(target_os = "freebsd")]
+    let renamed: rustix::io::Result<()> = Err(Errno::NOSYS);
     if !matches!(renamed, Ok(())) {
         discard();
     }
@@ -109,7 +118,7 @@ fn make(root: BorrowedFd<'_>, root_path: &Path, name: &str, mode: u32) -> Result
         // A file system without RENAME_NOREPLACE (FUSE, when allowed): make it in place,
         // after the same check.
         Err(Errno::INVAL | Errno::NOSYS) => {
-            match rustix::fs::mkdirat(root, name, Mode::from_raw_mode(mode)) {
+            match rustix::fs::mkdirat(root, name, crate::sys::unix::files::mode(mode)) {
                 Ok(()) | Err(Errno::EXIST) => Ok(()),
                 Err(e) => Err(cannot(e)),
             }
@@ -145,13 +154,19 @@ fn remove_dead_temporaries(root: BorrowedFd<'_>, name: &str) {
 
 /// The directory of user `key` (whose files the file system shows as `owner`), opened with
 /// `O_PATH` (another user's directory is searchable, not readable), to read their registry.
+/// How a directory is opened only to be looked at (`O_PATH` where it exists).
+#[cfg(target_os = "linux")]
+const LOOK_ONLY: OFlags = OFlags::PATH;
+#[cfg(not(target_os = "linux"))]
+const LOOK_ONLY: OFlags = OFlags::RDONLY;
+
 pub(super) fn of(root: BorrowedFd<'_>, key: u32, owner: u32) -> Option<OwnedFd> {
     let primary = format!("{USER_DIR_PREFIX}{key}");
     let path_only = |name: &str| {
         rustix::fs::openat(
             root,
             name,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            LOOK_ONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .ok()
@@ -250,8 +265,8 @@ fn finish(dir: OwnedFd, name: String, root_path: &Path, mode: u32) -> Result<(Ow
     let path = root_path.join(&name);
     let st =
         rustix::fs::fstat(&dir).map_err(|e| io_error(&path, "cannot inspect the directory", e))?;
-    if st.st_mode & 0o7777 != mode {
-        rustix::fs::fchmod(dir.as_fd(), Mode::from_raw_mode(mode))
+    if crate::sys::unix::files::mode_bits(&st) & 0o7777 != mode {
+        rustix::fs::fchmod(dir.as_fd(), crate::sys::unix::files::mode(mode))
             .map_err(|e| io_error(&path, "cannot set the mode of the directory", e))?;
     }
     Ok((dir, name))

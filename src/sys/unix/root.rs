@@ -28,8 +28,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// The environment variable that moves the root (tests, containers).
 pub(super) const ROOT_ENV: &str = "NAMEDMUTEX_ROOT";
-/// The root when the variable is unset.
+/// The root when the variable is unset: memory on Linux. macOS has no `/dev/shm`, and its
+/// cleaner removes files in `/tmp` not accessed for three days, which would split a mutex
+/// whose file is mapped but not read in two; `/var/tmp` (`/private/var/tmp`, sticky, mode
+/// 1777) is not cleaned. FreeBSD cleans neither by default.
+#[cfg(target_os = "linux")]
 pub(super) const DEFAULT_ROOT: &str = "/dev/shm";
+#[cfg(target_os = "macos")]
+pub(super) const DEFAULT_ROOT: &str = "/private/var/tmp";
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub(super) const DEFAULT_ROOT: &str = "/tmp";
 /// File-name prefix of `Global\` objects in the root.
 pub(super) const GLOBAL_PREFIX: &str = "namedmutex-global.";
 /// File-name prefix of per-user directories in the root.
@@ -44,6 +52,7 @@ pub(super) const ALLOW_FS_ENV: &str = "NAMEDMUTEX_ALLOW_NETWORK_FS";
 /// memory and futexes there work per machine, so processes on two hosts would each get a
 /// mutex of their own and never exclude each other. (`statfs` magic numbers from
 /// `linux/magic.h`.)
+#[cfg(target_os = "linux")]
 const SHARED_FILE_SYSTEMS: &[(i64, &str)] = &[
     (0x6969, "NFS"),
     (0x517B, "SMB"),
@@ -69,10 +78,7 @@ fn refuse_shared_file_system(dir: &OwnedFd, path: &Path) -> Result<()> {
     let Ok(fs) = rustix::fs::fstatfs(dir) else {
         return Ok(()); // cannot tell: the checks that follow still apply
     };
-    // The type of `f_type` differs between architectures (i64 here, u32 on s390x).
-    #[allow(clippy::unnecessary_cast)]
-    let magic = fs.f_type as i64 & 0xFFFF_FFFF;
-    let Some((_, kind)) = SHARED_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) else {
+    let Some((kind, magic)) = shared_file_system(&fs) else {
         return Ok(());
     };
     if std::env::var_os(ALLOW_FS_ENV).is_some_and(|v| v == "1") {
@@ -81,13 +87,47 @@ fn refuse_shared_file_system(dir: &OwnedFd, path: &Path) -> Result<()> {
     Err(Error::new(
         ErrorKind::Unsupported,
         format!(
-            "refusing the namespace root {}: it is on a {kind} file system (statfs type {magic:#x}), \
+            "refusing the namespace root {}: it is on a {kind} file system (statfs type {magic}), \
              where shared memory and futexes work per machine, so processes on two hosts would \
              not exclude each other; use a local directory (tmpfs such as /dev/shm), or set \
              {ALLOW_FS_ENV}=1 if only this machine uses it",
             path.display()
         ),
     ))
+}
+
+/// The kind of network or FUSE file system `fs` is, and its type as `statfs` gives it.
+#[cfg(target_os = "linux")]
+fn shared_file_system(fs: &rustix::fs::StatFs) -> Option<(&'static str, String)> {
+    // The type of `f_type` differs between architectures (i64 here, u32 on s390x).
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.f_type as i64 & 0xFFFF_FFFF;
+    SHARED_FILE_SYSTEMS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, kind)| (*kind, format!("{magic:#x}")))
+}
+
+/// The kind of network or FUSE file system `fs` is, and its type as `statfs` gives it
+/// (`f_fstypename` on macOS and FreeBSD).
+#[cfg(not(target_os = "linux"))]
+fn shared_file_system(fs: &rustix::fs::StatFs) -> Option<(&'static str, String)> {
+    let name: String = fs
+        .f_fstypename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    let kind = match name.as_str() {
+        "nfs" => "NFS",
+        "smbfs" | "cifs" => "SMB",
+        "afpfs" => "AFP",
+        "webdav" => "WebDAV",
+        "9p" | "p9fs" => "9P",
+        n if n.starts_with("fuse") || n.contains("fuse") => "FUSE",
+        _ => return None,
+    };
+    Some((kind, name))
 }
 
 /// The environment variable that accepts a sticky root whose owner is not mapped into our
@@ -293,7 +333,7 @@ fn open_checked(path: &Path, ids: super::idmap::Ids) -> Result<(OwnedFd, (u64, u
                 ),
             ));
         }
-        if st.st_mode & 0o1000 == 0 {
+        if crate::sys::unix::files::mode_bits(&st) & 0o1000 == 0 {
             return Err(refused(
                 path,
                 &format!(
@@ -307,14 +347,16 @@ fn open_checked(path: &Path, ids: super::idmap::Ids) -> Result<(OwnedFd, (u64, u
             &format!("it belongs to uid {}, neither root nor us", st.st_uid),
         ));
     }
-    if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+    if crate::sys::unix::files::mode_bits(&st) & 0o022 != 0
+        && crate::sys::unix::files::mode_bits(&st) & 0o1000 == 0
+    {
         return Err(refused(
             path,
             "others may write to it but it is not sticky, so they could delete our files",
         ));
     }
     refuse_shared_file_system(&dir, path)?;
-    Ok((dir, (st.st_dev, st.st_ino)))
+    Ok((dir, crate::sys::unix::files::key(&st)))
 }
 
 impl Root {
@@ -381,7 +423,7 @@ fn private_dir(
     mode: u32,
 ) -> Result<OwnedFd> {
     let path = parent_path.join(name);
-    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
+    match rustix::fs::mkdirat(parent, name, crate::sys::unix::files::mode(mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(root_error(&path, "cannot create the directory", e)),
     }
@@ -400,10 +442,10 @@ fn private_dir(
             &format!("it belongs to uid {}, not to us (uid {uid})", st.st_uid),
         ));
     }
-    if st.st_mode & 0o7777 != mode {
+    if crate::sys::unix::files::mode_bits(&st) & 0o7777 != mode {
         // Ours, so made by us under another umask (or changed by us): set it back. Files
         // others might have planted meanwhile are refused one by one (owner checks).
-        rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))
+        rustix::fs::fchmod(&dir, crate::sys::unix::files::mode(mode))
             .map_err(|e| root_error(&path, "cannot set the mode of the directory", e))?;
     }
     Ok(dir)

@@ -84,14 +84,8 @@ pub(super) fn abandon(obj: &Object, note: &str) -> Result<()> {
 pub(super) fn abandon_as(obj: &Object, me: u64, note: &str) -> Result<()> {
     protocol_release::abandon(obj, me, || {
         let (pid, tid) = obj.page.last_abandoner();
-        pid.store(
-            rustix::process::getpid().as_raw_nonzero().get() as u32,
-            Ordering::Relaxed,
-        );
-        tid.store(
-            rustix::thread::gettid().as_raw_nonzero().get() as u32,
-            Ordering::Relaxed,
-        );
+        pid.store(super::os::process_id(), Ordering::Relaxed);
+        tid.store(super::os::thread_id(), Ordering::Relaxed);
         obj.page.set_abandon_note(note);
     })
 }

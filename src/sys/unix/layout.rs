@@ -446,8 +446,13 @@ mod tests {
 
     /// `bytes` in an anonymous shared file, mapped as an object would be.
     fn mapped(bytes: &[u8], len: usize) -> (OwnedFd, Mapping) {
-        let fd = rustix::fs::memfd_create("layout-test", rustix::fs::MemfdFlags::CLOEXEC)
-            .expect("memfd");
+        let dir = rustix::fs::open(
+            std::env::temp_dir().as_path(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("the temporary directory");
+        let fd = super::super::os::anonymous_file(dir.as_fd()).expect("an anonymous file");
         rustix::fs::ftruncate(&fd, len as u64).expect("ftruncate");
         rustix::io::pwrite(&fd, &bytes[..bytes.len().min(len)], 0).expect("pwrite");
         let map = Mapping::map(fd.as_fd(), len, true).expect("mmap");

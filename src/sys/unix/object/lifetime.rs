@@ -54,7 +54,7 @@ impl Object {
     /// Whether the object's name still leads to it: false when its file was removed under
     /// it (a cleaner such as systemd-logind's `RemoveIPC` or a tmp cleaner, or a user's
     /// `rm`), so that a later create of the name makes a second object beside this one.
-    pub(in crate::sys::linux) fn still_named(&self) -> bool {
+    pub(in crate::sys::unix) fn still_named(&self) -> bool {
         let Some(place) = &self.place else {
             return true; // unnamed: nothing to lose
         };
@@ -64,7 +64,7 @@ impl Object {
                 place.file.as_str(),
                 AtFlags::SYMLINK_NOFOLLOW,
             ),
-            Ok(st) if (st.st_dev, st.st_ino) == self.key
+            Ok(st) if crate::sys::unix::files::key(&st) == self.key
         )
     }
 
@@ -111,7 +111,7 @@ impl Object {
 
 /// Whether an object nobody has open must stay for the report of its abandonment: it is
 /// marked to be kept and its owner died holding it, with no acquirer told yet.
-pub(in crate::sys::linux) fn keeps_report(page: &ObjectPage, root: &Root) -> bool {
+pub(in crate::sys::unix) fn keeps_report(page: &ObjectPage, root: &Root) -> bool {
     page.flags().load(Ordering::Acquire) & FLAG_KEEP_ABANDONED != 0
         && super::super::lock::unreported_abandonment(page, root)
 }
@@ -121,7 +121,7 @@ pub(in crate::sys::linux) fn keeps_report(page: &ObjectPage, root: &Root) -> boo
 /// get their shared lock, then the name. False when the name cannot be removed (another
 /// user's file in a sticky directory): then `DEAD` is cleared again, and the object stays
 /// usable (an opener renews it in place).
-pub(in crate::sys::linux) fn remove_stale(
+pub(in crate::sys::unix) fn remove_stale(
     page: &ObjectPage,
     root: &Root,
     place: &Place,
@@ -141,10 +141,10 @@ pub(in crate::sys::linux) fn remove_stale(
 const DYING_GRACE: Duration = Duration::from_millis(100);
 
 /// Removes `place` if it still names the inode `key`. False when it cannot be removed.
-pub(in crate::sys::linux) fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
+pub(in crate::sys::unix) fn unlink_if_same(root: &Root, place: &Place, key: (u64, u64)) -> bool {
     let dir = root.dir_for(place.namespace);
     match rustix::fs::statat(dir, place.file.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if (st.st_dev, st.st_ino) == key => {
+        Ok(st) if crate::sys::unix::files::key(&st) == key => {
             rustix::fs::unlinkat(dir, place.file.as_str(), AtFlags::empty()).is_ok()
         }
         // The name already leads elsewhere (or nowhere): nothing of ours to remove.

@@ -166,7 +166,7 @@ fn sweep_one(root: &Root, namespace: Namespace, file: &str) -> Verdict {
         namespace,
         file: file.to_owned(),
     };
-    let key = (st.st_dev, st.st_ino);
+    let key = crate::sys::unix::files::key(&st);
     if st.st_size == 0 {
         // A creator that died before writing it (a live one holds its lock).
         return if object::unlink_if_same(root, &place, key) {

@@ -27,7 +27,7 @@ const BUSY_LIMIT: Duration = Duration::from_secs(2);
 impl Object {
     /// Opens the named object, or creates it when `create` says how.
     /// Returns the object and whether it existed.
-    pub(in crate::sys::linux) fn open_named(
+    pub(in crate::sys::unix) fn open_named(
         root: &Arc<Root>,
         name: &Name<'_>,
         create: Option<&NewObject>,
@@ -117,7 +117,9 @@ fn open_existing(
             ),
         ));
     }
-    if name.namespace == Namespace::Local && (st.st_uid != root.fs_uid || st.st_mode & 0o077 != 0) {
+    if name.namespace == Namespace::Local
+        && (st.st_uid != root.fs_uid || crate::sys::unix::files::mode_bits(&st) & 0o077 != 0)
+    {
         return Err(Error::new(
             ErrorKind::AccessDenied,
             format!(
@@ -125,11 +127,11 @@ fn open_existing(
                 name.full,
                 root.fs_uid,
                 st.st_uid,
-                st.st_mode & 0o7777
+                crate::sys::unix::files::mode_bits(&st) & 0o7777
             ),
         ));
     }
-    let key = (st.st_dev, st.st_ino);
+    let key = crate::sys::unix::files::key(&st);
     if st.st_size == 0 {
         return unfinished(table, root, name, file, fd, key, create);
     }
@@ -254,9 +256,15 @@ fn publish(
         // remove it: start again.
         return Ok(Found::Retry);
     }
-    let key = (st.st_dev, st.st_ino);
+    let key = crate::sys::unix::files::key(&st);
     let place = Place::of(name, file);
-    let written = files::set_permissions(&fd, Some(st.st_mode), mode, group).and_then(|()| {
+    let written = files::set_permissions(
+        &fd,
+        Some(crate::sys::unix::files::mode_bits(&st)),
+        mode,
+        group,
+    )
+    .and_then(|()| {
         let mut init = object_init(root, name.object, global, owner);
         init.keep_abandoned = open.keep_abandoned;
         write_object(&fd, &init, name.full)
@@ -391,7 +399,7 @@ fn gave_up(root: &Root, name: &Name<'_>, file: &str, last: &Found, waited: Durat
         file,
         AtFlags::SYMLINK_NOFOLLOW,
     ) {
-        Ok(st) => super::super::inspect::describe_lockers((st.st_dev, st.st_ino)),
+        Ok(st) => super::super::inspect::describe_lockers(crate::sys::unix::files::key(&st)),
         Err(_) => String::new(),
     };
     match last {

@@ -17,7 +17,10 @@ pub(super) const REGISTRY_HEADER: usize = 4096;
 pub(super) const SLOT_SIZE: usize = 128;
 /// Room for the `pthread_mutex_t` at the start of each slot (glibc: 40 bytes on x86_64,
 /// 48 on aarch64; musl: 40 or 24).
-#[cfg_attr(feature = "portable-backend", allow(dead_code))]
+#[cfg_attr(
+    any(not(target_os = "linux"), feature = "portable-backend"),
+    allow(dead_code)
+)]
 pub(super) const LIFELINE_SPACE: usize = 64;
 /// Slots in a registry made with default settings.
 pub(super) const DEFAULT_SLOTS: u32 = 16384;
@@ -59,16 +62,25 @@ pub(super) mod slot {
     /// u64 inode of the thread's PID namespace (`/proc/self/ns/pid`), 0 if unknown.
     pub const PIDNS: usize = offset(SLOT_FIELDS, "PIDNS");
     /// u32 offset of the futex word inside this slot's `pthread_mutex_t` (glibc 0, musl 4).
-    #[cfg_attr(feature = "portable-backend", allow(dead_code))]
+    #[cfg_attr(
+        any(not(target_os = "linux"), feature = "portable-backend"),
+        allow(dead_code)
+    )]
     pub const LIFELINE_WORD: usize = offset(SLOT_FIELDS, "LIFELINE_WORD");
     /// u32 C library whose `pthread_mutex_t` layout the lifeline has (see `LIBC_*`): a dead
     /// slot is only reused by a thread of the same C library.
-    #[cfg_attr(feature = "portable-backend", allow(dead_code))]
+    #[cfg_attr(
+        any(not(target_os = "linux"), feature = "portable-backend"),
+        allow(dead_code)
+    )]
     pub const LIBC: usize = offset(SLOT_FIELDS, "LIBC");
 }
 
 /// `slot::LIBC` for glibc.
-#[cfg_attr(feature = "portable-backend", allow(dead_code))]
+#[cfg_attr(
+    any(not(target_os = "linux"), feature = "portable-backend"),
+    allow(dead_code)
+)]
 pub(super) const LIBC_GLIBC: u32 = 1;
 /// `slot::LIBC` for musl.
 #[cfg_attr(not(target_env = "musl"), allow(dead_code))]

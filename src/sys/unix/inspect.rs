@@ -129,7 +129,7 @@ fn unreadable(dir: BorrowedFd<'_>, file: &str, namespace: Namespace) -> Option<M
         name,
         namespace,
         st.st_uid,
-        flock_holders((st.st_dev, st.st_ino)).unwrap_or(0),
+        flock_holders(crate::sys::unix::files::key(&st)).unwrap_or(0),
     ))
 }
 
@@ -173,7 +173,7 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     // the object open); it hides those of processes in other PID namespaces, so "none
     // listed" is confirmed by a probe. (An exclusive lock held for an instant can make a
     // concurrent last close leave the file for the next open.)
-    let holders = flock_holders((st.st_dev, st.st_ino));
+    let holders = flock_holders(crate::sys::unix::files::key(&st));
     let stale = holders.unwrap_or(0) == 0 && {
         let free = rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
         if free {
@@ -316,9 +316,17 @@ fn flock_holders(key: (u64, u64)) -> Option<u32> {
     flock_lockers(key).map(|lockers| lockers.len() as u32)
 }
 
+/// The `flock` locks held on the file `(dev, ino)`: unknown where there is no `/proc/locks`
+/// (macOS, FreeBSD).
+#[cfg(not(target_os = "linux"))]
+fn flock_lockers(_key: (u64, u64)) -> Option<Vec<(u32, bool)>> {
+    None
+}
+
 /// The `flock` locks held on the file `(dev, ino)`, from `/proc/locks`: for each, the pid
 /// (0 for a holder in another PID namespace, which the table hides) and whether it is
 /// exclusive.
+#[cfg(target_os = "linux")]
 fn flock_lockers((dev, ino): (u64, u64)) -> Option<Vec<(u32, bool)>> {
     let table = std::fs::read_to_string("/proc/locks").ok()?;
     let want = format!(
