@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 /// The result of every test function: `Err` carries the failure message.
 /// The name of the thread registry's file in a user directory (the portable backend's is
 /// its own, so that it never shares one with the Linux backend).
+#[cfg_attr(windows, allow(dead_code))]
 pub const REGISTRY_FILE: &str = if cfg!(feature = "portable-backend") {
     "registry-portable"
 } else {

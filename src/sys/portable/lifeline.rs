@@ -42,15 +42,17 @@ pub(crate) const OBJECT_FLAVOUR: u32 = 0x100;
 /// The byte of process slot 0's lifeline: far past the end of any registry.
 pub(crate) const LIFELINE_BASE: u64 = 1 << 40;
 
-/// Slot fields of this flavour, inside the Linux slot's `LIFELINE` area.
+/// Slot fields of this flavour, inside the Linux slot's `LIFELINE` area (from the types of
+/// `format.rs`).
 pub(crate) mod field {
+    use super::super::super::format::{PORTABLE_SLOT_FIELDS, offset};
     use super::slot;
     /// u32 what the slot is: [`super::KIND_THREAD`] or [`super::KIND_PROCESS`].
-    pub const KIND: usize = slot::LIFELINE;
+    pub const KIND: usize = slot::LIFELINE + offset(PORTABLE_SLOT_FIELDS, "KIND");
     /// u32 a thread slot's process slot.
-    pub const PSLOT: usize = slot::LIFELINE + 4;
+    pub const PSLOT: usize = slot::LIFELINE + offset(PORTABLE_SLOT_FIELDS, "PSLOT");
     /// u32 the generation of that process slot.
-    pub const PGEN: usize = slot::LIFELINE + 8;
+    pub const PGEN: usize = slot::LIFELINE + offset(PORTABLE_SLOT_FIELDS, "PGEN");
 }
 /// `KIND` of a thread's slot.
 pub(crate) const KIND_THREAD: u32 = 1;

@@ -74,6 +74,16 @@ pub struct SlotFormat {
     reserved_104: [AtomicU8; 24],
 }
 
+/// The portable flavour's use of a slot's first 64 bytes (Linux's `LIFELINE`): what kind of
+/// slot it is, and for a thread's slot, its process's slot and that slot's generation.
+#[repr(C)]
+pub struct PortableSlotFormat {
+    kind: AtomicU32,
+    pslot: AtomicU32,
+    pgen: AtomicU32,
+    reserved_12: [AtomicU8; 52],
+}
+
 /// A documented field: its name in FORMAT.md, offset and size in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Field {
@@ -144,6 +154,13 @@ pub const SLOT_FIELDS: &[Field] = &[
     field!(SlotFormat, libc, "LIBC", 4),
 ];
 
+/// The documented fields of a slot's first 64 bytes in the portable flavour, in order.
+pub const PORTABLE_SLOT_FIELDS: &[Field] = &[
+    field!(PortableSlotFormat, kind, "KIND", 4),
+    field!(PortableSlotFormat, pslot, "PSLOT", 4),
+    field!(PortableSlotFormat, pgen, "PGEN", 4),
+];
+
 /// The offset of the field named `name` in `fields` (a test helper: panics on a typo).
 pub const fn offset(fields: &[Field], name: &str) -> usize {
     let mut i = 0;
@@ -176,6 +193,7 @@ const _: () = {
     assert!(size_of::<ObjectFormat>() == 4096);
     assert!(size_of::<RegistryHeaderFormat>() == 4096);
     assert!(size_of::<SlotFormat>() == 128);
+    assert!(size_of::<PortableSlotFormat>() == 64);
     let object: [(&str, usize); 24] = [
         ("MAGIC", 0),
         ("VERSION", 8),
@@ -262,5 +280,9 @@ mod tests {
         assert_eq!(table("| offset | size | field | meaning |"), OBJECT_FIELDS);
         assert_eq!(table("| header offset | size | field |"), REGISTRY_FIELDS);
         assert_eq!(table("| slot offset | size | field |"), SLOT_FIELDS);
+        assert_eq!(
+            table("| portable slot offset | size | field |"),
+            PORTABLE_SLOT_FIELDS
+        );
     }
 }

@@ -1,6 +1,10 @@
-//! The Linux backend: Win32 mutex semantics in shared memory, with futexes for waiting and
-//! the kernel's robust-futex lists for noticing dead owners. The file format is in
-//! `FORMAT.md`; the design notes are in each module.
+//! The shared-memory backend of Linux, macOS and FreeBSD: Win32 mutex semantics in files
+//! every process maps, running the lock protocol (`crate::protocol`). How a dead owner is
+//! noticed and how a waiter sleeps is a *flavour*: Linux's own (`sys/linux`: robust futexes,
+//! `futex_waitv`, `membarrier`) or the portable one (`sys/portable`: record locks, a watcher
+//! thread, one-word waits), which provide the modules `lifeline`, `futex` and `barrier`
+//! under the same names. The file format is in `FORMAT.md`; the design notes are in each
+//! module.
 //!
 //! | module | what it does |
 //! |---|---|
@@ -15,13 +19,15 @@
 //! | `format` | the shared-memory format as types: the source of every offset |
 //! | `layout`, `mapping` | the object page's format and checked atomic access to it |
 //! | `registry_layout` | the registry's file format |
-//! | `registry`, `lifeline`, `thread` | thread identities and death notices |
+//! | `registry`, `thread` | thread identities: the registry file and its slots, the calling thread's token |
+//! | `lifeline` (flavour) | how a slot's thread is known to live, and its death noticed |
 //! | `lock` | acquire and release: the calling thread's token, then the lock protocol |
-//! | `host` | what the lock protocol (`crate::protocol`) needs of Linux: futexes, lifelines, barriers |
+//! | `host` | what the lock protocol (`crate::protocol`) needs: the words, liveness, sleeping, barriers |
 //! | `polling` | a waiter's polling before it sleeps |
 //! | `detached` | ownership by the process instead of a thread (async tasks) |
-//! | `barrier` | `membarrier`: the heavy side of biased locking's barrier |
-//! | `futex`, `clock` | sleeping, waking, time |
+//! | `barrier` (flavour) | the heavy side of biased locking's barrier (none in the portable flavour) |
+//! | `futex` (flavour), `clock` | sleeping, waking, time |
+//! | `os` | the calls whose form differs between Linux, macOS and FreeBSD |
 //! | `fork` | what a child process inherits |
 //! | `fault` | crash points for fault-injection tests (feature `fault-injection`) |
 //! | `fuzz` | entry points for the fuzz targets (feature `fuzzing`) |
