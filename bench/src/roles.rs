@@ -11,7 +11,7 @@
 //! | `abandon-wait` | peer name | on `wait`: says `waiting`, acquires, says `got <status> <t_ns>` |
 //! | `scale-open` | peer n tag | opens `n` new locks, reports time and memory |
 //! | `scale-threads` | root n | `n` live threads each lock one mutex, twice; reports registry size |
-//! | `uncontended-nobias` | runs micro_ms | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
+//! | `uncontended-nobias` | runs micro_ms [name] | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
 //! | `pg-hold`, `pg-contend` | | see `pg_roles.rs` |
 //! | `async-contend` | name tasks window_ms | on `go`: `tasks` tokio tasks loop on `lock_async` for the window; says `result total min max worst_tick_us` |
 
@@ -59,7 +59,12 @@ pub fn run() {
         "scale-open" => scale_open(&env, peer(0), num(&args[1]), &args[2]),
         "scale-threads" => scale_threads(Path::new(&args[0]), num(&args[1])),
         "async-contend" => async_contend(&args[0], num(&args[1]), num(&args[2])),
-        "uncontended-nobias" => uncontended_nobias(&env, num(&args[0]), num(&args[1])),
+        "uncontended-nobias" => uncontended_nobias(
+            &env,
+            num(&args[0]),
+            num(&args[1]),
+            args.get(2).map_or("s1-nobias", String::as_str),
+        ),
         other if crate::pg_roles::run(other, &args) => {}
         other => panic!("unknown role {other:?}"),
     }
@@ -368,12 +373,12 @@ fn scale_threads(root: &Path, n: usize) {
 /// Scenario 1's last rows: where a process may not bias (`NAMEDMUTEX_BIAS=0`, `membarrier`
 /// refused by seccomp, an old kernel), a fresh namedmutex against the robust pthread mutex
 /// in the same process, alternating.
-fn uncontended_nobias(env: &Env, runs: usize, micro_ms: usize) {
+fn uncontended_nobias(env: &Env, runs: usize, micro_ms: usize, name: &str) {
     // SAFETY: set before any thread exists and before the library reads it.
     unsafe { std::env::set_var("NAMEDMUTEX_BIAS", "0") };
     let locks = [
-        AnyLock::create(Peer::NamedMutex, env, "s1-nobias"),
-        AnyLock::create(Peer::Pthread, env, "s1-nobias"),
+        AnyLock::create(Peer::NamedMutex, env, name),
+        AnyLock::create(Peer::Pthread, env, name),
     ];
     let pair = |l: &AnyLock, n: u64| {
         with_lock!(l, |l| for _ in 0..n {

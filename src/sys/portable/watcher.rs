@@ -86,7 +86,12 @@ fn table() -> MutexGuard<'static, Option<Watcher>> {
     if guard.as_ref().is_some_and(|w| w.pid == pid) {
         return guard;
     }
-    // First use, or a forked child: the parent's thread and events are not ours.
+    // First use, or a forked child: the parent's thread and events are not ours. A child's
+    // copy is forgotten, not dropped: kqueue descriptors are not inherited, so closing the
+    // parent's number here could close a file of the child's that reuses it.
+    if let Some(parents) = guard.take() {
+        std::mem::forget(parents);
+    }
     *guard = start(pid);
     guard
 }

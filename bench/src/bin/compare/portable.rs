@@ -71,7 +71,11 @@ pub fn portable(cfg: &Config, env: &Env, report: &mut Report) {
         &exe,
         env,
         "uncontended-nobias",
-        &[cfg.runs.to_string(), cfg.micro.as_millis().to_string()],
+        &[
+            cfg.runs.to_string(),
+            cfg.micro.as_millis().to_string(),
+            "s10-portable".into(),
+        ],
         Duration::from_secs(600),
     );
     let mut samples = |tag: &str| -> Summary {
