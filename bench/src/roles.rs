@@ -11,7 +11,7 @@
 //! | `abandon-wait` | peer name | on `wait`: says `waiting`, acquires, says `got <status> <t_ns>` |
 //! | `scale-open` | peer n tag | opens `n` new locks, reports time and memory |
 //! | `scale-threads` | root n | `n` live threads each lock one mutex, twice; reports registry size |
-//! | `uncontended-nobias` | runs micro_ms [name] | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
+//! | `uncontended-nobias` | runs micro_ms (name) | with biasing off: namedmutex and the robust pthread mutex uncontended, alternating; says `nm v...` and `pthread v...` (ns per pair) |
 //! | `pg-hold`, `pg-contend` | | see `pg_roles.rs` |
 //! | `async-contend` | name tasks window_ms | on `go`: `tasks` tokio tasks loop on `lock_async` for the window; says `result total min max worst_tick_us` |
 
