@@ -38,19 +38,23 @@ thread_local! {
 
 impl Drop for ThreadEnd {
     fn drop(&mut self) {
-        // Taken out of the table's lock before anything is done with them (dropping one
-        // may close it, which takes that lock).
-        let open = object::all_open();
-        for obj in &open {
-            let Some(&(_, part)) = self.slots.iter().find(|(r, _)| r.id() == obj.registry_id())
-            else {
-                continue;
-            };
-            let me = obj.token_with(part);
+        let mine = |obj: &Object| {
+            self.slots
+                .iter()
+                .find(|(r, _)| r.id() == obj.registry_id())
+                .map(|&(_, part)| obj.token_with(part))
+        };
+        // Only the objects the thread owns are held, and given up once out of the table's
+        // lock (giving up wakes sleepers; dropping one may close it, which takes that lock).
+        let open = object::open_where(|obj| {
             let word = LockWord::from_bits(obj.page.lock_word().load(Ordering::Acquire));
-            if word.token() == me {
+            mine(obj).is_some_and(|me| word.token() == me)
+        });
+        for obj in &open {
+            if let Some(me) = mine(obj) {
                 super::super::fault::point("thread_end.before_abandon");
-                // Owned at any depth: all of it is given up, and the next acquirer is told.
+                // Owned at any depth: all of it is given up, and the next acquirer is told. A
+                // refusal means another path already let it go.
                 let _ = lock::abandon_as(obj, me, "");
             }
         }

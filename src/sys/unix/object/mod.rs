@@ -138,19 +138,16 @@ pub(super) fn this_pid() -> u32 {
     }
 }
 
-/// Every object this process has open (for a thread's end in the portable flavour, which
-/// abandons those the thread owns).
+/// The objects this process has open for which `pick` says yes (for a thread's end in the
+/// portable flavour: those it owns). `pick` runs under the table's lock and must not take it;
+/// only the objects picked are held (strongly) for the caller, so that looking at the others
+/// never keeps an object open past the close of its last handle.
 #[cfg_attr(
     all(target_os = "linux", not(feature = "portable-backend")),
     allow(dead_code)
 )]
-pub(super) fn all_open() -> Vec<Arc<Object>> {
-    with_table(|table| {
-        table
-            .values()
-            .filter_map(|(_, weak)| weak.upgrade())
-            .collect()
-    })
+pub(super) fn open_where(pick: impl Fn(&Object) -> bool) -> Vec<Arc<Object>> {
+    with_table(|table| table::picked(table, pick))
 }
 
 /// Forgets the cached process id (the child side of `fork`).

@@ -64,3 +64,32 @@ pub(super) fn insert(
     table.insert(key, (id, Arc::downgrade(&obj)));
     obj
 }
+
+/// The live objects of `table` for which `pick` says yes, each held strongly. The others are
+/// looked at without taking a strong reference, which would make their last handle's close
+/// leave the object to whoever drops that reference later.
+#[allow(unsafe_code)]
+#[cfg_attr(
+    all(target_os = "linux", not(feature = "portable-backend")),
+    allow(dead_code)
+)]
+pub(super) fn picked(table: &Table, pick: impl Fn(&Object) -> bool) -> Vec<Arc<Object>> {
+    let mut out = Vec::new();
+    for (_, weak) in table.values() {
+        if weak.strong_count() == 0 {
+            continue; // closing: nobody owns it through this process any more
+        }
+        // SAFETY: the caller holds the table's lock. An object whose entry is in the table
+        // has not finished dropping its fields: `Object::drop` takes this lock (to remove the
+        // entry) before its fields are dropped, and its allocation lives while our `Weak`
+        // does. So the pointer is to a whole `Object` for as long as the lock is held, even
+        // if its last strong reference went meanwhile; `pick` only reads atomics of it.
+        let obj = unsafe { &*weak.as_ptr() };
+        if pick(obj) {
+            if let Some(arc) = weak.upgrade() {
+                out.push(arc);
+            }
+        }
+    }
+    out
+}
