@@ -33,7 +33,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
             word.as_ptr().cast(),
             libc::UMTX_OP_WAIT_UINT,
             libc::c_ulong::from(expected),
-            size as *mut libc::c_void,
+            std::ptr::without_provenance_mut::<libc::c_void>(size),
             time_ptr,
         )
     };
