@@ -135,6 +135,40 @@ fn a_wait_times_out_while_another_thread_holds() {
     assert_eq!(lock(&*m, token(1), PATIENCE).unwrap(), WaitStatus::Acquired);
 }
 
+/// Threads 1 and 2, each waiting (up to `patience`) for `m`, then releasing it; with
+/// `without_backstop`, their sleeps end only by wake-ups or the deadline.
+fn two_waiters(
+    m: &Arc<HeapMutex>,
+    patience: Option<Duration>,
+    without_backstop: bool,
+) -> Vec<thread::JoinHandle<WaitStatus>> {
+    (1..3)
+        .map(|t| {
+            let m = m.clone();
+            thread::spawn(move || {
+                if without_backstop {
+                    no_backstop();
+                }
+                let status = lock(&*m, token(t), patience).unwrap();
+                assert!(status.is_acquired(), "thread {t}: {status:?}");
+                release(&*m, token(t)).unwrap();
+                status
+            })
+        })
+        .collect()
+}
+
+/// Exactly one of the waiters, or one more acquirer after them, was told `Abandoned`.
+fn assert_told_once(m: &HeapMutex, waiters: Vec<thread::JoinHandle<WaitStatus>>) {
+    let mut statuses: Vec<WaitStatus> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+    statuses.push(lock(m, token(3), Some(Duration::ZERO)).unwrap());
+    let told = statuses
+        .iter()
+        .filter(|s| **s == WaitStatus::Abandoned)
+        .count();
+    assert_eq!(told, 1, "{statuses:?}");
+}
+
 /// A thread that ends holding the mutex abandons it: exactly one of two waiters (or, if
 /// both came first, one more acquirer afterwards) is told.
 #[test]
@@ -146,25 +180,9 @@ fn a_thread_that_ends_holding_is_reported_once() {
         lock(&*m0, token(0), PATIENCE).unwrap();
         w0.end(0); // the thread ends holding it
     });
-    let waiters: Vec<_> = (1..3)
-        .map(|t| {
-            let m = m.clone();
-            thread::spawn(move || {
-                let status = lock(&*m, token(t), PATIENCE).unwrap();
-                assert!(status.is_acquired(), "thread {t}: {status:?}");
-                release(&*m, token(t)).unwrap();
-                status
-            })
-        })
-        .collect();
+    let waiters = two_waiters(&m, PATIENCE, false);
     owner.join().unwrap();
-    let mut statuses: Vec<WaitStatus> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
-    statuses.push(lock(&*m, token(3), Some(Duration::ZERO)).unwrap());
-    let told = statuses
-        .iter()
-        .filter(|s| **s == WaitStatus::Abandoned)
-        .count();
-    assert_eq!(told, 1, "{statuses:?}");
+    assert_told_once(&m, waiters);
     assert_eq!(m.recorded.load(Ordering::SeqCst), 1);
 }
 
@@ -177,18 +195,7 @@ fn a_dead_owners_mutex_given_up_by_a_watcher_is_reported_once() {
     let world = World::new();
     let m = Arc::new(HeapMutex::new(&world, 0));
     lock(&*m, token(0), PATIENCE).unwrap();
-    let waiters: Vec<_> = (1..3)
-        .map(|t| {
-            let m = m.clone();
-            thread::spawn(move || {
-                no_backstop();
-                let status = lock(&*m, token(t), Some(Duration::from_secs(5))).unwrap();
-                assert!(status.is_acquired(), "thread {t}: {status:?}");
-                release(&*m, token(t)).unwrap();
-                status
-            })
-        })
-        .collect();
+    let waiters = two_waiters(&m, Some(Duration::from_secs(5)), true);
     // Both asleep first: then only the watcher's wake-up can end their sleeps (they have
     // no backstop, and a sleep that ends at its deadline is counted).
     let started = std::time::Instant::now();
@@ -206,13 +213,7 @@ fn a_dead_owners_mutex_given_up_by_a_watcher_is_reported_once() {
         thread::spawn(move || abandon_dead(&*m, dead, || {}))
     };
     watcher.join().unwrap();
-    let mut statuses: Vec<WaitStatus> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
-    statuses.push(lock(&*m, token(3), Some(Duration::ZERO)).unwrap());
-    let told = statuses
-        .iter()
-        .filter(|s| **s == WaitStatus::Abandoned)
-        .count();
-    assert_eq!(told, 1, "{statuses:?}");
+    assert_told_once(&m, waiters);
     assert_eq!(world.unwoken(), 0, "a sleeper was never woken");
 }
 

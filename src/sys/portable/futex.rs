@@ -22,6 +22,16 @@ pub(crate) const FALLBACK_SLICE: Duration = Duration::from_millis(2);
 /// The longest sleep of a cancellable (async) wait: how late a cancellation is noticed.
 const CANCEL_SLICE: Duration = Duration::from_millis(10);
 
+/// The slice of a sleep on an owner nobody watches: `FALLBACK_SLICE`, or none with
+/// `NAMEDMUTEX_TEST_NO_SLICES=1`, so that a test of the watcher hangs, and fails by its
+/// watchdog, if the watcher does not watch (instead of passing through the fallback).
+fn unwatched_slice() -> Option<Duration> {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF
+        .get_or_init(|| std::env::var_os("NAMEDMUTEX_TEST_NO_SLICES").is_some_and(|v| v == "1"));
+    (!off).then_some(FALLBACK_SLICE)
+}
+
 /// Wakes up to `n` threads sleeping on `word`, in any process.
 #[inline]
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
@@ -51,7 +61,7 @@ pub(crate) fn sleep(watches: &[Watch<'_, Object>], until: Option<Timespec>) -> W
                 match watcher::register(lifeline, obj) {
                     Registered::Yes(r) => _registration = Some(r),
                     Registered::Dead => return Wake::Retry,
-                    Registered::Unwatched => slice = Some(FALLBACK_SLICE),
+                    Registered::Unwatched => slice = unwatched_slice(),
                 }
             }
             _ => {}

@@ -137,12 +137,8 @@ pub(crate) struct Local {
 
 /// This process's slot and generation in `registry`, if it has claimed one (not inherited
 /// through `fork`).
-pub(crate) fn own_slot(registry: &'static Registry) -> Option<(u32, u32)> {
-    own(registry)
-}
-
 #[inline]
-fn own(registry: &'static Registry) -> Option<(u32, u32)> {
+pub(crate) fn own(registry: &'static Registry) -> Option<(u32, u32)> {
     let own = registry.local.own.load(Ordering::Acquire);
     (own != 0 && registry.local.claimed_by.load(Ordering::Relaxed) == this_pid())
         .then(|| ((own >> 32) as u32 - 1, own as u32))
@@ -227,8 +223,8 @@ fn own_process_slot(registry: &'static Registry) -> Result<(u32, u32)> {
         .byte();
         match record_lock::hold(registry.fd.as_fd(), byte) {
             Ok(true) => Ok(true),
-            // Another process (a reader of the registry) locked the byte since `reusable`
-            // looked: give the slot back and take another.
+            // Another process (a reader of the registry) holds a lock on the byte: give the
+            // slot back (retired, so that it is tried again later) and take another.
             Ok(false) => Ok(false),
             // Leave the slot CLAIMING (unusable) rather than hand out one without a lifeline.
             Err(e) => Err(Error::io(

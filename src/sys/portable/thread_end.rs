@@ -81,7 +81,7 @@ fn owned_here(obj: &Object) -> bool {
         word.slot_plus_one().wrapping_sub(1),
         word.generation(),
     )
-    .is_some_and(|p| lifeline::own_slot(registry) == Some(p))
+    .is_some_and(|p| lifeline::own(registry) == Some(p))
 }
 
 /// A handle of `obj` is closing: if a thread of this process owns the object, keep the

@@ -6,14 +6,14 @@
 
 use crate::Config;
 use crate::report::Report;
-use crate::scenarios::{abandon_with, attempt, contend_with, header, row, spread_of, verdict};
+use crate::scenarios::{
+    abandon_with, attempt, contend_with, header, row, spread_of, uncontended_unbiased, verdict,
+};
 use namedmutex_bench::env::Env;
 use namedmutex_bench::peers::Peer;
-use namedmutex_bench::proc::Worker;
-use namedmutex_bench::stats::{self, Summary, summarize};
+use namedmutex_bench::stats::{self, summarize};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Builds the harness with the portable backend; its path, or why not.
 fn build() -> Result<PathBuf, String> {
@@ -67,28 +67,7 @@ pub fn portable(cfg: &Config, env: &Env, report: &mut Report) {
 
     // Uncontended: the portable build's `uncontended-nobias` worker measures its namedmutex
     // (the portable backend) and the robust pthread mutex in one process, alternating.
-    let mut worker = Worker::spawn_exe(
-        &exe,
-        env,
-        "uncontended-nobias",
-        &[
-            cfg.runs.to_string(),
-            cfg.micro.as_millis().to_string(),
-            "s10-portable".into(),
-        ],
-        Duration::from_secs(600),
-    );
-    let mut samples = |tag: &str| -> Summary {
-        let line = worker.expect(tag, Duration::from_secs(600));
-        let v: Vec<f64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        summarize(&v)
-    };
-    let (nm, pthread) = (samples("nm"), samples("pthread"));
-    worker.finish(Duration::from_secs(10));
+    let (nm, pthread) = uncontended_unbiased(cfg, env, Some(&exe), "s10-portable");
     let _ = writeln!(
         s,
         "### Uncontended wait + release (one process, no biasing, {} runs alternating)\n",

@@ -79,6 +79,39 @@ fn versus(a: &Summary, b: &Summary) -> String {
     )
 }
 
+/// The `uncontended-nobias` worker's medians (of `exe`, another build of the harness, when
+/// given): namedmutex and the robust pthread mutex in one process that may not bias, over
+/// locks named `name`.
+pub(crate) fn uncontended_unbiased(
+    cfg: &Config,
+    env: &Env,
+    exe: Option<&std::path::Path>,
+    name: &str,
+) -> (Summary, Summary) {
+    let args = [
+        cfg.runs.to_string(),
+        cfg.micro.as_millis().to_string(),
+        name.to_owned(),
+    ];
+    let watchdog = Duration::from_secs(600);
+    let mut worker = match exe {
+        Some(exe) => Worker::spawn_exe(exe, env, "uncontended-nobias", &args, watchdog),
+        None => Worker::spawn(env, "uncontended-nobias", &args, watchdog),
+    };
+    let mut samples = |tag: &str| -> Summary {
+        let line = worker.expect(tag, watchdog);
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        summarize(&v)
+    };
+    let medians = (samples("nm"), samples("pthread"));
+    worker.finish(Duration::from_secs(10));
+    medians
+}
+
 pub(crate) fn verdict(ok: bool) -> Option<bool> {
     Some(ok)
 }
@@ -200,23 +233,7 @@ pub fn uncontended(cfg: &Config, env: &Env, report: &mut Report) {
         None,
     );
     // Where biasing is unavailable: measured in a worker that may not bias.
-    let mut worker = Worker::spawn(
-        env,
-        "uncontended-nobias",
-        &[cfg.runs.to_string(), cfg.micro.as_millis().to_string()],
-        Duration::from_secs(600),
-    );
-    let mut samples = |tag: &str| -> Summary {
-        let line = worker.expect(tag, Duration::from_secs(600));
-        let v: Vec<f64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        summarize(&v)
-    };
-    let (nobias, nobias_pthread) = (samples("nm"), samples("pthread"));
-    worker.finish(Duration::from_secs(10));
+    let (nobias, nobias_pthread) = uncontended_unbiased(cfg, env, None, "s1-nobias");
     for (label, x) in [
         (
             "namedmutex, biasing unavailable (a process with NAMEDMUTEX_BIAS=0)",
