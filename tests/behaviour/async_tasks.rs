@@ -45,6 +45,10 @@ pub fn trials() -> Vec<Trial> {
             "async::cancel_after_the_helper_acquired",
             cancel_after_acquired,
         ),
+        trial(
+            "async::cancelled_waits_spare_other_acquisitions",
+            cancels_spare_others,
+        ),
         trial("async::excludes_other_processes", excludes_other_processes),
         trial(
             "async::holder_process_killed_abandons",
@@ -332,6 +336,59 @@ fn cancel_after_acquired() -> TestResult {
     }
     drop(guard);
     free_for_another_thread(&m, "after the report")
+}
+
+/// Waits cancelled one after another while another thread takes and releases a second
+/// mutex without pause: no cancellation reaches the other acquisitions (on a server, a
+/// cancel request sent at a session must never fail a statement run for someone else).
+fn cancels_spare_others() -> TestResult {
+    // Several owned mutexes taken in turn, so that each cancelled helper has ended (and
+    // left its mutex's gate) by the time that mutex is waited for again.
+    let owned: Vec<_> = (0..8)
+        .map(|_| shared("async-cancels-a"))
+        .collect::<Result<_, _>>()?;
+    let owner = owned_by_actor("owner", &owned[0])?;
+    for m in &owned[1..] {
+        owner.acquire_at_once(m, "owner acquires")?;
+    }
+    let b = shared("async-cancels-b")?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (b, stop) = (b.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<usize, String> {
+            let rt = runtime(false)?;
+            let mut rounds = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let guard = rt
+                    .block_on(b.lock_async_for(watchdog()))
+                    .map_err(|e| format!("busy acquisition {rounds}: {e}"))?
+                    .ok_or("busy acquisition timed out")?;
+                guard
+                    .release()
+                    .map_err(|e| format!("busy release {rounds}: {e}"))?;
+                rounds += 1;
+            }
+            Ok(rounds)
+        })
+    };
+    let mut cancelled = Ok(());
+    for round in 0..500u64 {
+        let mut fut = Box::pin(owned[round as usize % owned.len()].lock_async());
+        if poll_once(fut.as_mut()).is_ready() {
+            cancelled = Err(format!("round {round}: acquired a mutex a thread owns"));
+            break;
+        }
+        // Cancel the helper at every stage: before it starts, while it tries, while it waits.
+        std::thread::sleep(Duration::from_micros(round % 7 * 400));
+        drop(fut);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let rounds = busy
+        .join()
+        .map_err(|_| "the busy thread panicked".to_owned())??;
+    cancelled?;
+    ensure!(rounds > 0, "the busy thread never acquired");
+    owner.finish()
 }
 
 fn excludes_other_processes() -> TestResult {

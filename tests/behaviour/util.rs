@@ -188,12 +188,7 @@ pub fn owned_by_actor(
     m: &std::sync::Arc<namedmutex::NamedMutex>,
 ) -> Result<Actor, String> {
     let owner = Actor::new(who);
-    let o = m.clone();
-    expect_wait(
-        owner.run(move || o.wait(Some(Duration::ZERO)))?,
-        WaitStatus::Acquired,
-        &format!("{who} acquires"),
-    )?;
+    owner.acquire_at_once(m, &format!("{who} acquires"))?;
     Ok(owner)
 }
 
@@ -237,6 +232,20 @@ pub struct Pending<T> {
 }
 
 impl Actor {
+    /// The actor takes `m` at once (`wait(0)` gives `Acquired`); `what` names the step.
+    pub fn acquire_at_once(
+        &self,
+        m: &std::sync::Arc<namedmutex::NamedMutex>,
+        what: &str,
+    ) -> TestResult {
+        let o = m.clone();
+        expect_wait(
+            self.run(move || o.wait(Some(Duration::ZERO)))?,
+            WaitStatus::Acquired,
+            what,
+        )
+    }
+
     /// Starts the thread.
     pub fn new(name: &str) -> Actor {
         let (tx, rx) = mpsc::channel::<Job>();

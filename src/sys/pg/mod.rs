@@ -69,24 +69,39 @@ pub(crate) struct PgClaim {
 /// running statement cancelled at once.
 pub(crate) struct PgCancel {
     fired: AtomicBool,
-    token: Mutex<Option<postgres::CancelToken>>,
+    state: Mutex<CancelState>,
+}
+
+/// What a cancel can reach: the waiting session's token while its wait runs, and the thread
+/// that sent a cancel request with it.
+#[derive(Default)]
+struct CancelState {
+    token: Option<postgres::CancelToken>,
+    sender: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PgCancel {
+    fn state(&self) -> std::sync::MutexGuard<'_, CancelState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl CancelSignal for PgCancel {
     fn new() -> Result<PgCancel> {
         Ok(PgCancel {
             fired: AtomicBool::new(false),
-            token: Mutex::new(None),
+            state: Mutex::new(CancelState::default()),
         })
     }
 
     fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
-        if let Some(token) = self.token.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let mut state = self.state();
+        if let Some(token) = state.token.take() {
             // Cancelling connects to the server: never on the caller's (an executor's) thread.
-            std::thread::spawn(move || {
+            state.sender = Some(std::thread::spawn(move || {
                 let _ = token.cancel_query(postgres::NoTls);
-            });
+            }));
         }
     }
 }
@@ -409,14 +424,22 @@ impl PgMutex {
     ) -> Result<Option<(WaitStatus, PgClaim)>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut session = session::detached_session(&self.server)?;
-        *cancel.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.cancel_token());
+        cancel.state().token = Some(session.cancel_token());
         let fired = || cancel.fired.load(Ordering::SeqCst);
         let outcome = session.acquire(self.id, deadline, Some(CANCEL_SLICE), &fired);
-        cancel
-            .token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let sender = {
+            let mut state = cancel.state();
+            state.token = None;
+            state.sender.take()
+        };
+        if let Some(sender) = sender {
+            // A cancel request reaches the backend whatever it runs by then, and may outlive
+            // the wait it was meant for: once it has been delivered (bounded by the connect
+            // timeout), it can fail at most this session's next statement, which the session
+            // retries, and the session is never lent to another acquisition.
+            let _ = sender.join();
+            session.cancel_was_sent();
+        }
         Ok(self.claim_or_return(session, outcome?))
     }
 }

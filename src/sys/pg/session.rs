@@ -5,7 +5,7 @@
 //! (the async API) use sessions of their own from a small pool.
 
 use super::server::Server;
-use super::sql_error::{Failure, classify, sql_error};
+use super::sql_error::{Failure, classify, is_cancel, sql_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait_status::WaitStatus;
 use postgres::Statement;
@@ -53,6 +53,10 @@ pub(crate) struct Session {
     /// What this thread held through a session that ended: released since by the server,
     /// so a release reports the ownership lost.
     lost: HashSet<i32>,
+    /// A cancel request was sent at this session's backend; one statement may still fail
+    /// for it (SQLSTATE 57014), so the next release retries once, and the session is
+    /// closed rather than kept for reuse.
+    cancel_sent: bool,
 }
 
 /// What a claim told: whether the last owner died holding it, and the new fencing token.
@@ -131,12 +135,18 @@ impl Session {
             ),
             held: HashMap::new(),
             lost: HashSet::new(),
+            cancel_sent: false,
         })
     }
 
     /// Whether this session can still be used by this process.
     fn usable(&self) -> bool {
-        self.pid == std::process::id() && !self.client.is_closed()
+        self.pid == std::process::id() && !self.client.is_closed() && !self.cancel_sent
+    }
+
+    /// Records that a cancel request was sent at this session's backend (see `cancel_sent`).
+    pub fn cancel_was_sent(&mut self) {
+        self.cancel_sent = true;
     }
 
     /// Records a new acquisition of `id`.
@@ -287,9 +297,15 @@ impl Session {
             return Ok(());
         }
         self.held.remove(&id);
-        let outcome = self
+        let mut outcome = self
             .client
             .query_one(&self.statements.release, &[&id, &self.me, &note]);
+        if self.cancel_sent && outcome.as_ref().is_err_and(is_cancel) {
+            // The late cancel of a wait that had ended (see `cancel_sent`): it is spent now.
+            outcome = self
+                .client
+                .query_one(&self.statements.release, &[&id, &self.me, &note]);
+        }
         match outcome {
             Ok(row) => match row.get::<_, i32>(0) {
                 0 => Ok(()),
