@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command: Linux (unit, model, backend,
-# behavioural, CLI and doc tests), the lock protocol under Miri for Linux, macOS and FreeBSD
+# behavioural, CLI and doc tests; on x86-64 also the static musl build, whose rustup target
+# is added when missing), the lock protocol under Miri for Linux, macOS and FreeBSD
 # (tools/miri.sh installs the nightly toolchain and Miri when missing), then the Windows
 # backend under Wine and the type checks for macOS and FreeBSD (.ci/windows.sh installs Wine,
 # mingw-w64 and the rustup targets when missing).
@@ -63,6 +64,18 @@ cargo test --features portable-backend,fault-injection --test behaviour --test r
 cargo test -p namedmutex-cli --features portable-backend
 
 # The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
+if [ "$(uname -m)" = x86_64 ]; then
+    # The static musl build (README: the fast-starting command): the same behavioural and
+    # Linux-backend tests, the CLI's tests, and glibc and musl processes sharing mutexes.
+    echo "==> static musl build: behaviour, Linux backend, CLI, cli/tests/cross-libc.sh"
+    musl=x86_64-unknown-linux-musl
+    rustup target list --installed | grep -qx "$musl" || rustup target add "$musl"
+    cargo test --target "$musl" --test behaviour --test linux
+    cargo test --target "$musl" -p namedmutex-cli
+    cargo build -q -p namedmutex-cli
+    cargo build -q -p namedmutex-cli --target "$musl"
+    cli/tests/cross-libc.sh target/debug/namedmutex "target/$musl/debug/namedmutex"
+fi
 echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
 

@@ -7,15 +7,9 @@ set -euo pipefail
 url=${1:?usage: server.sh URL [BINARY]}
 nm=${2:-target/debug/namedmutex}
 name="cli-server-$$"
-work=$(mktemp -d)
-holder=
-cleanup() {
-    if [ -n "$holder" ]; then kill -9 "$holder" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "server.sh: FAIL: $*" >&2; exit 1; }
-t() { timeout 20 "$@"; }
+script=server.sh
+# shellcheck source=support/script.sh
+. "$(dirname "${BASH_SOURCE[0]}")/support/script.sh"
 
 # 1. run passes the command's output and status through.
 out=$(t "$nm" --server "$url" run "$name" -- sh -c 'echo inside; exit 3') && rc=0 || rc=$?

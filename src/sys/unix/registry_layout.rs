@@ -78,7 +78,11 @@ pub(super) mod slot {
 
 /// `slot::LIBC` for glibc.
 #[cfg_attr(
-    any(not(target_os = "linux"), feature = "portable-backend"),
+    any(
+        not(target_os = "linux"),
+        feature = "portable-backend",
+        target_env = "musl"
+    ),
     allow(dead_code)
 )]
 pub(super) const LIBC_GLIBC: u32 = 1;

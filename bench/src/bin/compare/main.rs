@@ -17,6 +17,7 @@ mod portable;
 mod postgres;
 mod report;
 mod scenarios;
+mod variant_build;
 
 use namedmutex_bench::env::Env;
 use namedmutex_bench::{machine, roles};

@@ -9,36 +9,32 @@ use crate::report::Report;
 use crate::scenarios::{
     abandon_with, attempt, contend_with, header, row, spread_of, uncontended_unbiased, verdict,
 };
+use crate::variant_build;
 use namedmutex_bench::env::Env;
 use namedmutex_bench::peers::Peer;
 use namedmutex_bench::stats::{self, summarize};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Builds the harness with the portable backend; its path, or why not.
 fn build() -> Result<PathBuf, String> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no workspace")?;
-    let target = workspace.join("target").join("portable");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "-q",
+    let target = variant_build::target_dir()?.join("portable");
+    let dir = target
+        .to_str()
+        .ok_or("a target directory that is not UTF-8")?;
+    variant_build::cargo_release(
+        &[
             "-p",
             "namedmutex-bench",
             "--bin",
             "compare",
-        ])
-        .args(["--features", "portable-backend", "--target-dir"])
-        .arg(&target)
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build of the portable harness: {status}"));
-    }
+            "--features",
+            "portable-backend",
+            "--target-dir",
+            dir,
+        ],
+        "the portable harness",
+    )?;
     Ok(target.join("release").join("compare"))
 }
 
