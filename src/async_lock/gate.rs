@@ -1,10 +1,13 @@
 //! The gate: one task of this process at a time per mutex object, first come first served.
 //!
-//! Every async acquisition of a process uses the same owner token (the process's), so the
-//! shared lock cannot tell two tasks apart: the second would look like a recursive
-//! acquisition. The gate keeps tasks of one process out of each other's way before they
-//! reach the shared lock. Uncontended it costs one compare-and-swap to enter and one to
-//! leave; waiting tasks queue in order and are handed the gate directly, so none starves.
+//! Tasks that must wait queue here in order and are handed the gate directly, so none
+//! starves, and each object has at most one helper thread of this process waiting for it.
+//! Where the backend's process-owned acquisitions do not exclude each other by themselves
+//! (`Backend::detached_is_exclusive`), the gate is also what keeps two tasks out of each
+//! other's critical sections, and every acquisition goes through it: one compare-and-swap
+//! to enter and one to leave. Where they do (the shared-memory backends), a task that finds
+//! the gate free takes the lock beside it, so only waiting costs the gate anything; once a
+//! task waits in the gate, newcomers queue behind it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -37,6 +40,12 @@ pub(crate) enum Entry {
 
 impl Gate {
     /// Enters if the gate is free (nobody holds it or waits for it).
+    /// Whether no task is in the gate or queued at it (a plain load: a hint).
+    #[inline]
+    pub(crate) fn is_free(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == FREE
+    }
+
     #[inline]
     pub(crate) fn try_enter(&self) -> bool {
         self.state

@@ -7,13 +7,15 @@
 //! wrong when a task calls the thread-owned [`NamedMutex::wait`]). An async acquisition
 //! belongs to the **process** instead, held for one task at a time:
 //!
-//! - Tasks of one process queue per mutex object in a *gate* (`gate.rs`), first come first
-//!   served; the task at the front competes for the shared lock with the other processes
-//!   and with threads using the synchronous API.
-//! - On Linux the shared lock is taken with the process's owner token, which belongs to a
-//!   thread that only sleeps until the process ends. An uncontended acquisition is two
-//!   compare-and-swaps on the calling thread (gate and lock word), with no thread hand-off;
-//!   a contended one sleeps on a helper thread (`helper.rs`) and wakes the task. When the
+//! - Tasks of one process that must wait queue per mutex object in a *gate* (`gate.rs`),
+//!   first come first served; the task at the front competes for the shared lock with the
+//!   other processes and with threads using the synchronous API.
+//! - On Linux, macOS and FreeBSD the shared lock is taken with the process's owner token,
+//!   which belongs to a thread that only sleeps until the process ends. That token never
+//!   recurses (a task finding the lock word owned by it waits like anyone else), so a task
+//!   that finds nobody in the gate takes the lock beside it: an uncontended acquisition is
+//!   one compare-and-swap on the calling thread, with no thread hand-off; a contended one
+//!   enters the gate and sleeps on a helper thread (`helper.rs`), which wakes the task. When the
 //!   process dies or execs while a task holds the mutex, the owner thread dies with it and
 //!   the next acquirer anywhere gets [`WaitStatus::Abandoned`]. A task that merely ends
 //!   (or panics) while holding a guard does not abandon the mutex: the guard's drop releases it.
@@ -151,12 +153,37 @@ impl LockFuture {
         self.mutex().gate()
     }
 
-    fn guard(&mut self, status: WaitStatus, claim: Claim) -> AsyncMutexGuard {
+    /// The guard of an acquisition made in the gate (`gated`: the guard leaves it) or
+    /// beside it.
+    fn guard(&mut self, status: WaitStatus, claim: Claim, gated: bool) -> AsyncMutexGuard {
         AsyncMutexGuard {
             mutex: self.mutex.take().expect("completes once"),
             claim: Some(claim),
             abandoned: status == WaitStatus::Abandoned,
+            gated,
             _not_sync: PhantomData,
+        }
+    }
+
+    /// Beside the gate: where process-owned acquisitions exclude each other by themselves
+    /// and no task of this process waits in the gate, one look at the mutex, with no
+    /// read-modify-write of the gate's state (`None`: go through the gate).
+    #[inline]
+    fn try_beside_gate(&mut self) -> Option<Poll<Result<Option<AsyncMutexGuard>>>> {
+        let raw = self.mutex().raw();
+        if !raw.detached_is_exclusive() || !self.gate().is_free() {
+            return None;
+        }
+        match raw.try_acquire_detached() {
+            Ok(Some((status, claim))) => {
+                self.state = State::Finished;
+                Some(Poll::Ready(Ok(Some(self.guard(status, claim, false)))))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.state = State::Finished;
+                Some(Poll::Ready(Err(e)))
+            }
         }
     }
 
@@ -165,7 +192,7 @@ impl LockFuture {
         match self.mutex().raw().try_acquire_detached() {
             Ok(Some((status, claim))) => {
                 self.state = State::Finished;
-                return Poll::Ready(Ok(Some(self.guard(status, claim))));
+                return Poll::Ready(Ok(Some(self.guard(status, claim, true))));
             }
             Ok(None) => {}
             Err(e) => return self.finish(Err(e)),
@@ -236,6 +263,9 @@ impl Future for LockFuture {
         loop {
             match &this.state {
                 State::Start => {
+                    if let Some(done) = this.try_beside_gate() {
+                        return done;
+                    }
                     if this.gate().try_enter() {
                         this.state = State::InGate;
                         continue;
@@ -274,7 +304,7 @@ impl Future for LockFuture {
                     match std::mem::replace(&mut *outcome, Outcome::Taken) {
                         Outcome::Done(Ok(Some((status, claim)))) => {
                             this.state = State::Finished;
-                            return Poll::Ready(Ok(Some(this.guard(status, claim))));
+                            return Poll::Ready(Ok(Some(this.guard(status, claim, true))));
                         }
                         Outcome::Done(other) => {
                             drop(outcome);
@@ -359,6 +389,8 @@ pub struct AsyncMutexGuard {
     mutex: Arc<NamedMutex>,
     claim: Option<Claim>,
     abandoned: bool,
+    /// Acquired in the gate, which the release leaves.
+    gated: bool,
     // Send, not Sync, on every platform (the Windows claim is a channel).
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -454,7 +486,9 @@ impl AsyncMutexGuard {
             return Ok(());
         };
         let result = self.mutex.raw().release_detached(claim);
-        self.mutex.gate().leave();
+        if self.gated {
+            self.mutex.gate().leave();
+        }
         result
     }
 }

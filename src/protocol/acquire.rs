@@ -95,7 +95,7 @@ fn take_free<H: Host>(obj: &H, me: Token, cur: LockWord, fresh: Option<u32>) -> 
 
 #[cold]
 fn wait_slow<H: Host>(obj: &H, me: Token, timeout: Option<Duration>) -> Result<WaitStatus> {
-    super::sleep::wait_for(obj, me, timeout, None).map(|(status, _)| status)
+    super::sleep::wait_for(obj, me, Reentry::Recursive, timeout, None).map(|(status, _)| status)
 }
 
 /// How to take back an acquisition (a wait-all that could not get everything).
@@ -110,16 +110,33 @@ pub(crate) enum Undo {
     Abandoned(LockWord),
 }
 
+/// What an owner that acquires again while it holds gets.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Reentry {
+    /// One recursion more: a thread's ownership (Win32's).
+    Recursive,
+    /// Nothing: it waits like anyone else. The process owner of async acquisitions, whose
+    /// one token tasks share (`sys/unix/detached.rs`): so the lock word alone keeps two
+    /// tasks out of each other's critical sections.
+    Exclusive,
+}
+
 /// The result of one attempt that does not block.
 pub(crate) enum Attempt<L> {
     Got(WaitStatus, Undo),
     Busy { cur: LockWord, owner: Owner<L> },
 }
 
-/// Tries once to acquire `obj` for the token `me`, without blocking. `slept` says whether
-/// the caller has slept in this wait (then it passes a wake-up on to other sleepers, which
-/// may still watch the previous owner: they re-target to us).
-pub(crate) fn attempt<H: Host>(obj: &H, me: Token, slept: bool) -> Result<Attempt<H::Lifeline>> {
+/// Tries once to acquire `obj` for the token `me`, without blocking; `reentry` says what a
+/// word `me` already owns gives. `slept` says whether the caller has slept in this wait
+/// (then it passes a wake-up on to other sleepers, which may still watch the previous
+/// owner: they re-target to us).
+pub(crate) fn attempt<H: Host>(
+    obj: &H,
+    me: Token,
+    reentry: Reentry,
+    slept: bool,
+) -> Result<Attempt<H::Lifeline>> {
     loop {
         let cur = obj.load_word(Ordering::Acquire);
         if cur.is_free() {
@@ -143,7 +160,7 @@ pub(crate) fn attempt<H: Host>(obj: &H, me: Token, slept: bool) -> Result<Attemp
             }
             continue;
         }
-        if cur.token() == me {
+        if cur.token() == me && reentry == Reentry::Recursive {
             let count = obj.count().load(Ordering::Relaxed);
             if count >= MAX_COUNT {
                 return Err(Error::new(

@@ -14,7 +14,7 @@
 //! A wake-up is a token meant for one sleeper: a multi-waiter that was woken through a mutex
 //! it did not take passes the wake-up on, so single waiters sharing a mutex are never stranded.
 
-use super::acquire::{self, Attempt, Undo};
+use super::acquire::{self, Attempt, Reentry, Undo};
 use super::atomic::Atomic32;
 use super::bias::{self, Revoked};
 use super::host::{Host, Owner, Wake, Watch};
@@ -40,7 +40,7 @@ pub(crate) fn wait_any<H: Host>(
     loop {
         let mut busy = Vec::with_capacity(objs.len());
         for (i, obj) in objs.iter().enumerate() {
-            match acquire::attempt(*obj, tokens[i], slept)? {
+            match acquire::attempt(*obj, tokens[i], Reentry::Recursive, slept)? {
                 Attempt::Got(status, _) => {
                     if slept {
                         pass_on(objs, |j| j != i);
@@ -145,7 +145,7 @@ fn take_all<H: Host>(
     let mut taken: Vec<(usize, Undo)> = Vec::with_capacity(order.len());
     let mut abandoned = false;
     for &i in order {
-        let result = acquire::attempt(objs[i], tokens[i], slept);
+        let result = acquire::attempt(objs[i], tokens[i], Reentry::Recursive, slept);
         match result {
             Ok(Attempt::Got(status, undo)) => {
                 abandoned |= status == WaitStatus::Abandoned;

@@ -115,6 +115,12 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
 
     /// The same number for every handle of this process to one object (`None`: unknown).
     fn identity(&self) -> Option<u64>;
+    /// Whether two process-owned acquisitions of this object exclude each other by
+    /// themselves (no recursion between them), so that an async task may take it without
+    /// the process's queue of tasks when nobody waits there.
+    fn detached_is_exclusive(&self) -> bool {
+        false
+    }
     /// Acquires for the process (not the calling thread) if that needs no waiting.
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Self::Claim)>>;
     /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`

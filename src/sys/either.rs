@@ -167,6 +167,11 @@ impl Backend for RawMutex {
     }
 
     #[inline]
+    fn detached_is_exclusive(&self) -> bool {
+        each!(self, m => m.detached_is_exclusive())
+    }
+
+    #[inline]
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, EitherClaim)>> {
         Ok(match self {
             RawMutex::Local(m) => m

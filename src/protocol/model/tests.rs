@@ -1,9 +1,10 @@
 //! The model tests: each names the protocol rule it guards.
 
 use super::{ModelMutex, World, dead_owner, run_thread, token};
-use crate::protocol::acquire::lock;
+use crate::protocol::acquire::{Reentry, Undo, lock};
 use crate::protocol::multi::{wait_all, wait_any};
 use crate::protocol::release::{abandon, release};
+use crate::protocol::sleep::wait_for;
 use crate::wait_status::WaitAny;
 use crate::wait_status::WaitStatus;
 use loom::cell::UnsafeCell;
@@ -99,6 +100,46 @@ fn three_once_each(may_bias: bool, word: crate::protocol::LockWord, bound: usize
             assert_eq!(h.join().unwrap(), WaitStatus::Acquired);
         }
         assert_eq!(g.total(), 3);
+    });
+}
+
+/// Async tasks share their process's one owner token (`sys/unix/detached.rs`), so the lock
+/// word alone must keep them apart: two model threads acquire with the same token and
+/// `Reentry::Exclusive` (one of them on a free word, the other finding it owned by that
+/// token); neither may count it as a recursion, the second sleeps until the first
+/// releases, and the guarded count is exact.
+#[test]
+fn tasks_sharing_a_process_token_exclude_each_other() {
+    check(2, || {
+        let world = World::new(false);
+        let g = Guarded::new(ModelMutex::with_word(
+            &world,
+            0,
+            crate::protocol::LockWord::FREE,
+        ));
+        let process = token(0); // thread 0 stands for the owner thread: it lives throughout
+        let handles: Vec<_> = (1..3)
+            .map(|t| {
+                let g = g.clone();
+                spawn(&world, t, move || {
+                    let (status, undo) =
+                        wait_for(&g.mutex, process, Reentry::Exclusive, None, None).expect("wait");
+                    assert!(
+                        matches!(undo, Some(Undo::Release)),
+                        "task {t} acquired as {undo:?}, not a fresh acquisition"
+                    );
+                    // SAFETY: only while holding the mutex (what loom checks).
+                    #[allow(unsafe_code)]
+                    g.data.with_mut(|d| unsafe { *d += 1 });
+                    release(&g.mutex, process).expect("release");
+                    status
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), WaitStatus::Acquired);
+        }
+        assert_eq!(g.total(), 2);
     });
 }
 

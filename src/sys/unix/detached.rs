@@ -6,8 +6,10 @@
 //! process ends. Its token is the process's: acquisitions made with it are owned by no
 //! running thread, may be released from any thread, and are abandoned when the process
 //! dies or execs (the owner thread dies with it, and the kernel reports its lifeline as for
-//! any thread). Exclusion between tasks of one process is the caller's job (the
-//! platform-neutral layer queues them, one at a time per object), since they share the token.
+//! any thread). Tasks of one process share the token, so it never recurses
+//! (`Reentry::Exclusive`): a task finding the lock word owned by it waits like anyone
+//! else, and the lock word alone keeps tasks apart (the platform-neutral layer's gate only
+//! orders the ones that wait).
 //!
 //! The lock protocol is `crate::protocol`'s, with this token as `me`: a process-owned acquisition
 //! is never biased, and blocking waits run on a helper thread with a cancel word.
@@ -16,7 +18,7 @@ use super::futex;
 use super::object::Object;
 use super::registry::Registry;
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::acquire::{self, Attempt, Undo};
+use crate::protocol::acquire::{self, Attempt, Reentry, Undo};
 use crate::protocol::{release as protocol_release, sleep};
 use crate::wait_status::WaitStatus;
 use std::sync::Mutex;
@@ -88,7 +90,7 @@ pub(super) fn try_acquire(obj: &Object) -> Result<Option<(WaitStatus, Claim)>> {
         };
         return Ok(Some((WaitStatus::Acquired, claim)));
     }
-    match acquire::attempt(obj, me, false)? {
+    match acquire::attempt(obj, me, Reentry::Exclusive, false)? {
         Attempt::Got(status, undo) => Ok(Some((status, Claim { me, undo }))),
         Attempt::Busy { .. } => Ok(None),
     }
@@ -102,7 +104,7 @@ pub(super) fn acquire(
     cancel: &AtomicU32,
 ) -> Result<Option<(WaitStatus, Claim)>> {
     let me = obj.process_token()?;
-    match sleep::wait_for(obj, me, timeout, Some(cancel))? {
+    match sleep::wait_for(obj, me, Reentry::Exclusive, timeout, Some(cancel))? {
         (status, Some(undo)) if status.is_acquired() => Ok(Some((status, Claim { me, undo }))),
         _ => Ok(None),
     }

@@ -270,6 +270,13 @@ impl Backend for RawMutex {
         Some(self.obj.identity())
     }
 
+    /// The process owner never recurses (`detached.rs`): the lock word alone keeps tasks
+    /// apart.
+    #[inline(always)]
+    fn detached_is_exclusive(&self) -> bool {
+        true
+    }
+
     /// Acquires for the process (not the calling thread) if that needs no waiting.
     #[inline]
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Claim)>> {
