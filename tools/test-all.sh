@@ -75,6 +75,8 @@ if [ "$(uname -m)" = x86_64 ]; then
     cargo build -q -p namedmutex-cli
     cargo build -q -p namedmutex-cli --target "$musl"
     cli/tests/cross-libc.sh target/debug/namedmutex "target/$musl/debug/namedmutex"
+    echo "==> cli/tests/install.sh (cli/install.sh into a temporary prefix)"
+    cli/tests/install.sh
 fi
 echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
