@@ -10,7 +10,8 @@ name="demo-$$"
 
 echo "\$ namedmutex hold $name &        # a process takes the lock and keeps it"
 coproc HOLDER { exec "$nm" hold "$name"; }
-read -r line <&"${HOLDER[0]}"          # "held NAME": it has the lock now
+read -r -t 20 line <&"${HOLDER[0]}" \
+    || { echo "demo: the holder did not take the lock within 20 s" >&2; exit 1; }  # "held NAME"
 echo "$line (pid $HOLDER_PID)"
 
 echo

@@ -63,7 +63,6 @@ echo "==> portable backend on Linux: behaviour, reliability (with fault injectio
 cargo test --features portable-backend,fault-injection --test behaviour --test reliability --test portable
 cargo test -p namedmutex-cli --features portable-backend
 
-# The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
 if [ "$(uname -m)" = x86_64 ]; then
     # The static musl build (README: the fast-starting command): the same behavioural and
     # Linux-backend tests, the CLI's tests, and glibc and musl processes sharing mutexes.
@@ -78,6 +77,8 @@ if [ "$(uname -m)" = x86_64 ]; then
     echo "==> cli/tests/install.sh (cli/install.sh into a temporary prefix)"
     cli/tests/install.sh
 fi
+
+# The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
 echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
 

@@ -39,13 +39,13 @@ pub(crate) enum Entry {
 }
 
 impl Gate {
-    /// Enters if the gate is free (nobody holds it or waits for it).
     /// Whether no task is in the gate or queued at it (a plain load: a hint).
     #[inline]
     pub(crate) fn is_free(&self) -> bool {
         self.state.load(Ordering::Relaxed) == FREE
     }
 
+    /// Enters if the gate is free (nobody holds it or waits for it).
     #[inline]
     pub(crate) fn try_enter(&self) -> bool {
         self.state
