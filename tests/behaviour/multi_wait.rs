@@ -254,8 +254,23 @@ fn all_never_holds_subset() -> TestResult {
     let (wa, wb) = (a.clone(), b.clone());
     let pending = waiter.start(move || namedmutex::wait_all(&[&wa, &wb], long_wait()));
     pending.wait_blocked()?;
-    // While it is blocked, a is free: another thread takes and returns it.
-    free_for_another_thread(&a, "a free while the wait_all blocks")?;
+    // While it is blocked, a is free: another thread takes and returns it, again and again
+    // for longer than a PostgreSQL wait's pause between tries (there each release of a also
+    // wakes the waiter, so its tries meet these takes).
+    let again = a.clone();
+    on_new_thread(move || {
+        let until = Instant::now() + Duration::from_millis(300);
+        for n in 0.. {
+            take_and_release(
+                &again,
+                &format!("a free while the wait_all blocks (take {n})"),
+            )?;
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        Ok::<(), String>(())
+    })??;
     let hb = b.clone();
     holder.run(move || hb.release())?.ctx("holder release")?;
     expect_wait(
