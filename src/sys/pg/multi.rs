@@ -2,10 +2,10 @@
 //! wait-all takes all of them in one statement or none (schema.sql `try_acquire_all`).
 //! Between tries the wait listens for the releases of its mutexes (`LISTEN`; a release
 //! notifies only when a multi-object wait watches it); an owner that dies sends nothing, so
-//! the wait also tries again every 100 ms. Before it tries again, a wait-all looks whether
-//! another session holds a member, as the local backends look before they take. What is
-//! weaker than local: no queue order, a dead owner seen up to 100 ms late, and a wait-all
-//! that is all-or-none but not atomic against other wait-alls (README, "Across machines").
+//! the wait also tries again every 100 ms. A wait-all's statement looks in `pg_locks` before
+//! it takes anything, as the local backends look before they take. What is weaker than
+//! local: no queue order, a dead owner seen up to 100 ms late, and a wait-all that is
+//! all-or-none but not atomic against other wait-alls (README, "Across machines").
 
 use super::PgMutex;
 use super::session::{Session, with_thread_session};
@@ -73,7 +73,7 @@ pub(super) fn wait(handles: &[&PgMutex], all: bool, timeout: Option<Duration>) -
             return Ok(WaitAny::TimedOut);
         }
         s.watch(&ids, true)?;
-        let outcome = watched(s, handles, &ids, all, deadline);
+        let outcome = watched(s, handles, all, deadline);
         let unwatched = s.watch(&ids, false);
         let outcome = outcome?;
         unwatched?;
@@ -94,19 +94,13 @@ fn attempt(s: &mut Session, handles: &[&PgMutex], all: bool) -> Result<Option<Wa
 fn watched(
     s: &mut Session,
     handles: &[&PgMutex],
-    ids: &[i32],
     all: bool,
     deadline: Option<Instant>,
 ) -> Result<WaitAny> {
     loop {
-        // Watching began after the last try: a release since then has notified us. A
-        // wait-all looks before it takes, so that it never holds part of its set while a
-        // member is plainly busy (`Session::any_held_elsewhere`).
-        let worth_a_try = !all || !s.any_held_elsewhere(ids)?;
-        if worth_a_try {
-            if let Some(outcome) = attempt(s, handles, all)? {
-                return Ok(outcome);
-            }
+        // Watching began after the last try: a release since then has notified us.
+        if let Some(outcome) = attempt(s, handles, all)? {
+            return Ok(outcome);
         }
         let now = Instant::now();
         let left = match deadline {

@@ -209,7 +209,9 @@ CREATE FUNCTION namedmutex.granted(p_id int) RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT namedmutex.session_holds(1852665601, p_id, 'ExclusiveLock') $$;
 
 -- Takes every mutex of p_ids if all are free, else none: one row per id, in order, or no
--- rows.
+-- rows. It looks before it takes, as the local backends do: taking the free ones one by one
+-- and giving them back at the first busy one would, for that moment, keep another session
+-- from a mutex that was free.
 CREATE FUNCTION namedmutex.try_acquire_all(p_ids int[], p_me uuid, p_host text, p_pid int,
                                            p_tid int)
 RETURNS TABLE (abandoned boolean, note text, token bigint)
@@ -218,6 +220,12 @@ DECLARE
     i int;
     taken int := 0;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+               WHERE locktype = 'advisory' AND classid = 1852665601::oid
+                 AND objid = ANY (p_ids::oid[]) AND objsubid = 2 AND granted
+                 AND pid <> pg_catalog.pg_backend_pid()) THEN
+        RETURN;
+    END IF;
     FOR i IN 1 .. pg_catalog.array_length(p_ids, 1) LOOP
         PERFORM namedmutex.usable(p_ids[i]);
         IF NOT pg_catalog.pg_try_advisory_lock(1852665601, p_ids[i]) THEN

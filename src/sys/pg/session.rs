@@ -255,22 +255,6 @@ impl Session {
         Ok(Claimed::from_row(&row, 0))
     }
 
-    /// Whether a session other than this one holds the lock of any of `ids` now
-    /// (`pg_locks`; `try_acquire`'s keys). A blocked wait-all looks before it tries again,
-    /// as the local backends do: a try takes the free members one by one and gives them
-    /// back at the first busy one, and for that moment another session could not take a
-    /// member that was free.
-    pub fn any_held_elsewhere(&mut self, ids: &[i32]) -> Result<bool> {
-        const HELD_ELSEWHERE: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
-            WHERE locktype = 'advisory' AND classid::int = 1852665601 AND objsubid = 2 \
-            AND granted AND pid <> pg_catalog.pg_backend_pid() AND objid::int = ANY($1))";
-        Ok(self
-            .client
-            .query_one(HELD_ELSEWHERE, &[&ids])
-            .map_err(|e| sql_error(&self.server.key, "looking for the holders of mutexes", e))?
-            .get(0))
-    }
-
     /// Takes every mutex of `ids` if all are free (none otherwise): the index of the first
     /// abandoned one, if any.
     pub fn try_acquire_all(&mut self, ids: &[i32]) -> Result<Option<Option<usize>>> {
