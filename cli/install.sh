@@ -3,9 +3,11 @@
 # bin/namedmutex, the manual pages share/man/man1/namedmutex{,-run,-hold,-wait,-list,-info}.1,
 # and completions for bash, zsh and fish under share/.
 #   cli/install.sh [PREFIX]
-# On x86-64 and aarch64 Linux it builds the static musl binary (cli/README.md: it starts
-# faster than the dynamically linked glibc one), adding the rustup target when missing;
-# NAMEDMUTEX_INSTALL_GLIBC=1, other systems, or a machine without rustup build the default.
+# On x86-64 and aarch64 Linux with musl-gcc (Debian: musl-tools, which ring, the TLS code,
+# needs) it builds the static musl binary (cli/README.md: it starts faster than the
+# dynamically linked glibc one), adding the rustup target when missing;
+# NAMEDMUTEX_INSTALL_GLIBC=1, other systems, or a machine without rustup or musl-gcc build
+# the default.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prefix=${1:-/usr/local}
@@ -15,7 +17,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
 
 musl=
 if [ "$(uname -s)" = Linux ] && [ "${NAMEDMUTEX_INSTALL_GLIBC:-0}" != 1 ] \
-    && command -v rustup >/dev/null; then
+    && command -v rustup >/dev/null && command -v musl-gcc >/dev/null; then
     case "$(uname -m)" in
         x86_64 | aarch64) musl="$(uname -m)-unknown-linux-musl" ;;
     esac

@@ -5,6 +5,10 @@
 # loopback and the partition test's private 10.213.0.0/24 only); `stop DIR`
 # stops it and removes DIR. Nothing is written outside DIR.
 #
+# The server also speaks TLS, with a certificate for the name `localhost` (not for
+# 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
+# TLS only. The TLS tests use both.
+#
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
 set -euo pipefail
 cmd=${1:?usage: pg-server.sh start|stop DIR}
@@ -35,8 +39,25 @@ start)
     # The partition test's client connects from a network namespace over a veth pair.
     echo "host all all 10.213.0.0/24 trust" >>"$dir/data/pg_hba.conf"
     echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
+    # TLS: a CA, and a certificate it signs for localhost only (hence a name check fails
+    # at 127.0.0.1). The role tls_only is refused without TLS (first matching line wins).
+    command -v openssl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 7 \
+        -subj "/CN=namedmutex test CA" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" \
+        -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -out "$dir/server.crt" -days 7 -extfile "$dir/server.ext" 2>/dev/null
+    chown postgres "$dir/server.key" "$dir/server.crt"
+    chmod 600 "$dir/server.key"
+    printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$dir/server.crt" "$dir/server.key" \
+        >>"$dir/data/postgresql.conf"
+    sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust' "$dir/data/pg_hba.conf"
     su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=$fsync -c max_connections=300\" start" >&2 \
         || { cat "$dir/log" >&2; exit 1; }
+    su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER'" >&2
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
 stop)

@@ -17,9 +17,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # refused), python3 (a process that holds a file lock and stops itself) and jq (the CLI
 # README's examples, which cli/tests/readme.rs runs) and pgbouncer (a transaction pooler,
 # which the PostgreSQL backend must refuse) and ip (iproute2: the partition test's veth
-# pair). tools/pg-server.sh installs PostgreSQL (and with it psql, which cli/tests/server.sh uses).
+# pair) and musl-gcc (the static musl command builds ring, for TLS to PostgreSQL, with it).
+# tools/pg-server.sh installs PostgreSQL (and with it psql, which cli/tests/server.sh uses).
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer ip:iproute2; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer ip:iproute2 musl-gcc:musl-tools; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -83,17 +84,21 @@ echo "==> capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
 
 # The PostgreSQL backend against a real server started here (stopped on exit): its unit
-# tests, the behavioural suite against it, and its own scenarios (kills, a terminated
-# backend, a server restart, a network partition, bad input), one at a time because the
-# restart and the partition disturb every session.
+# tests, the behavioural suite against it (in clear), and its own scenarios (kills, a
+# terminated backend, a server restart, a network partition, bad input, TLS) built with TLS,
+# one at a time because the restart and the partition disturb every session; then the TLS
+# scenarios of a build without TLS (which must refuse what needs it).
 pg_dir=$(mktemp -d)
 trap 'tools/pg-server.sh stop "$pg_dir"' EXIT
 pg_url=$(tools/pg-server.sh start "$pg_dir")
 echo "==> PostgreSQL backend, on $pg_url"
 cargo test --features postgres --lib sys::pg
+cargo test --features postgres-tls --lib sys::pg
 NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
 NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
-    cargo test --features postgres --test postgres -- --test-threads 1
+    cargo test --features postgres-tls --test postgres -- --test-threads 1
+NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
+    cargo test --features postgres --test postgres -- tls::
 cargo build -q -p namedmutex-cli
 cli/tests/server.sh "$pg_url" target/debug/namedmutex
 

@@ -1,7 +1,8 @@
 //! Tests of the PostgreSQL backend that the behavioural suite cannot express: real client
 //! processes SIGKILLed while holding, waiting and releasing; a backend terminated; a server
-//! restarted; a client's network cut; fencing tokens; and bad input (a wrong URL, a server
-//! that is down, a role without grants, a schema of a future version, a transaction pooler).
+//! restarted; a client's network cut; fencing tokens; bad input (a wrong URL, a server that
+//! is down, a role without grants, a schema of a future version, a transaction pooler); and
+//! TLS (`tls.rs`).
 //!
 //! Needs a server: `NAMEDMUTEX_TEST_PG_URL` (a superuser's URL) and, for the restart test,
 //! `NAMEDMUTEX_TEST_PG_DIR` (the directory `tools/pg-server.sh start` made). tools/test-all.sh
@@ -11,6 +12,7 @@
 mod child;
 mod scenarios;
 mod support;
+mod tls;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -33,6 +35,7 @@ fn main() {
     }
     let trials: Vec<Trial> = scenarios::all()
         .into_iter()
+        .chain(tls::all())
         .map(|(name, f)| Trial::test(name, move || support::bounded(name, f).map_err(Into::into)))
         .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit();

@@ -297,11 +297,11 @@ fn fencing_tokens() -> TestResult {
 }
 
 fn unparsable_url() -> TestResult {
-    let e = MutexOptions::new()
-        .server("postgresql://u:secret@host:notaport/db")
-        .create("x")
-        .err()
-        .ok_or("created with a bad URL")?;
+    let e = refused(
+        "postgresql://u:secret@host:notaport/db",
+        "x",
+        "created with a bad URL",
+    )?;
     ensure(e.kind() == ErrorKind::InvalidParameter, format!("{e}"))?;
     ensure(
         !e.to_string().contains("secret"),
@@ -310,11 +310,11 @@ fn unparsable_url() -> TestResult {
 }
 
 fn server_down() -> TestResult {
-    let e = MutexOptions::new()
-        .server("postgresql://postgres@127.0.0.1:1/postgres")
-        .create("x")
-        .err()
-        .ok_or("created on a server that is down")?;
+    let e = refused(
+        "postgresql://postgres@127.0.0.1:1/postgres",
+        "x",
+        "created on a server that is down",
+    )?;
     ensure(
         e.kind() == ErrorKind::Io && e.to_string().contains("cannot connect to PostgreSQL at"),
         format!("{e}"),
@@ -328,11 +328,11 @@ fn role_without_grants() -> TestResult {
     drop(opts().create(&unique("schema")).ctx("install")?);
     ensure_role(&mut admin, "nm_stranger", false)?;
     let stranger = url().replacen("postgres@", "nm_stranger@", 1);
-    let e = MutexOptions::new()
-        .server(&stranger)
-        .create(&unique("stranger"))
-        .err()
-        .ok_or("a role without grants created a mutex")?;
+    let e = refused(
+        &stranger,
+        &unique("stranger"),
+        "a role without grants created a mutex",
+    )?;
     ensure(
         e.kind() == ErrorKind::AccessDenied
             && e.to_string()
@@ -465,11 +465,7 @@ fn future_schema() -> TestResult {
     drop(c);
     // A new URL spelling: this process has not checked it yet.
     let fresh = format!("{db_url}?application_name=future");
-    let e = MutexOptions::new()
-        .server(&fresh)
-        .create("x")
-        .err()
-        .ok_or("created on a future schema")?;
+    let e = refused(&fresh, "x", "created on a future schema")?;
     ensure(
         e.kind() == ErrorKind::Incompatible && e.to_string().contains("version 99"),
         format!("{e}"),

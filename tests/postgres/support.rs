@@ -49,6 +49,15 @@ pub fn opts() -> namedmutex::MutexOptions {
     namedmutex::MutexOptions::new().server(&url())
 }
 
+/// The error of creating `name` on the server `url`, which must fail (`what`: why it must).
+pub fn refused(url: &str, name: &str, what: &str) -> Result<namedmutex::Error, String> {
+    namedmutex::MutexOptions::new()
+        .server(url)
+        .create(name)
+        .err()
+        .ok_or_else(|| what.to_string())
+}
+
 /// A name no other test or run uses.
 pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,6 +10,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `server` | the URL, and the per-session detection settings |
+//! | `tls` | TLS from the URL's `sslmode` and `sslrootcert`, as libpq reads them |
 //! | `schema`, `schema.sql` | the server's functions and table, versioned |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
 //! | `handles` | a process's handle session: create, open, duplicate, close |
@@ -27,6 +28,7 @@ mod schema;
 mod server;
 mod session;
 mod sql_error;
+mod tls;
 
 pub(crate) use server::Server;
 
@@ -76,7 +78,7 @@ pub(crate) struct PgCancel {
 /// that sent a cancel request with it.
 #[derive(Default)]
 struct CancelState {
-    token: Option<postgres::CancelToken>,
+    token: Option<(postgres::CancelToken, tls::Connector)>,
     sender: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -97,10 +99,10 @@ impl CancelSignal for PgCancel {
     fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         let mut state = self.state();
-        if let Some(token) = state.token.take() {
+        if let Some((token, tls)) = state.token.take() {
             // Cancelling connects to the server: never on the caller's (an executor's) thread.
             state.sender = Some(std::thread::spawn(move || {
-                let _ = token.cancel_query(postgres::NoTls);
+                let _ = token.cancel_query(tls);
             }));
         }
     }
@@ -424,7 +426,7 @@ impl PgMutex {
     ) -> Result<Option<(WaitStatus, PgClaim)>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut session = session::detached_session(&self.server)?;
-        cancel.state().token = Some(session.cancel_token());
+        cancel.state().token = Some((session.cancel_token(), tls::copy_of(&session.server.tls)));
         let fired = || cancel.fired.load(Ordering::SeqCst);
         let outcome = session.acquire(self.id, deadline, Some(CANCEL_SLICE), &fired);
         let sender = {

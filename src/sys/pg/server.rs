@@ -8,6 +8,7 @@
 //! client within `client_connection_check_interval` (1 s).
 
 use super::sql_error::connect_error;
+use super::tls;
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub(crate) struct Server {
     /// What the caller gave, without a password: the key of this process's sessions.
     pub key: Arc<str>,
     config: Arc<postgres::Config>,
+    /// How connections (and cancel requests) speak TLS, from the URL's `sslmode`.
+    pub tls: tls::Connector,
 }
 
 impl std::fmt::Debug for Server {
@@ -44,7 +47,13 @@ impl Server {
     /// Parses `url` (`postgresql://user@host:port/db` or `host=... user=...`) and applies
     /// the detection settings, unless the URL sets them itself.
     pub fn parse(url: &str) -> Result<Server> {
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        let (for_crate, tls_settings) = tls::Settings::take_from(url).map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!("the PostgreSQL URL {:?}: {e}", redact(url)),
+            )
+        })?;
+        let mut config: postgres::Config = for_crate.parse().map_err(|e| {
             Error::new(
                 ErrorKind::InvalidParameter,
                 format!(
@@ -89,8 +98,10 @@ impl Server {
             config.get_options().unwrap_or("")
         );
         config.options(options.trim_end());
+        let key: Arc<str> = redact(url).into();
         Ok(Server {
-            key: redact(url).into(),
+            tls: tls::connector(&tls_settings, &key)?,
+            key,
             config: Arc::new(config),
         })
     }
@@ -99,7 +110,7 @@ impl Server {
     pub fn connect(&self) -> Result<postgres::Client> {
         let mut client = self
             .config
-            .connect(postgres::NoTls)
+            .connect(tls::copy_of(&self.tls))
             .map_err(|e| connect_error(&self.key, e))?;
         // The settings travel in the startup packet's `options`: a pooler that drops them
         // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give

@@ -1,0 +1,249 @@
+//! TLS to the server (`sslmode`, `sslrootcert`), against the test server of
+//! tools/pg-server.sh: its certificate names `localhost` only, signed by `DIR/ca.crt`, and
+//! its role `tls_only` is refused without TLS.
+
+use crate::support::*;
+use namedmutex::{ErrorKind, MutexOptions, WaitStatus};
+use std::time::Duration;
+
+/// A scenario: its name and its function.
+type Scenario = (&'static str, fn() -> TestResult);
+
+pub fn all() -> Vec<Scenario> {
+    if cfg!(not(feature = "postgres-tls")) {
+        return vec![("tls::modes_that_need_tls_name_the_feature", needs_feature)];
+    }
+    vec![
+        (
+            "tls::verify_full_encrypts_every_session",
+            verify_full_encrypts,
+        ),
+        (
+            "tls::verify_full_refuses_a_name_the_certificate_lacks",
+            verify_full_wrong_name,
+        ),
+        ("tls::verify_ca_accepts_the_address", verify_ca_address),
+        ("tls::roots_of_another_ca_are_refused", foreign_roots),
+        (
+            "tls::require_without_roots_encrypts_unchecked",
+            require_without_roots,
+        ),
+        (
+            "tls::a_server_that_insists_refuses_disable",
+            disable_refused,
+        ),
+        ("tls::a_missing_root_file_is_named", missing_root_file),
+        (
+            "tls::a_cancelled_async_wait_cancels_over_tls",
+            async_cancel_over_tls,
+        ),
+    ]
+}
+
+/// The directory tools/pg-server.sh made (its CA is there).
+fn dir() -> Result<String, String> {
+    std::env::var("NAMEDMUTEX_TEST_PG_DIR")
+        .map_err(|_| "NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".to_string())
+}
+
+/// The test server's URL for role `tls_only` at `host`, with `params`.
+fn tls_url(host: &str, params: &str) -> Result<String, String> {
+    let base = url();
+    let port = base
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .ok_or_else(|| format!("no port in {base}"))?
+        .to_string();
+    Ok(format!(
+        "postgresql://tls_only@{host}:{port}/postgres?{params}"
+    ))
+}
+
+fn ca() -> Result<String, String> {
+    Ok(format!("{}/ca.crt", dir()?))
+}
+
+/// Whether every namedmutex session of role `tls_only` is encrypted, and how many there are.
+fn tls_sessions() -> Result<(bool, i64), String> {
+    let row = admin()
+        .query_one(
+            "SELECT coalesce(bool_and(s.ssl), false), count(*) FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.usename = 'tls_only' AND a.application_name = 'namedmutex'",
+            &[],
+        )
+        .ctx("pg_stat_ssl")?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Takes and gives back `name` on `url`, holding it across a second thread's failed try.
+fn use_mutex(url: &str, name: &str) -> TestResult {
+    let (m, _) = MutexOptions::new().server(url).create(name).ctx("create")?;
+    let m = std::sync::Arc::new(m);
+    let g = m.lock().ctx("lock")?;
+    ensure(g.fencing_token().is_some(), "no fencing token")?;
+    let other = m.clone();
+    let polled = std::thread::spawn(move || other.wait(Some(Duration::ZERO)))
+        .join()
+        .map_err(|_| "the polling thread panicked".to_string())?
+        .ctx("poll from another thread")?;
+    ensure(
+        polled == WaitStatus::TimedOut,
+        format!("another thread's try while held: {polled:?}"),
+    )?;
+    let (encrypted, sessions) = tls_sessions()?;
+    ensure(
+        encrypted && sessions >= 2,
+        format!("{sessions} sessions of tls_only, all encrypted: {encrypted}"),
+    )?;
+    g.release().ctx("release")
+}
+
+fn verify_full_encrypts() -> TestResult {
+    let url = tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
+    )?;
+    use_mutex(&url, &unique("verify-full"))
+}
+
+fn verify_full_wrong_name() -> TestResult {
+    let url = tls_url(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
+    )?;
+    expect_refusal(
+        &url,
+        "verify-full connected to a server whose certificate lacks the name",
+        ErrorKind::Io,
+        "not valid for name",
+    )
+}
+
+/// Creating a mutex at `url` fails (`why`: why it must) with `kind`, saying `needle`.
+fn expect_refusal(url: &str, why: &str, kind: ErrorKind, needle: &str) -> TestResult {
+    let e = refused(url, &unique("refused"), why)?;
+    ensure(
+        e.kind() == kind && e.to_string().contains(needle),
+        format!(
+            "expected {kind:?} saying {needle:?}, got {:?}: {e}",
+            e.kind()
+        ),
+    )
+}
+
+fn verify_ca_address() -> TestResult {
+    let url = tls_url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={}", ca()?),
+    )?;
+    use_mutex(&url, &unique("verify-ca"))
+}
+
+/// The server's own certificate as the only root: no CA of its chain, so refused.
+fn foreign_roots() -> TestResult {
+    let url = tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}/server.crt", dir()?),
+    )?;
+    expect_refusal(
+        &url,
+        "connected with roots that do not include the server's CA",
+        ErrorKind::Io,
+        "UnknownIssuer",
+    )
+}
+
+fn require_without_roots() -> TestResult {
+    use_mutex(
+        &tls_url("127.0.0.1", "sslmode=require")?,
+        &unique("require"),
+    )
+}
+
+fn disable_refused() -> TestResult {
+    expect_refusal(
+        &tls_url("127.0.0.1", "sslmode=disable")?,
+        "connected without TLS as a role the server insists on TLS for",
+        ErrorKind::Io,
+        "no encryption",
+    )
+}
+
+fn missing_root_file() -> TestResult {
+    expect_refusal(
+        &tls_url(
+            "localhost",
+            "sslmode=verify-full&sslrootcert=/nonexistent/root.pem",
+        )?,
+        "connected with a root file that does not exist",
+        ErrorKind::InvalidParameter,
+        "/nonexistent/root.pem",
+    )
+}
+
+/// How many statements the server has cancelled at a client's request (its log says so).
+fn cancels_logged() -> Result<usize, String> {
+    let log = std::fs::read_to_string(format!("{}/log", dir()?)).ctx("the server's log")?;
+    Ok(log
+        .matches("canceling statement due to user request")
+        .count())
+}
+
+/// A dropped `lock_async` future sends its cancel request with the session's TLS settings
+/// (with `sslmode=require` the `postgres` crate sends none without TLS), the server cancels
+/// the wait, and the mutex still works for everyone.
+fn async_cancel_over_tls() -> TestResult {
+    let url = tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
+    )?;
+    let (m, _) = MutexOptions::new()
+        .server(&url)
+        .create(&unique("cancel"))
+        .ctx("create")?;
+    let m = std::sync::Arc::new(m);
+    let g = m.lock().ctx("lock")?;
+    let waiter = m.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ctx("runtime")?;
+    let cancels = cancels_logged()?;
+    let timed_out = rt.block_on(async move {
+        tokio::time::timeout(Duration::from_millis(300), waiter.lock_async())
+            .await
+            .is_err()
+    });
+    ensure(timed_out, "the async wait ended while the mutex was held")?;
+    wait_until("the server cancels the dropped wait's statement", || {
+        cancels_logged().is_ok_and(|n| n > cancels)
+    })?;
+    drop(rt);
+    g.release().ctx("release")?;
+    let again = m.clone();
+    let s = std::thread::spawn(move || {
+        let s = again.wait(Some(watchdog()));
+        if let Ok(WaitStatus::Acquired) = s {
+            again.release()?;
+        }
+        s
+    })
+    .join()
+    .map_err(|_| "the second waiter panicked".to_string())?
+    .ctx("wait after the cancel")?;
+    ensure(
+        s == WaitStatus::Acquired,
+        format!("after the cancel: {s:?}"),
+    )
+}
+
+/// Without the `postgres-tls` feature, a mode that needs TLS is refused, naming it.
+fn needs_feature() -> TestResult {
+    expect_refusal(
+        &tls_url("127.0.0.1", "sslmode=require")?,
+        "sslmode=require connected in a build without TLS",
+        ErrorKind::Unsupported,
+        "postgres-tls",
+    )
+}
