@@ -7,7 +7,8 @@
 #
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
-# TLS only. The TLS tests use both.
+# TLS only, and the role `cert_only` only with a client certificate (DIR/client.crt and
+# DIR/client.key, for that role, signed by the same CA). The TLS tests use them.
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
 set -euo pipefail
@@ -50,14 +51,21 @@ start)
     printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
     openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -CAcreateserial -out "$dir/server.crt" -days 7 -extfile "$dir/server.ext" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$dir/client.key" -out "$dir/client.csr" \
+        -subj "/CN=cert_only" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >"$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -out "$dir/client.crt" -days 7 -extfile "$dir/client.ext" 2>/dev/null
+    chmod 600 "$dir/client.key"
     chown postgres "$dir/server.key" "$dir/server.crt"
     chmod 600 "$dir/server.key"
-    printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$dir/server.crt" "$dir/server.key" \
-        >>"$dir/data/postgresql.conf"
-    sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust' "$dir/data/pg_hba.conf"
+    printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n" \
+        "$dir/server.crt" "$dir/server.key" "$dir/ca.crt" >>"$dir/data/postgresql.conf"
+    sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust\nhostnossl all cert_only all reject\nhostssl all cert_only all cert' \
+        "$dir/data/pg_hba.conf"
     su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=$fsync -c max_connections=300\" start" >&2 \
         || { cat "$dir/log" >&2; exit 1; }
-    su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER'" >&2
+    su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE cert_only LOGIN SUPERUSER'" >&2
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
 stop)

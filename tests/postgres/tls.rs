@@ -1,6 +1,7 @@
-//! TLS to the server (`sslmode`, `sslrootcert`), against the test server of
-//! tools/pg-server.sh: its certificate names `localhost` only, signed by `DIR/ca.crt`, and
-//! its role `tls_only` is refused without TLS.
+//! TLS to the server (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), against the test
+//! server of tools/pg-server.sh: its certificate names `localhost` only, signed by
+//! `DIR/ca.crt`; its role `tls_only` is refused without TLS, and `cert_only` without the
+//! client certificate `DIR/client.crt`.
 
 use crate::support::*;
 use namedmutex::{ErrorKind, MutexOptions, WaitStatus};
@@ -37,6 +38,16 @@ pub fn all() -> Vec<Scenario> {
             "tls::a_cancelled_async_wait_cancels_over_tls",
             async_cancel_over_tls,
         ),
+        (
+            "tls::a_client_certificate_logs_in_its_role",
+            client_certificate,
+        ),
+        (
+            "tls::a_role_that_needs_a_certificate_is_refused_without",
+            no_client_certificate,
+        ),
+        #[cfg(unix)]
+        ("tls::a_key_others_may_read_is_refused", key_too_open),
     ]
 }
 
@@ -48,6 +59,11 @@ fn dir() -> Result<String, String> {
 
 /// The test server's URL for role `tls_only` at `host`, with `params`.
 fn tls_url(host: &str, params: &str) -> Result<String, String> {
+    role_url("tls_only", host, params)
+}
+
+/// The test server's URL for `role` at `host`, with `params`.
+fn role_url(role: &str, host: &str, params: &str) -> Result<String, String> {
     let base = url();
     let port = base
         .rsplit_once(':')
@@ -55,7 +71,7 @@ fn tls_url(host: &str, params: &str) -> Result<String, String> {
         .ok_or_else(|| format!("no port in {base}"))?
         .to_string();
     Ok(format!(
-        "postgresql://tls_only@{host}:{port}/postgres?{params}"
+        "postgresql://{role}@{host}:{port}/postgres?{params}"
     ))
 }
 
@@ -63,21 +79,22 @@ fn ca() -> Result<String, String> {
     Ok(format!("{}/ca.crt", dir()?))
 }
 
-/// Whether every namedmutex session of role `tls_only` is encrypted, and how many there are.
-fn tls_sessions() -> Result<(bool, i64), String> {
+/// Whether every namedmutex session of `role` is encrypted, and how many there are.
+fn tls_sessions(role: &str) -> Result<(bool, i64), String> {
     let row = admin()
         .query_one(
             "SELECT coalesce(bool_and(s.ssl), false), count(*) FROM pg_stat_activity a \
              JOIN pg_stat_ssl s USING (pid) \
-             WHERE a.usename = 'tls_only' AND a.application_name = 'namedmutex'",
-            &[],
+             WHERE a.usename = $1 AND a.application_name = 'namedmutex'",
+            &[&role],
         )
         .ctx("pg_stat_ssl")?;
     Ok((row.get(0), row.get(1)))
 }
 
-/// Takes and gives back `name` on `url`, holding it across a second thread's failed try.
-fn use_mutex(url: &str, name: &str) -> TestResult {
+/// Takes and gives back `name` on `url`, holding it across a second thread's failed try;
+/// meanwhile every session of `role` is encrypted.
+fn use_mutex(url: &str, name: &str, role: &str) -> TestResult {
     let (m, _) = MutexOptions::new().server(url).create(name).ctx("create")?;
     let m = std::sync::Arc::new(m);
     let g = m.lock().ctx("lock")?;
@@ -91,10 +108,10 @@ fn use_mutex(url: &str, name: &str) -> TestResult {
         polled == WaitStatus::TimedOut,
         format!("another thread's try while held: {polled:?}"),
     )?;
-    let (encrypted, sessions) = tls_sessions()?;
+    let (encrypted, sessions) = tls_sessions(role)?;
     ensure(
         encrypted && sessions >= 2,
-        format!("{sessions} sessions of tls_only, all encrypted: {encrypted}"),
+        format!("{sessions} sessions of {role}, all encrypted: {encrypted}"),
     )?;
     g.release().ctx("release")
 }
@@ -104,7 +121,7 @@ fn verify_full_encrypts() -> TestResult {
         "localhost",
         &format!("sslmode=verify-full&sslrootcert={}", ca()?),
     )?;
-    use_mutex(&url, &unique("verify-full"))
+    use_mutex(&url, &unique("verify-full"), "tls_only")
 }
 
 fn verify_full_wrong_name() -> TestResult {
@@ -137,7 +154,7 @@ fn verify_ca_address() -> TestResult {
         "127.0.0.1",
         &format!("sslmode=verify-ca&sslrootcert={}", ca()?),
     )?;
-    use_mutex(&url, &unique("verify-ca"))
+    use_mutex(&url, &unique("verify-ca"), "tls_only")
 }
 
 /// The server's own certificate as the only root: no CA of its chain, so refused.
@@ -158,6 +175,7 @@ fn require_without_roots() -> TestResult {
     use_mutex(
         &tls_url("127.0.0.1", "sslmode=require")?,
         &unique("require"),
+        "tls_only",
     )
 }
 
@@ -246,4 +264,56 @@ fn needs_feature() -> TestResult {
         ErrorKind::Unsupported,
         "postgres-tls",
     )
+}
+
+/// `cert_only` logs in with its certificate (`cert` authentication checks its name).
+fn client_certificate() -> TestResult {
+    let d = dir()?;
+    let url = role_url(
+        "cert_only",
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={d}/ca.crt&sslcert={d}/client.crt&sslkey={d}/client.key"
+        ),
+    )?;
+    use_mutex(&url, &unique("client-cert"), "cert_only")
+}
+
+fn no_client_certificate() -> TestResult {
+    let url = role_url(
+        "cert_only",
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
+    )?;
+    expect_refusal(
+        &url,
+        "cert_only logged in without a client certificate",
+        ErrorKind::Io,
+        "requires a valid client certificate",
+    )
+}
+
+/// A copy of the client key that others may read: refused before connecting, naming it.
+#[cfg(unix)]
+fn key_too_open() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir()?;
+    let open_key = format!("{d}/client-open-{}.key", std::process::id());
+    std::fs::copy(format!("{d}/client.key"), &open_key).ctx("copy the key")?;
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).ctx("chmod 644")?;
+    let url = role_url(
+        "cert_only",
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={d}/ca.crt&sslcert={d}/client.crt&sslkey={open_key}"
+        ),
+    )?;
+    let result = expect_refusal(
+        &url,
+        "a private key that others may read was used",
+        ErrorKind::InvalidParameter,
+        "may be read by others (mode 644)",
+    );
+    let _ = std::fs::remove_file(&open_key);
+    result
 }

@@ -1,0 +1,328 @@
+//! TLS to the server, configured by the URL as libpq configures it: `sslmode` (`disable`,
+//! `allow`, `prefer` (the default), `require`, `verify-ca`, `verify-full`) and `sslrootcert`
+//! (a PEM file of trusted roots, or `system` for the operating system's). The `postgres`
+//! crate knows only `disable`, `prefer` and `require` and no `sslrootcert`, so both are taken
+//! out of the URL here and the crate is told `require` when TLS is a must.
+//!
+//! What is checked, as in libpq:
+//!
+//! | sslmode | TLS | certificate chain | host name |
+//! |---|---|---|---|
+//! | `disable` | never | | |
+//! | `allow`, `prefer` | when the server offers it | when a root file exists | no |
+//! | `require` | always | when a root file exists | no |
+//! | `verify-ca` | always | always | no |
+//! | `verify-full` | always | always | always |
+//!
+//! The root file is `sslrootcert`, else `~/.postgresql/root.crt` when it exists. `allow` is
+//! treated as `prefer` (the `postgres` crate tries TLS first). A client certificate is
+//! `sslcert` with its key `sslkey` (PEM), else `~/.postgresql/postgresql.crt` and `.key` when
+//! they exist; as libpq does, a key that others may read is refused. Without the
+//! `postgres-tls` feature a mode that needs TLS is refused with an error that names the
+//! feature.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | the settings a URL asks for, and the connector without TLS |
+//! | `url_params.rs` | the two forms of a connection string, and the parameters taken out |
+//! | `with_rustls.rs` | the connector with TLS (feature `postgres-tls`) |
+
+use crate::error::{Error, ErrorKind, Result};
+use std::path::{Path, PathBuf};
+use url_params::{is_url, take_params, with_param};
+
+mod url_params;
+#[cfg(feature = "postgres-tls")]
+mod with_rustls;
+
+/// How much TLS a URL asks for (`sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Where trusted roots come from (`sslrootcert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Roots {
+    /// No file named and none at the default place: the chain is not checked.
+    None,
+    File(PathBuf),
+    /// `sslrootcert=system`: the operating system's trusted roots.
+    System,
+}
+
+/// A client certificate and its private key (PEM files), which the server may ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The TLS settings of a URL, and the URL without the parameters only this module reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Settings {
+    pub mode: Mode,
+    pub roots: Roots,
+    pub client: Option<ClientCert>,
+}
+
+impl Settings {
+    /// Splits `url` into the URL for the `postgres` crate and the TLS settings.
+    pub fn take_from(url: &str) -> Result<(String, Settings)> {
+        let (rest, params) = take_params(url)?;
+        let mode = match params.sslmode.as_deref() {
+            None | Some("prefer") | Some("allow") => Mode::Prefer,
+            Some("disable") => Mode::Disable,
+            Some("require") => Mode::Require,
+            Some("verify-ca") => Mode::VerifyCa,
+            Some("verify-full") => Mode::VerifyFull,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )));
+            }
+        };
+        let roots = match params.sslrootcert.as_deref() {
+            Some("system") => Roots::System,
+            Some(path) if !path.is_empty() => Roots::File(PathBuf::from(path)),
+            _ => match default_file("root.crt") {
+                Some(path) if path.is_file() => Roots::File(path),
+                _ => Roots::None,
+            },
+        };
+        let client = client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?;
+        if roots == Roots::System && mode != Mode::VerifyFull {
+            return Err(invalid(format!(
+                "sslrootcert=system needs sslmode=verify-full (it is {}): the system's roots vouch for host names, so the name must be checked",
+                mode.name()
+            )));
+        }
+        if roots == Roots::None && matches!(mode, Mode::VerifyCa | Mode::VerifyFull) {
+            return Err(invalid(format!(
+                "sslmode={} checks the server's certificate, but no trusted roots were given: name a PEM file with sslrootcert=PATH (or put it at ~/.postgresql/root.crt), or trust the system's roots with sslrootcert=system",
+                mode.name()
+            )));
+        }
+        // What the `postgres` crate understands: TLS required, or tried, or never.
+        let crate_mode = match mode {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require | Mode::VerifyCa | Mode::VerifyFull => "require",
+        };
+        let rest = with_param(&rest, "sslmode", crate_mode, is_url(url));
+        Ok((
+            rest,
+            Settings {
+                mode,
+                roots,
+                client,
+            },
+        ))
+    }
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require => "require",
+            Mode::VerifyCa => "verify-ca",
+            Mode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidParameter, message)
+}
+
+/// A file at libpq's default place (`~/.postgresql/`, `%APPDATA%\postgresql\`).
+fn default_file(name: &str) -> Option<PathBuf> {
+    let (home, dir) = if cfg!(windows) {
+        (std::env::var_os("APPDATA")?, "postgresql")
+    } else {
+        (std::env::var_os("HOME")?, ".postgresql")
+    };
+    Some(PathBuf::from(home).join(dir).join(name))
+}
+
+/// The client certificate: named (`sslcert`, `sslkey`: both must exist), or at the default
+/// place (used when the certificate is there), or none.
+fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCert>> {
+    let named = cert.filter(|c| !c.is_empty());
+    let cert = match named {
+        Some(c) => PathBuf::from(c),
+        None => match default_file("postgresql.crt") {
+            Some(c) if c.is_file() => c,
+            _ => return Ok(None),
+        },
+    };
+    if !cert.is_file() {
+        return Err(invalid(format!(
+            "the client certificate file {} (sslcert) does not exist",
+            cert.display()
+        )));
+    }
+    let key = match key.filter(|k| !k.is_empty()) {
+        Some(k) => PathBuf::from(k),
+        None if named.is_some() => {
+            return Err(invalid(format!(
+                "sslcert={} needs its private key: name it with sslkey=PATH",
+                cert.display()
+            )));
+        }
+        None => default_file("postgresql.key").unwrap_or_default(),
+    };
+    check_key_file(&key)?;
+    Ok(Some(ClientCert { cert, key }))
+}
+
+/// libpq's rule for a private key file: a regular file that group and others cannot read
+/// (or, owned by root, that others cannot and the group may only read).
+fn check_key_file(key: &Path) -> Result<()> {
+    let meta = std::fs::metadata(key).map_err(|e| {
+        invalid(format!(
+            "the private key file {} (sslkey) cannot be read: {e}",
+            key.display()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(invalid(format!(
+            "the private key file {} (sslkey) is not a regular file",
+            key.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let too_open = if meta.uid() == 0 { 0o037 } else { 0o077 };
+        if meta.mode() & too_open != 0 {
+            return Err(invalid(format!(
+                "the private key file {} (sslkey) may be read by others (mode {:o}): make it u=rw (0600) or less, or u=rw,g=r (0640) if root owns it",
+                key.display(),
+                meta.mode() & 0o777
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "postgres-tls")]
+pub(super) use with_rustls::{Connector, connector};
+
+#[cfg(not(feature = "postgres-tls"))]
+pub(super) type Connector = postgres::NoTls;
+
+/// A connector for one more connection (a connection takes its connector by value).
+pub(super) fn copy_of(connector: &Connector) -> Connector {
+    #[cfg(feature = "postgres-tls")]
+    return connector.clone();
+    #[cfg(not(feature = "postgres-tls"))]
+    return *connector;
+}
+
+/// Without the `postgres-tls` feature: no TLS, and modes that need it are refused. (Under
+/// `prefer` a client certificate goes unused, as with libpq and a server without TLS.)
+#[cfg(not(feature = "postgres-tls"))]
+pub(super) fn connector(settings: &Settings, server: &str) -> Result<Connector> {
+    match settings.mode {
+        Mode::Disable | Mode::Prefer => Ok(postgres::NoTls),
+        mode => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "sslmode={} for PostgreSQL at {server} needs TLS, and this build of namedmutex has none: build it with the cargo feature postgres-tls",
+                mode.name()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(url: &str) -> (String, Settings) {
+        Settings::take_from(url).unwrap()
+    }
+
+    #[test]
+    fn a_url_loses_the_parameters_the_crate_does_not_know() {
+        let (rest, s) = split(
+            "postgresql://u@db/x?sslmode=verify-full&application_name=a&sslrootcert=%2Ftmp%2Fca%20x.pem",
+        );
+        assert_eq!(
+            rest,
+            "postgresql://u@db/x?application_name=a&sslmode=require"
+        );
+        assert_eq!(s.mode, Mode::VerifyFull);
+        assert_eq!(s.roots, Roots::File(PathBuf::from("/tmp/ca x.pem")));
+        let (rest, s) = split("postgresql://u@db/x");
+        assert_eq!(rest, "postgresql://u@db/x?sslmode=prefer");
+        assert_eq!(s.mode, Mode::Prefer);
+        let (rest, s) = split("postgres://u@db/x?sslmode=disable");
+        assert_eq!(rest, "postgres://u@db/x?sslmode=disable");
+        assert_eq!(s.mode, Mode::Disable);
+    }
+
+    #[test]
+    fn a_key_value_string_keeps_its_quoting() {
+        let (rest, s) = split(
+            "host=db  user = 'o\\'brien' sslmode=verify-ca sslrootcert='/tmp/my ca.pem' dbname=x",
+        );
+        assert_eq!(rest, "host=db user='o\\'brien' dbname=x sslmode=require");
+        assert_eq!(s.mode, Mode::VerifyCa);
+        assert_eq!(s.roots, Roots::File(PathBuf::from("/tmp/my ca.pem")));
+        let (rest, s) = split("host=db sslmode=require");
+        assert_eq!(rest, "host=db sslmode=require");
+        assert_eq!(s.mode, Mode::Require);
+        let (_, s) = split("host=db sslmode=allow");
+        assert_eq!(s.mode, Mode::Prefer);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = |url: &str| Settings::take_from(url).unwrap_err().to_string();
+        assert!(err("postgresql://db/x?sslmode=sometimes").contains("\"sometimes\""));
+        assert!(
+            err("postgresql://db/x?sslmode=require&sslrootcert=system").contains("verify-full")
+        );
+        let no_roots = "host=db sslmode=verify-full sslrootcert=";
+        if default_file("root.crt").is_none_or(|f| !f.is_file()) {
+            assert!(err(no_roots).contains("no trusted roots"));
+        }
+        assert!(err("host=db sslrootcert='open").contains("unterminated"));
+        assert!(err("postgresql://db/x?sslrootcert=%zz").contains("%-escape"));
+    }
+
+    #[test]
+    fn a_client_certificate_needs_a_private_key_kept_private() {
+        let dir = std::env::temp_dir().join(format!("namedmutex-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
+        std::fs::write(&cert, "read only when connecting").unwrap();
+        std::fs::write(&key, "read only when connecting").unwrap();
+        let err = |url: String| Settings::take_from(&url).unwrap_err().to_string();
+        let named = format!("host=db sslcert={}", cert.display());
+        assert!(err(named.clone()).contains("sslkey=PATH"));
+        let missing = format!("host=db sslcert={}/none.crt sslkey=x", dir.display());
+        assert!(err(missing).contains("does not exist"));
+        let with_key = format!("{named} sslkey={}", key.display());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |m| std::fs::set_permissions(&key, std::fs::Permissions::from_mode(m));
+            mode(0o644).unwrap();
+            assert!(err(with_key.clone()).contains("may be read by others (mode 644)"));
+            mode(0o600).unwrap();
+        }
+        let (rest, s) = split(&with_key);
+        assert_eq!(rest, "host=db sslmode=prefer");
+        assert_eq!(s.client, Some(ClientCert { cert, key }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,202 @@
+//! The connector with TLS: rustls with its ring provider, and a verifier that checks what
+//! the `sslmode` asks for.
+
+use super::{ClientCert, Mode, Roots, Settings};
+use crate::error::{Error, ErrorKind, Result};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+pub(in crate::sys::pg) type Connector = tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The connector for `settings`: rustls with ring, whatever provider the rest of the
+/// program installed, and a verifier that checks what the mode asks for.
+pub(in crate::sys::pg) fn connector(settings: &Settings, server: &str) -> Result<Connector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = match &settings.roots {
+        Roots::None => None,
+        roots => {
+            let store = root_store(roots, server)?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
+                .build()
+                .map_err(|e| tls_error(server, format!("trusted roots: {e}")))?;
+            Some(verifier)
+        }
+    };
+    let verifier = Arc::new(Verifier {
+        chain,
+        check_name: settings.mode == Mode::VerifyFull,
+        provider: provider.clone(),
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(server, e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match &settings.client {
+        None => builder.with_no_client_auth(),
+        Some(client) => {
+            let (certs, key) = client_identity(client, server)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| tls_error(server, format!("the client certificate: {e}")))?
+        }
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The trusted roots: a file is read each time (a renewed one is seen at the next
+/// open), the system's once per process (reading them takes milliseconds).
+fn root_store(roots: &Roots, server: &str) -> Result<Arc<RootCertStore>> {
+    static SYSTEM: OnceLock<std::result::Result<Arc<RootCertStore>, String>> = OnceLock::new();
+    let mut store = RootCertStore::empty();
+    match roots {
+        Roots::None => {}
+        Roots::System => {
+            return SYSTEM
+                .get_or_init(system_roots)
+                .clone()
+                .map_err(|e| tls_error(server, e));
+        }
+        Roots::File(path) => {
+            let certs = read_certs(path, "root certificate", server)?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(tls_error(
+                    server,
+                    format!(
+                        "the root certificate file {} holds no usable certificate",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(store))
+}
+
+fn system_roots() -> std::result::Result<Arc<RootCertStore>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let first = found
+            .errors
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "sslrootcert=system, but no trusted root of the system could be read{first}"
+        ));
+    }
+    Ok(Arc::new(store))
+}
+
+/// The client's certificate chain and private key, read from their PEM files.
+fn client_identity(
+    client: &ClientCert,
+    server: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let certs = read_certs(&client.cert, "client certificate", server)?;
+    let key = PrivateKeyDer::from_pem_file(&client.key)
+        .map_err(|e| unreadable(server, "private key", &client.key, e))?;
+    Ok((certs, key))
+}
+
+/// The certificates of a PEM file (`what` it is, for messages): at least one.
+fn read_certs(path: &Path, what: &str, server: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| unreadable(server, what, path, e))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            server,
+            format!("the {what} file {} holds no certificate", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+fn unreadable(server: &str, what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Error {
+    tls_error(
+        server,
+        format!("the {what} file {} cannot be read: {e}", path.display()),
+    )
+}
+
+fn tls_error(server: &str, what: String) -> Error {
+    Error::new(
+        ErrorKind::InvalidParameter,
+        format!("TLS to PostgreSQL at {server}: {what}"),
+    )
+}
+
+/// Checks the chain when roots were given, the host name only for `verify-full`, and
+/// the handshake's signatures always (what is not checked is who the server is, never
+/// that it holds the certificate's key).
+#[derive(Debug)]
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
