@@ -26,6 +26,10 @@ pub fn all() -> Vec<Scenario> {
         ("tls::verify_ca_accepts_the_address", verify_ca_address),
         ("tls::roots_of_another_ca_are_refused", foreign_roots),
         (
+            "tls::the_systems_roots_do_not_vouch_for_a_private_ca",
+            system_roots,
+        ),
+        (
             "tls::require_without_roots_encrypts_unchecked",
             require_without_roots,
         ),
@@ -168,6 +172,23 @@ fn foreign_roots() -> TestResult {
         "connected with roots that do not include the server's CA",
         ErrorKind::Io,
         "UnknownIssuer",
+    )
+}
+
+/// `sslrootcert=system`: the operating system's roots, which do not include the test CA
+/// (or, on a machine without any, a refusal that says so).
+fn system_roots() -> TestResult {
+    let url = tls_url("localhost", "sslmode=verify-full&sslrootcert=system")?;
+    let e = refused(
+        &url,
+        &unique("system"),
+        "the system's roots vouched for the test server's private CA",
+    )?;
+    ensure(
+        e.to_string().contains("UnknownIssuer")
+            || e.to_string()
+                .contains("no trusted root of the system could be read"),
+        format!("{e}"),
     )
 }
 

@@ -94,7 +94,11 @@ impl Settings {
                 _ => Roots::None,
             },
         };
-        let client = client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?;
+        // Without TLS there is nothing to present a certificate in.
+        let client = match mode {
+            Mode::Disable => None,
+            _ => client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?,
+        };
         if roots == Roots::System && mode != Mode::VerifyFull {
             return Err(invalid(format!(
                 "sslrootcert=system needs sslmode=verify-full (it is {}): the system's roots vouch for host names, so the name must be checked",
@@ -323,6 +327,9 @@ mod tests {
         let (rest, s) = split(&with_key);
         assert_eq!(rest, "host=db sslmode=prefer");
         assert_eq!(s.client, Some(ClientCert { cert, key }));
+        // Nothing is read without TLS.
+        let (_, s) = split(&format!("{named} sslmode=disable"));
+        assert_eq!(s.client, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
