@@ -42,7 +42,10 @@ start)
     echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
     # TLS: a CA, and a certificate it signs for localhost only (hence a name check fails
     # at 127.0.0.1). The role tls_only is refused without TLS (first matching line wins).
-    command -v openssl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+    if ! command -v openssl >/dev/null; then
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+    fi
     ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
     openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 7 \
         -subj "/CN=namedmutex test CA" 2>/dev/null

@@ -83,6 +83,16 @@ fn ca() -> Result<String, String> {
     Ok(format!("{}/ca.crt", dir()?))
 }
 
+/// The URL for `role` at `host` that checks the server against the test CA (`mode`:
+/// `verify-ca` or `verify-full`), with `more` parameters after it.
+fn verified_url(role: &str, host: &str, mode: &str, more: &str) -> Result<String, String> {
+    role_url(
+        role,
+        host,
+        &format!("sslmode={mode}&sslrootcert={}{more}", ca()?),
+    )
+}
+
 /// Whether every namedmutex session of `role` is encrypted, and how many there are.
 fn tls_sessions(role: &str) -> Result<(bool, i64), String> {
     let row = admin()
@@ -121,18 +131,12 @@ fn use_mutex(url: &str, name: &str, role: &str) -> TestResult {
 }
 
 fn verify_full_encrypts() -> TestResult {
-    let url = tls_url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
-    )?;
+    let url = verified_url("tls_only", "localhost", "verify-full", "")?;
     use_mutex(&url, &unique("verify-full"), "tls_only")
 }
 
 fn verify_full_wrong_name() -> TestResult {
-    let url = tls_url(
-        "127.0.0.1",
-        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
-    )?;
+    let url = verified_url("tls_only", "127.0.0.1", "verify-full", "")?;
     expect_refusal(
         &url,
         "verify-full connected to a server whose certificate lacks the name",
@@ -154,10 +158,7 @@ fn expect_refusal(url: &str, why: &str, kind: ErrorKind, needle: &str) -> TestRe
 }
 
 fn verify_ca_address() -> TestResult {
-    let url = tls_url(
-        "127.0.0.1",
-        &format!("sslmode=verify-ca&sslrootcert={}", ca()?),
-    )?;
+    let url = verified_url("tls_only", "127.0.0.1", "verify-ca", "")?;
     use_mutex(&url, &unique("verify-ca"), "tls_only")
 }
 
@@ -233,10 +234,7 @@ fn cancels_logged() -> Result<usize, String> {
 /// (with `sslmode=require` the `postgres` crate sends none without TLS), the server cancels
 /// the wait, and the mutex still works for everyone.
 fn async_cancel_over_tls() -> TestResult {
-    let url = tls_url(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
-    )?;
+    let url = verified_url("tls_only", "localhost", "verify-full", "")?;
     let (m, _) = MutexOptions::new()
         .server(&url)
         .create(&unique("cancel"))
@@ -290,22 +288,13 @@ fn needs_feature() -> TestResult {
 /// `cert_only` logs in with its certificate (`cert` authentication checks its name).
 fn client_certificate() -> TestResult {
     let d = dir()?;
-    let url = role_url(
-        "cert_only",
-        "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={d}/ca.crt&sslcert={d}/client.crt&sslkey={d}/client.key"
-        ),
-    )?;
+    let client = format!("&sslcert={d}/client.crt&sslkey={d}/client.key");
+    let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
     use_mutex(&url, &unique("client-cert"), "cert_only")
 }
 
 fn no_client_certificate() -> TestResult {
-    let url = role_url(
-        "cert_only",
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca()?),
-    )?;
+    let url = verified_url("cert_only", "localhost", "verify-full", "")?;
     expect_refusal(
         &url,
         "cert_only logged in without a client certificate",
@@ -322,13 +311,8 @@ fn key_too_open() -> TestResult {
     let open_key = format!("{d}/client-open-{}.key", std::process::id());
     std::fs::copy(format!("{d}/client.key"), &open_key).ctx("copy the key")?;
     std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).ctx("chmod 644")?;
-    let url = role_url(
-        "cert_only",
-        "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={d}/ca.crt&sslcert={d}/client.crt&sslkey={open_key}"
-        ),
-    )?;
+    let client = format!("&sslcert={d}/client.crt&sslkey={open_key}");
+    let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
     let result = expect_refusal(
         &url,
         "a private key that others may read was used",

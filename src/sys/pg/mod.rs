@@ -10,7 +10,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `server` | the URL, and the per-session detection settings |
-//! | `tls` | TLS from the URL's `sslmode` and `sslrootcert`, as libpq reads them |
+//! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, as libpq reads them |
 //! | `schema`, `schema.sql` | the server's functions and table, versioned |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
 //! | `handles` | a process's handle session: create, open, duplicate, close |

@@ -156,7 +156,7 @@ fn default_file(name: &str) -> Option<PathBuf> {
 }
 
 /// The client certificate: named (`sslcert`, `sslkey`: both must exist), or at the default
-/// place (used when the certificate is there), or none.
+/// place with its key beside it (used when the certificate is there), or none.
 fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCert>> {
     let named = cert.filter(|c| !c.is_empty());
     let cert = match named {
@@ -180,7 +180,7 @@ fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCer
                 cert.display()
             )));
         }
-        None => default_file("postgresql.key").unwrap_or_default(),
+        None => cert.with_file_name("postgresql.key"),
     };
     check_key_file(&key)?;
     Ok(Some(ClientCert { cert, key }))
