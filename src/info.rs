@@ -7,6 +7,7 @@
 //! counts of handles and waiters) are what processes recorded, not facts the library relies on.
 
 use crate::name::Namespace;
+use crate::sys::contract;
 use std::time::SystemTime;
 
 /// A snapshot of one mutex object.
@@ -74,36 +75,6 @@ pub struct MutexInfo {
     pub accessible: bool,
 }
 
-impl MutexInfo {
-    /// What is known of an object the caller may not open: its name and where it is,
-    /// who created it and how many handles it has, if the platform says.
-    #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // no backend lists yet
-    pub(crate) fn inaccessible(
-        name: String,
-        namespace: Namespace,
-        creator_uid: u32,
-        handles: u32,
-    ) -> MutexInfo {
-        MutexInfo {
-            name,
-            namespace,
-            owner: None,
-            count: 0,
-            waiters: 0,
-            handles,
-            stale: false,
-            creator_uid,
-            creator_pid: 0,
-            created: None,
-            abandon_count: 0,
-            last_abandoner: None,
-            abandon_note: None,
-            kept_for_report: false,
-            accessible: false,
-        }
-    }
-}
-
 /// The thread that owns a mutex.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -139,6 +110,43 @@ pub struct OwnerInfo {
     /// holds the mutex and will not release it until it is continued. False when unknown.
     #[cfg_attr(feature = "serde", serde(default))]
     pub stopped: bool,
+}
+
+impl From<contract::MutexInfo> for MutexInfo {
+    fn from(i: contract::MutexInfo) -> MutexInfo {
+        MutexInfo {
+            name: i.name,
+            namespace: i.namespace.into(),
+            owner: i.owner.map(OwnerInfo::from),
+            count: i.count,
+            waiters: i.waiters,
+            handles: i.handles,
+            stale: i.stale,
+            creator_uid: i.creator_uid,
+            creator_pid: i.creator_pid,
+            created: i.created,
+            abandon_count: i.abandon_count,
+            last_abandoner: i.last_abandoner,
+            abandon_note: i.abandon_note,
+            kept_for_report: i.kept_for_report,
+            accessible: i.accessible,
+        }
+    }
+}
+
+impl From<contract::OwnerInfo> for OwnerInfo {
+    fn from(o: contract::OwnerInfo) -> OwnerInfo {
+        OwnerInfo {
+            pid: o.pid,
+            tid: o.tid,
+            same_pid_namespace: o.same_pid_namespace,
+            uid: o.uid,
+            acquired: o.acquired,
+            alive: o.alive,
+            visible_pid: o.visible_pid,
+            stopped: o.stopped,
+        }
+    }
 }
 
 /// Every user's `Local\` mutexes that the caller may read, from

@@ -94,6 +94,10 @@ pub use sys::fault::__polling_yields;
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use sys::format as __format;
+/// For the fuzz target `validate_object` only (feature `fuzzing`; not a public API): the
+/// checks an open applies to an object file holding `bytes` (see `sys/unix/fuzz.rs`).
 #[cfg(all(feature = "fuzzing", target_os = "linux"))]
 #[doc(hidden)]
-pub use sys::fuzz::__fuzz_validate_object;
+pub fn __fuzz_validate_object(bytes: &[u8]) -> Result<()> {
+    sys::fuzz::validate_object(bytes)
+}

@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::mutex::NamedMutex;
+use crate::sys::contract;
 use crate::sys::{Backend as _, RawMutex};
 use crate::wait_status::{WaitAny, WaitStatus};
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
 /// ```
 pub fn wait_any(mutexes: &[&NamedMutex], timeout: Option<Duration>) -> Result<WaitAny> {
     let raws: Vec<&RawMutex> = mutexes.iter().map(|m| m.raw()).collect();
-    RawMutex::wait_multiple(&raws, false, timeout)
+    Ok(RawMutex::wait_multiple(&raws, false, timeout)?.into())
 }
 
 /// Waits until the calling thread owns **all** of `mutexes` at once (wait-all). It never
@@ -51,8 +52,8 @@ pub fn wait_any(mutexes: &[&NamedMutex], timeout: Option<Duration>) -> Result<Wa
 pub fn wait_all(mutexes: &[&NamedMutex], timeout: Option<Duration>) -> Result<WaitStatus> {
     let raws: Vec<&RawMutex> = mutexes.iter().map(|m| m.raw()).collect();
     Ok(match RawMutex::wait_multiple(&raws, true, timeout)? {
-        WaitAny::Acquired(_) => WaitStatus::Acquired,
-        WaitAny::Abandoned(_) => WaitStatus::Abandoned,
-        WaitAny::TimedOut => WaitStatus::TimedOut,
+        contract::WaitAny::Acquired(_) => WaitStatus::Acquired,
+        contract::WaitAny::Abandoned(_) => WaitStatus::Abandoned,
+        contract::WaitAny::TimedOut => WaitStatus::TimedOut,
     })
 }

@@ -142,7 +142,8 @@ impl NamedMutex {
 
     pub(crate) fn create_with(name: &str, opts: &MutexOptions) -> Result<(NamedMutex, bool)> {
         let parsed = Name::parse(name)?;
-        let (raw, existed) = RawMutex::create(parsed.as_ref(), &opts.spec)?;
+        let (raw, existed) =
+            RawMutex::create(parsed.as_ref().map(Into::into).as_ref(), &opts.spec)?;
         Ok((NamedMutex::wrap(raw, parsed.as_ref()), existed))
     }
 
@@ -156,7 +157,7 @@ impl NamedMutex {
                 ));
             }
         };
-        let raw = RawMutex::open(&parsed, &opts.spec)?;
+        let raw = RawMutex::open(&(&parsed).into(), &opts.spec)?;
         Ok(NamedMutex::wrap(raw, Some(&parsed)))
     }
 

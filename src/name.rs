@@ -14,12 +14,10 @@
 //! backslash in it, so it fails with `PathNotFound` like any other.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{self, shorten};
 
 /// The longest name, in UTF-16 code units (`MAX_PATH`).
 pub const MAX_NAME_UTF16: usize = 260;
-
-const GLOBAL_PREFIX: &str = "Global\\";
-const LOCAL_PREFIX: &str = "Local\\";
 
 /// Which namespace a name lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,10 +40,7 @@ impl Namespace {
     /// assert_eq!(Namespace::Local.prefix(), "Local\\");
     /// ```
     pub fn prefix(self) -> &'static str {
-        match self {
-            Namespace::Local => LOCAL_PREFIX,
-            Namespace::Global => GLOBAL_PREFIX,
-        }
+        contract::Namespace::from(self).prefix()
     }
 }
 
@@ -92,9 +87,10 @@ impl<'a> Name<'a> {
                 format!("the name {:?} contains a NUL character", shorten(name)),
             ));
         }
-        let (namespace, object) = if let Some(rest) = name.strip_prefix(GLOBAL_PREFIX) {
+        let (namespace, object) = if let Some(rest) = name.strip_prefix(Namespace::Global.prefix())
+        {
             (Namespace::Global, rest)
-        } else if let Some(rest) = name.strip_prefix(LOCAL_PREFIX) {
+        } else if let Some(rest) = name.strip_prefix(Namespace::Local.prefix()) {
             (Namespace::Local, rest)
         } else {
             (Namespace::Local, name)
@@ -122,14 +118,34 @@ impl<'a> Name<'a> {
     }
 }
 
-/// At most 80 characters of a name, for messages about names that may be very long.
-pub(crate) fn shorten(name: &str) -> String {
-    const KEEP: usize = 80;
-    if name.chars().count() <= KEEP {
-        name.to_owned()
-    } else {
-        let head: String = name.chars().take(KEEP).collect();
-        format!("{head}...")
+impl From<contract::Namespace> for Namespace {
+    #[inline]
+    fn from(namespace: contract::Namespace) -> Namespace {
+        match namespace {
+            contract::Namespace::Local => Namespace::Local,
+            contract::Namespace::Global => Namespace::Global,
+        }
+    }
+}
+
+impl From<Namespace> for contract::Namespace {
+    #[inline]
+    fn from(namespace: Namespace) -> contract::Namespace {
+        match namespace {
+            Namespace::Local => contract::Namespace::Local,
+            Namespace::Global => contract::Namespace::Global,
+        }
+    }
+}
+
+impl<'a> From<&Name<'a>> for contract::Name<'a> {
+    #[inline]
+    fn from(name: &Name<'a>) -> contract::Name<'a> {
+        contract::Name {
+            full: name.full,
+            namespace: name.namespace.into(),
+            object: name.object,
+        }
     }
 }
 

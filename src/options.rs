@@ -56,9 +56,9 @@ impl MutexOptions {
         MutexOptions {
             spec: Spec {
                 initial_owner: false,
-                access: Access::MUTEX_ALL_ACCESS,
+                access: Access::MUTEX_ALL_ACCESS.into(),
                 inheritable: false,
-                security: Security::CurrentUser,
+                security: Security::CurrentUser.into(),
                 #[cfg(unix)]
                 root: None,
                 keep_abandoned: false,
@@ -223,7 +223,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn access(mut self, access: Access) -> MutexOptions {
-        self.spec.access = access;
+        self.spec.access = access.into();
         self
     }
 
@@ -251,7 +251,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn security(mut self, security: Security) -> MutexOptions {
-        self.spec.security = security;
+        self.spec.security = security.into();
         self
     }
 
@@ -320,7 +320,8 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn list(&self, namespace: Namespace) -> Result<Vec<MutexInfo>> {
-        <RawMutex as Inspect>::list(&self.spec, namespace)
+        let found = <RawMutex as Inspect>::list(&self.spec, namespace.into())?;
+        Ok(found.into_iter().map(MutexInfo::from).collect())
     }
 
     /// Every user's `Local\` mutexes under this root that the caller may read: all of
@@ -341,11 +342,10 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn list_all_users(&self) -> Result<crate::AllUsers> {
-        <RawMutex as Inspect>::list_all_users(&self.spec).map(|(mutexes, unreadable)| {
-            crate::AllUsers {
-                mutexes,
-                unreadable,
-            }
+        let (mutexes, unreadable) = <RawMutex as Inspect>::list_all_users(&self.spec)?;
+        Ok(crate::AllUsers {
+            mutexes: mutexes.into_iter().map(MutexInfo::from).collect(),
+            unreadable,
         })
     }
 
@@ -365,7 +365,7 @@ impl MutexOptions {
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
     pub fn prune(&self, namespace: Namespace) -> Result<crate::Pruned> {
-        <RawMutex as Inspect>::prune(&self.spec, namespace).map(crate::Pruned::from)
+        <RawMutex as Inspect>::prune(&self.spec, namespace.into()).map(crate::Pruned::from)
     }
 
     /// The mutex `name` under this root, or `None` (see [`crate::info()`]).
@@ -380,7 +380,9 @@ impl MutexOptions {
     /// ```
     pub fn info(&self, name: &str) -> Result<Option<MutexInfo>> {
         match Name::parse(name)? {
-            Some(parsed) => <RawMutex as Inspect>::info(&self.spec, &parsed),
+            Some(parsed) => Ok(
+                <RawMutex as Inspect>::info(&self.spec, &(&parsed).into())?.map(MutexInfo::from)
+            ),
             None => Err(crate::error::Error::new(
                 crate::ErrorKind::InvalidParameter,
                 "an unnamed mutex cannot be looked up by name",

@@ -4,6 +4,8 @@
 //! objects the choice is made once, by whoever creates the object, exactly like a security
 //! descriptor passed to `CreateMutex` on Windows.
 
+use crate::sys::contract;
+
 /// Who may open a `Global\` object (set at creation; ignored when the object already exists).
 ///
 /// | variant | Linux (file mode of the object) | Windows (DACL) |
@@ -30,4 +32,15 @@ pub enum Security {
     /// The creating user and the members of this Unix group. The creator must belong to the
     /// group. Not available on Windows.
     UnixGroup(u32),
+}
+
+impl From<Security> for contract::Security {
+    #[inline]
+    fn from(security: Security) -> contract::Security {
+        match security {
+            Security::CurrentUser => contract::Security::CurrentUser,
+            Security::Everyone => contract::Security::Everyone,
+            Security::UnixGroup(gid) => contract::Security::UnixGroup(gid),
+        }
+    }
 }

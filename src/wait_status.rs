@@ -1,72 +1,16 @@
 //! The outcome of a wait, with the Win32 codes it corresponds to.
 
+use crate::sys::contract;
+pub use crate::sys::contract::WaitStatus;
+
 /// `WAIT_OBJECT_0`: the wait acquired the mutex.
-pub const WAIT_OBJECT_0: u32 = 0;
+pub const WAIT_OBJECT_0: u32 = contract::WAIT_OBJECT_0;
 /// `WAIT_ABANDONED`: the wait acquired a mutex whose previous owner ended without releasing.
-pub const WAIT_ABANDONED: u32 = 0x80;
+pub const WAIT_ABANDONED: u32 = contract::WAIT_ABANDONED;
 /// `WAIT_TIMEOUT`: the timeout passed and nothing was acquired.
-pub const WAIT_TIMEOUT: u32 = 0x102;
+pub const WAIT_TIMEOUT: u32 = contract::WAIT_TIMEOUT;
 /// `WAIT_FAILED`: the wait failed (the error says why).
-pub const WAIT_FAILED: u32 = 0xFFFF_FFFF;
-
-/// How a wait ended.
-///
-/// ```
-/// use namedmutex::{NamedMutex, WaitStatus};
-/// use std::time::Duration;
-///
-/// let m = NamedMutex::create_unnamed(false)?;
-/// assert_eq!(m.wait(Some(Duration::ZERO))?, WaitStatus::Acquired);
-/// assert_eq!(WaitStatus::Acquired.code(), 0);
-/// assert_eq!(WaitStatus::Abandoned.code(), 0x80);
-/// assert_eq!(WaitStatus::TimedOut.code(), 0x102);
-/// m.release()?;
-/// # Ok::<(), namedmutex::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-pub enum WaitStatus {
-    /// The calling thread now owns the mutex (`WAIT_OBJECT_0`).
-    Acquired,
-    /// The calling thread now owns the mutex, whose previous owner ended while owning it
-    /// (`WAIT_ABANDONED`). Whatever the mutex protects may be inconsistent. The new owner
-    /// has count 1 and must release once.
-    Abandoned,
-    /// The timeout passed; nothing was acquired (`WAIT_TIMEOUT`).
-    TimedOut,
-}
-
-impl WaitStatus {
-    /// The Win32 code of this outcome: 0, 0x80 or 0x102.
-    ///
-    /// ```
-    /// use namedmutex::WaitStatus;
-    ///
-    /// assert_eq!(WaitStatus::Acquired.code(), 0);
-    /// assert_eq!(WaitStatus::Abandoned.code(), 0x80);
-    /// assert_eq!(WaitStatus::TimedOut.code(), 0x102);
-    /// ```
-    pub fn code(self) -> u32 {
-        match self {
-            WaitStatus::Acquired => WAIT_OBJECT_0,
-            WaitStatus::Abandoned => WAIT_ABANDONED,
-            WaitStatus::TimedOut => WAIT_TIMEOUT,
-        }
-    }
-
-    /// Whether the caller now owns the mutex (`Acquired` or `Abandoned`).
-    ///
-    /// ```
-    /// use namedmutex::WaitStatus;
-    ///
-    /// assert!(WaitStatus::Abandoned.is_acquired());
-    /// assert!(!WaitStatus::TimedOut.is_acquired());
-    /// ```
-    pub fn is_acquired(self) -> bool {
-        !matches!(self, WaitStatus::TimedOut)
-    }
-}
+pub const WAIT_FAILED: u32 = contract::WAIT_FAILED;
 
 /// What [`wait_any`](crate::wait_any) or [`wait_all`](crate::wait_all) acquired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,6 +53,17 @@ impl WaitAny {
         match self {
             WaitAny::Acquired(i) | WaitAny::Abandoned(i) => Some(i),
             WaitAny::TimedOut => None,
+        }
+    }
+}
+
+impl From<contract::WaitAny> for WaitAny {
+    #[inline]
+    fn from(status: contract::WaitAny) -> WaitAny {
+        match status {
+            contract::WaitAny::Acquired(i) => WaitAny::Acquired(i),
+            contract::WaitAny::Abandoned(i) => WaitAny::Abandoned(i),
+            contract::WaitAny::TimedOut => WaitAny::TimedOut,
         }
     }
 }

@@ -9,8 +9,8 @@ use super::atomic::Atomic32;
 use super::bias::{self, Revoked};
 use super::host::{Host, Owner};
 use super::lock_word::{LockWord, MAX_COUNT, Token};
-use crate::error::{Error, ErrorKind, Result};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

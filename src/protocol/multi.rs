@@ -20,9 +20,9 @@ use super::bias::{self, Revoked};
 use super::host::{Host, Owner, Wake, Watch};
 use super::lock_word::Token;
 use super::sleep::{announce_sleeper, give_up};
-use crate::error::{Error, ErrorKind, Result};
-use crate::wait_status::WaitAny;
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitAny;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

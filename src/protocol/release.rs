@@ -5,7 +5,7 @@ use super::atomic::Atomic32;
 use super::bias;
 use super::host::Host;
 use super::lock_word::{LockWord, Token};
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering;
 
 /// Releases `obj` once on behalf of the thread whose token is `me`: the biased thread's path

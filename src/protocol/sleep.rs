@@ -22,8 +22,8 @@ use super::acquire::{Attempt, Reentry, Undo, attempt};
 use super::atomic::Atomic32;
 use super::host::{Host, Owner, Wake, Watch};
 use super::lock_word::{LockWord, Token};
-use crate::error::Result;
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::Result;
+use crate::sys::contract::WaitStatus;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

@@ -4,10 +4,10 @@
 
 use super::pg::{PgCancel, PgClaim, PgMutex};
 use super::{Backend, CancelSignal, Inspect, LocalMutex, Spec, Swept};
-use crate::error::{Error, ErrorKind, Result};
-use crate::info::MutexInfo;
-use crate::name::{Name, Namespace};
-use crate::wait_status::{WaitAny, WaitStatus};
+use crate::sys::contract::MutexInfo;
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{Name, Namespace};
+use crate::sys::contract::{WaitAny, WaitStatus};
 use std::time::Duration;
 
 /// A handle of either backend.

@@ -1,8 +1,9 @@
 //! The backends. Exactly one is compiled, chosen by `cfg`, and re-exported under the same
 //! names, so that nothing above this module mentions a platform. What each must provide is
-//! the trait [`Backend`] (`contract.rs`), implemented by its `RawMutex`.
+//! the trait [`Backend`] (`contract/`, with the value types it speaks in), implemented by
+//! its `RawMutex`.
 
-mod contract;
+pub(crate) mod contract;
 #[cfg(test)]
 mod tests;
 pub(crate) use contract::{Backend, CancelSignal, Inspect, Spec, Swept};

@@ -7,10 +7,10 @@
 //! platform-neutral layer as unreachable, and those warnings would have to be silenced there.
 
 use super::{Backend, CancelSignal, Inspect, Spec, Swept};
-use crate::error::{Error, ErrorKind, Result};
-use crate::info::MutexInfo;
-use crate::name::{Name, Namespace};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::MutexInfo;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{Name, Namespace};
 use std::io;
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl Backend for RawMutex {
         Err(match name {
             Some(name) => unsupported(&format!(
                 "create the mutex {:?}",
-                crate::name::shorten(name.full)
+                crate::sys::contract::shorten(name.full)
             )),
             None => unsupported("create an unnamed mutex"),
         })
@@ -70,7 +70,7 @@ impl Backend for RawMutex {
     fn open(name: &Name<'_>, _spec: &Spec) -> Result<RawMutex> {
         Err(unsupported(&format!(
             "open the mutex {:?}",
-            crate::name::shorten(name.full)
+            crate::sys::contract::shorten(name.full)
         )))
     }
 
@@ -82,7 +82,7 @@ impl Backend for RawMutex {
         _handles: &[&RawMutex],
         _all: bool,
         _timeout: Option<Duration>,
-    ) -> Result<crate::wait_status::WaitAny> {
+    ) -> Result<crate::sys::contract::WaitAny> {
         Err(unsupported("wait on several mutexes"))
     }
 

@@ -2,12 +2,12 @@
 //! bug fails a test instead of hanging it.
 
 use super::{HeapMutex, World, allow_bias, no_backstop, token};
-use crate::error::ErrorKind;
 use crate::protocol::Host;
 use crate::protocol::acquire::lock;
 use crate::protocol::multi::wait_all;
 use crate::protocol::release::{abandon_dead, release};
-use crate::wait_status::{WaitAny, WaitStatus};
+use crate::sys::contract::ErrorKind;
+use crate::sys::contract::{WaitAny, WaitStatus};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -5,10 +5,10 @@
 //! poll takes the bias and the others revoke it (in-thread, a full fence on both sides).
 
 use super::{HeapMutex, World, allow_bias, token};
-use crate::error::ErrorKind;
 use crate::protocol::acquire::lock;
 use crate::protocol::release::{abandon, release};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::ErrorKind;
+use crate::sys::contract::WaitStatus;
 use proptest::prelude::*;
 use std::time::Duration;
 

@@ -5,8 +5,8 @@ use crate::protocol::acquire::{Reentry, Undo, lock};
 use crate::protocol::multi::{wait_all, wait_any};
 use crate::protocol::release::{abandon, release};
 use crate::protocol::sleep::wait_for;
-use crate::wait_status::WaitAny;
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitAny;
+use crate::sys::contract::WaitStatus;
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
@@ -380,7 +380,11 @@ fn wait_any_passes_on_a_wake_up_it_did_not_use() {
         let (a1, b1) = (a.clone(), b.clone());
         let any = spawn(&world, 1, move || {
             let got = wait_any(&[&*a1, &*b1], &[token(1), token(1)], None).unwrap();
-            let m = if got.index() == Some(0) { &a1 } else { &b1 };
+            let m = if matches!(got, WaitAny::Acquired(0) | WaitAny::Abandoned(0)) {
+                &a1
+            } else {
+                &b1
+            };
             release(&**m, token(1)).unwrap();
             got
         });

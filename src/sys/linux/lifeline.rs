@@ -14,7 +14,7 @@
 
 use super::super::registry::{Liveness, Registry};
 use super::super::registry_layout::{LIFELINE_SPACE, slot, slot_state};
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The kernel's robust-futex bits (`linux/futex.h`).

@@ -5,7 +5,7 @@
 
 use super::server::Server;
 use super::sql_error::sql_error;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -180,7 +180,7 @@ pub(crate) fn open(
                     ErrorKind::NotFound,
                     format!(
                         "no mutex named {:?} exists on PostgreSQL at {}",
-                        crate::name::shorten(name),
+                        crate::sys::contract::shorten(name),
                         server.key
                     ),
                 )),
@@ -200,7 +200,7 @@ pub(crate) fn open(
                 ErrorKind::Busy,
                 format!(
                     "the mutex {:?} stayed in creation by another process for {:?}",
-                    crate::name::shorten(name),
+                    crate::sys::contract::shorten(name),
                     started.elapsed()
                 ),
             ));

@@ -3,9 +3,9 @@
 
 use super::handles;
 use super::{PgMutex, server_of};
-use crate::error::{Error, ErrorKind, Result};
-use crate::info::{MutexInfo, OwnerInfo};
-use crate::name::{Name, Namespace};
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{MutexInfo, OwnerInfo};
+use crate::sys::contract::{Name, Namespace};
 use crate::sys::{Inspect, Spec, Swept};
 use std::time::SystemTime;
 

@@ -33,11 +33,11 @@ mod tls;
 pub(crate) use server::Server;
 
 use super::{Backend, CancelSignal, Spec};
-use crate::access::Access;
-use crate::error::{Error, ErrorKind, Result};
-use crate::name::{Name, Namespace};
-use crate::security::Security;
-use crate::wait_status::{WaitAny, WaitStatus};
+use crate::sys::contract::Access;
+use crate::sys::contract::Security;
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{Name, Namespace};
+use crate::sys::contract::{WaitAny, WaitStatus};
 use runtime::off_runtime;
 use session::{Session, with_existing, with_thread_session};
 use std::sync::Mutex;
@@ -266,9 +266,10 @@ impl Backend for PgMutex {
         // The name is looked up before the access is checked, as Windows does.
         // (On an error, dropping `m` closes the handle again.)
         let mut m = PgMutex::new(server, id, Access::MUTEX_ALL_ACCESS);
-        m.access = spec
-            .access
-            .grant(&format!("the mutex {:?}", crate::name::shorten(name.full)))?;
+        m.access = spec.access.grant(&format!(
+            "the mutex {:?}",
+            crate::sys::contract::shorten(name.full)
+        ))?;
         Ok(m)
     }
 

@@ -9,9 +9,9 @@
 
 use super::PgMutex;
 use super::session::{Session, with_thread_session};
-use crate::access::Access;
-use crate::error::{Error, ErrorKind, Result};
-use crate::wait_status::{WaitAny, WaitStatus};
+use crate::sys::contract::Access;
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{WaitAny, WaitStatus};
 use std::time::{Duration, Instant};
 
 /// The most handles one wait takes (`MAXIMUM_WAIT_OBJECTS`).

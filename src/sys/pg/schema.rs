@@ -3,7 +3,7 @@
 //! its version is not this library's.
 
 use super::sql_error::sql_error;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use postgres::error::SqlState;
 use std::collections::HashSet;
 use std::sync::Mutex;

@@ -9,7 +9,7 @@
 
 use super::sql_error::connect_error;
 use super::tls;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 
 use super::server::Server;
 use super::sql_error::{Failure, classify, is_cancel, sql_error};
-use crate::error::{Error, ErrorKind, Result};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use postgres::Statement;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

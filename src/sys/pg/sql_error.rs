@@ -2,7 +2,7 @@
 //! `ErrorKind` (and so the Win32 code) of the same failure on a local backend, with a message
 //! that names the server and what to do.
 
-use crate::error::{Error, ErrorKind};
+use crate::sys::contract::{Error, ErrorKind};
 use postgres::error::SqlState;
 
 /// What a failed statement means for the caller.

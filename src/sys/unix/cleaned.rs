@@ -11,7 +11,7 @@
 //! end, as it would for the lock itself). This runs only when the directory is missing,
 //! which is rare: the first use after boot, or after a cleaner.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::Path;
 
 /// The environment variable that lets a process make a user directory anyway.

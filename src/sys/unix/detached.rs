@@ -17,10 +17,10 @@
 use super::futex;
 use super::object::Object;
 use super::registry::Registry;
-use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::acquire::{self, Attempt, Reentry, Undo};
 use crate::protocol::{release as protocol_release, sleep};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -124,7 +124,7 @@ pub(super) fn undo(obj: &Object, claim: Claim) -> Result<()> {
     }
 }
 
-/// Makes a blocked [`acquire`] with this cancel word return.
+/// Makes a blocked [`acquire`](fn@acquire) with this cancel word return.
 pub(super) fn cancel(word: &AtomicU32) {
     word.store(1, Ordering::Release);
     futex::wake(word, u32::MAX >> 1);

@@ -3,7 +3,7 @@
 //! (registries), or created empty under their final name and written afterwards (mutex
 //! objects: `object/open.rs` says how readers tell an unfinished one).
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 #[cfg(target_os = "linux")]
 use rustix::fd::AsFd;
 use rustix::fd::{BorrowedFd, OwnedFd};

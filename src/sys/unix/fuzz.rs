@@ -2,8 +2,8 @@
 
 use super::layout::{FLAG_GLOBAL, MAX_USERS, OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
-use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::LockWord;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use rustix::fd::AsFd;
 use std::sync::atomic::Ordering;
 
@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 /// as `ObjectPage::validate` reads it, then the namespace flag, for the expected name
 /// `"fuzz"` in the `Local\` namespace), and on success reads every field a later wait or
 /// inspection reads. Must never panic or crash, whatever `bytes` holds.
-#[doc(hidden)]
-pub fn __fuzz_validate_object(bytes: &[u8]) -> Result<()> {
+pub(crate) fn validate_object(bytes: &[u8]) -> Result<()> {
     let io = |e: rustix::io::Errno| Error::io(ErrorKind::Io, "fuzz memfd", e.into());
     let fd =
         rustix::fs::memfd_create("namedmutex-fuzz", rustix::fs::MemfdFlags::CLOEXEC).map_err(io)?;

@@ -11,10 +11,10 @@ use super::layout::{FLAG_GLOBAL, OBJECT_SIZE, ObjectPage};
 use super::mapping::Mapping;
 use super::registry::{self, Liveness};
 use super::root::Root;
-use crate::error::Result;
-use crate::info::{MutexInfo, OwnerInfo};
-use crate::name::{Name, Namespace};
 use crate::protocol::LockWord;
+use crate::sys::contract::Result;
+use crate::sys::contract::{MutexInfo, OwnerInfo};
+use crate::sys::contract::{Name, Namespace};
 use crate::sys::{Inspect, Spec, Swept};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{FlockOperation, OFlags};
@@ -143,13 +143,17 @@ fn snapshot(root: &Root, fd: BorrowedFd<'_>, expected: Option<&str>) -> Result<O
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
         || st.st_size as usize != OBJECT_SIZE
     {
-        return Err(crate::error::Error::new(
-            crate::ErrorKind::TypeMismatch,
+        return Err(crate::sys::contract::Error::new(
+            crate::sys::contract::ErrorKind::TypeMismatch,
             "not a mutex object",
         ));
     }
     let map = Mapping::map(fd, OBJECT_SIZE, false).map_err(|e| {
-        crate::error::Error::io(crate::ErrorKind::Io, "cannot map a mutex object", e)
+        crate::sys::contract::Error::io(
+            crate::sys::contract::ErrorKind::Io,
+            "cannot map a mutex object",
+            e,
+        )
     })?;
     let page = ObjectPage::validate(map, expected)?;
     let global = page.flags().load(Ordering::Relaxed) & FLAG_GLOBAL != 0;

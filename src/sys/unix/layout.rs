@@ -9,7 +9,7 @@
 //! name. A file that fails is refused with `TypeMismatch`, `Incompatible` or `Corrupt`.
 
 use super::mapping::Mapping;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The format version of object files. Any change to their layout bumps it.

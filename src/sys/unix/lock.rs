@@ -13,10 +13,10 @@ use super::layout::ObjectPage;
 use super::lifeline::Lifeline;
 use super::object::Object;
 use super::root::Root;
-use crate::error::Result;
 use crate::protocol::release::not_owner;
 use crate::protocol::{LockWord, Owner, acquire, bias, release as protocol_release};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::Result;
+use crate::sys::contract::WaitStatus;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

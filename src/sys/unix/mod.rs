@@ -76,10 +76,10 @@ mod portable;
 use portable::{barrier, futex, lifeline};
 
 use super::{Backend, CancelSignal, Spec};
-use crate::access::Access;
-use crate::error::{Error, ErrorKind, Result};
-use crate::name::Name;
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::Access;
+use crate::sys::contract::Name;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use object::{NewObject, Object, OpenMode};
 use root::Root;
 use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -190,7 +190,7 @@ impl Backend for RawMutex {
         handles: &[&RawMutex],
         all: bool,
         timeout: Option<Duration>,
-    ) -> Result<crate::wait_status::WaitAny> {
+    ) -> Result<crate::sys::contract::WaitAny> {
         if let Some(i) = handles
             .iter()
             .position(|h| !h.access.contains(Access::SYNCHRONIZE))

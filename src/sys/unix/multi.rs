@@ -3,9 +3,9 @@
 //! words in one `futex_waitv` call (64 mutexes × their owners' lifelines).
 
 use super::object::Object;
-use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::multi;
-use crate::wait_status::WaitAny as Multi;
+use crate::sys::contract::WaitAny as Multi;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::time::Duration;
 
 /// The most mutexes one wait takes (`MAXIMUM_WAIT_OBJECTS`).

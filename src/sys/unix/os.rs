@@ -3,7 +3,7 @@
 //! open file description of an open file.
 
 use super::files::io_error;
-use crate::error::Result;
+use crate::sys::contract::Result;
 use rustix::fd::{BorrowedFd, OwnedFd};
 
 /// The calling thread's id as its system shows it (diagnostics: who owns, who abandoned).
@@ -99,8 +99,8 @@ pub(super) fn reopen(fd: BorrowedFd<'_>, named: Option<(BorrowedFd<'_>, &str)>) 
             let same = |f: BorrowedFd<'_>| rustix::fs::fstat(f).map(|st| super::files::key(&st));
             match (same(fd), same(again.as_fd())) {
                 (Ok(a), Ok(b)) if a == b => Ok(again),
-                _ => Err(crate::error::Error::new(
-                    crate::error::ErrorKind::Busy,
+                _ => Err(crate::sys::contract::Error::new(
+                    crate::sys::contract::ErrorKind::Busy,
                     "the object is being removed",
                 )),
             }

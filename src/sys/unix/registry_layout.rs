@@ -1,8 +1,8 @@
 //! The registry's file format: a header and one slot per thread (FORMAT.md, "Registry").
 
 use super::mapping::Mapping;
-use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lock_word;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering;
 
 /// The format version of registries, which outlive every process (versions 2 and 3 of the

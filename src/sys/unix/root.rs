@@ -16,8 +16,8 @@
 
 use super::files;
 use super::registry::Registry;
-use crate::error::{Error, ErrorKind, Result};
-use crate::name::Namespace;
+use crate::sys::contract::Namespace;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;

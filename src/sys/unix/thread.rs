@@ -6,7 +6,7 @@
 //! which keeps the uncontended lock path at a single atomic instruction.
 
 use super::registry::Registry;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::cell::Cell;
 
 /// How many registries (namespace roots) one thread can use.

@@ -22,7 +22,7 @@
 
 use super::files;
 use super::root::{USER_DIR_PREFIX, root_error as io_error};
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;

@@ -12,9 +12,9 @@
 use super::RawMutex;
 use super::error;
 use super::handle::Handle;
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{Error, ErrorKind, Result};
 use crate::sys::{Backend as _, CancelSignal};
-use crate::wait_status::WaitStatus;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{HANDLE, WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT};

@@ -1,7 +1,7 @@
 //! Win32 error codes: reading `GetLastError`, and turning a code into the crate's [`Error`]
 //! with the same [`ErrorKind`] the other backends give for the same situation.
 
-use crate::error::{
+use crate::sys::contract::{
     ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_FILENAME_EXCED_RANGE, ERROR_INVALID_HANDLE,
     ERROR_INVALID_NAME, ERROR_INVALID_PARAMETER, ERROR_MUTANT_LIMIT_EXCEEDED,
     ERROR_NOT_ENOUGH_MEMORY, ERROR_NOT_OWNER, ERROR_PATH_NOT_FOUND, ERROR_PRIVILEGE_NOT_HELD,

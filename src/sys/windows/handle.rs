@@ -2,7 +2,7 @@
 //! `DuplicateHandle`.
 
 use super::error;
-use crate::error::Result;
+use crate::sys::contract::Result;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use windows_sys::Win32::Foundation::{
     DUPLICATE_SAME_ACCESS, DuplicateHandle, GetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT,

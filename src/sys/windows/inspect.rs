@@ -18,9 +18,9 @@ use super::RawMutex;
 use super::error;
 use super::handle::Handle;
 use super::name::to_wide;
-use crate::error::Result;
-use crate::info::{MutexInfo, OwnerInfo};
-use crate::name::{Name, Namespace};
+use crate::sys::contract::Result;
+use crate::sys::contract::{MutexInfo, OwnerInfo};
+use crate::sys::contract::{Name, Namespace};
 use crate::sys::{Inspect, Spec, Swept};
 use windows_sys::Wdk::Foundation::{NtQueryObject, OBJECT_ATTRIBUTES, ObjectBasicInformation};
 use windows_sys::Wdk::Storage::FileSystem::{NtOpenDirectoryObject, NtQueryDirectoryObject};
@@ -87,7 +87,7 @@ impl Inspect for RawMutex {
                     found.push(info);
                 }
                 Ok(None) => {} // gone meanwhile
-                Err(e) if e.kind() == crate::ErrorKind::AccessDenied => {
+                Err(e) if e.kind() == crate::sys::contract::ErrorKind::AccessDenied => {
                     let name = match namespace {
                         Namespace::Global => format!("Global\\{object}"),
                         Namespace::Local => object,
@@ -133,8 +133,8 @@ fn snapshot(full: &str, namespace: Namespace) -> Result<Option<MutexInfo>> {
         return Err(error::from_code(code, what));
     };
     let Some(basic) = query_mutant::<MutantBasic>(&handle, MUTANT_BASIC) else {
-        return Err(crate::error::Error::new(
-            crate::ErrorKind::Io,
+        return Err(crate::sys::contract::Error::new(
+            crate::sys::contract::ErrorKind::Io,
             format!("cannot query the state of the mutex {full:?}"),
         ));
     };
@@ -246,14 +246,15 @@ fn mutant_names(namespace: Namespace) -> Result<Vec<String>> {
     // a new handle.
     let status = unsafe { NtOpenDirectoryObject(&mut raw, DIRECTORY_QUERY, &attributes) };
     if status != 0 {
-        return Err(crate::error::Error::new(
-            crate::ErrorKind::Io,
+        return Err(crate::sys::contract::Error::new(
+            crate::sys::contract::ErrorKind::Io,
             format!("cannot open the object directory {path} (NTSTATUS {status:#x})"),
         ));
     }
     // SAFETY: NtOpenDirectoryObject succeeded: `raw` is a new handle nothing else owns.
-    let dir = unsafe { Handle::from_raw(raw) }
-        .ok_or_else(|| crate::error::Error::new(crate::ErrorKind::Io, "no directory handle"))?;
+    let dir = unsafe { Handle::from_raw(raw) }.ok_or_else(|| {
+        crate::sys::contract::Error::new(crate::sys::contract::ErrorKind::Io, "no directory handle")
+    })?;
     // One entry per call: the buffer holds the entry and the strings it points to.
     let mut buffer = vec![0u64; 1024];
     let mut context = 0u32;

@@ -3,8 +3,8 @@
 //! Everything is the OS's: `CreateMutexExW` creates or opens (its `ERROR_ALREADY_EXISTS`
 //! says which), `OpenMutexW` opens, `WaitForSingleObject` waits and reports abandonment,
 //! `ReleaseMutex` releases, `DuplicateHandle` clones, and the OS checks access rights and
-//! names. Errors keep the OS's Win32 code ([`crate::Error::win32_code`]) and are classified
-//! with the same [`crate::ErrorKind`] as on the other backends ([`error::kind_of`]).
+//! names. Errors keep the OS's Win32 code ([`crate::sys::contract::Error::win32_code`]) and are classified
+//! with the same [`crate::sys::contract::ErrorKind`] as on the other backends ([`error::kind_of`]).
 //!
 //! Names reach this module validated by [`crate::name`], so Windows' acceptance of names
 //! longer than `MAX_PATH` never shows.
@@ -22,9 +22,9 @@ mod security;
 mod tests;
 
 use super::{Backend, Spec};
-use crate::error::{ERROR_ALREADY_EXISTS, Error, ErrorKind, Result};
-use crate::name::{Name, shorten};
-use crate::wait_status::WaitStatus;
+use crate::sys::contract::WaitStatus;
+use crate::sys::contract::{ERROR_ALREADY_EXISTS, Error, ErrorKind, Result};
+use crate::sys::contract::{Name, shorten};
 pub(crate) use detached::{Cancel, Claim};
 
 use handle::Handle;
@@ -134,8 +134,8 @@ impl Backend for RawMutex {
         handles: &[&RawMutex],
         all: bool,
         timeout: Option<Duration>,
-    ) -> Result<crate::wait_status::WaitAny> {
-        use crate::wait_status::WaitAny;
+    ) -> Result<crate::sys::contract::WaitAny> {
+        use crate::sys::contract::WaitAny;
         let raw: Vec<HANDLE> = handles.iter().map(|h| h.handle.raw()).collect();
         let count = u32::try_from(raw.len()).unwrap_or(u32::MAX);
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -225,7 +225,7 @@ impl Backend for RawMutex {
         let what: Box<str> = format!("the inherited handle {value:#x}").into();
         let Ok(bits) = usize::try_from(value) else {
             return Err(error::from_code(
-                crate::error::ERROR_INVALID_HANDLE,
+                crate::sys::contract::ERROR_INVALID_HANDLE,
                 format!("{what} does not fit in a HANDLE on this platform"),
             ));
         };
@@ -235,7 +235,7 @@ impl Backend for RawMutex {
         // nothing else owns.
         let handle = unsafe { Handle::from_raw(raw) }.ok_or_else(|| {
             error::from_code(
-                crate::error::ERROR_INVALID_HANDLE,
+                crate::sys::contract::ERROR_INVALID_HANDLE,
                 format!("{what} is NULL"),
             )
         })?;

@@ -15,10 +15,10 @@
 use super::error;
 use super::handle::Handle;
 use super::name::{from_wide_ptr, to_wide};
-use crate::error::{Error, ErrorKind, Result};
-use crate::name::{Name, Namespace};
-use crate::security::Security;
 use crate::sys::Spec;
+use crate::sys::contract::Security;
+use crate::sys::contract::{Error, ErrorKind, Result};
+use crate::sys::contract::{Name, Namespace};
 use std::ffi::c_void;
 use std::sync::OnceLock;
 use windows_sys::Win32::Foundation::{HANDLE, LocalFree};

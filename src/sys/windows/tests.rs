@@ -181,7 +181,9 @@ fn dacl_sddl(handle: HANDLE) -> String {
 /// [`RawMutex::create`] of `name` with `opts`, for tests that look at the handle itself.
 fn raw_mutex(name: &str, opts: &MutexOptions) -> RawMutex {
     let parsed = Name::parse(name).unwrap();
-    RawMutex::create(parsed.as_ref(), &opts.spec).unwrap().0
+    RawMutex::create(parsed.as_ref().map(Into::into).as_ref(), &opts.spec)
+        .unwrap()
+        .0
 }
 
 /// The environment variable that makes this test executable act as a child process.

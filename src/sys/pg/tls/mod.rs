@@ -27,7 +27,7 @@
 //! | `url_params.rs` | the two forms of a connection string, and the parameters taken out |
 //! | `with_rustls.rs` | the connector with TLS (feature `postgres-tls`) |
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
 use url_params::{is_url, take_params, with_param};
 

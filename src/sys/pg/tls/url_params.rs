@@ -3,7 +3,7 @@
 //! written (quoting and %-escapes included) for the `postgres` crate.
 
 use super::invalid;
-use crate::error::Result;
+use crate::sys::contract::Result;
 
 /// The parameters the `postgres` crate does not know, as the URL gave them.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! the `sslmode` asks for.
 
 use super::{ClientCert, Mode, Roots, Settings};
-use crate::error::{Error, ErrorKind, Result};
+use crate::sys::contract::{Error, ErrorKind, Result};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;

@@ -6,7 +6,7 @@ use super::super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, FLAG_KEEP_ABANDONED, Ob
 use super::super::root::Root;
 use super::table::with_table;
 use super::{Object, Place, flock, this_pid};
-use crate::name::Namespace;
+use crate::sys::contract::Namespace;
 use rustix::fs::{AtFlags, FlockOperation};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -3,20 +3,41 @@
 //! ([`Spec`]), never its own builder: `MutexOptions` wraps a [`Spec`] the way
 //! `std::fs::OpenOptions` wraps its platform's options, so the dependency runs one way.
 //!
-//! What the backends and the API share are leaf value types that depend on nothing else in
-//! the crate: [`crate::error`], [`crate::name`], [`crate::access`], [`crate::security`],
-//! [`crate::wait_status`], [`crate::info`]. A test (`sys/tests.rs`) fails if a
-//! backend imports `mutex`, `options`, `multi_wait`, `async_lock`, `prune` or the crate root.
+//! The contract has its own vocabulary, one file per idea, and no backend imports anything
+//! of the public API (`sys/tests.rs` fails naming the line if one does):
+//!
+//! | file | what | the public API |
+//! |---|---|---|
+//! | [`error`] | the error, its kind, the Win32 codes | re-exports `Error`, `ErrorKind`, `Result` |
+//! | [`wait_status`] | the outcome of a wait ([`WaitStatus`]) and of a multiple wait ([`WaitAny`]) | re-exports `WaitStatus`; `WaitAny` is made from ours |
+//! | [`name`] | a checked name, its namespace | `Name` (the parser) and `Namespace` convert to ours |
+//! | [`access`] | the rights a handle asks for, and Windows's check of them | `Access` converts to ours |
+//! | [`security`] | who may open a `Global\` object | `Security` converts to ours |
+//! | [`info`] | what inspection sees | `MutexInfo` and `OwnerInfo` are made from ours |
+//!
+//! The types on every acquisition's path (the error and the wait's outcome) are defined here
+//! and re-exported, because converting them there costs time (`error.rs` has the numbers);
+//! the rest the public API wraps or converts, so that it may grow (serde, new methods) without
+//! touching a backend.
 
-use crate::access::Access;
-use crate::error::Result;
-use crate::info::MutexInfo;
-use crate::name::{Name, Namespace};
-use crate::security::Security;
-use crate::wait_status::{WaitAny, WaitStatus};
+mod access;
+mod error;
+mod info;
+mod name;
+mod security;
+mod wait_status;
+
+pub(crate) use access::Access;
+pub(crate) use error::*;
+pub use error::{Error, ErrorKind, Result};
+pub(crate) use info::{MutexInfo, OwnerInfo};
+pub(crate) use name::{Name, Namespace, shorten};
+pub(crate) use security::Security;
 #[cfg(unix)]
 use std::path::PathBuf;
 use std::time::Duration;
+pub use wait_status::WaitStatus;
+pub(crate) use wait_status::*;
 
 /// What to create or open: every option of `CreateMutexEx`/`OpenMutex` and of this crate,
 /// as the public builder collected them.
@@ -53,7 +74,7 @@ pub(crate) trait CancelSignal: Send + Sync + Sized {
     fn fire(&self);
 }
 
-/// What a sweep of stale objects found ([`Backend::prune`]), file by file.
+/// What a sweep of stale objects found ([`Inspect::prune`]), file by file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Swept {
     /// Stale objects (and empty files of dead creators) removed.
@@ -69,7 +90,7 @@ pub(crate) struct Swept {
 /// One handle to a mutex object on one platform (its inspection is [`Inspect`]).
 ///
 /// Names arrive validated ([`crate::name`]); access masks arrive unchecked, because on
-/// Windows the OS checks them. Every method that fails returns an [`crate::Error`] whose kind
+/// Windows the OS checks them. Every method that fails returns an [`Error`] whose kind
 /// is the Win32 code the same failure has on Windows.
 pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     /// A process-owned acquisition, to be released or undone exactly once.
