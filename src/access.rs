@@ -126,3 +126,19 @@ impl From<Access> for contract::Access {
         contract::Access(access.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_receives_the_same_mask() {
+        for bits in [0, 1, 0x0010_0000, 0x001F_0001, 0x8000_0000, u32::MAX] {
+            assert_eq!(contract::Access::from(Access::from_bits(bits)).bits(), bits);
+        }
+        assert_eq!(
+            contract::Access::from(Access::SYNCHRONIZE | Access::MUTEX_MODIFY_STATE),
+            contract::Access(0x0010_0001)
+        );
+    }
+}

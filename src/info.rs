@@ -186,3 +186,83 @@ pub fn list(namespace: Namespace) -> crate::Result<Vec<MutexInfo>> {
 pub fn info(name: &str) -> crate::Result<Option<MutexInfo>> {
     crate::MutexOptions::new().info(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// Every field a backend reports reaches the public snapshot, in its own place (distinct
+    /// values, so a swapped or dropped field fails).
+    #[test]
+    fn every_field_of_a_backend_snapshot_is_carried_over() {
+        let at = |s| Some(UNIX_EPOCH + Duration::from_secs(s));
+        let owner = contract::OwnerInfo {
+            pid: Some(11),
+            tid: Some(12),
+            same_pid_namespace: true,
+            uid: Some(13),
+            acquired: at(14),
+            alive: false,
+            visible_pid: Some(15),
+            stopped: true,
+        };
+        let sys = contract::MutexInfo {
+            name: "Global\\x".to_owned(),
+            namespace: contract::Namespace::Global,
+            owner: Some(owner),
+            count: 1,
+            waiters: 2,
+            handles: 3,
+            stale: true,
+            creator_uid: 4,
+            creator_pid: 5,
+            created: at(6),
+            abandon_count: 7,
+            last_abandoner: Some((8, 9)),
+            abandon_note: Some("note".to_owned()),
+            kept_for_report: true,
+            accessible: false,
+        };
+        let public = MutexInfo::from(sys);
+        assert_eq!(
+            (
+                public.name.as_str(),
+                public.namespace,
+                public.count,
+                public.waiters
+            ),
+            ("Global\\x", Namespace::Global, 1, 2)
+        );
+        assert_eq!(
+            (
+                public.handles,
+                public.stale,
+                public.creator_uid,
+                public.creator_pid
+            ),
+            (3, true, 4, 5)
+        );
+        assert_eq!(
+            (public.created, public.abandon_count, public.last_abandoner),
+            (at(6), 7, Some((8, 9)))
+        );
+        assert_eq!(
+            (
+                public.abandon_note.as_deref(),
+                public.kept_for_report,
+                public.accessible
+            ),
+            (Some("note"), true, false)
+        );
+        let o = public.owner.expect("the owner");
+        assert_eq!(
+            (o.pid, o.tid, o.same_pid_namespace, o.uid),
+            (Some(11), Some(12), true, Some(13))
+        );
+        assert_eq!(
+            (o.acquired, o.alive, o.visible_pid, o.stopped),
+            (at(14), false, Some(15), true)
+        );
+    }
+}

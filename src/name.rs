@@ -200,6 +200,24 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_receives_the_parsed_name_and_namespace() {
+        for (text, namespace, object) in [
+            ("Global\\jobs", contract::Namespace::Global, "jobs"),
+            ("Local\\jobs", contract::Namespace::Local, "jobs"),
+            ("jobs", contract::Namespace::Local, "jobs"),
+        ] {
+            let parsed = Name::parse(text).unwrap().unwrap();
+            let sent = contract::Name::from(&parsed);
+            assert_eq!(
+                (sent.full, sent.namespace, sent.object),
+                (text, namespace, object)
+            );
+            assert_eq!(Namespace::from(sent.namespace), parsed.namespace);
+            assert_eq!(sent.namespace.prefix(), parsed.namespace.prefix());
+        }
+    }
+
+    #[test]
     fn prefixes_are_stripped_and_case_sensitive() {
         let n = Name::parse("Local\\Jobs").unwrap().unwrap();
         assert_eq!((n.namespace, n.object), (Namespace::Local, "Jobs"));

@@ -44,3 +44,29 @@ impl From<Security> for contract::Security {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_receives_the_same_choice() {
+        assert_eq!(
+            contract::Security::from(Security::CurrentUser),
+            contract::Security::CurrentUser
+        );
+        assert_eq!(
+            contract::Security::from(Security::Everyone),
+            contract::Security::Everyone
+        );
+        assert_eq!(
+            contract::Security::from(Security::UnixGroup(42)),
+            contract::Security::UnixGroup(42)
+        );
+        assert_eq!(Security::default(), Security::CurrentUser);
+        assert_eq!(
+            contract::Security::default(),
+            contract::Security::CurrentUser
+        );
+    }
+}
