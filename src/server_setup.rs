@@ -21,5 +21,5 @@
 /// assert!(err.to_string().contains("cannot connect to PostgreSQL at postgresql://app@127.0.0.1:1/locks"));
 /// ```
 pub fn setup_server(url: &str, lock_down: bool) -> crate::Result<()> {
-    crate::sys::setup_server(url, lock_down)
+    <crate::sys::ServerMutex as crate::sys::ServerBackend>::setup_server(url, lock_down)
 }

@@ -6,6 +6,8 @@
 pub(crate) mod contract;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "postgres")]
+pub(crate) use contract::ServerBackend;
 pub(crate) use contract::{Backend, CancelSignal, Inspect, Spec, Swept};
 
 /// The backend's process-owned acquisition ([`Backend::Claim`]).
@@ -88,5 +90,6 @@ mod either;
 mod pg;
 #[cfg(feature = "postgres")]
 pub(crate) use either::RawMutex;
+/// The backend of [`ServerBackend`] (the PostgreSQL one).
 #[cfg(feature = "postgres")]
-pub(crate) use pg::setup_server;
+pub(crate) use pg::PgMutex as ServerMutex;

@@ -1,5 +1,7 @@
 //! The backend contract: what a platform must provide, stated as types. The public API
-//! reaches a backend only through [`Backend`], and gives it only sys-level descriptions
+//! reaches a backend only through these traits ([`Backend`] for a handle, [`Inspect`] for
+//! looking without opening, [`CancelSignal`] for async waits, and `ServerBackend` for
+//! preparing a server), and gives it only sys-level descriptions
 //! ([`Spec`]), never its own builder: `MutexOptions` wraps a [`Spec`] the way
 //! `std::fs::OpenOptions` wraps its platform's options, so the dependency runs one way.
 //!
@@ -172,6 +174,15 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     fn still_owned(&self) -> Result<bool> {
         Ok(true)
     }
+}
+
+/// A backend that keeps its objects on a server, which is prepared once (the schema
+/// installed) before roles that may not create schemas use it (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub(crate) trait ServerBackend: Backend {
+    /// Installs what the server at `url` needs if it has none; `lock_down` also keeps other
+    /// clients of that server from taking this backend's locks directly.
+    fn setup_server(url: &str, lock_down: bool) -> Result<()>;
 }
 
 /// Looking at objects without opening them (`list`, `info`): a platform implements it for

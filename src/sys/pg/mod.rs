@@ -32,7 +32,7 @@ mod tls;
 
 pub(crate) use server::Server;
 
-use super::{Backend, CancelSignal, Spec};
+use super::{Backend, CancelSignal, ServerBackend, Spec};
 use crate::sys::contract::Access;
 use crate::sys::contract::Security;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -122,12 +122,14 @@ fn server_of(spec: &Spec) -> Result<Server> {
     }
 }
 
-/// Installs the schema on `url`'s database if it has none (`namedmutex server-setup`);
-/// `lock_down` also revokes PostgreSQL's advisory lock functions from PUBLIC.
-pub(crate) fn setup_server(url: &str, lock_down: bool) -> Result<()> {
-    let server = Server::parse(url)?;
-    let mut client = server.connect()?;
-    schema::setup(&server.key, &mut client, lock_down)
+impl ServerBackend for PgMutex {
+    /// Installs the schema on `url`'s database if it has none (`namedmutex server-setup`);
+    /// `lock_down` also revokes PostgreSQL's advisory lock functions from PUBLIC.
+    fn setup_server(url: &str, lock_down: bool) -> Result<()> {
+        let server = Server::parse(url)?;
+        let mut client = server.connect()?;
+        schema::setup(&server.key, &mut client, lock_down)
+    }
 }
 
 /// A name no caller can give (names never contain `\` after the prefix): an unnamed object.
