@@ -9,6 +9,7 @@
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
 # TLS only, and the role `cert_only` only with a client certificate (DIR/client.crt and
 # DIR/client.key, for that role, signed by the same CA). The TLS tests use them.
+# The role `pw_only` needs its password (`pw-secret:1`, SCRAM), for the password-file tests.
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
 set -euo pipefail
@@ -64,11 +65,11 @@ start)
     chmod 600 "$dir/server.key"
     printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n" \
         "$dir/server.crt" "$dir/server.key" "$dir/ca.crt" >>"$dir/data/postgresql.conf"
-    sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust\nhostnossl all cert_only all reject\nhostssl all cert_only all cert' \
+    sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust\nhostnossl all cert_only all reject\nhostssl all cert_only all cert\nhost all pw_only all scram-sha-256' \
         "$dir/data/pg_hba.conf"
     su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=$fsync -c max_connections=300\" start" >&2 \
         || { cat "$dir/log" >&2; exit 1; }
-    su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE cert_only LOGIN SUPERUSER'" >&2
+    su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE cert_only LOGIN SUPERUSER; CREATE ROLE pw_only LOGIN SUPERUSER PASSWORD '\''pw-secret:1'\'''" >&2
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
 stop)

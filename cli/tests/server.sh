@@ -68,4 +68,37 @@ msg=$(t "$nm" --server "$stranger" run "$name" -- true 2>&1) && rc=0 || rc=$?
 [ "$rc" = 77 ] || fail "a role without grants: status $rc ($msg)"
 case "$msg" in *"GRANT namedmutex_user TO nm_cli_stranger"*) ;; *) fail "a role without grants: $msg" ;; esac
 
+# 9. A password from libpq's places, never the URL: PGPASSWORD, then PGPASSFILE or
+# ~/.pgpass (a private file only). The role pw_only needs its password (tools/pg-server.sh).
+psql -qAt "$url" -c "SELECT 1 FROM pg_roles WHERE rolname = 'pw_only'" | grep -q 1 \
+    || fail "no role pw_only: run this against a server started by tools/pg-server.sh"
+pw_url=${url/postgres@/pw_only@}
+port=${url##*:}
+port=${port%%/*}
+mkdir -p "$work/home" "$work/nohome"
+nopw() { t env -u PGPASSWORD -u PGPASSFILE HOME="$work/nohome" "$@"; }
+msg=$(nopw "$nm" --server "$pw_url" list 2>&1) && rc=0 || rc=$?
+[ "$rc" = 69 ] || fail "no password anywhere: status $rc ($msg)"
+case "$msg" in *password*) ;; *) fail "no password anywhere: the error does not say so: $msg" ;; esac
+printf '# for the test\nother:%s:postgres:pw_only:wrong\n127.0.0.1:%s:postgres:pw_only:pw-secret\\:1\n' \
+    "$port" "$port" >"$work/pgpass"
+chmod 600 "$work/pgpass"
+msg=$(nopw env PGPASSFILE="$work/pgpass" "$nm" --server "$pw_url" run "$name" -- true 2>&1) \
+    || fail "PGPASSFILE with the password: $msg"
+chmod 644 "$work/pgpass"
+msg=$(nopw env PGPASSFILE="$work/pgpass" "$nm" --server "$pw_url" list 2>&1) && rc=0 || rc=$?
+[ "$rc" != 0 ] || fail "a password file others may read was used"
+case "$msg" in *"$work/pgpass was not read"*"mode 644"*"chmod 600"*) ;; *) fail "a public password file: $msg" ;; esac
+printf '*:*:*:pw_only:pw-secret\\:1\n' >"$work/home/.pgpass"
+chmod 600 "$work/home/.pgpass"
+msg=$(t env -u PGPASSWORD -u PGPASSFILE HOME="$work/home" "$nm" --server "$pw_url" run "$name" -- true 2>&1) \
+    || fail "~/.pgpass with a wildcard line: $msg"
+msg=$(nopw env PGPASSWORD='pw-secret:1' "$nm" --server "$pw_url" run "$name" -- true 2>&1) \
+    || fail "PGPASSWORD: $msg"
+msg=$(t env -u PGPASSFILE PGPASSWORD=wrong HOME="$work/home" "$nm" --server "$pw_url" list 2>&1) && rc=0 || rc=$?
+[ "$rc" != 0 ] || fail "PGPASSWORD did not come before ~/.pgpass"
+printf '*:*:*:pw_only:wrong\n' >"$work/home/.pgpass"
+msg=$(t env -u PGPASSWORD -u PGPASSFILE HOME="$work/home" "$nm" --server "${pw_url/pw_only@/pw_only:pw-secret%3A1@}" run "$name" -- true 2>&1) \
+    || fail "the URL's password did not come first: $msg"
+
 echo "server.sh: the command against $url: all checks passed"

@@ -10,6 +10,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `server` | the URL, and the per-session detection settings |
+//! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file, as libpq |
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, as libpq reads them |
 //! | `schema`, `schema.sql` | the server's functions and table, versioned |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
@@ -23,6 +24,7 @@
 mod handles;
 mod inspect;
 mod multi;
+mod password;
 mod runtime;
 mod schema;
 mod server;

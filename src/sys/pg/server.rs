@@ -35,6 +35,8 @@ pub(crate) struct Server {
     config: Arc<postgres::Config>,
     /// How connections (and cancel requests) speak TLS, from the URL's `sslmode`.
     pub tls: tls::Connector,
+    /// Why a password file was not read, for the error of a connection that then fails.
+    password_file_skipped: Option<String>,
 }
 
 impl std::fmt::Debug for Server {
@@ -74,6 +76,15 @@ impl Server {
                 config.user(&user);
             }
         }
+        // libpq's places for a password the URL does not give (password.rs).
+        let mut password_file_skipped = None;
+        if config.get_password().is_none() {
+            let found = super::password::look_up(&config);
+            if let Some(password) = found.password {
+                config.password(password);
+            }
+            password_file_skipped = found.skipped;
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -103,6 +114,7 @@ impl Server {
             tls: tls::connector(&tls_settings, &key)?,
             key,
             config: Arc::new(config),
+            password_file_skipped,
         })
     }
 
@@ -111,7 +123,7 @@ impl Server {
         let mut client = self
             .config
             .connect(tls::copy_of(&self.tls))
-            .map_err(|e| connect_error(&self.key, e))?;
+            .map_err(|e| connect_error(&self.key, e, self.password_file_skipped.as_deref()))?;
         // The settings travel in the startup packet's `options`: a pooler that drops them
         // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give
         // each transaction another server session, which advisory locks cannot survive.

@@ -105,8 +105,9 @@ pub(crate) fn sql_error(server: &str, what: &str, e: postgres::Error) -> Error {
     }
 }
 
-/// The error of a connection attempt, with the likely cause spelled out.
-pub(crate) fn connect_error(server: &str, e: postgres::Error) -> Error {
+/// The error of a connection attempt, with the likely cause spelled out; `skipped_file`:
+/// why a password file was not read (said when the failure is about a password).
+pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Option<&str>) -> Error {
     let text = e.to_string();
     let detail = e
         .as_db_error()
@@ -126,13 +127,20 @@ pub(crate) fn connect_error(server: &str, e: postgres::Error) -> Error {
         });
     let hint = if detail.contains("unsupported startup parameter") {
         " (a connection pooler such as PgBouncer refused the session settings: namedmutex needs a direct connection or session pooling, because advisory locks belong to a server session)"
+    } else if detail.contains("password missing") {
+        " (the server wants a password: give it in PGPASSWORD, or in a password file that only you may read, ~/.pgpass or PGPASSFILE, one host:port:database:user:password line)"
     } else if detail.contains("Connection refused") || detail.contains("timed out") {
         " (is the server running, and is the host and port right?)"
     } else {
         ""
     };
+    let about_password = detail.contains("password") || detail.contains("authentication");
+    let file = match skipped_file {
+        Some(why) if about_password => format!("; {why}"),
+        _ => String::new(),
+    };
     Error::new(
         ErrorKind::Io,
-        format!("cannot connect to PostgreSQL at {server}: {detail}{hint}"),
+        format!("cannot connect to PostgreSQL at {server}: {detail}{hint}{file}"),
     )
 }
