@@ -79,9 +79,10 @@ impl MutexOptions {
     /// Everything else stays as it is: the same names, waits, guards and abandonment
     /// reports, plus a fencing token ([`MutexGuard::fencing_token`](crate::MutexGuard::fencing_token)).
     /// `url` is a libpq URL (`postgresql://user:password@host:port/database`) or key=value
-    /// string; it is checked when a mutex is created or opened. Without a password of its
-    /// own, it takes `PGPASSWORD`, else the password file's (`PGPASSFILE` or `~/.pgpass`, a
-    /// private file only), as libpq does. Its `sslmode`, `sslrootcert`,
+    /// string; it is checked when a mutex is created or opened. What it leaves out comes from
+    /// libpq's environment variables (`PGHOST`, `PGUSER`, `PGSSLMODE`, ...); without a
+    /// password of its own, it takes `PGPASSWORD`, else the password file's (`PGPASSFILE` or
+    /// `~/.pgpass`, a private file only), as libpq does. Its `sslmode`, `sslrootcert`,
     /// `sslcert` and `sslkey` ask for TLS as they do in libpq (feature `postgres-tls`).
     /// Without this call, the
     /// environment variable `NAMEDMUTEX_SERVER` (when set and not empty) names the server;

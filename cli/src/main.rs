@@ -88,9 +88,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "server")]
     root: Option<PathBuf>,
     /// Keep the mutexes on this PostgreSQL server (postgresql://user@host:port/db), shared
-    /// by every host that reaches it, instead of on this machine. The password as libpq
-    /// finds it: $PGPASSWORD, else ~/.pgpass or $PGPASSFILE (mode 600). TLS as libpq reads
-    /// it: ?sslmode=verify-full&sslrootcert=CA.pem (and sslcert, sslkey).
+    /// by every host that reaches it, instead of on this machine. What it leaves out comes
+    /// from libpq's environment ($PGHOST, $PGUSER, $PGSSLMODE, ...); the password from
+    /// $PGPASSWORD, else ~/.pgpass or $PGPASSFILE (mode 600). TLS as libpq reads it:
+    /// ?sslmode=verify-full&sslrootcert=CA.pem (and sslcert, sslkey).
     #[arg(long, global = true, value_name = "URL", env = "NAMEDMUTEX_SERVER")]
     server: Option<String>,
     #[command(subcommand)]

@@ -101,4 +101,23 @@ printf '*:*:*:pw_only:wrong\n' >"$work/home/.pgpass"
 msg=$(t env -u PGPASSWORD -u PGPASSFILE HOME="$work/home" "$nm" --server "${pw_url/pw_only@/pw_only:pw-secret%3A1@}" run "$name" -- true 2>&1) \
     || fail "the URL's password did not come first: $msg"
 
+# 10. What the URL leaves out, libpq's environment gives (PGHOST, PGPORT, PGUSER, PGDATABASE,
+# PGSSLMODE, ...); what the URL says wins. The role tls_only may connect over TLS only.
+bare="postgresql://127.0.0.1:$port/postgres"
+msg=$(t env PGUSER=tls_only PGSSLMODE=disable "$nm" --server "$bare" list 2>&1) && rc=0 || rc=$?
+[ "$rc" = 69 ] || fail "PGUSER=tls_only, PGSSLMODE=disable: status $rc, not refused ($msg)"
+case "$msg" in *'user "tls_only"'*"no encryption"*) ;; *) fail "PGUSER/PGSSLMODE: $msg" ;; esac
+msg=$(t env PGUSER=tls_only PGSSLMODE=require "$nm" --server "$bare" list 2>&1) \
+    || fail "PGUSER=tls_only, PGSSLMODE=require: $msg"
+msg=$(t env PGUSER=tls_only PGSSLMODE=disable "$nm" --server "$bare?sslmode=require" list 2>&1) \
+    || fail "the URL's sslmode did not win over PGSSLMODE: $msg"
+msg=$(t env PGSSLMODE=sometimes "$nm" --server "$url" list 2>&1) && rc=0 || rc=$?
+case "$rc:$msg" in 70:*'"sometimes" (from PGSSLMODE)'*) ;; *) fail "a bad PGSSLMODE: status $rc ($msg)" ;; esac
+msg=$(t env PGHOST=127.0.0.1 PGPORT="$port" "$nm" --server "postgresql://postgres@/postgres" list 2>&1) \
+    || fail "PGHOST and PGPORT: $msg"
+msg=$(t env PGHOST=127.0.0.1 PGPORT=1 "$nm" --server "postgresql://postgres@/postgres" list 2>&1) && rc=0 || rc=$?
+[ "$rc" = 69 ] || fail "PGPORT=1 was not used: status $rc ($msg)"
+msg=$(t env PGDATABASE=nm_no_such_db "$nm" --server "postgresql://postgres@127.0.0.1:$port" list 2>&1) && rc=0 || rc=$?
+case "$rc:$msg" in 69:*'"nm_no_such_db" does not exist'*) ;; *) fail "PGDATABASE was not used: status $rc ($msg)" ;; esac
+
 echo "server.sh: the command against $url: all checks passed"

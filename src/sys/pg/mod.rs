@@ -10,6 +10,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `server` | the URL, and the per-session detection settings |
+//! | `libpq_env` | libpq's environment variables, for what the URL leaves out |
 //! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file, as libpq |
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, as libpq reads them |
 //! | `schema`, `schema.sql` | the server's functions and table, versioned |
@@ -23,6 +24,7 @@
 
 mod handles;
 mod inspect;
+mod libpq_env;
 mod multi;
 mod password;
 mod runtime;

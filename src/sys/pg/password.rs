@@ -13,6 +13,7 @@
 //! With several hosts in one URL, the first host's entry is used for all of them (libpq
 //! looks one up per host).
 
+use super::libpq_env::var;
 use postgres::config::Host;
 use std::path::{Path, PathBuf};
 
@@ -28,13 +29,11 @@ pub(crate) struct Lookup {
 /// The password for `config`, which has none of its own: `PGPASSWORD`, else the password
 /// file's first matching entry.
 pub(crate) fn look_up(config: &postgres::Config) -> Lookup {
-    if let Some(password) = std::env::var_os("PGPASSWORD").and_then(|p| p.into_string().ok()) {
-        if !password.is_empty() {
-            return Lookup {
-                password: Some(password),
-                skipped: None,
-            };
-        }
+    if let Some(password) = var("PGPASSWORD") {
+        return Lookup {
+            password: Some(password),
+            skipped: None,
+        };
     }
     let Some(file) = password_file() else {
         return Lookup::default();
@@ -70,7 +69,7 @@ pub(crate) fn look_up(config: &postgres::Config) -> Lookup {
 /// `PGPASSFILE`, or libpq's default: `.pgpass` in the home directory
 /// (`%APPDATA%\postgresql\pgpass.conf` on Windows).
 fn password_file() -> Option<PathBuf> {
-    if let Some(file) = std::env::var_os("PGPASSFILE").filter(|f| !f.is_empty()) {
+    if let Some(file) = var("PGPASSFILE") {
         return Some(PathBuf::from(file));
     }
     if cfg!(windows) {

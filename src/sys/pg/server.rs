@@ -7,6 +7,7 @@
 //! unacknowledged, by `tcp_user_timeout` (5 s); a session busy in a query notices a vanished
 //! client within `client_connection_check_interval` (1 s).
 
+use super::libpq_env;
 use super::sql_error::connect_error;
 use super::tls;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -64,17 +65,17 @@ impl Server {
                 ),
             )
         })?;
+        // What the URL leaves out, libpq's environment may give (libpq_env.rs); messages
+        // name what came from there.
+        let from_env = libpq_env::fill(&mut config)?;
         if config.get_hosts().is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameter,
-                format!("the PostgreSQL URL {:?} names no host", redact(url)),
+                format!(
+                    "the PostgreSQL URL {:?} names no host (nor does PGHOST)",
+                    redact(url)
+                ),
             ));
-        }
-        if config.get_user().is_none() {
-            // libpq's default: the operating system user.
-            if let Some(user) = std::env::var_os("USER").and_then(|u| u.into_string().ok()) {
-                config.user(&user);
-            }
         }
         // libpq's places for a password the URL does not give (password.rs).
         let mut password_file_skipped = None;
@@ -109,7 +110,11 @@ impl Server {
             config.get_options().unwrap_or("")
         );
         config.options(options.trim_end());
-        let key: Arc<str> = redact(url).into();
+        let key: Arc<str> = if from_env.is_empty() {
+            redact(url).into()
+        } else {
+            format!("{} (with {})", redact(url), from_env.join(", ")).into()
+        };
         Ok(Server {
             tls: tls::connector(&tls_settings, &key)?,
             key,

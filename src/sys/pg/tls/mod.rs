@@ -27,6 +27,7 @@
 //! | `url_params.rs` | the two forms of a connection string, and the parameters taken out |
 //! | `with_rustls.rs` | the connector with TLS (feature `postgres-tls`) |
 
+use super::libpq_env::var;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
 use url_params::{is_url, take_params, with_param};
@@ -73,7 +74,13 @@ pub(super) struct Settings {
 impl Settings {
     /// Splits `url` into the URL for the `postgres` crate and the TLS settings.
     pub fn take_from(url: &str) -> Result<(String, Settings)> {
-        let (rest, params) = take_params(url)?;
+        let (rest, mut params) = take_params(url)?;
+        // What the URL leaves out, libpq's environment may give.
+        let mode_from_env = params.sslmode.is_none();
+        params.sslmode = params.sslmode.or_else(|| var("PGSSLMODE"));
+        params.sslrootcert = params.sslrootcert.or_else(|| var("PGSSLROOTCERT"));
+        params.sslcert = params.sslcert.or_else(|| var("PGSSLCERT"));
+        params.sslkey = params.sslkey.or_else(|| var("PGSSLKEY"));
         let mode = match params.sslmode.as_deref() {
             None | Some("prefer") | Some("allow") => Mode::Prefer,
             Some("disable") => Mode::Disable,
@@ -81,8 +88,13 @@ impl Settings {
             Some("verify-ca") => Mode::VerifyCa,
             Some("verify-full") => Mode::VerifyFull,
             Some(other) => {
+                let from = if mode_from_env {
+                    " (from PGSSLMODE)"
+                } else {
+                    ""
+                };
                 return Err(invalid(format!(
-                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                    "sslmode {other:?}{from} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 )));
             }
         };
