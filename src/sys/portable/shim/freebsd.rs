@@ -7,7 +7,7 @@
 #![allow(unsafe_code)]
 
 use super::Waited;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Duration;
 
 /// Sleeps while `word` holds `expected`, until woken or `timeout` (`None`: no limit).
@@ -48,6 +48,12 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
 
 /// Wakes up to `n` threads sleeping on `word`, in any process.
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    // A full fence first. The kernel orders this wake after the store that precedes it
+    // against a sleeper's compare; Miri's emulation (of macOS's, at least) does only when a sleeper is already
+    // queued (it skips its own fence when none is), so a sleeper arriving just after could
+    // read the word from before that store and sleep through its wake (seen under Miri:
+    // shim::tests::a_wake_ends_a_sleep timed out). Beside a system call it costs nothing.
+    fence(Ordering::SeqCst);
     let n = n.min(i32::MAX as u32);
     // SAFETY: `word` is a live, aligned u32; UMTX_OP_WAKE reads only `val`.
     let _ = unsafe {

@@ -15,7 +15,7 @@
 use super::Waited;
 use std::ffi::c_void;
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Duration;
 
 type OsWait = unsafe extern "C" fn(*mut c_void, u64, libc::size_t, u32) -> libc::c_int;
@@ -173,6 +173,12 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
 
 /// Wakes one thread sleeping on `word` (`n == 1`) or all of them, in any process.
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    // A full fence first. The kernel orders this wake after the store that precedes it
+    // against a sleeper's compare; Miri's emulation does only when a sleeper is already
+    // queued (it skips its own fence when none is), so a sleeper arriving just after could
+    // read the word from before that store and sleep through its wake (seen under Miri:
+    // shim::tests::a_wake_ends_a_sleep timed out). Beside a system call it costs nothing.
+    fence(Ordering::SeqCst);
     let addr = word.as_ptr().cast::<c_void>();
     match *calls() {
         Calls::Public {
