@@ -70,7 +70,7 @@ case "$msg" in *"GRANT namedmutex_user TO nm_cli_stranger"*) ;; *) fail "a role 
 
 # 9. A password from libpq's places, never the URL: PGPASSWORD, then PGPASSFILE or
 # ~/.pgpass (a private file only). The role pw_only needs its password (tools/pg-server.sh).
-psql -qAt "$url" -c "SELECT 1 FROM pg_roles WHERE rolname = 'pw_only'" | grep -q 1 \
+t psql -qAt "$url" -c "SELECT 1 FROM pg_roles WHERE rolname = 'pw_only'" | grep -q 1 \
     || fail "no role pw_only: run this against a server started by tools/pg-server.sh"
 pw_url=${url/postgres@/pw_only@}
 port=${url##*:}

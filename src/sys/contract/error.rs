@@ -127,7 +127,7 @@ impl ErrorKind {
     }
 
     /// A short phrase for messages.
-    pub(crate) fn describe(self) -> &'static str {
+    fn describe(self) -> &'static str {
         match self {
             ErrorKind::InvalidName => "invalid name",
             ErrorKind::PathNotFound => "path not found",
