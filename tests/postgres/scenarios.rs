@@ -33,6 +33,10 @@ pub fn all() -> Vec<Scenario> {
         ("input::roles_have_their_own_local_namespace", second_role),
         ("input::future_schema_version_is_refused", future_schema),
         (
+            "input::older_functions_are_upgraded_by_their_owner",
+            older_functions,
+        ),
+        (
             "input::lock_down_keeps_ungranted_roles_off_the_keys",
             lock_down,
         ),
@@ -410,15 +414,7 @@ fn lock_down() -> TestResult {
     drop(opts().create(&unique("schema")).ctx("install")?);
     ensure_role(&mut admin, "nm_stranger", false)?;
     ensure_role(&mut admin, "nm_other", true)?;
-    let db = "nm_locked";
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .ctx("create database")?;
-    let db_url = url()
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{db}"))
-        .unwrap();
+    let db_url = fresh_database(&mut admin, "nm_locked")?;
     namedmutex::setup_server(&db_url, true).ctx("setup --lock-down")?;
     let stranger = db_url.replacen("postgres@", "nm_stranger@", 1);
     let mut direct = postgres::Client::connect(&stranger, postgres::NoTls).ctx("connect")?;
@@ -448,16 +444,7 @@ fn lock_down() -> TestResult {
 
 /// A database whose schema a future version installed: refused with `Incompatible`.
 fn future_schema() -> TestResult {
-    let mut admin = admin();
-    let db = "nm_future";
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .ctx("create database")?;
-    let db_url = url()
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{db}"))
-        .unwrap();
+    let db_url = fresh_database(&mut admin(), "nm_future")?;
     namedmutex::setup_server(&db_url, false).ctx("setup")?;
     let mut c = postgres::Client::connect(&db_url, postgres::NoTls).ctx("connect")?;
     c.batch_execute("UPDATE namedmutex.meta SET version = 99")
@@ -469,6 +456,99 @@ fn future_schema() -> TestResult {
     ensure(
         e.kind() == ErrorKind::Incompatible && e.to_string().contains("version 99"),
         format!("{e}"),
+    )
+}
+
+/// A database whose functions an older library installed (revision 1, before functions
+/// had a revision): a granted role that does not own them uses them as they are; their
+/// owner's first connection replaces them in place, keeping entry points SECURITY DEFINER
+/// and granted, helpers granted to nobody.
+fn older_functions() -> TestResult {
+    let mut admin = admin();
+    ensure_role(&mut admin, "nm_other", true)?;
+    let db_url = fresh_database(&mut admin, "nm_upgrade")?;
+    namedmutex::setup_server(&db_url, false).ctx("setup")?;
+    let mut c = postgres::Client::connect(&db_url, postgres::NoTls).ctx("connect")?;
+    c.batch_execute("DROP FUNCTION namedmutex.revision()")
+        .ctx("drop revision()")?;
+    let revision = |c: &mut postgres::Client| -> Result<Option<i32>, String> {
+        let present: bool = c
+            .query_one(
+                "SELECT to_regprocedure('namedmutex.revision()') IS NOT NULL",
+                &[],
+            )
+            .ctx("look up revision()")?
+            .get(0);
+        if !present {
+            return Ok(None);
+        }
+        Ok(Some(
+            c.query_one("SELECT namedmutex.revision()", &[])
+                .ctx("revision()")?
+                .get(0),
+        ))
+    };
+    // A role that does not own the functions: they stay, and work.
+    let other = format!(
+        "{}?application_name=older-other",
+        db_url.replacen("postgres@", "nm_other@", 1)
+    );
+    let (m, _) = MutexOptions::new()
+        .server(&other)
+        .create(&unique("older"))
+        .ctx("a granted role creates on older functions")?;
+    let s = m.wait(Some(watchdog())).ctx("a granted role waits")?;
+    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
+    m.release().ctx("release")?;
+    drop(m);
+    ensure(
+        revision(&mut c)?.is_none(),
+        "a role that does not own the functions replaced them",
+    )?;
+    // Their owner: replaced. An entry point that would fail shows whether it was.
+    c.batch_execute(
+        "CREATE OR REPLACE FUNCTION namedmutex.try_acquire(p_id int, p_me uuid, p_host text, \
+         p_pid int, p_tid int, OUT got boolean, OUT abandoned boolean, OUT note text, OUT token bigint) \
+         LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RAISE EXCEPTION 'revision 1'; END $$",
+    )
+    .ctx("plant an old try_acquire")?;
+    let owner = format!("{db_url}?application_name=older-owner");
+    let (m, _) = MutexOptions::new()
+        .server(&owner)
+        .create(&unique("upgraded"))
+        .ctx("the owner creates")?;
+    let s = m.wait(Some(watchdog())).ctx("the owner waits")?;
+    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
+    m.release().ctx("release")?;
+    ensure(
+        revision(&mut c)? == Some(2),
+        format!(
+            "after the owner's connection: revision {:?}",
+            revision(&mut c)?
+        ),
+    )?;
+    let rows = c
+        .query(
+            "SELECT p.proname::text, p.prosecdef, p.proconfig IS NOT NULL, \
+                    has_function_privilege('namedmutex_user', p.oid, 'EXECUTE') \
+             FROM pg_proc p WHERE p.pronamespace = 'namedmutex'::regnamespace",
+            &[],
+        )
+        .ctx("the functions' attributes")?;
+    for r in &rows {
+        let (name, definer, pinned, granted): (String, bool, bool, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let entry = !name.starts_with('_');
+        ensure(
+            definer == entry && pinned == entry && granted == entry,
+            format!(
+                "{name}: SECURITY DEFINER {definer}, search_path set {pinned}, granted to namedmutex_user {granted}"
+            ),
+        )?;
+    }
+    ensure(
+        rows.iter().any(|r| r.get::<_, String>(0) == "_claim"),
+        "no helper _claim after the upgrade",
     )
 }
 

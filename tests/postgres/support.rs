@@ -44,6 +44,18 @@ pub fn admin() -> postgres::Client {
     postgres::Client::connect(&url(), postgres::NoTls).expect("admin connection")
 }
 
+/// A new, empty database `db` on the test server (dropped first if a run left it): its URL.
+pub fn fresh_database(admin: &mut postgres::Client, db: &str) -> Result<String, String> {
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .ctx("create database")?;
+    Ok(url()
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{db}"))
+        .unwrap())
+}
+
 /// Options for a mutex on the test server.
 pub fn opts() -> namedmutex::MutexOptions {
     namedmutex::MutexOptions::new().server(&url())

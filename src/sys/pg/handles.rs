@@ -1,7 +1,7 @@
 //! The handle session of this process (one per server): every open handle is one shared
 //! advisory lock on (1852665602, id) in it, so an object exists exactly while some process
 //! holds a handle, and a crashed process's handles go with its connection. Creating and
-//! opening run here too, serialized by the row lock of the name (schema.sql `open_handle`).
+//! opening run here too, serialized by the row lock of the name (functions.sql `open_handle`).
 
 use super::server::Server;
 use super::sql_error::sql_error;

@@ -1,4 +1,4 @@
-//! `list`, `info` and `prune` on a server: what schema.sql's `list` reads from the rows and
+//! `list`, `info` and `prune` on a server: what functions.sql's `list` reads from the rows and
 //! from `pg_locks` (handles, waiters, whether the owner's session still holds the lock).
 
 use super::handles;

@@ -4,8 +4,9 @@
 //! (`session.rs`); a row per name records the owner's claim, so the next owner can tell a
 //! release from a death and reports `Abandoned` exactly once; open handles are shared locks
 //! in one session per process (`handles.rs`), so an object lives while a handle does, in any
-//! process on any host. schema.sql holds the server side, installed on first use
-//! (`schema.rs`); `server.rs` applies the settings that detect a dead host.
+//! process on any host. schema.sql (the table) and functions.sql hold the server side,
+//! installed on first use (`schema.rs`); `server.rs` applies the settings that detect a dead
+//! host.
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -13,7 +14,7 @@
 //! | `libpq_env` | libpq's environment variables, for what the URL leaves out |
 //! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file, as libpq |
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, as libpq reads them |
-//! | `schema`, `schema.sql` | the server's functions and table, versioned |
+//! | `schema`, `schema.sql`, `functions.sql` | the server's table (versioned) and functions (revised in place) |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
 //! | `handles` | a process's handle session: create, open, duplicate, close |
 //! | `multi` | wait-any and wait-all (polling: weaker than local, see README) |

@@ -1,5 +1,5 @@
 //! `WaitForMultipleObjects` on one server: wait-any tries the handles in index order,
-//! wait-all takes all of them in one statement or none (schema.sql `try_acquire_all`).
+//! wait-all takes all of them in one statement or none (functions.sql `try_acquire_all`).
 //! Between tries the wait listens for the releases of its mutexes (`LISTEN`; a release
 //! notifies only when a multi-object wait watches it); an owner that dies sends nothing, so
 //! the wait also tries again every 100 ms. A wait-all's statement looks in `pg_locks` before

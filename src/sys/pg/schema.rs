@@ -1,26 +1,66 @@
 //! The schema `namedmutex` on the server: checked once per process and server, installed on
-//! first use (schema.sql, in one transaction, serialized between installers), refused when
-//! its version is not this library's.
+//! first use (schema.sql, then functions.sql, in one transaction, serialized between
+//! installers), refused when its version (the data's layout) is not this library's, and its
+//! functions brought up to this library's revision in place when they are older.
 
 use super::sql_error::sql_error;
 use crate::sys::contract::{Error, ErrorKind, Result};
+use postgres::GenericClient;
 use postgres::error::SqlState;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-/// The version of schema.sql; a server with another refuses with `Incompatible`.
+/// The version of schema.sql (the table's layout); a server with another refuses with
+/// `Incompatible`.
 pub(crate) const VERSION: i32 = 1;
+
+/// The revision of functions.sql. Functions of an older revision are replaced (see
+/// [`upgrade`]); newer ones are kept, since entry points keep their signatures.
+pub(crate) const REVISION: i32 = 2;
 
 /// The advisory lock (class, id) that serializes installers.
 const INSTALL_LOCK: (i32, i32) = (1_852_665_600, 0);
 
-/// The schema's text.
+/// The data: schema, table, sequence.
 const SCHEMA_SQL: &str = include_str!("schema.sql");
+
+/// The functions, every one `CREATE OR REPLACE`.
+const FUNCTIONS_SQL: &str = include_str!("functions.sql");
+
+/// Run after functions.sql: every entry point runs as the installer, with a search path
+/// nobody can plant objects in, and is granted to namedmutex_user (created when the
+/// installer may); the helpers (`_name`) are granted to nobody.
+const SECURE_SQL: &str = r#"
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = 'namedmutex'::regnamespace AND p.proname NOT LIKE '\_%' LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
+        BEGIN
+            CREATE ROLE namedmutex_user NOLOGIN;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'namedmutex: cannot create role namedmutex_user; only the installer may use namedmutex';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
+        GRANT USAGE ON SCHEMA namedmutex TO namedmutex_user;
+        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA namedmutex TO namedmutex_user;
+        FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                 WHERE p.pronamespace = 'namedmutex'::regnamespace AND p.proname LIKE '\_%' LOOP
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM namedmutex_user', f);
+        END LOOP;
+    END IF;
+END $$;
+"#;
 
 /// Servers this process has checked (by key).
 static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
-/// Makes sure `client`'s database has this library's schema, installing it when it has none.
+/// Makes sure `client`'s database has this library's schema, installing it when it has none
+/// and upgrading its functions when they are older.
 pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> {
     if CHECKED
         .lock()
@@ -31,7 +71,12 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
         return Ok(());
     }
     match client.query_one("SELECT namedmutex.version()", &[]) {
-        Ok(row) => check_version(server, row.get(0))?,
+        Ok(row) => {
+            check_version(server, row.get(0))?;
+            if revision(server, client)? < REVISION {
+                upgrade(server, client)?;
+            }
+        }
         Err(e)
             if e.code() == Some(&SqlState::INVALID_SCHEMA_NAME)
                 || e.code() == Some(&SqlState::UNDEFINED_FUNCTION) =>
@@ -68,6 +113,51 @@ fn check_version(server: &str, version: i32) -> Result<()> {
     ))
 }
 
+/// The revision of the installed functions (1: before functions had one).
+fn revision(server: &str, client: &mut impl GenericClient) -> Result<i32> {
+    let what = "checking the namedmutex functions";
+    let present: bool = client
+        .query_one(
+            "SELECT to_regprocedure('namedmutex.revision()') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| sql_error(server, what, e))?
+        .get(0);
+    if !present {
+        return Ok(1);
+    }
+    Ok(client
+        .query_one("SELECT namedmutex.revision()", &[])
+        .map_err(|e| sql_error(server, what, e))?
+        .get(0))
+}
+
+/// Replaces functions of an older revision with this library's, in one transaction (the
+/// entry points keep their signatures and their grants, so sessions of older libraries go on
+/// working). Only the functions' owner may: for any other role this leaves them as they are
+/// (they do the same, more slowly) until their owner runs `namedmutex server-setup`.
+fn upgrade(server: &str, client: &mut postgres::Client) -> Result<()> {
+    let what = "upgrading the namedmutex functions";
+    let mut tx = client
+        .transaction()
+        .map_err(|e| sql_error(server, what, e))?;
+    let done = tx
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&INSTALL_LOCK.0, &INSTALL_LOCK.1],
+        )
+        .and_then(|_| tx.batch_execute(FUNCTIONS_SQL))
+        .and_then(|_| tx.batch_execute(SECURE_SQL));
+    match done {
+        Ok(()) => {}
+        // Not the owner (or, after `server-setup --lock-down`, not allowed the install
+        // lock): the transaction rolls back when dropped.
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => return Ok(()),
+        Err(e) => return Err(sql_error(server, what, e)),
+    }
+    tx.commit().map_err(|e| sql_error(server, what, e))
+}
+
 fn not_granted(server: &str, client: &mut postgres::Client) -> Error {
     let role = client
         .query_one("SELECT session_user::text", &[])
@@ -81,7 +171,7 @@ fn not_granted(server: &str, client: &mut postgres::Client) -> Error {
     )
 }
 
-/// Installs schema.sql, unless a concurrent installer did first.
+/// Installs schema.sql and functions.sql, unless a concurrent installer did first.
 fn install(server: &str, client: &mut postgres::Client) -> Result<()> {
     let what = "installing the namedmutex schema";
     let mut tx = client
@@ -109,38 +199,22 @@ fn install(server: &str, client: &mut postgres::Client) -> Result<()> {
                 sql_error(server, what, e)
             }
         })?;
-        // Every function runs as the installer, with a search path nobody can plant objects in.
-        tx.batch_execute(
-            r#"
-            DO $$
-            DECLARE f regprocedure;
-            BEGIN
-                FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-                         WHERE p.pronamespace = 'namedmutex'::regnamespace LOOP
-                    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
-                END LOOP;
-                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
-                    BEGIN
-                        CREATE ROLE namedmutex_user NOLOGIN;
-                    EXCEPTION WHEN insufficient_privilege THEN
-                        RAISE NOTICE 'namedmutex: cannot create role namedmutex_user; only the installer may use namedmutex';
-                    END;
-                END IF;
-                IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'namedmutex_user') THEN
-                    GRANT USAGE ON SCHEMA namedmutex TO namedmutex_user;
-                    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA namedmutex TO namedmutex_user;
-                END IF;
-            END $$;
-            "#,
-        )
-        .map_err(|e| sql_error(server, what, e))?;
+        tx.batch_execute(FUNCTIONS_SQL)
+            .and_then(|_| tx.batch_execute(SECURE_SQL))
+            .map_err(|e| sql_error(server, what, e))?;
     }
     let version: i32 = tx
         .query_one("SELECT namedmutex.version()", &[])
         .map_err(|e| sql_error(server, what, e))?
         .get(0);
+    let revision = revision(server, &mut tx)?;
     tx.commit().map_err(|e| sql_error(server, what, e))?;
-    check_version(server, version)
+    check_version(server, version)?;
+    if revision < REVISION {
+        // A concurrent installer of an older library was first.
+        upgrade(server, client)?;
+    }
+    Ok(())
 }
 
 /// Installs the schema if needed, then (with `lock_down`) revokes PostgreSQL's own advisory
