@@ -11,6 +11,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The suite builds the crates in many configurations (features, targets, Miri, fuzzing), each
+# with its own copy of every dependency. Debug info as line tables only (backtraces still name
+# files and lines) and no incremental caches keep the target directory a fraction of its
+# default size, and link faster. Set either variable to choose otherwise.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+
 # Tools the tests call, installed when missing (Debian package names): unshare and setpriv
 # (PID namespaces, other users), mount (a tiny tmpfs for the full-disk test), useradd (test
 # users), a C++ compiler (libFuzzer, built by cargo-fuzz), bindfs (a FUSE root, which must be
