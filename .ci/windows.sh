@@ -11,7 +11,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-step() { printf '\n==> %s\n' "$*"; }
+. "$repo/tools/step.sh"
 
 # --- Tools ---------------------------------------------------------------------------
 apt_packages=(wine wine64 gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64)

@@ -11,11 +11,12 @@
 # enables the unstable compiler flags cargo-fuzz passes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. tools/step.sh
 secs=${1:-20}
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/fuzz/target}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "==> cargo install cargo-fuzz --locked"
+    step "cargo install cargo-fuzz --locked"
     cargo install cargo-fuzz --locked
 fi
 toolchain=()
@@ -30,7 +31,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for target in name_parse validate_object; do
-    echo "==> fuzz $target for ${secs}s"
+    step "fuzz $target for ${secs}s"
     mkdir -p "fuzz/corpus/$target"
     # New inputs go to the first directory (corpus/), never to the committed seeds.
     if ! cargo "${toolchain[@]}" fuzz run -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
@@ -41,4 +42,4 @@ for target in name_parse validate_object; do
     fi
     grep -E '^Done [0-9]+ runs' "$log" || tail -3 "$log"
 done
-echo "==> fuzz.sh: no crash in ${secs}s per target"
+step "fuzz.sh: no crash in ${secs}s per target"

@@ -7,18 +7,19 @@
 #     ./tools/miri.sh            # about 3 minutes
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. tools/step.sh
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup component add --toolchain nightly miri rust-src
 for t in x86_64-unknown-linux-gnu aarch64-apple-darwin x86_64-unknown-freebsd; do
-    echo "==> Miri: cargo +nightly miri test --lib --target $t protocol::heap (8 seeds)"
+    step "Miri: cargo +nightly miri test --lib --target $t protocol::heap (8 seeds)"
     MIRIFLAGS="-Zmiri-many-seeds=0..8" \
         cargo +nightly miri test -q -p namedmutex --lib --target "$t" protocol::heap
 done
 # The portable backend's wait/wake shims on a heap word with threads: macOS's os_sync calls
 # (looked up with dlsym) and FreeBSD's _umtx_op, as Miri emulates them.
 for t in aarch64-apple-darwin x86_64-unknown-freebsd; do
-    echo "==> Miri: cargo +nightly miri test --lib --target $t portable::shim (4 seeds)"
+    step "Miri: cargo +nightly miri test --lib --target $t portable::shim (4 seeds)"
     MIRIFLAGS="-Zmiri-many-seeds=0..4" \
         cargo +nightly miri test -q -p namedmutex --lib --target "$t" portable::shim
 done

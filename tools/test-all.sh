@@ -10,6 +10,7 @@
 # normal user they say "skipped" and why.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. tools/step.sh
 
 # The suite builds the crates in many configurations (features, targets, Miri, fuzzing), each
 # with its own copy of every dependency. Debug info as line tables only (backtraces still name
@@ -33,16 +34,18 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     sudo=()
     if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-    echo "==> installing ${need[*]}"
+    step "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-echo "==> cargo test --workspace (Linux)"
-cargo test --workspace
+# The benchmark harness's own tests run in the release build it is used in (further down),
+# which spares a debug build of its dependencies (sqlx, criterion).
+step "cargo test --workspace --exclude namedmutex-bench (Linux)"
+cargo test --workspace --exclude namedmutex-bench
 # The `serde` feature: its unit tests and doc examples.
-echo "==> cargo test --features serde --lib, --doc"
+step "cargo test --features serde --lib, --doc"
 cargo test --features serde --lib -- --skip protocol::model  # the model tests ran above
 cargo test --features serde,postgres --doc
 
@@ -51,30 +54,30 @@ cargo test --features serde,postgres --doc
 # biased and ordinary mutexes. Run the shared behaviour suite and the Linux backend tests
 # again with every mutex biased to its first acquirer, and with biasing off.
 for mode in 1 0; do
-    echo "==> NAMEDMUTEX_BIAS=$mode: behaviour and Linux backend tests"
+    step "NAMEDMUTEX_BIAS=$mode: behaviour and Linux backend tests"
     NAMEDMUTEX_BIAS=$mode cargo test --test behaviour --test linux
 done
 
 # Reliability (RELIABILITY.md): the workspace run above already ran tests/reliability
 # (chaos for 30 s, exhaustion, hostile users, bad files); the crash points need the
 # fault-injection build. Then a short fuzz run (tools/fuzz.sh installs cargo-fuzz if missing).
-echo "==> cargo test --features fault-injection --test reliability -- fault::"
+step "cargo test --features fault-injection --test reliability -- fault::"
 cargo test --features fault-injection --test reliability -- fault::
 for filter in bias:: polling::; do
-    echo "==> cargo test --features fault-injection --test linux -- $filter"
+    step "cargo test --features fault-injection --test linux -- $filter"
     cargo test --features fault-injection --test linux -- "$filter"
 done
 # The portable backend (macOS's and FreeBSD's) built on Linux with Linux shims: the whole
 # behavioural suite, the reliability suite with its crash points (including the watcher's,
 # the thread destructor's and the process-slot claim's), its own tests, and the CLI's.
-echo "==> portable backend on Linux: behaviour, reliability (with fault injection), portable, CLI"
+step "portable backend on Linux: behaviour, reliability (with fault injection), portable, CLI"
 cargo test --features portable-backend,fault-injection --test behaviour --test reliability --test portable
 cargo test -p namedmutex-cli --features portable-backend
 
 if [ "$(uname -m)" = x86_64 ]; then
     # The static musl build (README: the fast-starting command): the same behavioural and
     # Linux-backend tests, the CLI's tests, and glibc and musl processes sharing mutexes.
-    echo "==> static musl build: behaviour, Linux backend, CLI, cli/tests/cross-libc.sh"
+    step "static musl build: behaviour, Linux backend, CLI, cli/tests/cross-libc.sh"
     musl=x86_64-unknown-linux-musl
     rustup target list --installed | grep -qx "$musl" || rustup target add "$musl"
     cargo test --target "$musl" --test behaviour --test linux
@@ -82,12 +85,15 @@ if [ "$(uname -m)" = x86_64 ]; then
     cargo build -q -p namedmutex-cli
     cargo build -q -p namedmutex-cli --target "$musl"
     cli/tests/cross-libc.sh target/debug/namedmutex "target/$musl/debug/namedmutex"
-    echo "==> cli/tests/install.sh (cli/install.sh into a temporary prefix)"
+    step "cli/tests/install.sh (cli/install.sh into a temporary prefix)"
     cli/tests/install.sh
 fi
 
+step "cargo test --release -p namedmutex-bench (the benchmark harness's own tests)"
+cargo test --release -p namedmutex-bench
+
 # The C ABI from C (gcc, through pkg-config; shared and static) and Python (ctypes).
-echo "==> capi/tests/run-c-tests.sh"
+step "capi/tests/run-c-tests.sh"
 ./capi/tests/run-c-tests.sh
 
 # The PostgreSQL backend against a real server started here (stopped on exit): its unit
@@ -98,7 +104,7 @@ echo "==> capi/tests/run-c-tests.sh"
 pg_dir=$(mktemp -d)
 trap 'tools/pg-server.sh stop "$pg_dir"' EXIT
 pg_url=$(tools/pg-server.sh start "$pg_dir")
-echo "==> PostgreSQL backend, on $pg_url"
+step "PostgreSQL backend, on $pg_url"
 cargo test --features postgres --lib sys::pg
 cargo test --features postgres-tls --lib sys::pg
 NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
@@ -109,11 +115,11 @@ NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$p
 cargo build -q -p namedmutex-cli
 cli/tests/server.sh "$pg_url" target/debug/namedmutex
 
-echo "==> tools/fuzz.sh 20"
+step "tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
 
 # The lock protocol with real threads under Miri, for Linux, macOS (aarch64) and FreeBSD.
 ./tools/miri.sh
 
-echo "==> Windows backend under Wine, and cross-platform type checks"
+step "Windows backend under Wine, and cross-platform type checks"
 bash .ci/windows.sh
