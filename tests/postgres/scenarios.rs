@@ -433,13 +433,7 @@ fn lock_down() -> TestResult {
         )?;
     }
     let other = db_url.replacen("postgres@", "nm_other@", 1);
-    let (m, _) = MutexOptions::new()
-        .server(&other)
-        .create(&unique("locked"))
-        .ctx("a granted role creates")?;
-    let s = m.wait(Some(watchdog())).ctx("a granted role waits")?;
-    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
-    m.release().ctx("release")
+    take_and_release(&other, "locked", "a granted role")
 }
 
 /// A database whose schema a future version installed: refused with `Incompatible`.
@@ -493,14 +487,7 @@ fn older_functions() -> TestResult {
         "{}?application_name=older-other",
         db_url.replacen("postgres@", "nm_other@", 1)
     );
-    let (m, _) = MutexOptions::new()
-        .server(&other)
-        .create(&unique("older"))
-        .ctx("a granted role creates on older functions")?;
-    let s = m.wait(Some(watchdog())).ctx("a granted role waits")?;
-    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
-    m.release().ctx("release")?;
-    drop(m);
+    take_and_release(&other, "older", "a granted role on older functions")?;
     ensure(
         revision(&mut c)?.is_none(),
         "a role that does not own the functions replaced them",
@@ -513,13 +500,7 @@ fn older_functions() -> TestResult {
     )
     .ctx("plant an old try_acquire")?;
     let owner = format!("{db_url}?application_name=older-owner");
-    let (m, _) = MutexOptions::new()
-        .server(&owner)
-        .create(&unique("upgraded"))
-        .ctx("the owner creates")?;
-    let s = m.wait(Some(watchdog())).ctx("the owner waits")?;
-    ensure(s == WaitStatus::Acquired, format!("{s:?}"))?;
-    m.release().ctx("release")?;
+    take_and_release(&owner, "upgraded", "the owner")?;
     ensure(
         revision(&mut c)? == Some(2),
         format!(

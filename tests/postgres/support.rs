@@ -56,6 +56,21 @@ pub fn fresh_database(admin: &mut postgres::Client, db: &str) -> Result<String, 
         .unwrap())
 }
 
+/// Creates a mutex named after `tag` through `url`, takes it (it must be `Acquired`) and
+/// releases it; `who` names the case in errors.
+pub fn take_and_release(url: &str, tag: &str, who: &str) -> TestResult {
+    let (m, _) = namedmutex::MutexOptions::new()
+        .server(url)
+        .create(&unique(tag))
+        .ctx(&format!("{who} creates"))?;
+    let s = m.wait(Some(watchdog())).ctx(&format!("{who} waits"))?;
+    ensure(
+        s == namedmutex::WaitStatus::Acquired,
+        format!("{who}: {s:?}"),
+    )?;
+    m.release().ctx(&format!("{who} releases"))
+}
+
 /// Options for a mutex on the test server.
 pub fn opts() -> namedmutex::MutexOptions {
     namedmutex::MutexOptions::new().server(&url())
