@@ -141,17 +141,26 @@ fn upgrade(server: &str, client: &mut postgres::Client) -> Result<()> {
     let mut tx = client
         .transaction()
         .map_err(|e| sql_error(server, what, e))?;
+    match tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&INSTALL_LOCK.0, &INSTALL_LOCK.1],
+    ) {
+        Ok(_) => {}
+        // After `server-setup --lock-down` only the installer may take the install lock.
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => return Ok(()),
+        Err(e) => return Err(sql_error(server, what, e)),
+    }
+    // Looked at again under the lock: another process may have upgraded them meanwhile,
+    // perhaps to a newer revision than this library's, which must stay.
+    if revision(server, &mut tx)? >= REVISION {
+        return Ok(());
+    }
     let done = tx
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&INSTALL_LOCK.0, &INSTALL_LOCK.1],
-        )
-        .and_then(|_| tx.batch_execute(FUNCTIONS_SQL))
+        .batch_execute(FUNCTIONS_SQL)
         .and_then(|_| tx.batch_execute(SECURE_SQL));
     match done {
         Ok(()) => {}
-        // Not the owner (or, after `server-setup --lock-down`, not allowed the install
-        // lock): the transaction rolls back when dropped.
+        // Not the owner: the transaction rolls back when dropped.
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => return Ok(()),
         Err(e) => return Err(sql_error(server, what, e)),
     }
