@@ -12,8 +12,8 @@
 --
 -- Revision 2: no function is LANGUAGE sql but list (PostgreSQL plans the query of a
 -- LANGUAGE sql function on every call when it cannot inline it, and it never inlines a
--- SECURITY DEFINER one: revision 1's may_use cost 75 us per acquisition that way), and
--- helpers are not SECURITY DEFINER (each such call saves and restores settings).
+-- SECURITY DEFINER one: revision 1's may_use cost about 70 us per acquisition that way, in
+-- pgbench), and helpers are not SECURITY DEFINER (each such call saves and restores settings).
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
