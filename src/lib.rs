@@ -62,7 +62,7 @@ mod sys;
 mod wait_status;
 
 pub use access::Access;
-pub use async_lock::{AsyncMutexGuard, LockFuture};
+pub use async_lock::{AsyncMutexGuard, LockFuture, OwnedAsyncMutexGuard};
 pub use error::{Error, ErrorKind, Result};
 pub use info::{AllUsers, MutexInfo, OwnerInfo, info, list};
 pub use multi_wait::{MAXIMUM_WAIT_OBJECTS, wait_all, wait_any};

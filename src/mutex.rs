@@ -1,6 +1,6 @@
 //! `NamedMutex`, a handle to a mutex object, and `MutexGuard`, the proof of ownership.
 
-use crate::async_lock::{AsyncMutexGuard, LockFuture};
+use crate::async_lock::{AsyncMutexGuard, LockFuture, MutexRef, OwnedAsyncMutexGuard, Unbounded};
 use crate::error::Result;
 use crate::name::Name;
 use crate::options::MutexOptions;
@@ -166,7 +166,7 @@ impl NamedMutex {
     }
 
     #[inline]
-    pub(crate) fn gate(&self) -> &crate::async_lock::Gate {
+    pub(crate) fn gate(&self) -> &Arc<crate::async_lock::Gate> {
         crate::async_lock::gate_of(self, &self.gate)
     }
 
@@ -310,22 +310,22 @@ impl NamedMutex {
     }
 
     /// Acquires the mutex for the current async task, without blocking the executor's
-    /// thread, on any runtime. The guard is `Send + 'static`: it may be held across
-    /// `.await`, moved between worker threads and returned from functions; dropping it
-    /// releases the mutex.
+    /// thread, on any runtime. The guard is `Send`: it may be held across `.await` while the
+    /// task moves between worker threads; dropping it releases the mutex. It borrows the
+    /// handle; [`NamedMutex::lock_async_owned`] gives a `'static` guard to move into a
+    /// spawned task or return from a function.
     ///
     /// The acquisition belongs to the **process**, held for this task: other tasks of the
     /// process, other threads and other processes are all excluded, and if the process
     /// dies while a task holds it, the next acquirer gets [`WaitStatus::Abandoned`]. Not
     /// recursive: a task that awaits a mutex it holds waits forever. Dropping the future
-    /// before it completes leaves nothing held. On Linux an uncontended acquisition is two
-    /// compare-and-swaps on the polling thread; a contended one sleeps on a helper thread.
+    /// before it completes leaves nothing held. On Linux an uncontended acquisition is one
+    /// compare-and-swap on the polling thread; a contended one sleeps on a helper thread.
     /// On Windows, where the OS ties ownership to a thread, every acquisition is made and
     /// held by an owner thread of its own. The model and its costs are in the README.
     ///
     /// ```
     /// use namedmutex::NamedMutex;
-    /// use std::sync::Arc;
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     let mut f = std::pin::pin!(f);
     /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -333,7 +333,7 @@ impl NamedMutex {
     /// # }
     ///
     /// let name = format!("doc-async-{}", std::process::id());
-    /// let m = Arc::new(NamedMutex::create(&name, false)?.0);
+    /// let (m, _) = NamedMutex::create(&name, false)?;
     /// block_on(async {
     ///     let guard = m.lock_async().await?;
     ///     if guard.abandoned() { /* repair */ }
@@ -343,19 +343,65 @@ impl NamedMutex {
     /// })?;
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
-    pub fn lock_async(
+    #[inline]
+    pub fn lock_async(&self) -> impl Future<Output = Result<AsyncMutexGuard<'_>>> + Send + '_ {
+        Unbounded(LockFuture::new(MutexRef::Borrowed(self), None))
+    }
+
+    /// [`NamedMutex::lock_async`] on a shared handle, resolving to a guard that holds the
+    /// `Arc` (`'static`): move it into a spawned task, keep it in a struct, return it.
+    ///
+    /// ```
+    /// use namedmutex::{NamedMutex, OwnedAsyncMutexGuard};
+    /// use std::sync::Arc;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    ///
+    /// async fn locked(name: &str) -> namedmutex::Result<OwnedAsyncMutexGuard> {
+    ///     let (m, _) = NamedMutex::create(name, false)?;
+    ///     Arc::new(m).lock_async_owned().await // the guard keeps the handle alive
+    /// }
+    /// let guard = block_on(locked(&format!("doc-async-owned-{}", std::process::id())))?;
+    /// assert!(!guard.abandoned());
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    #[inline]
+    pub fn lock_async_owned(
         self: &Arc<Self>,
-    ) -> impl Future<Output = Result<AsyncMutexGuard>> + Send + 'static {
-        let acquire = LockFuture::new(self.clone(), None);
-        async move {
-            let guard = acquire.await?;
-            Ok(guard.expect("a wait without a timeout does not time out"))
-        }
+    ) -> impl Future<Output = Result<OwnedAsyncMutexGuard>> + Send + 'static {
+        Unbounded(LockFuture::new(MutexRef::Shared(self.clone()), None))
     }
 
     /// [`NamedMutex::lock_async`] with a timeout: resolves to `Ok(None)` when it passed
     /// first (a zero timeout looks once). Measured on the monotonic clock, by a timer thread
     /// of the crate's own, so no runtime's timer is needed.
+    ///
+    /// ```
+    /// use namedmutex::NamedMutex;
+    /// use std::time::Duration;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    ///
+    /// let m = NamedMutex::create_unnamed(false)?;
+    /// let held = block_on(m.lock_async())?;
+    /// let again = block_on(m.lock_async_for(Duration::from_millis(20)))?;
+    /// assert!(again.is_none()); // not recursive: the first task still holds it
+    /// drop(held);
+    /// # Ok::<(), namedmutex::Error>(())
+    /// ```
+    #[inline]
+    pub fn lock_async_for(&self, timeout: Duration) -> LockFuture<'_> {
+        LockFuture::new(MutexRef::Borrowed(self), Some(timeout))
+    }
+
+    /// [`NamedMutex::lock_async_for`] on a shared handle, resolving to a `'static` guard
+    /// (see [`NamedMutex::lock_async_owned`]).
     ///
     /// ```
     /// use namedmutex::NamedMutex;
@@ -368,14 +414,13 @@ impl NamedMutex {
     /// # }
     ///
     /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
-    /// let held = block_on(m.lock_async())?;
-    /// let again = block_on(m.lock_async_for(Duration::from_millis(20)))?;
-    /// assert!(again.is_none()); // not recursive: the first task still holds it
-    /// drop(held);
+    /// let guard = block_on(m.lock_async_for_owned(Duration::from_millis(20)))?.expect("free");
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
-    pub fn lock_async_for(self: &Arc<Self>, timeout: Duration) -> LockFuture {
-        LockFuture::new(self.clone(), Some(timeout))
+    #[inline]
+    pub fn lock_async_for_owned(self: &Arc<Self>, timeout: Duration) -> LockFuture<'static> {
+        LockFuture::new(MutexRef::Shared(self.clone()), Some(timeout))
     }
 
     /// Gives the mutex up the way a crash would, saying why: the next acquirer gets
@@ -668,6 +713,7 @@ fn release_from_drop(mutex: &NamedMutex) {
 
 /// Checks (in debug builds) the result of a release made by a dropped guard: see
 /// [`release_from_drop`]. `what` names the guard.
+#[inline]
 pub(crate) fn released_from_drop(result: Result<()>, what: &str) {
     debug_assert!(
         match &result {

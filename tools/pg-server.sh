@@ -8,7 +8,9 @@
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
 # TLS only, and the role `cert_only` only with a client certificate (DIR/client.crt and
-# DIR/client.key, for that role, signed by the same CA). The TLS tests use them.
+# DIR/client.key, for that role, signed by the same CA), and revocation lists of that CA
+# (DIR/nothing-revoked.crl; DIR/server-revoked.crl and DIR/crl-dir/ revoke the server's
+# certificate). The TLS tests use them.
 # The role `pw_only` needs its password (`pw-secret:1`, SCRAM), for the password-file tests.
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
@@ -61,6 +63,18 @@ start)
     openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -CAcreateserial -out "$dir/client.crt" -days 7 -extfile "$dir/client.ext" 2>/dev/null
     chmod 600 "$dir/client.key"
+    # Revocation lists from the CA: DIR/nothing-revoked.crl, then (after revoking the
+    # server's certificate) DIR/server-revoked.crl, and DIR/crl-dir/ holding the latter.
+    mkdir -p "$dir/crl-db" "$dir/crl-dir"
+    : >"$dir/crl-db/index.txt"
+    echo 01 >"$dir/crl-db/crlnumber"
+    printf '[ca]\ndefault_ca = test\n[test]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 7\n' \
+        "$dir/crl-db/index.txt" "$dir/crl-db/crlnumber" >"$dir/crl-db/ca.cnf"
+    ca=(-config "$dir/crl-db/ca.cnf" -keyfile "$dir/ca.key" -cert "$dir/ca.crt")
+    openssl ca "${ca[@]}" -gencrl -out "$dir/nothing-revoked.crl" 2>/dev/null
+    openssl ca "${ca[@]}" -revoke "$dir/server.crt" 2>/dev/null
+    openssl ca "${ca[@]}" -gencrl -out "$dir/server-revoked.crl" 2>/dev/null
+    cp "$dir/server-revoked.crl" "$dir/crl-dir/"
     chown postgres "$dir/server.key" "$dir/server.crt"
     chmod 600 "$dir/server.key"
     printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n" \

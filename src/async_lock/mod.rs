@@ -37,7 +37,7 @@ mod timer;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mutex::NamedMutex;
-use crate::sys::{Backend as _, Cancel, CancelSignal as _, Claim};
+use crate::sys::{Backend as _, Cancel, CancelSignal as _, Claim, RawMutex};
 use crate::wait_status::WaitStatus;
 pub(crate) use gate::Gate;
 use gate::{Entry, Ticket};
@@ -45,16 +45,55 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// What a helper thread waits with (`Backend::Waiter`).
+type Waiter = <RawMutex as crate::sys::Backend>::Waiter;
+
+/// How a future, and then its guard, holds the handle: borrowed (`lock_async`: no
+/// reference counting on the way) or shared (`lock_async_owned`: `'static`).
+pub(crate) enum MutexRef<'a> {
+    Borrowed(&'a NamedMutex),
+    Shared(Arc<NamedMutex>),
+}
+
+impl Deref for MutexRef<'_> {
+    type Target = NamedMutex;
+
+    #[inline]
+    fn deref(&self) -> &NamedMutex {
+        match self {
+            MutexRef::Borrowed(m) => m,
+            MutexRef::Shared(m) => m,
+        }
+    }
+}
+
+impl fmt::Debug for MutexRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// The gates of this process, by object identity (`RawMutex::identity`).
 static GATES: Mutex<BTreeMap<u64, Weak<Gate>>> = Mutex::new(BTreeMap::new());
 
 /// This handle's gate: the one every handle of this process to the same object shares.
-pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> &'a Gate {
+#[inline]
+pub(crate) fn gate_of<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> &'a Arc<Gate> {
+    match cell.get() {
+        Some(gate) => gate,
+        None => first_gate(mutex, cell),
+    }
+}
+
+/// [`gate_of`] the first time for this handle.
+#[cold]
+fn first_gate<'a>(mutex: &NamedMutex, cell: &'a OnceLock<Arc<Gate>>) -> &'a Arc<Gate> {
     cell.get_or_init(|| {
         let Some(id) = mutex.raw().identity() else {
             return Arc::default();
@@ -81,9 +120,14 @@ enum Outcome {
     Taken,
 }
 
+/// One wait handed to a helper thread. The helper owns what it needs (the backend's
+/// waiter and the gate), never the handle: a future that borrows its handle may be
+/// dropped, and the handle closed, while the helper still waits for its cancel signal.
 struct Job {
     outcome: Mutex<Outcome>,
     cancel: Cancel,
+    waiter: Waiter,
+    gate: Arc<Gate>,
 }
 
 impl Job {
@@ -100,12 +144,13 @@ enum State {
     Finished,
 }
 
-/// The future of [`NamedMutex::lock_async`] and [`NamedMutex::lock_async_for`]: resolves to
-/// the guard, or `None` when the timeout passed first.
+/// The future of [`NamedMutex::lock_async_for`] (and, inside, of
+/// [`NamedMutex::lock_async`]): resolves to the guard, or `None` when the timeout passed
+/// first. `'a` is the borrow of the handle; the `_owned` calls make a `LockFuture<'static>`.
 #[must_use = "futures do nothing unless awaited"]
-pub struct LockFuture {
-    /// Moved into the guard on success (no reference count traffic on the fast path).
-    mutex: Option<Arc<NamedMutex>>,
+pub struct LockFuture<'a> {
+    /// Moved into the guard on success.
+    mutex: Option<MutexRef<'a>>,
     deadline: Option<Instant>,
     /// A zero timeout: one look, no waiting.
     poll_only: bool,
@@ -113,8 +158,9 @@ pub struct LockFuture {
     state: State,
 }
 
-impl LockFuture {
-    pub(crate) fn new(mutex: Arc<NamedMutex>, timeout: Option<Duration>) -> LockFuture {
+impl<'a> LockFuture<'a> {
+    #[inline]
+    pub(crate) fn new(mutex: MutexRef<'a>, timeout: Option<Duration>) -> LockFuture<'a> {
         LockFuture {
             mutex: Some(mutex),
             // A deadline too far to represent is as good as none.
@@ -143,19 +189,22 @@ impl LockFuture {
         Ok(())
     }
 
-    fn mutex(&self) -> &Arc<NamedMutex> {
+    #[inline]
+    fn mutex(&self) -> &NamedMutex {
         self.mutex
             .as_ref()
             .expect("the mutex is taken only when the future completes")
     }
 
+    #[inline]
     fn gate(&self) -> &Gate {
         self.mutex().gate()
     }
 
     /// The guard of an acquisition made in the gate (`gated`: the guard leaves it) or
     /// beside it.
-    fn guard(&mut self, status: WaitStatus, claim: Claim, gated: bool) -> AsyncMutexGuard {
+    #[inline]
+    fn guard(&mut self, status: WaitStatus, claim: Claim, gated: bool) -> AsyncMutexGuard<'a> {
         AsyncMutexGuard {
             mutex: self.mutex.take().expect("completes once"),
             claim: Some(claim),
@@ -169,7 +218,7 @@ impl LockFuture {
     /// and no task of this process waits in the gate, one look at the mutex, with no
     /// read-modify-write of the gate's state (`None`: go through the gate).
     #[inline]
-    fn try_beside_gate(&mut self) -> Option<Poll<Result<Option<AsyncMutexGuard>>>> {
+    fn try_beside_gate(&mut self) -> Option<Poll<Result<Option<AsyncMutexGuard<'a>>>>> {
         let raw = self.mutex().raw();
         if !raw.detached_is_exclusive() || !self.gate().is_free() {
             return None;
@@ -188,7 +237,10 @@ impl LockFuture {
     }
 
     /// In the gate: takes the lock if it is free, else hands the wait to a helper thread.
-    fn acquire_in_gate(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<AsyncMutexGuard>>> {
+    fn acquire_in_gate(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<AsyncMutexGuard<'a>>>> {
         match self.mutex().raw().try_acquire_detached() {
             Ok(Some((status, claim))) => {
                 self.state = State::Finished;
@@ -206,17 +258,20 @@ impl LockFuture {
             self.deadline
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        let cancel = match Cancel::new() {
-            Ok(cancel) => cancel,
-            Err(e) => return self.finish(Err(e)),
-        };
+        let (cancel, waiter) =
+            match Cancel::new().and_then(|c| Ok((c, self.mutex().raw().waiter()?))) {
+                Ok(made) => made,
+                Err(e) => return self.finish(Err(e)),
+            };
         let job = Arc::new(Job {
             outcome: Mutex::new(Outcome::Waiting(cx.waker().clone())),
             cancel,
+            waiter,
+            gate: self.mutex().gate().clone(),
         });
-        let (mutex, shared) = (self.mutex().clone(), job.clone());
+        let shared = job.clone();
         let started = helper::run(Box::new(move || {
-            let result = mutex.raw().acquire_detached(timeout, &shared.cancel);
+            let result = RawMutex::acquire_detached(&shared.waiter, timeout, &shared.cancel);
             let mut outcome = shared.outcome();
             match std::mem::replace(&mut *outcome, Outcome::Taken) {
                 Outcome::Waiting(waker) => {
@@ -227,9 +282,9 @@ impl LockFuture {
                 _ => {
                     drop(outcome);
                     if let Ok(Some((_, claim))) = result {
-                        let _ = mutex.raw().undo_detached(claim);
+                        let _ = RawMutex::undo_detached(&shared.waiter, claim);
                     }
-                    mutex.gate().leave();
+                    shared.gate.leave();
                 }
             }
         }));
@@ -247,25 +302,38 @@ impl LockFuture {
     /// Ends without the lock: leaves the gate.
     fn finish(
         &mut self,
-        result: Result<Option<AsyncMutexGuard>>,
-    ) -> Poll<Result<Option<AsyncMutexGuard>>> {
+        result: Result<Option<AsyncMutexGuard<'a>>>,
+    ) -> Poll<Result<Option<AsyncMutexGuard<'a>>>> {
         self.state = State::Finished;
         self.gate().leave();
         Poll::Ready(result)
     }
 }
 
-impl Future for LockFuture {
-    type Output = Result<Option<AsyncMutexGuard>>;
+impl<'a> Future for LockFuture<'a> {
+    type Output = Result<Option<AsyncMutexGuard<'a>>>;
 
+    /// The uncontended case inline (one look beside the gate), the rest out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if let State::Start = this.state {
+            if let Some(done) = this.try_beside_gate() {
+                return done;
+            }
+        }
+        this.poll_on(cx)
+    }
+}
+
+impl<'a> LockFuture<'a> {
+    /// [`LockFuture::poll`] past its first look.
+    #[inline(never)]
+    fn poll_on(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<AsyncMutexGuard<'a>>>> {
+        let this = self;
         loop {
             match &this.state {
                 State::Start => {
-                    if let Some(done) = this.try_beside_gate() {
-                        return done;
-                    }
                     if this.gate().try_enter() {
                         this.state = State::InGate;
                         continue;
@@ -322,8 +390,20 @@ impl Future for LockFuture {
     }
 }
 
-impl Drop for LockFuture {
+impl Drop for LockFuture<'_> {
+    /// Nothing to do for a future that completed (or never ran): checked inline.
+    #[inline]
     fn drop(&mut self) {
+        if !matches!(self.state, State::Start | State::Finished) {
+            self.give_up();
+        }
+    }
+}
+
+impl LockFuture<'_> {
+    /// Dropped before completing: gives up its place in the gate, or its helper's wait.
+    #[inline(never)]
+    fn give_up(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start | State::Finished => {}
             State::Queued(ticket) => self.gate().leave_queue(&ticket),
@@ -335,7 +415,7 @@ impl Drop for LockFuture {
                     Outcome::Done(result) => {
                         drop(outcome);
                         if let Ok(Some((_, claim))) = result {
-                            let _ = self.mutex().raw().undo_detached(claim);
+                            let _ = RawMutex::undo_detached(&job.waiter, claim);
                         }
                         self.gate().leave();
                     }
@@ -350,7 +430,22 @@ impl Drop for LockFuture {
     }
 }
 
-impl fmt::Debug for LockFuture {
+/// [`LockFuture`] without a timeout, resolving to the guard itself (what
+/// [`NamedMutex::lock_async`] returns; no `async` block, so nothing is copied around it).
+pub(crate) struct Unbounded<'a>(pub(crate) LockFuture<'a>);
+
+impl<'a> Future for Unbounded<'a> {
+    type Output = Result<AsyncMutexGuard<'a>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().0)
+            .poll(cx)
+            .map(|r| r.map(|g| g.expect("a wait without a timeout does not time out")))
+    }
+}
+
+impl fmt::Debug for LockFuture<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockFuture")
             .field("mutex", &self.mutex)
@@ -362,8 +457,11 @@ impl fmt::Debug for LockFuture {
 /// Proof that the process holds a [`NamedMutex`] for one task; releases it when dropped, on
 /// whichever thread that happens.
 ///
-/// Unlike [`crate::MutexGuard`] it is `Send` and `'static`: hold it across `.await`, move
-/// it into a spawned task, return it from a helper. See [`NamedMutex::lock_async`].
+/// Unlike [`crate::MutexGuard`] it is `Send`: hold it across `.await`, let the task move
+/// between worker threads, drop it anywhere. `'a` is the borrow of the handle
+/// ([`NamedMutex::lock_async`]); an [`OwnedAsyncMutexGuard`]
+/// ([`NamedMutex::lock_async_owned`]) holds an `Arc` instead, so it can be moved into a
+/// spawned task or returned from a helper.
 ///
 /// ```
 /// use namedmutex::NamedMutex;
@@ -375,7 +473,7 @@ impl fmt::Debug for LockFuture {
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
 /// # }
 /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
-/// let guard = block_on(m.lock_async())?;
+/// let guard = block_on(m.lock_async_owned())?;
 /// let moved = std::thread::spawn(move || {
 ///     assert!(!guard.abandoned());
 ///     drop(guard); // released on another thread: the process owned it, not a thread
@@ -385,8 +483,8 @@ impl fmt::Debug for LockFuture {
 /// # Ok::<(), namedmutex::Error>(())
 /// ```
 #[must_use = "the mutex is released as soon as the guard is dropped"]
-pub struct AsyncMutexGuard {
-    mutex: Arc<NamedMutex>,
+pub struct AsyncMutexGuard<'a> {
+    mutex: MutexRef<'a>,
     claim: Option<Claim>,
     abandoned: bool,
     /// Acquired in the gate, which the release leaves.
@@ -395,13 +493,17 @@ pub struct AsyncMutexGuard {
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
+/// An [`AsyncMutexGuard`] that holds its handle by `Arc`: `'static`, from
+/// [`NamedMutex::lock_async_owned`] and [`NamedMutex::lock_async_for_owned`].
+pub type OwnedAsyncMutexGuard = AsyncMutexGuard<'static>;
+
 const _: () = {
     const fn assert_send<T: Send + 'static>() {}
-    assert_send::<AsyncMutexGuard>();
-    assert_send::<LockFuture>();
+    assert_send::<OwnedAsyncMutexGuard>();
+    assert_send::<LockFuture<'static>>();
 };
 
-impl AsyncMutexGuard {
+impl AsyncMutexGuard<'_> {
     /// Whether the previous owner ended while owning the mutex (`WAIT_ABANDONED`).
     ///
     /// ```
@@ -432,12 +534,12 @@ impl AsyncMutexGuard {
     /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
     /// # }
-    /// let m = Arc::new(NamedMutex::create_unnamed(false)?);
+    /// let m = NamedMutex::create_unnamed(false)?;
     /// let guard = block_on(m.lock_async())?;
-    /// assert!(Arc::ptr_eq(guard.mutex(), &m));
+    /// assert!(std::ptr::eq(guard.mutex(), &m));
     /// # Ok::<(), namedmutex::Error>(())
     /// ```
-    pub fn mutex(&self) -> &Arc<NamedMutex> {
+    pub fn mutex(&self) -> &NamedMutex {
         &self.mutex
     }
 
@@ -481,6 +583,7 @@ impl AsyncMutexGuard {
         self.release_now()
     }
 
+    #[inline]
     fn release_now(&mut self) -> Result<()> {
         let Some(claim) = self.claim.take() else {
             return Ok(());
@@ -493,13 +596,14 @@ impl AsyncMutexGuard {
     }
 }
 
-impl Drop for AsyncMutexGuard {
+impl Drop for AsyncMutexGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         crate::mutex::released_from_drop(self.release_now(), "an async guard");
     }
 }
 
-impl fmt::Debug for AsyncMutexGuard {
+impl fmt::Debug for AsyncMutexGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncMutexGuard")
             .field("mutex", &self.mutex)

@@ -24,6 +24,12 @@ pub(crate) enum EitherClaim {
     Pg(Box<PgClaim>),
 }
 
+/// What a helper thread waits with, for either backend.
+pub(crate) enum EitherWaiter {
+    Local(<LocalMutex as Backend>::Waiter),
+    Pg(<PgMutex as Backend>::Waiter),
+}
+
 /// A cancel signal that reaches a wait of either backend.
 pub(crate) struct EitherCancel {
     local: <LocalMutex as Backend>::Cancel,
@@ -64,6 +70,7 @@ fn mismatch() -> Error {
 impl Backend for RawMutex {
     type Claim = EitherClaim;
     type Cancel = EitherCancel;
+    type Waiter = EitherWaiter;
     const TRY_DETACHED_IS_EXACT: bool =
         LocalMutex::TRY_DETACHED_IS_EXACT && PgMutex::TRY_DETACHED_IS_EXACT;
 
@@ -183,18 +190,22 @@ impl Backend for RawMutex {
         })
     }
 
-    #[inline]
+    fn waiter(&self) -> Result<EitherWaiter> {
+        Ok(match self {
+            RawMutex::Local(m) => EitherWaiter::Local(m.waiter()?),
+            RawMutex::Pg(m) => EitherWaiter::Pg(m.waiter()?),
+        })
+    }
+
     fn acquire_detached(
-        &self,
+        waiter: &EitherWaiter,
         timeout: Option<Duration>,
         cancel: &EitherCancel,
     ) -> Result<Option<(WaitStatus, EitherClaim)>> {
-        Ok(match self {
-            RawMutex::Local(m) => m
-                .acquire_detached(timeout, &cancel.local)?
+        Ok(match waiter {
+            EitherWaiter::Local(w) => LocalMutex::acquire_detached(w, timeout, &cancel.local)?
                 .map(|(s, c)| (s, EitherClaim::Local(c))),
-            RawMutex::Pg(m) => m
-                .acquire_detached(timeout, &cancel.pg)?
+            EitherWaiter::Pg(w) => PgMutex::acquire_detached(w, timeout, &cancel.pg)?
                 .map(|(s, c)| (s, EitherClaim::Pg(Box::new(c)))),
         })
     }
@@ -208,11 +219,10 @@ impl Backend for RawMutex {
         }
     }
 
-    #[inline]
-    fn undo_detached(&self, claim: EitherClaim) -> Result<()> {
-        match (self, claim) {
-            (RawMutex::Local(m), EitherClaim::Local(c)) => m.undo_detached(c),
-            (RawMutex::Pg(m), EitherClaim::Pg(c)) => m.undo_detached(*c),
+    fn undo_detached(waiter: &EitherWaiter, claim: EitherClaim) -> Result<()> {
+        match (waiter, claim) {
+            (EitherWaiter::Local(w), EitherClaim::Local(c)) => LocalMutex::undo_detached(w, c),
+            (EitherWaiter::Pg(w), EitherClaim::Pg(c)) => PgMutex::undo_detached(w, *c),
             _ => Err(mismatch()),
         }
     }

@@ -55,6 +55,7 @@ fn unsupported(what: &str) -> Error {
 impl Backend for RawMutex {
     type Claim = Claim;
     type Cancel = Cancel;
+    type Waiter = ();
     const TRY_DETACHED_IS_EXACT: bool = true;
 
     fn create(name: Option<&Name<'_>>, _spec: &Spec) -> Result<(RawMutex, bool)> {
@@ -122,8 +123,12 @@ impl Backend for RawMutex {
         unreachable!("{NEVER}")
     }
 
+    fn waiter(&self) -> Result<()> {
+        unreachable!("{NEVER}")
+    }
+
     fn acquire_detached(
-        &self,
+        _waiter: &(),
         _timeout: Option<Duration>,
         _cancel: &Cancel,
     ) -> Result<Option<(WaitStatus, Claim)>> {
@@ -134,7 +139,7 @@ impl Backend for RawMutex {
         unreachable!("{NEVER}")
     }
 
-    fn undo_detached(&self, _claim: Claim) -> Result<()> {
+    fn undo_detached(_waiter: &(), _claim: Claim) -> Result<()> {
         unreachable!("{NEVER}")
     }
 }

@@ -41,9 +41,12 @@ pub fn trials() -> Vec<Trial> {
             "async::cancel_while_waiting_on_another_owner",
             cancel_while_blocked,
         ),
+        trial("async::cancel_after_the_helper_acquired", || {
+            cancel_after_acquired(false)
+        }),
         trial(
-            "async::cancel_after_the_helper_acquired",
-            cancel_after_acquired,
+            "async::cancel_after_the_helper_acquired_handle_closed",
+            || cancel_after_acquired(true),
         ),
         trial(
             "async::cancelled_waits_spare_other_acquisitions",
@@ -77,7 +80,7 @@ fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// Polls `f` once with a waker that does nothing.
-fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+fn poll_once<F: Future + ?Sized>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(Waker::noop()))
 }
 
@@ -129,7 +132,7 @@ fn tasks_exclude_each_other(multi: bool) -> TestResult {
 fn guard_moves_between_threads() -> TestResult {
     let m = shared("async-move")?;
     let rt = runtime(false)?;
-    let guard = rt.block_on(m.lock_async()).ctx("lock_async")?;
+    let guard = rt.block_on(m.lock_async_owned()).ctx("lock_async")?;
     ensure!(!guard.abandoned(), "fresh mutex reported abandoned");
     // Held by the process, not this thread: another thread cannot take it...
     ensure_eq!(
@@ -287,11 +290,20 @@ fn cancel_while_blocked() -> TestResult {
 
 /// The helper acquired (here: an abandoned mutex) but the future is dropped before it
 /// looks: the acquisition is given back, and the abandonment still reported to the next.
-fn cancel_after_acquired() -> TestResult {
+/// `closed`: the future is an owned one whose handle nothing else holds, so dropping it
+/// also closes that handle while the helper still has the acquisition.
+fn cancel_after_acquired(closed: bool) -> TestResult {
     let name = unique("async-cancel-after");
     let m = Arc::new(NamedMutex::create(&name, false).ctx("create")?.0);
     let owner = owned_by_actor("owner", &m)?;
-    let mut fut = Box::pin(m.lock_async());
+    let mut fut: std::pin::Pin<Box<dyn Future<Output = ()> + '_>> = if closed {
+        let own = Arc::new(m.try_clone().ctx("try_clone")?);
+        let acquire = own.lock_async_owned();
+        drop(own); // the future holds the only reference to its handle
+        Box::pin(async move { drop(acquire.await) })
+    } else {
+        Box::pin(async { drop(m.lock_async().await) })
+    };
     ensure!(
         poll_once(fut.as_mut()).is_pending(),
         "acquired a mutex a thread owns"

@@ -207,7 +207,7 @@ fn execute(
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .map_err(|e| protocol(format!("runtime: {e}")))?;
-            match runtime.block_on(m.lock_async()) {
+            match runtime.block_on(m.lock_async_owned()) {
                 Ok(guard) => {
                     let code = if guard.abandoned() { 0x80 } else { 0 };
                     *ASYNC_HELD.lock().unwrap() = Some(guard);

@@ -39,6 +39,18 @@ pub fn all() -> Vec<Scenario> {
         ),
         ("tls::a_missing_root_file_is_named", missing_root_file),
         (
+            "tls::a_revocation_list_without_the_server_lets_it_in",
+            revocation_list_clean,
+        ),
+        (
+            "tls::a_revoked_server_certificate_is_refused",
+            revoked_server,
+        ),
+        (
+            "tls::revocation_lists_are_named_when_missing_or_unchecked",
+            revocation_list_errors,
+        ),
+        (
             "tls::a_cancelled_async_wait_cancels_over_tls",
             async_cancel_over_tls,
         ),
@@ -219,6 +231,68 @@ fn missing_root_file() -> TestResult {
         "connected with a root file that does not exist",
         ErrorKind::InvalidParameter,
         "/nonexistent/root.pem",
+    )
+}
+
+/// `sslcrl` with a list of the CA that revokes nothing: the server is let in, over TLS.
+fn revocation_list_clean() -> TestResult {
+    let more = format!("&sslcrl={}/nothing-revoked.crl", dir()?);
+    let url = verified_url("tls_only", "localhost", "verify-full", &more)?;
+    use_mutex(&url, &unique("crl-clean"), "tls_only")
+}
+
+/// A list that revokes the server's certificate, as a file (`sslcrl`) or in a directory
+/// (`sslcrldir`), and under `verify-ca` too: refused, saying why.
+fn revoked_server() -> TestResult {
+    let d = dir()?;
+    for (mode, more) in [
+        ("verify-full", format!("&sslcrl={d}/server-revoked.crl")),
+        ("verify-ca", format!("&sslcrldir={d}/crl-dir")),
+    ] {
+        expect_refusal(
+            &verified_url("tls_only", "localhost", mode, &more)?,
+            &format!("{mode} connected to a server whose certificate is revoked ({more})"),
+            ErrorKind::Io,
+            "Revoked",
+        )?;
+    }
+    Ok(())
+}
+
+/// A list that does not exist, or one where no roots check the chain (so it could not be
+/// applied), is an error that names it, not a list silently ignored.
+fn revocation_list_errors() -> TestResult {
+    expect_refusal(
+        &verified_url(
+            "tls_only",
+            "localhost",
+            "verify-full",
+            "&sslcrl=/nonexistent/revoked.crl",
+        )?,
+        "connected with a revocation list that does not exist",
+        ErrorKind::InvalidParameter,
+        "/nonexistent/revoked.crl",
+    )?;
+    expect_refusal(
+        &tls_url(
+            "localhost",
+            &format!("sslmode=require&sslcrl={}/server-revoked.crl", dir()?),
+        )?,
+        "connected with a revocation list but no roots to check it with",
+        ErrorKind::InvalidParameter,
+        "sslrootcert",
+    )?;
+    // A file that is not a revocation list (here: a certificate) is named too.
+    expect_refusal(
+        &verified_url(
+            "tls_only",
+            "localhost",
+            "verify-full",
+            &format!("&sslcrl={}/ca.crt", dir()?),
+        )?,
+        "connected with a revocation list file that holds none",
+        ErrorKind::InvalidParameter,
+        "ca.crt",
     )
 }
 

@@ -97,6 +97,11 @@ pub(crate) struct Swept {
 pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     /// A process-owned acquisition, to be released or undone exactly once.
     type Claim: Send;
+    /// What a helper thread waits with for a process-owned acquisition
+    /// ([`Backend::acquire_detached`]): owned, so that it may outlive the borrow of the
+    /// handle that made it (an async wait whose future was dropped goes on until its
+    /// cancel signal is seen), and not a handle of its own.
+    type Waiter: Send + Sync + 'static;
     /// See [`CancelSignal`].
     type Cancel: CancelSignal;
     /// Whether [`Backend::try_acquire_detached`] answers `None` only when the mutex is busy
@@ -146,10 +151,13 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     }
     /// Acquires for the process (not the calling thread) if that needs no waiting.
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, Self::Claim)>>;
+    /// The [`Backend::Waiter`] of this handle, checking that it may wait (`SYNCHRONIZE`).
+    /// Never blocks: it is made on the thread that polls an async wait.
+    fn waiter(&self) -> Result<Self::Waiter>;
     /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
     /// passed or `cancel` fired first.
     fn acquire_detached(
-        &self,
+        waiter: &Self::Waiter,
         timeout: Option<Duration>,
         cancel: &Self::Cancel,
     ) -> Result<Option<(WaitStatus, Self::Claim)>>;
@@ -157,7 +165,7 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     fn release_detached(&self, claim: Self::Claim) -> Result<()>;
     /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
     /// for the next acquirer.
-    fn undo_detached(&self, claim: Self::Claim) -> Result<()>;
+    fn undo_detached(waiter: &Self::Waiter, claim: Self::Claim) -> Result<()>;
 
     /// The fencing token of the calling thread's acquisition: a number that grows with every
     /// acquisition of the object (`None` where the backend keeps none, or the thread does not

@@ -205,6 +205,7 @@ impl Drop for PgMutex {
 impl Backend for PgMutex {
     type Claim = PgClaim;
     type Cancel = PgCancel;
+    type Waiter = PgWaiter;
     const TRY_DETACHED_IS_EXACT: bool = true;
 
     fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(PgMutex, bool)> {
@@ -352,13 +353,21 @@ impl Backend for PgMutex {
         off_runtime(|| self.try_acquire_detached_here())
     }
 
+    /// The server and the object's id: the wait makes no handle of its own.
+    fn waiter(&self) -> Result<PgWaiter> {
+        self.need(Access::SYNCHRONIZE, "waiting")?;
+        Ok(PgWaiter {
+            server: self.server.clone(),
+            id: self.id,
+        })
+    }
+
     fn acquire_detached(
-        &self,
+        waiter: &PgWaiter,
         timeout: Option<Duration>,
         cancel: &PgCancel,
     ) -> Result<Option<(WaitStatus, PgClaim)>> {
-        self.need(Access::SYNCHRONIZE, "waiting")?;
-        off_runtime(|| self.acquire_detached_here(timeout, cancel))
+        off_runtime(|| acquire_detached_here(&waiter.server, waiter.id, timeout, cancel))
     }
 
     fn release_detached(&self, mut claim: PgClaim) -> Result<()> {
@@ -369,7 +378,7 @@ impl Backend for PgMutex {
         })
     }
 
-    fn undo_detached(&self, mut claim: PgClaim) -> Result<()> {
+    fn undo_detached(_waiter: &PgWaiter, mut claim: PgClaim) -> Result<()> {
         // An abandonment seen by nobody stays standing for the next acquirer.
         let note = (claim.status == WaitStatus::Abandoned).then_some(
             "abandoned by an owner that died (seen by an acquisition that was cancelled)",
@@ -401,55 +410,62 @@ impl PgMutex {
     fn try_acquire_detached_here(&self) -> Result<Option<(WaitStatus, PgClaim)>> {
         let mut session = session::detached_session(&self.server)?;
         let outcome = session.try_acquire(self.id)?;
-        Ok(self.claim_or_return(session, outcome))
+        Ok(claim_or_return(session, self.id, outcome))
     }
+}
 
-    /// A process-owned acquisition that holds `session`, or (nothing acquired) the session
-    /// given back for reuse.
-    fn claim_or_return(
-        &self,
-        session: Session,
-        outcome: Option<WaitStatus>,
-    ) -> Option<(WaitStatus, PgClaim)> {
-        match outcome {
-            Some(status) => Some((
+/// What a helper thread waits with for a process-owned acquisition.
+pub(crate) struct PgWaiter {
+    server: Server,
+    id: i32,
+}
+
+/// A process-owned acquisition of object `id` that holds `session`, or (nothing acquired)
+/// the session given back for reuse.
+fn claim_or_return(
+    session: Session,
+    id: i32,
+    outcome: Option<WaitStatus>,
+) -> Option<(WaitStatus, PgClaim)> {
+    match outcome {
+        Some(status) => Some((
+            status,
+            PgClaim {
+                session,
+                id,
                 status,
-                PgClaim {
-                    session,
-                    id: self.id,
-                    status,
-                },
-            )),
-            None => {
-                session::return_session(session);
-                None
-            }
+            },
+        )),
+        None => {
+            session::return_session(session);
+            None
         }
     }
+}
 
-    fn acquire_detached_here(
-        &self,
-        timeout: Option<Duration>,
-        cancel: &PgCancel,
-    ) -> Result<Option<(WaitStatus, PgClaim)>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut session = session::detached_session(&self.server)?;
-        cancel.state().token = Some((session.cancel_token(), tls::copy_of(&session.server.tls)));
-        let fired = || cancel.fired.load(Ordering::SeqCst);
-        let outcome = session.acquire(self.id, deadline, Some(CANCEL_SLICE), &fired);
-        let sender = {
-            let mut state = cancel.state();
-            state.token = None;
-            state.sender.take()
-        };
-        if let Some(sender) = sender {
-            // A cancel request reaches the backend whatever it runs by then, and may outlive
-            // the wait it was meant for: once it has been delivered (bounded by the connect
-            // timeout), it can fail at most this session's next statement, which the session
-            // retries, and the session is never lent to another acquisition.
-            let _ = sender.join();
-            session.cancel_was_sent();
-        }
-        Ok(self.claim_or_return(session, outcome?))
+fn acquire_detached_here(
+    server: &Server,
+    id: i32,
+    timeout: Option<Duration>,
+    cancel: &PgCancel,
+) -> Result<Option<(WaitStatus, PgClaim)>> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut session = session::detached_session(server)?;
+    cancel.state().token = Some((session.cancel_token(), tls::copy_of(&session.server.tls)));
+    let fired = || cancel.fired.load(Ordering::SeqCst);
+    let outcome = session.acquire(id, deadline, Some(CANCEL_SLICE), &fired);
+    let sender = {
+        let mut state = cancel.state();
+        state.token = None;
+        state.sender.take()
+    };
+    if let Some(sender) = sender {
+        // A cancel request reaches the backend whatever it runs by then, and may outlive
+        // the wait it was meant for: once it has been delivered (bounded by the connect
+        // timeout), it can fail at most this session's next statement, which the session
+        // retries, and the session is never lent to another acquisition.
+        let _ = sender.join();
+        session.cancel_was_sent();
     }
+    Ok(claim_or_return(session, id, outcome?))
 }

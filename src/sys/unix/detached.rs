@@ -68,6 +68,10 @@ pub(super) fn owner_part(registry: &'static Registry) -> Result<u64> {
     Ok(part)
 }
 
+/// What a helper thread waits with: the shared object (a reference keeps its mapping),
+/// not a handle.
+pub(crate) struct Waiter(pub(super) std::sync::Arc<Object>);
+
 /// One acquisition owned by the process: the token it was made with, and how to take it
 /// back without losing what it saw.
 pub(crate) struct Claim {
@@ -76,6 +80,7 @@ pub(crate) struct Claim {
 }
 
 /// Acquires `obj` for the process if that needs no waiting.
+#[inline]
 pub(super) fn try_acquire(obj: &Object) -> Result<Option<(WaitStatus, Claim)>> {
     let me = obj.process_token()?;
     // A free word: one compare-and-swap, as a thread's uncontended acquisition. A fresh
@@ -111,6 +116,7 @@ pub(super) fn acquire(
 }
 
 /// Releases a process-owned acquisition (from any thread).
+#[inline]
 pub(super) fn release(obj: &Object, claim: Claim) -> Result<()> {
     protocol_release::release_as(obj, claim.me).map_err(|_| not_owned())
 }

@@ -87,7 +87,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-pub(crate) use detached::Claim;
+pub(crate) use detached::{Claim, Waiter};
 
 /// What makes a blocked process-owned acquisition ([`RawMutex::acquire_detached`]) give
 /// up: a word its sleep watches.
@@ -138,6 +138,7 @@ pub(crate) struct RawMutex {
 impl Backend for RawMutex {
     type Claim = Claim;
     type Cancel = Cancel;
+    type Waiter = Waiter;
     const TRY_DETACHED_IS_EXACT: bool = true;
 
     fn create(name: Option<&Name<'_>>, spec: &Spec) -> Result<(RawMutex, bool)> {
@@ -284,15 +285,19 @@ impl Backend for RawMutex {
         detached::try_acquire(&self.obj)
     }
 
+    fn waiter(&self) -> Result<Waiter> {
+        self.check_synchronize()?;
+        Ok(Waiter(self.obj.clone()))
+    }
+
     /// Blocks the calling thread until the process owns the mutex; `None` when `timeout`
     /// passed or `cancel` fired first.
     fn acquire_detached(
-        &self,
+        waiter: &Waiter,
         timeout: Option<Duration>,
         cancel: &Cancel,
     ) -> Result<Option<(WaitStatus, Claim)>> {
-        self.check_synchronize()?;
-        detached::acquire(&self.obj, timeout, &cancel.word)
+        detached::acquire(&waiter.0, timeout, &cancel.word)
     }
 
     /// Releases a process-owned acquisition, from any thread.
@@ -303,8 +308,8 @@ impl Backend for RawMutex {
 
     /// Takes back a process-owned acquisition nobody used; an abandonment it saw is kept
     /// for the next acquirer.
-    fn undo_detached(&self, claim: Claim) -> Result<()> {
-        detached::undo(&self.obj, claim)
+    fn undo_detached(waiter: &Waiter, claim: Claim) -> Result<()> {
+        detached::undo(&waiter.0, claim)
     }
 }
 

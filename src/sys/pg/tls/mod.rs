@@ -17,7 +17,12 @@
 //! The root file is `sslrootcert`, else `~/.postgresql/root.crt` when it exists. `allow` is
 //! treated as `prefer` (the `postgres` crate tries TLS first). A client certificate is
 //! `sslcert` with its key `sslkey` (PEM), else `~/.postgresql/postgresql.crt` and `.key` when
-//! they exist; as libpq does, a key that others may read is refused. Without the
+//! they exist; as libpq does, a key that others may read is refused. Revocation lists
+//! (`sslcrl`, a PEM file of CRLs, and `sslcrldir`, a directory of such files; else
+//! `~/.postgresql/root.crl` when it exists) are checked with the chain, for every
+//! certificate in it, as libpq asks OpenSSL to: a certificate no list covers, or a list past
+//! its next update, fails too. Stricter than libpq, a list named but missing, or named
+//! where no roots check the chain, is an error instead of being ignored. Without the
 //! `postgres-tls` feature a mode that needs TLS is refused with an error that names the
 //! feature.
 //!
@@ -63,12 +68,21 @@ pub(super) struct ClientCert {
     pub key: PathBuf,
 }
 
+/// Where certificate revocation lists come from: a PEM file of them (`sslcrl`) and a
+/// directory of such files (`sslcrldir`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Revocation {
+    pub file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
 /// The TLS settings of a URL, and the URL without the parameters only this module reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Settings {
     pub mode: Mode,
     pub roots: Roots,
     pub client: Option<ClientCert>,
+    pub revocation: Revocation,
 }
 
 impl Settings {
@@ -81,6 +95,8 @@ impl Settings {
         params.sslrootcert = params.sslrootcert.or_else(|| var("PGSSLROOTCERT"));
         params.sslcert = params.sslcert.or_else(|| var("PGSSLCERT"));
         params.sslkey = params.sslkey.or_else(|| var("PGSSLKEY"));
+        params.sslcrl = params.sslcrl.or_else(|| var("PGSSLCRL"));
+        params.sslcrldir = params.sslcrldir.or_else(|| var("PGSSLCRLDIR"));
         let mode = match params.sslmode.as_deref() {
             None | Some("prefer") | Some("allow") => Mode::Prefer,
             Some("disable") => Mode::Disable,
@@ -123,6 +139,14 @@ impl Settings {
                 mode.name()
             )));
         }
+        let revocation = match mode {
+            Mode::Disable => Revocation::default(),
+            _ => revocation(
+                params.sslcrl.as_deref(),
+                params.sslcrldir.as_deref(),
+                &roots,
+            )?,
+        };
         // What the `postgres` crate understands: TLS required, or tried, or never.
         let crate_mode = match mode {
             Mode::Disable => "disable",
@@ -136,6 +160,7 @@ impl Settings {
                 mode,
                 roots,
                 client,
+                revocation,
             },
         ))
     }
@@ -196,6 +221,37 @@ fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCer
     };
     check_key_file(&key)?;
     Ok(Some(ClientCert { cert, key }))
+}
+
+/// The revocation lists: named (they must exist), or `root.crl` at the default place when
+/// it exists and roots check the chain, or none.
+fn revocation(file: Option<&str>, dir: Option<&str>, roots: &Roots) -> Result<Revocation> {
+    let file = file.filter(|f| !f.is_empty()).map(PathBuf::from);
+    let dir = dir.filter(|d| !d.is_empty()).map(PathBuf::from);
+    if file.is_none() && dir.is_none() {
+        return Ok(Revocation {
+            file: default_file("root.crl").filter(|f| f.is_file() && *roots != Roots::None),
+            dir: None,
+        });
+    }
+    if *roots == Roots::None {
+        return Err(invalid(
+            "sslcrl and sslcrldir check the server's certificate chain against revocation lists, but no trusted roots check that chain: name them with sslrootcert=PATH (or put them at ~/.postgresql/root.crt)".to_owned(),
+        ));
+    }
+    if let Some(f) = file.as_ref().filter(|f| !f.is_file()) {
+        return Err(invalid(format!(
+            "the revocation list file {} (sslcrl) does not exist",
+            f.display()
+        )));
+    }
+    if let Some(d) = dir.as_ref().filter(|d| !d.is_dir()) {
+        return Err(invalid(format!(
+            "the revocation list directory {} (sslcrldir) does not exist",
+            d.display()
+        )));
+    }
+    Ok(Revocation { file, dir })
 }
 
 /// libpq's rule for a private key file: a regular file that group and others cannot read

@@ -12,6 +12,8 @@ pub(super) struct Params {
     pub sslrootcert: Option<String>,
     pub sslcert: Option<String>,
     pub sslkey: Option<String>,
+    pub sslcrl: Option<String>,
+    pub sslcrldir: Option<String>,
 }
 
 impl Params {
@@ -22,6 +24,8 @@ impl Params {
             "sslrootcert" => &mut self.sslrootcert,
             "sslcert" => &mut self.sslcert,
             "sslkey" => &mut self.sslkey,
+            "sslcrl" => &mut self.sslcrl,
+            "sslcrldir" => &mut self.sslcrldir,
             _ => return Ok(false),
         };
         *slot = Some(value()?);

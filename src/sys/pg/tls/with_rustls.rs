@@ -1,13 +1,15 @@
 //! The connector with TLS: rustls with its ring provider, and a verifier that checks what
 //! the `sslmode` asks for.
 
-use super::{ClientCert, Mode, Roots, Settings};
+use super::{ClientCert, Mode, Revocation, Roots, Settings};
 use crate::sys::contract::{Error, ErrorKind, Result};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -22,9 +24,16 @@ pub(in crate::sys::pg) fn connector(settings: &Settings, server: &str) -> Result
         Roots::None => None,
         roots => {
             let store = root_store(roots, server)?;
-            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
-                .build()
-                .map_err(|e| tls_error(server, format!("trusted roots: {e}")))?;
+            let mut builder = WebPkiServerVerifier::builder_with_provider(store, provider.clone());
+            let crls = revocation_lists(&settings.revocation, server)?;
+            if !crls.is_empty() {
+                // As libpq has OpenSSL check (CRL_CHECK | CRL_CHECK_ALL): every certificate
+                // of the chain, one no list covers fails, and so does an expired list.
+                builder = builder.with_crls(crls).enforce_revocation_expiration();
+            }
+            let verifier = builder.build().map_err(|e| {
+                tls_error(server, format!("trusted roots or revocation lists: {e}"))
+            })?;
             Some(verifier)
         }
     };
@@ -78,6 +87,59 @@ fn root_store(roots: &Roots, server: &str) -> Result<Arc<RootCertStore>> {
         }
     }
     Ok(Arc::new(store))
+}
+
+/// The revocation lists of `sslcrl` and of every file in `sslcrldir`, read at each
+/// connection (as the roots are); a file named must hold at least one.
+fn revocation_lists(
+    revocation: &Revocation,
+    server: &str,
+) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    let mut files = Vec::new();
+    files.extend(revocation.file.clone());
+    if let Some(dir) = &revocation.dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            tls_error(
+                server,
+                format!(
+                    "the revocation list directory {} cannot be read: {e}",
+                    dir.display()
+                ),
+            )
+        })?;
+        let mut in_dir: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        if in_dir.is_empty() {
+            return Err(tls_error(
+                server,
+                format!(
+                    "the revocation list directory {} holds no file",
+                    dir.display()
+                ),
+            ));
+        }
+        in_dir.sort();
+        files.extend(in_dir);
+    }
+    let mut crls = Vec::new();
+    for path in files {
+        let read = CertificateRevocationListDer::pem_file_iter(&path)
+            .and_then(|crls| crls.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| unreadable(server, "revocation list", &path, e))?;
+        if read.is_empty() {
+            return Err(tls_error(
+                server,
+                format!(
+                    "the revocation list file {} holds no PEM revocation list (X509 CRL)",
+                    path.display()
+                ),
+            ));
+        }
+        crls.extend(read);
+    }
+    Ok(crls)
 }
 
 fn system_roots() -> std::result::Result<Arc<RootCertStore>, String> {

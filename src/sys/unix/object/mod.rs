@@ -127,6 +127,7 @@ pub(super) struct OpenMode {
 /// This process's id, cached (reset in a child after `fork`, see `fork.rs`).
 static PID: AtomicU32 = AtomicU32::new(0);
 
+#[inline]
 pub(super) fn this_pid() -> u32 {
     match PID.load(Ordering::Relaxed) {
         0 => {
@@ -171,6 +172,12 @@ impl Object {
         if self.process_token.1.load(Ordering::Acquire) == pid {
             return Ok(self.process_token.0.load(Ordering::Relaxed));
         }
+        self.first_process_token(pid)
+    }
+
+    /// [`Object::process_token`] the first time in this process (a forked child's too).
+    #[cold]
+    fn first_process_token(&self, pid: u32) -> Result<u64> {
         let token = super::detached::owner_part(self.registry)? | self.user_bits;
         self.process_token.0.store(token, Ordering::Relaxed);
         self.process_token.1.store(pid, Ordering::Release);
