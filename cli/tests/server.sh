@@ -120,4 +120,24 @@ msg=$(t env PGHOST=127.0.0.1 PGPORT=1 "$nm" --server "postgresql://postgres@/pos
 msg=$(t env PGDATABASE=nm_no_such_db "$nm" --server "postgresql://postgres@127.0.0.1:$port" list 2>&1) && rc=0 || rc=$?
 case "$rc:$msg" in 69:*'"nm_no_such_db" does not exist'*) ;; *) fail "PGDATABASE was not used: status $rc ($msg)" ;; esac
 
+# 11. A service file (PGSERVICEFILE; `service=` in the URL, or PGSERVICE): it fills in what
+# the URL leaves out, TLS settings included, before the environment does; a service defined
+# nowhere, or a line namedmutex cannot use, is an error that names the file.
+printf '# for the test\n[nm_svc]\nhost=127.0.0.1\nport=%s\nuser=postgres\ndbname=postgres\n[nm_tls]\nhost=localhost\nport=%s\nuser=tls_only\ndbname=postgres\nsslmode=disable\n[nm_bad]\nhost=127.0.0.1\ngssencmode=disable\n' \
+    "$port" "$port" >"$work/services.conf"
+svc() { t env -u PGSERVICE -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGSSLMODE PGSERVICEFILE="$work/services.conf" "$@"; }
+msg=$(svc "$nm" --server "postgresql://?service=nm_svc" list 2>&1) || fail "service= in a URL: $msg"
+msg=$(svc "$nm" --server "service=nm_svc" list 2>&1) || fail "service= in a key=value string: $msg"
+msg=$(svc env PGSERVICE=nm_svc "$nm" --server "postgresql://" list 2>&1) || fail "PGSERVICE: $msg"
+msg=$(svc env PGPORT=1 "$nm" --server "postgresql://?service=nm_svc" list 2>&1) \
+    || fail "PGPORT came before the service's port: $msg"
+msg=$(svc "$nm" --server "postgresql://?service=nm_tls" list 2>&1) && rc=0 || rc=$?
+case "$rc:$msg" in 69:*'user "tls_only"'*"no encryption"*) ;; *) fail "the service's sslmode=disable: status $rc ($msg)" ;; esac
+msg=$(svc "$nm" --server "postgresql://?service=nm_tls&sslmode=require" list 2>&1) \
+    || fail "the URL's sslmode did not win over the service's: $msg"
+msg=$(svc "$nm" --server "postgresql://?service=nm_nowhere" list 2>&1) && rc=0 || rc=$?
+case "$rc:$msg" in 70:*'"nm_nowhere" is defined in no service file'*"$work/services.conf"*) ;; *) fail "a service defined nowhere: status $rc ($msg)" ;; esac
+msg=$(svc "$nm" --server "postgresql://?service=nm_bad" list 2>&1) && rc=0 || rc=$?
+case "$rc:$msg" in 70:*"$work/services.conf, line 15"*gssencmode*) ;; *) fail "a setting namedmutex does not use: status $rc ($msg)" ;; esac
+
 echo "server.sh: the command against $url: all checks passed"

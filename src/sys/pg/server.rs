@@ -67,7 +67,11 @@ impl Server {
         })?;
         // What the URL leaves out, libpq's environment may give (libpq_env.rs); messages
         // name what came from there.
-        let from_env = libpq_env::fill(&mut config)?;
+        let from_service = tls_settings.service.fill(&mut config)?;
+        let mut from_env = libpq_env::fill(&mut config)?;
+        if from_service {
+            from_env.insert(0, tls_settings.service.from.clone());
+        }
         if config.get_hosts().is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameter,

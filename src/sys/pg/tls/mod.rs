@@ -33,6 +33,7 @@
 //! | `with_rustls.rs` | the connector with TLS (feature `postgres-tls`) |
 
 use super::libpq_env::var;
+use super::service::Service;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
 use url_params::{is_url, take_params, with_param};
@@ -83,20 +84,31 @@ pub(super) struct Settings {
     pub roots: Roots,
     pub client: Option<ClientCert>,
     pub revocation: Revocation,
+    /// The service file's section the URL named, whose other settings the caller applies.
+    pub service: Service,
 }
 
 impl Settings {
     /// Splits `url` into the URL for the `postgres` crate and the TLS settings.
     pub fn take_from(url: &str) -> Result<(String, Settings)> {
         let (rest, mut params) = take_params(url)?;
-        // What the URL leaves out, libpq's environment may give.
-        let mode_from_env = params.sslmode.is_none();
-        params.sslmode = params.sslmode.or_else(|| var("PGSSLMODE"));
-        params.sslrootcert = params.sslrootcert.or_else(|| var("PGSSLROOTCERT"));
-        params.sslcert = params.sslcert.or_else(|| var("PGSSLCERT"));
-        params.sslkey = params.sslkey.or_else(|| var("PGSSLKEY"));
-        params.sslcrl = params.sslcrl.or_else(|| var("PGSSLCRL"));
-        params.sslcrldir = params.sslcrldir.or_else(|| var("PGSSLCRLDIR"));
+        // What the URL leaves out, a service file (service.rs) may give, else libpq's
+        // environment.
+        let service = Service::find(params.service.as_deref())?;
+        let or_else = |given: Option<String>, key: &str, env: &str| {
+            given.or_else(|| service.get(key)).or_else(|| var(env))
+        };
+        let mode_from = match (&params.sslmode, service.get("sslmode")) {
+            (Some(_), _) => String::new(),
+            (None, Some(_)) => format!(" (from {})", service.from),
+            (None, None) => " (from PGSSLMODE)".to_owned(),
+        };
+        params.sslmode = or_else(params.sslmode, "sslmode", "PGSSLMODE");
+        params.sslrootcert = or_else(params.sslrootcert, "sslrootcert", "PGSSLROOTCERT");
+        params.sslcert = or_else(params.sslcert, "sslcert", "PGSSLCERT");
+        params.sslkey = or_else(params.sslkey, "sslkey", "PGSSLKEY");
+        params.sslcrl = or_else(params.sslcrl, "sslcrl", "PGSSLCRL");
+        params.sslcrldir = or_else(params.sslcrldir, "sslcrldir", "PGSSLCRLDIR");
         let mode = match params.sslmode.as_deref() {
             None | Some("prefer") | Some("allow") => Mode::Prefer,
             Some("disable") => Mode::Disable,
@@ -104,13 +116,8 @@ impl Settings {
             Some("verify-ca") => Mode::VerifyCa,
             Some("verify-full") => Mode::VerifyFull,
             Some(other) => {
-                let from = if mode_from_env {
-                    " (from PGSSLMODE)"
-                } else {
-                    ""
-                };
                 return Err(invalid(format!(
-                    "sslmode {other:?}{from} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                    "sslmode {other:?}{mode_from} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 )));
             }
         };
@@ -161,6 +168,7 @@ impl Settings {
                 roots,
                 client,
                 revocation,
+                service,
             },
         ))
     }

@@ -14,6 +14,8 @@ pub(super) struct Params {
     pub sslkey: Option<String>,
     pub sslcrl: Option<String>,
     pub sslcrldir: Option<String>,
+    /// libpq's `service` (not TLS, but the crate does not know it either).
+    pub service: Option<String>,
 }
 
 impl Params {
@@ -26,6 +28,7 @@ impl Params {
             "sslkey" => &mut self.sslkey,
             "sslcrl" => &mut self.sslcrl,
             "sslcrldir" => &mut self.sslcrldir,
+            "service" => &mut self.service,
             _ => return Ok(false),
         };
         *slot = Some(value()?);
