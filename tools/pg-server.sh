@@ -8,7 +8,8 @@
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
 # TLS only, and the role `cert_only` only with a client certificate (DIR/client.crt and
-# DIR/client.key, for that role, signed by the same CA), and revocation lists of that CA
+# DIR/client.key, for that role, signed by the same CA; the key encrypted with the password
+# key-secret in DIR/client-enc.key, PKCS#8, and DIR/client-trad.key), and revocation lists of that CA
 # (DIR/nothing-revoked.crl; DIR/server-revoked.crl and DIR/crl-dir/ revoke the server's
 # certificate). The TLS tests use them.
 # The role `pw_only` needs its password (`pw-secret:1`, SCRAM), for the password-file tests.
@@ -63,6 +64,11 @@ start)
     openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -CAcreateserial -out "$dir/client.crt" -days 7 -extfile "$dir/client.ext" 2>/dev/null
     chmod 600 "$dir/client.key"
+    # The same key encrypted with the password key-secret: as PKCS#8 (DIR/client-enc.key)
+    # and in OpenSSL's traditional format (DIR/client-trad.key).
+    openssl pkcs8 -topk8 -in "$dir/client.key" -out "$dir/client-enc.key" -passout pass:key-secret
+    openssl ec -in "$dir/client.key" -aes256 -passout pass:key-secret -out "$dir/client-trad.key" 2>/dev/null
+    chmod 600 "$dir/client-enc.key" "$dir/client-trad.key"
     # Revocation lists from the CA: DIR/nothing-revoked.crl, then (after revoking the
     # server's certificate) DIR/server-revoked.crl, and DIR/crl-dir/ holding the latter.
     mkdir -p "$dir/crl-db" "$dir/crl-dir"

@@ -62,6 +62,14 @@ pub fn all() -> Vec<Scenario> {
             "tls::a_role_that_needs_a_certificate_is_refused_without",
             no_client_certificate,
         ),
+        (
+            "tls::an_encrypted_key_is_read_with_sslpassword",
+            encrypted_client_key,
+        ),
+        (
+            "tls::an_encrypted_key_without_its_password_is_named",
+            encrypted_key_refusals,
+        ),
         #[cfg(unix)]
         ("tls::a_key_others_may_read_is_refused", key_too_open),
     ]
@@ -375,6 +383,59 @@ fn no_client_certificate() -> TestResult {
         ErrorKind::Io,
         "requires a valid client certificate",
     )
+}
+
+/// The client key encrypted (PKCS#8), with its password in `sslpassword`: the role that
+/// needs the certificate logs in, and the password is in no message.
+fn encrypted_client_key() -> TestResult {
+    let d = dir()?;
+    let client =
+        format!("&sslcert={d}/client.crt&sslkey={d}/client-enc.key&sslpassword=key-secret");
+    let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
+    use_mutex(&url, &unique("encrypted-key"), "cert_only")
+}
+
+/// No password, a wrong one, or a key in OpenSSL's traditional encrypted format: refused
+/// before connecting, naming the file and what to do, never showing the password.
+fn encrypted_key_refusals() -> TestResult {
+    let d = dir()?;
+    for (key, password, needle) in [
+        (
+            "client-enc.key",
+            "",
+            "is encrypted: give its password with sslpassword",
+        ),
+        (
+            "client-enc.key",
+            "&sslpassword=wrong-secret",
+            "cannot be decrypted with sslpassword",
+        ),
+        (
+            "client-trad.key",
+            "&sslpassword=key-secret",
+            "openssl pkcs8 -topk8",
+        ),
+    ] {
+        let client = format!("&sslcert={d}/client.crt&sslkey={d}/{key}{password}");
+        let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
+        let e = refused(
+            &url,
+            &unique("encrypted-refused"),
+            "a key that cannot be used was used",
+        )?;
+        let text = e.to_string();
+        ensure(
+            e.kind() == ErrorKind::InvalidParameter
+                && text.contains(needle)
+                && text.contains(key)
+                && !text.contains("secret"),
+            format!(
+                "{key} {password:?}: expected InvalidParameter saying {needle:?}, got {:?}: {text}",
+                e.kind()
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// A copy of the client key that others may read: refused before connecting, naming it.

@@ -14,7 +14,7 @@
 //! | `libpq_env` | libpq's environment variables, for what the URL leaves out |
 //! | `service` | libpq's connection service file (`service=NAME`), before the environment |
 //! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file, as libpq |
-//! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl` and `sslcrldir`, as libpq reads them |
+//! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslpassword`, `sslcrl` and `sslcrldir`, as libpq reads them |
 //! | `schema`, `schema.sql`, `functions.sql` | the server's table (versioned) and functions (revised in place) |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
 //! | `handles` | a process's handle session: create, open, duplicate, close |

@@ -164,31 +164,7 @@ impl Server {
 
 /// `url` with its password replaced by `***`, for messages and keys.
 pub(crate) fn redact(url: &str) -> String {
-    if let Some(rest) = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-    {
-        let scheme = &url[..url.len() - rest.len()];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!("{scheme}{}:***{}", &userinfo[..colon], &rest[at..]);
-            }
-        }
-        return url.to_owned();
-    }
-    // key=value form: hide password=...
-    url.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***"
-            } else {
-                kv
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    tls::redact_secrets(url)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub(super) const TLS_KEYS: &[&str] = &[
     "sslrootcert",
     "sslcert",
     "sslkey",
+    "sslpassword",
     "sslcrl",
     "sslcrldir",
 ];

@@ -17,7 +17,9 @@
 //! The root file is `sslrootcert`, else `~/.postgresql/root.crt` when it exists. `allow` is
 //! treated as `prefer` (the `postgres` crate tries TLS first). A client certificate is
 //! `sslcert` with its key `sslkey` (PEM), else `~/.postgresql/postgresql.crt` and `.key` when
-//! they exist; as libpq does, a key that others may read is refused. Revocation lists
+//! they exist; a key encrypted as PKCS#8 is decrypted with `sslpassword` (one in OpenSSL's
+//! traditional encrypted format is refused, naming the command that converts it); as libpq
+//! does, a key that others may read is refused. Revocation lists
 //! (`sslcrl`, a PEM file of CRLs, and `sslcrldir`, a directory of such files; else
 //! `~/.postgresql/root.crl` when it exists) are checked with the chain, for every
 //! certificate in it, as libpq asks OpenSSL to: a certificate no list covers, or a list past
@@ -36,6 +38,7 @@ use super::libpq_env::var;
 use super::service::Service;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
+pub(super) use url_params::redact as redact_secrets;
 use url_params::{is_url, take_params, with_param};
 
 mod url_params;
@@ -67,6 +70,18 @@ pub(super) enum Roots {
 pub(super) struct ClientCert {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// `sslpassword`: what decrypts an encrypted key.
+    pub password: Option<Secret>,
+}
+
+/// A secret that `Debug` does not show.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// Where certificate revocation lists come from: a PEM file of them (`sslcrl`) and a
@@ -132,7 +147,12 @@ impl Settings {
         // Without TLS there is nothing to present a certificate in.
         let client = match mode {
             Mode::Disable => None,
-            _ => client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?,
+            _ => client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?.map(|c| {
+                ClientCert {
+                    password: params.sslpassword.take().map(Secret),
+                    ..c
+                }
+            }),
         };
         if roots == Roots::System && mode != Mode::VerifyFull {
             return Err(invalid(format!(
@@ -228,7 +248,11 @@ fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCer
         None => cert.with_file_name("postgresql.key"),
     };
     check_key_file(&key)?;
-    Ok(Some(ClientCert { cert, key }))
+    Ok(Some(ClientCert {
+        cert,
+        key,
+        password: None,
+    }))
 }
 
 /// The revocation lists: named (they must exist), or `root.crl` at the default place when
@@ -402,7 +426,14 @@ mod tests {
         }
         let (rest, s) = split(&with_key);
         assert_eq!(rest, "host=db sslmode=prefer");
-        assert_eq!(s.client, Some(ClientCert { cert, key }));
+        assert_eq!(
+            s.client,
+            Some(ClientCert {
+                cert,
+                key,
+                password: None
+            })
+        );
         // Nothing is read without TLS.
         let (_, s) = split(&format!("{named} sslmode=disable"));
         assert_eq!(s.client, None);

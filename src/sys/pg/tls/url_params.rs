@@ -12,6 +12,7 @@ pub(super) struct Params {
     pub sslrootcert: Option<String>,
     pub sslcert: Option<String>,
     pub sslkey: Option<String>,
+    pub sslpassword: Option<String>,
     pub sslcrl: Option<String>,
     pub sslcrldir: Option<String>,
     /// libpq's `service` (not TLS, but the crate does not know it either).
@@ -26,6 +27,7 @@ impl Params {
             "sslrootcert" => &mut self.sslrootcert,
             "sslcert" => &mut self.sslcert,
             "sslkey" => &mut self.sslkey,
+            "sslpassword" => &mut self.sslpassword,
             "sslcrl" => &mut self.sslcrl,
             "sslcrldir" => &mut self.sslcrldir,
             "service" => &mut self.service,
@@ -95,27 +97,73 @@ fn decode(s: &str) -> Result<String> {
 fn take_from_key_values(s: &str) -> Result<(String, Params)> {
     let mut params = Params::default();
     let mut kept = Vec::new();
-    let mut rest = s.trim_start();
-    while !rest.is_empty() {
+    for pair in KeyValues(s.trim_start()) {
+        match pair {
+            Pair::Value { key, raw, value } => {
+                let value = value?;
+                if !params.take(key, || Ok(value))? {
+                    kept.push(format!("{key}={raw}"));
+                }
+            }
+            // Not ours to judge: the `postgres` crate reports it.
+            Pair::Rest(rest) => kept.push(rest.to_string()),
+        }
+    }
+    Ok((kept.join(" "), params))
+}
+
+/// One item of a key=value string.
+enum Pair<'a> {
+    /// `key=raw`, where `raw` as written means `value` (or could not be read).
+    Value {
+        key: &'a str,
+        raw: &'a str,
+        value: Result<String>,
+    },
+    /// What follows a key without `=` (the last item).
+    Rest(&'a str),
+}
+
+/// The items of a key=value string, in order; an item whose value cannot be read (an
+/// unterminated quote) is the last.
+struct KeyValues<'a>(&'a str);
+
+impl<'a> Iterator for KeyValues<'a> {
+    type Item = Pair<'a>;
+
+    fn next(&mut self) -> Option<Pair<'a>> {
+        let rest = self.0;
+        if rest.is_empty() {
+            return None;
+        }
         let key_end = rest
             .find(|c: char| c == '=' || c.is_whitespace())
             .unwrap_or(rest.len());
         let key = &rest[..key_end];
-        let after_key = rest[key_end..].trim_start();
-        let Some(after_eq) = after_key.strip_prefix('=') else {
-            // Not ours to judge: the `postgres` crate reports it.
-            kept.push(rest.to_string());
-            break;
+        let Some(after_eq) = rest[key_end..].trim_start().strip_prefix('=') else {
+            self.0 = "";
+            return Some(Pair::Rest(rest));
         };
         let after_eq = after_eq.trim_start();
-        let (value, len) = value_at(after_eq)?;
-        let raw = &after_eq[..len];
-        if !params.take(key, || Ok(value))? {
-            kept.push(format!("{key}={raw}"));
+        match value_at(after_eq) {
+            Ok((value, len)) => {
+                self.0 = after_eq[len..].trim_start();
+                Some(Pair::Value {
+                    key,
+                    raw: &after_eq[..len],
+                    value: Ok(value),
+                })
+            }
+            Err(e) => {
+                self.0 = "";
+                Some(Pair::Value {
+                    key,
+                    raw: after_eq,
+                    value: Err(e),
+                })
+            }
         }
-        rest = after_eq[len..].trim_start();
     }
-    Ok((kept.join(" "), params))
 }
 
 /// The value at the start of `s` and how many bytes it takes there.
@@ -159,4 +207,95 @@ pub(super) fn with_param(url: &str, key: &str, value: &str, url_form: bool) -> S
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{key}={value}")
+}
+
+/// Keys whose values are secrets: never shown in a message.
+const SECRETS: &[&str] = &["password", "sslpassword"];
+
+/// `url` (either form) with the values of secret keys, and a URL's `user:password@`
+/// password, shown as `***`. A string that does not parse is cut to what is certainly not
+/// a secret.
+pub(in crate::sys::pg) fn redact(url: &str) -> String {
+    if is_url(url) {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let rest = &base[scheme_end..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let base = match rest[..authority_end].rfind('@') {
+            Some(at) if rest[..at].contains(':') => {
+                let user = &rest[..rest[..at].find(':').unwrap_or(at)];
+                format!("{}{user}:***{}", &base[..scheme_end], &rest[at..])
+            }
+            _ => base.to_owned(),
+        };
+        if query.is_empty() {
+            return base;
+        }
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                match decode(key) {
+                    Ok(k) if SECRETS.contains(&k.as_str()) => format!("{key}=***"),
+                    Ok(_) => pair.to_owned(),
+                    Err(_) => "?".to_owned(),
+                }
+            })
+            .collect();
+        return format!("{base}?{}", pairs.join("&"));
+    }
+    let mut shown = Vec::new();
+    for pair in KeyValues(url.trim_start()) {
+        shown.push(match pair {
+            // An unterminated quote: what follows may all be the secret.
+            Pair::Value {
+                key, value: Err(_), ..
+            } => format!("{key}=..."),
+            Pair::Value { key, .. } if SECRETS.contains(&key) => format!("{key}=***"),
+            Pair::Value { key, raw, .. } => format!("{key}={raw}"),
+            Pair::Rest(rest) => rest.split_whitespace().next().unwrap_or("").to_owned(),
+        });
+    }
+    shown.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_never_reach_messages() {
+        for (url, shown) in [
+            (
+                "postgresql://bob:s3cret@db:5432/x",
+                "postgresql://bob:***@db:5432/x",
+            ),
+            ("postgres://bob@db/x", "postgres://bob@db/x"),
+            (
+                "postgresql://db/x?password=s3cret&sslmode=require",
+                "postgresql://db/x?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://db/x?ssl%70assword=s3cret",
+                "postgresql://db/x?ssl%70assword=***",
+            ),
+            ("postgresql://bob:a@b@db/x", "postgresql://bob:***@db/x"),
+            (
+                "host=db password=s3cret user=bob",
+                "host=db password=*** user=bob",
+            ),
+            (
+                "host=db password = 'two words' user=bob",
+                "host=db password=*** user=bob",
+            ),
+            ("host=db sslpassword='s3cret", "host=db sslpassword=..."),
+            (
+                r"host=db password='it\'s s3cret' x",
+                "host=db password=*** x",
+            ),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+            assert!(!redact(url).contains("s3cret") && !redact(url).contains("words"));
+        }
+    }
 }

@@ -8,7 +8,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+    UnixTime,
 };
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
@@ -165,9 +166,66 @@ fn client_identity(
     server: &str,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let certs = read_certs(&client.cert, "client certificate", server)?;
-    let key = PrivateKeyDer::from_pem_file(&client.key)
+    let text = std::fs::read_to_string(&client.key).map_err(|e| {
+        tls_error(
+            server,
+            format!(
+                "the private key file {} cannot be read: {e}",
+                client.key.display()
+            ),
+        )
+    })?;
+    if text.contains(ENCRYPTED_BEGIN) {
+        return Ok((certs, decrypted_key(client, &text, server)?));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(tls_error(
+            server,
+            format!(
+                "the private key file {} is encrypted in OpenSSL's traditional format, which namedmutex cannot read: convert it to encrypted PKCS#8 with `openssl pkcs8 -topk8 -in OLD -out NEW` (it asks for both passwords) and give the password with sslpassword",
+                client.key.display()
+            ),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(text.as_bytes())
         .map_err(|e| unreadable(server, "private key", &client.key, e))?;
     Ok((certs, key))
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// An encrypted PKCS#8 key (the `ENCRYPTED PRIVATE KEY` block of `text`), decrypted with
+/// `sslpassword`.
+fn decrypted_key(client: &ClientCert, text: &str, server: &str) -> Result<PrivateKeyDer<'static>> {
+    let file = client.key.display();
+    let Some(password) = &client.password else {
+        return Err(tls_error(
+            server,
+            format!("the private key file {file} is encrypted: give its password with sslpassword"),
+        ));
+    };
+    let start = text.find(ENCRYPTED_BEGIN).unwrap_or(0);
+    let end = text[start..]
+        .find(ENCRYPTED_END)
+        .map_or(text.len(), |e| start + e + ENCRYPTED_END.len());
+    let (_, document) = pkcs8::Document::from_pem(&text[start..end]).map_err(|e| {
+        tls_error(
+            server,
+            format!("the encrypted private key in {file} cannot be read: {e}"),
+        )
+    })?;
+    let decrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+        .and_then(|info| info.decrypt(password.0.as_bytes()))
+        .map_err(|e| {
+            tls_error(
+                server,
+                format!("the private key file {file} cannot be decrypted with sslpassword (is it the right password?): {e}"),
+            )
+        })?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        decrypted.as_bytes().to_vec(),
+    )))
 }
 
 /// The certificates of a PEM file (`what` it is, for messages): at least one.
