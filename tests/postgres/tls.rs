@@ -37,6 +37,11 @@ pub fn all() -> Vec<Scenario> {
             "tls::a_server_that_insists_refuses_disable",
             disable_refused,
         ),
+        ("tls::allow_connects_without_tls_first", allow_without_tls),
+        (
+            "tls::allow_uses_tls_where_the_server_insists",
+            allow_with_tls,
+        ),
         ("tls::a_missing_root_file_is_named", missing_root_file),
         (
             "tls::a_revocation_list_without_the_server_lets_it_in",
@@ -227,6 +232,39 @@ fn disable_refused() -> TestResult {
         "connected without TLS as a role the server insists on TLS for",
         ErrorKind::Io,
         "no encryption",
+    )
+}
+
+/// `sslmode=allow` as a role the server lets in either way: no TLS (libpq's `allow` tries
+/// without first; `prefer`, tried first with TLS, would encrypt on this server).
+fn allow_without_tls() -> TestResult {
+    admin()
+        .batch_execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nm_allow') \
+             THEN CREATE ROLE nm_allow LOGIN SUPERUSER; END IF; END $$",
+        )
+        .ctx("create the role nm_allow")?;
+    let url = role_url("nm_allow", "127.0.0.1", "sslmode=allow")?;
+    let (m, _) = MutexOptions::new()
+        .server(&url)
+        .create(&unique("allow"))
+        .ctx("create")?;
+    let g = m.lock().ctx("lock")?;
+    let (encrypted, sessions) = tls_sessions("nm_allow")?;
+    ensure(
+        !encrypted && sessions >= 1,
+        format!("{sessions} sessions of nm_allow, all encrypted: {encrypted}"),
+    )?;
+    g.release().ctx("release")
+}
+
+/// `sslmode=allow` as the role refused without TLS: the try without fails, the one with
+/// TLS gets in, and every session is encrypted.
+fn allow_with_tls() -> TestResult {
+    use_mutex(
+        &tls_url("127.0.0.1", "sslmode=allow")?,
+        &unique("allow-tls"),
+        "tls_only",
     )
 }
 

@@ -34,6 +34,9 @@ pub(crate) struct Server {
     /// What the caller gave, without a password: the key of this process's sessions.
     pub key: Arc<str>,
     config: Arc<postgres::Config>,
+    /// `sslmode=allow`: the configuration of the second try, with TLS, when the first
+    /// (without) fails.
+    with_tls: Option<Arc<postgres::Config>>,
     /// How connections (and cancel requests) speak TLS, from the URL's `sslmode`.
     pub tls: tls::Connector,
     /// Why a password file was not read, for the error of a connection that then fails.
@@ -119,20 +122,36 @@ impl Server {
         } else {
             format!("{} (with {})", redact(url), from_env.join(", ")).into()
         };
+        // `allow`: a second try with TLS, where this build has TLS to try.
+        let with_tls = (tls_settings.mode == tls::Mode::Allow && cfg!(feature = "postgres-tls"))
+            .then(|| {
+                let mut second = config.clone();
+                second.ssl_mode(postgres::config::SslMode::Prefer);
+                Arc::new(second)
+            });
         Ok(Server {
             tls: tls::connector(&tls_settings, &key)?,
             key,
             config: Arc::new(config),
+            with_tls,
             password_file_skipped,
         })
     }
 
     /// A new connection with the library's settings, checked to be a session of its own.
     pub fn connect(&self) -> Result<postgres::Client> {
-        let mut client = self
-            .config
-            .connect(tls::copy_of(&self.tls))
-            .map_err(|e| connect_error(&self.key, e, self.password_file_skipped.as_deref()))?;
+        let skipped = self.password_file_skipped.as_deref();
+        let mut client = match (self.config.connect(tls::copy_of(&self.tls)), &self.with_tls) {
+            (Ok(client), _) => client,
+            (Err(without), Some(with_tls)) => {
+                with_tls.connect(tls::copy_of(&self.tls)).map_err(|e| {
+                    let e = connect_error(&self.key, e, skipped);
+                    let first = connect_error(&self.key, without, skipped);
+                    Error::new(e.kind(), format!("{e} (with TLS; without: {first})"))
+                })?
+            }
+            (Err(e), None) => return Err(connect_error(&self.key, e, skipped)),
+        };
         // The settings travel in the startup packet's `options`: a pooler that drops them
         // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give
         // each transaction another server session, which advisory locks cannot survive.

@@ -2,20 +2,21 @@
 //! `allow`, `prefer` (the default), `require`, `verify-ca`, `verify-full`) and `sslrootcert`
 //! (a PEM file of trusted roots, or `system` for the operating system's). The `postgres`
 //! crate knows only `disable`, `prefer` and `require` and no `sslrootcert`, so both are taken
-//! out of the URL here and the crate is told `require` when TLS is a must.
+//! out of the URL here and the crate is told `require` when TLS is a must, and `disable`
+//! for the first try of `allow` (the server's `Server` tries again with TLS).
 //!
 //! What is checked, as in libpq:
 //!
 //! | sslmode | TLS | certificate chain | host name |
 //! |---|---|---|---|
 //! | `disable` | never | | |
-//! | `allow`, `prefer` | when the server offers it | when a root file exists | no |
+//! | `allow` | only when a connection without it fails | when a root file exists | no |
+//! | `prefer` | when the server offers it | when a root file exists | no |
 //! | `require` | always | when a root file exists | no |
 //! | `verify-ca` | always | always | no |
 //! | `verify-full` | always | always | always |
 //!
-//! The root file is `sslrootcert`, else `~/.postgresql/root.crt` when it exists. `allow` is
-//! treated as `prefer` (the `postgres` crate tries TLS first). A client certificate is
+//! The root file is `sslrootcert`, else `~/.postgresql/root.crt` when it exists. A client certificate is
 //! `sslcert` with its key `sslkey` (PEM), else `~/.postgresql/postgresql.crt` and `.key` when
 //! they exist; a key encrypted as PKCS#8 is decrypted with `sslpassword` (one in OpenSSL's
 //! traditional encrypted format is refused, naming the command that converts it); as libpq
@@ -49,6 +50,8 @@ mod with_rustls;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Disable,
+    /// Without TLS first, with it when that fails.
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -125,7 +128,8 @@ impl Settings {
         params.sslcrl = or_else(params.sslcrl, "sslcrl", "PGSSLCRL");
         params.sslcrldir = or_else(params.sslcrldir, "sslcrldir", "PGSSLCRLDIR");
         let mode = match params.sslmode.as_deref() {
-            None | Some("prefer") | Some("allow") => Mode::Prefer,
+            None | Some("prefer") => Mode::Prefer,
+            Some("allow") => Mode::Allow,
             Some("disable") => Mode::Disable,
             Some("require") => Mode::Require,
             Some("verify-ca") => Mode::VerifyCa,
@@ -174,9 +178,10 @@ impl Settings {
                 &roots,
             )?,
         };
-        // What the `postgres` crate understands: TLS required, or tried, or never.
+        // What the `postgres` crate understands: TLS required, or tried, or never (`allow`'s
+        // first try; `Server::connect` makes the second).
         let crate_mode = match mode {
-            Mode::Disable => "disable",
+            Mode::Disable | Mode::Allow => "disable",
             Mode::Prefer => "prefer",
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => "require",
         };
@@ -198,6 +203,7 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Disable => "disable",
+            Mode::Allow => "allow",
             Mode::Prefer => "prefer",
             Mode::Require => "require",
             Mode::VerifyCa => "verify-ca",
@@ -335,7 +341,7 @@ pub(super) fn copy_of(connector: &Connector) -> Connector {
 #[cfg(not(feature = "postgres-tls"))]
 pub(super) fn connector(settings: &Settings, server: &str) -> Result<Connector> {
     match settings.mode {
-        Mode::Disable | Mode::Prefer => Ok(postgres::NoTls),
+        Mode::Disable | Mode::Allow | Mode::Prefer => Ok(postgres::NoTls),
         mode => Err(Error::new(
             ErrorKind::Unsupported,
             format!(
@@ -384,8 +390,11 @@ mod tests {
         let (rest, s) = split("host=db sslmode=require");
         assert_eq!(rest, "host=db sslmode=require");
         assert_eq!(s.mode, Mode::Require);
-        let (_, s) = split("host=db sslmode=allow");
-        assert_eq!(s.mode, Mode::Prefer);
+        let (rest, s) = split("host=db sslmode=allow");
+        assert_eq!(
+            (rest.as_str(), s.mode),
+            ("host=db sslmode=disable", Mode::Allow)
+        );
     }
 
     #[test]
