@@ -53,14 +53,14 @@ pub(crate) struct Claim {
     results: Receiver<Result<()>>,
 }
 
-/// Starts an owner thread that waits for `mutex` (and `cancel`) and blocks the caller until
-/// it reports; `None` when the timeout passed or `cancel` fired.
+/// Starts an owner thread that waits for `own` (a handle of the waiter's, and `cancel`)
+/// and blocks the caller until it reports; `None` when the timeout passed or `cancel`
+/// fired.
 pub(crate) fn acquire(
-    mutex: &RawMutex,
+    own: std::sync::Arc<RawMutex>,
     timeout: Option<Duration>,
     cancel: &Cancel,
 ) -> Result<Option<(WaitStatus, Claim)>> {
-    let own = mutex.try_clone()?;
     let event = cancel
         .event
         .duplicate(false, "the cancel event of an async wait")?;

@@ -62,7 +62,7 @@ fn describe(name: Option<&Name<'_>>) -> Box<str> {
 impl Backend for RawMutex {
     type Claim = Claim;
     type Cancel = Cancel;
-    type Waiter = RawMutex;
+    type Waiter = std::sync::Arc<RawMutex>;
     const TRY_DETACHED_IS_EXACT: bool = false;
 
     /// `CreateMutexExW`: creates the object, or opens the existing one of that name; the bool
@@ -259,18 +259,18 @@ impl Backend for RawMutex {
         Ok(None)
     }
 
-    /// A handle of its own (`DuplicateHandle`), for the owner thread that will wait.
-    fn waiter(&self) -> Result<RawMutex> {
-        self.try_clone()
+    /// A handle of its own (`DuplicateHandle`), which the owner thread that will wait shares.
+    fn waiter(&self) -> Result<std::sync::Arc<RawMutex>> {
+        Ok(std::sync::Arc::new(self.try_clone()?))
     }
 
     /// An acquisition owned by a thread of its own (`detached.rs`).
     fn acquire_detached(
-        waiter: &RawMutex,
+        waiter: &std::sync::Arc<RawMutex>,
         timeout: Option<Duration>,
         cancel: &Cancel,
     ) -> Result<Option<(WaitStatus, Claim)>> {
-        detached::acquire(waiter, timeout, cancel)
+        detached::acquire(waiter.clone(), timeout, cancel)
     }
 
     fn release_detached(&self, claim: Claim) -> Result<()> {
@@ -278,7 +278,7 @@ impl Backend for RawMutex {
     }
 
     /// The OS cannot give an abandonment back: the acquisition is released.
-    fn undo_detached(_waiter: &RawMutex, claim: Claim) -> Result<()> {
+    fn undo_detached(_waiter: &std::sync::Arc<RawMutex>, claim: Claim) -> Result<()> {
         detached::release(claim)
     }
 }
