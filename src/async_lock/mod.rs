@@ -330,53 +330,52 @@ impl<'a> LockFuture<'a> {
     /// [`LockFuture::poll`] past its first look.
     #[inline(never)]
     fn poll_on(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<AsyncMutexGuard<'a>>>> {
-        let this = self;
         loop {
-            match &this.state {
+            match &self.state {
                 State::Start => {
-                    if this.gate().try_enter() {
-                        this.state = State::InGate;
+                    if self.gate().try_enter() {
+                        self.state = State::InGate;
                         continue;
                     }
-                    if this.expired() {
-                        this.state = State::Finished;
+                    if self.expired() {
+                        self.state = State::Finished;
                         return Poll::Ready(Ok(None));
                     }
-                    match this.gate().enter_or_queue(cx.waker()) {
-                        Entry::Entered => this.state = State::InGate,
-                        Entry::Queued(ticket) => this.state = State::Queued(ticket),
+                    match self.gate().enter_or_queue(cx.waker()) {
+                        Entry::Entered => self.state = State::InGate,
+                        Entry::Queued(ticket) => self.state = State::Queued(ticket),
                     }
                 }
                 State::Queued(ticket) => {
                     let ticket = ticket.clone();
                     if ticket.granted_or_wait(cx.waker()) {
-                        this.state = State::InGate;
+                        self.state = State::InGate;
                         continue;
                     }
-                    let armed = if this.expired() {
+                    let armed = if self.expired() {
                         Ok(false)
                     } else {
-                        this.arm_timer(cx.waker()).map(|()| true)
+                        self.arm_timer(cx.waker()).map(|()| true)
                     };
                     if let Ok(true) = armed {
                         return Poll::Pending;
                     }
-                    this.gate().leave_queue(&ticket);
-                    this.state = State::Finished;
+                    self.gate().leave_queue(&ticket);
+                    self.state = State::Finished;
                     return Poll::Ready(armed.map(|_| None));
                 }
-                State::InGate => return this.acquire_in_gate(cx),
+                State::InGate => return self.acquire_in_gate(cx),
                 State::Blocking(job) => {
                     let job = job.clone();
                     let mut outcome = job.outcome();
                     match std::mem::replace(&mut *outcome, Outcome::Taken) {
                         Outcome::Done(Ok(Some((status, claim)))) => {
-                            this.state = State::Finished;
-                            return Poll::Ready(Ok(Some(this.guard(status, claim, true))));
+                            self.state = State::Finished;
+                            return Poll::Ready(Ok(Some(self.guard(status, claim, true))));
                         }
                         Outcome::Done(other) => {
                             drop(outcome);
-                            return this.finish(other.map(|_| None));
+                            return self.finish(other.map(|_| None));
                         }
                         Outcome::Waiting(_) | Outcome::Cancelled | Outcome::Taken => {
                             *outcome = Outcome::Waiting(cx.waker().clone());

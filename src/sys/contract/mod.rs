@@ -100,7 +100,9 @@ pub(crate) trait Backend: Inspect + Sized + Send + Sync {
     /// What a helper thread waits with for a process-owned acquisition
     /// ([`Backend::acquire_detached`]): owned, so that it may outlive the borrow of the
     /// handle that made it (an async wait whose future was dropped goes on until its
-    /// cancel signal is seen), and not a handle of its own.
+    /// cancel signal is seen). Where the platform allows, not a handle of its own (the
+    /// shared object; the server and id); on Windows a duplicated handle, which the
+    /// thread that owns the acquisition needs anyway.
     type Waiter: Send + Sync + 'static;
     /// See [`CancelSignal`].
     type Cancel: CancelSignal;

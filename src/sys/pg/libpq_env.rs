@@ -18,57 +18,83 @@ pub(super) fn var(name: &str) -> Option<String> {
 /// user falls back to `USER`, as libpq's does, without being named).
 pub(super) fn fill(config: &mut postgres::Config) -> Result<Vec<String>> {
     let mut from_env = Vec::new();
-    if config.get_hosts().is_empty() {
-        if let Some(hosts) = var("PGHOST") {
-            for host in hosts.split(',') {
-                config.host(host.trim());
+    for (key, name) in [
+        ("host", "PGHOST"),
+        ("port", "PGPORT"),
+        ("user", "PGUSER"),
+        ("dbname", "PGDATABASE"),
+        ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ] {
+        if let Some(value) = var(name) {
+            if fill_setting(config, key, &value, &|bad| format!("{name} {bad:?}"))? {
+                from_env.push(format!("{name}={value}"));
             }
-            from_env.push(format!("PGHOST={hosts}"));
-        }
-    }
-    if config.get_ports().is_empty() {
-        if let Some(ports) = var("PGPORT") {
-            for port in ports.split(',') {
-                let port: u16 = port.trim().parse().map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidParameter,
-                        format!("PGPORT {port:?} is not a port number (1-65535)"),
-                    )
-                })?;
-                config.port(port);
-            }
-            from_env.push(format!("PGPORT={ports}"));
         }
     }
     if config.get_user().is_none() {
-        // libpq's default: PGUSER, else the operating system user.
-        if let Some(user) = var("PGUSER") {
-            from_env.push(format!("PGUSER={user}"));
+        // libpq's default: the operating system user.
+        if let Some(user) = var("USER") {
             config.user(&user);
-        } else if let Some(user) = var("USER") {
-            config.user(&user);
-        }
-    }
-    if config.get_dbname().is_none() {
-        if let Some(dbname) = var("PGDATABASE") {
-            from_env.push(format!("PGDATABASE={dbname}"));
-            config.dbname(&dbname);
-        }
-    }
-    if config.get_connect_timeout().is_none() {
-        let timeout = var("PGCONNECT_TIMEOUT").map(|t| {
-            t.trim().parse::<u64>().map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidParameter,
-                    format!("PGCONNECT_TIMEOUT {t:?} is not a number of seconds"),
-                )
-            })
-        });
-        // Less than 2 seconds is 2, as in libpq; 0 (no bound, to libpq) keeps namedmutex's.
-        if let Some(secs) = timeout.transpose()?.filter(|&secs| secs > 0) {
-            config.connect_timeout(Duration::from_secs(secs.max(2)));
-            from_env.push(format!("PGCONNECT_TIMEOUT={secs}"));
         }
     }
     Ok(from_env)
+}
+
+/// Sets libpq's setting `key` to `value` where `config` has none yet, as libpq reads it
+/// from the environment or a service file (`service.rs`); `named(bad)` names a bad value in
+/// an error. True when it set something; false for a key this does not handle.
+pub(super) fn fill_setting(
+    config: &mut postgres::Config,
+    key: &str,
+    value: &str,
+    named: &dyn Fn(&str) -> String,
+) -> Result<bool> {
+    let invalid = |bad: &str, why: &str| {
+        Error::new(
+            ErrorKind::InvalidParameter,
+            format!("{} is not {why}", named(bad)),
+        )
+    };
+    match key {
+        "host" if config.get_hosts().is_empty() => {
+            for host in value.split(',') {
+                config.host(host.trim());
+            }
+        }
+        "port" if config.get_ports().is_empty() => {
+            for port in value.split(',') {
+                let number = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(port, "a port number (1-65535)"))?;
+                config.port(number);
+            }
+        }
+        "user" if config.get_user().is_none() => {
+            config.user(value);
+        }
+        "dbname" if config.get_dbname().is_none() => {
+            config.dbname(value);
+        }
+        "password" if config.get_password().is_none() => {
+            config.password(value);
+        }
+        "options" if config.get_options().is_none() => {
+            config.options(value);
+        }
+        "connect_timeout" if config.get_connect_timeout().is_none() => {
+            let secs: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(value, "a number of seconds"))?;
+            // Less than 2 seconds is 2, as in libpq; 0 (no bound, to libpq) keeps
+            // namedmutex's.
+            if secs == 0 {
+                return Ok(false);
+            }
+            config.connect_timeout(Duration::from_secs(secs.max(2)));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }

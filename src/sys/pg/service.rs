@@ -18,10 +18,9 @@
 //! ignored: a section written for `psql` with a setting that matters elsewhere should not
 //! connect silently without it.
 
-use super::libpq_env::var;
+use super::libpq_env::{fill_setting, var};
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The keys a section may set: what `postgres::Config` takes, and the TLS settings.
 const CONFIG_KEYS: &[&str] = &[
@@ -33,7 +32,7 @@ const CONFIG_KEYS: &[&str] = &[
     "connect_timeout",
     "options",
 ];
-pub(super) const TLS_KEYS: &[&str] = &[
+const TLS_KEYS: &[&str] = &[
     "sslmode",
     "sslrootcert",
     "sslcert",
@@ -87,6 +86,18 @@ impl Service {
         )))
     }
 
+    /// A service of these settings, as if read from a file.
+    #[cfg(test)]
+    pub fn from_entries(entries: &[(&str, &str)]) -> Service {
+        Service {
+            from: "service test".into(),
+            entries: entries
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
     /// The value of `key`, if the section sets it.
     pub fn get(&self, key: &str) -> Option<String> {
         self.entries
@@ -98,57 +109,9 @@ impl Service {
     /// Fills in what `config` (from a URL) leaves out; returns whether it gave anything.
     pub fn fill(&self, config: &mut postgres::Config) -> Result<bool> {
         let mut gave = false;
-        let bad = |key: &str, value: &str, why: &str| {
-            invalid(format!("{}: {key}={value:?} {why}", self.from))
-        };
         for (key, value) in &self.entries {
-            let set = match key.as_str() {
-                "host" if config.get_hosts().is_empty() => {
-                    for host in value.split(',') {
-                        config.host(host.trim());
-                    }
-                    true
-                }
-                "port" if config.get_ports().is_empty() => {
-                    for port in value.split(',') {
-                        let port = port
-                            .trim()
-                            .parse()
-                            .map_err(|_| bad(key, value, "is not a port number (1-65535)"))?;
-                        config.port(port);
-                    }
-                    true
-                }
-                "dbname" if config.get_dbname().is_none() => {
-                    config.dbname(value);
-                    true
-                }
-                "user" if config.get_user().is_none() => {
-                    config.user(value);
-                    true
-                }
-                "password" if config.get_password().is_none() => {
-                    config.password(value);
-                    true
-                }
-                "connect_timeout" if config.get_connect_timeout().is_none() => {
-                    let secs: u64 = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad(key, value, "is not a number of seconds"))?;
-                    // As PGCONNECT_TIMEOUT (libpq_env.rs): at least 2 s, 0 keeps ours.
-                    if secs > 0 {
-                        config.connect_timeout(Duration::from_secs(secs.max(2)));
-                    }
-                    secs > 0
-                }
-                "options" if config.get_options().is_none() => {
-                    config.options(value);
-                    true
-                }
-                _ => false,
-            };
-            gave |= set;
+            let named = |bad: &str| format!("{}: {key}={bad:?}", self.from);
+            gave |= fill_setting(config, key, value, &named)?;
         }
         Ok(gave)
     }
@@ -228,6 +191,7 @@ fn invalid(message: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const FILE: &str = "\
 # comment

@@ -40,7 +40,7 @@ use super::service::Service;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::path::{Path, PathBuf};
 pub(super) use url_params::redact as redact_secrets;
-use url_params::{is_url, take_params, with_param};
+use url_params::{Params, is_url, take_params, with_param};
 
 mod url_params;
 #[cfg(feature = "postgres-tls")]
@@ -109,10 +109,22 @@ pub(super) struct Settings {
 impl Settings {
     /// Splits `url` into the URL for the `postgres` crate and the TLS settings.
     pub fn take_from(url: &str) -> Result<(String, Settings)> {
-        let (rest, mut params) = take_params(url)?;
-        // What the URL leaves out, a service file (service.rs) may give, else libpq's
-        // environment.
+        let (rest, params) = take_params(url)?;
         let service = Service::find(params.service.as_deref())?;
+        Settings::with_service(is_url(url), rest, params, service)
+    }
+
+    /// [`Settings::take_from`] once the URL's parameters (`params`, the rest of the URL
+    /// `rest`) and the service they name are known.
+    fn with_service(
+        url_form: bool,
+        rest: String,
+        mut params: Params,
+        service: Service,
+    ) -> Result<(String, Settings)> {
+        // What the URL leaves out, a service file (service.rs) may give, else libpq's
+        // environment (which has no variable for sslpassword).
+        params.sslpassword = params.sslpassword.or_else(|| service.get("sslpassword"));
         let or_else = |given: Option<String>, key: &str, env: &str| {
             given.or_else(|| service.get(key)).or_else(|| var(env))
         };
@@ -151,12 +163,11 @@ impl Settings {
         // Without TLS there is nothing to present a certificate in.
         let client = match mode {
             Mode::Disable => None,
-            _ => client_cert(params.sslcert.as_deref(), params.sslkey.as_deref())?.map(|c| {
-                ClientCert {
-                    password: params.sslpassword.take().map(Secret),
-                    ..c
-                }
-            }),
+            _ => client_cert(
+                params.sslcert.as_deref(),
+                params.sslkey.as_deref(),
+                params.sslpassword.take(),
+            )?,
         };
         if roots == Roots::System && mode != Mode::VerifyFull {
             return Err(invalid(format!(
@@ -185,7 +196,7 @@ impl Settings {
             Mode::Prefer => "prefer",
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => "require",
         };
-        let rest = with_param(&rest, "sslmode", crate_mode, is_url(url));
+        let rest = with_param(&rest, "sslmode", crate_mode, url_form);
         Ok((
             rest,
             Settings {
@@ -228,7 +239,11 @@ fn default_file(name: &str) -> Option<PathBuf> {
 
 /// The client certificate: named (`sslcert`, `sslkey`: both must exist), or at the default
 /// place with its key beside it (used when the certificate is there), or none.
-fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCert>> {
+fn client_cert(
+    cert: Option<&str>,
+    key: Option<&str>,
+    password: Option<String>,
+) -> Result<Option<ClientCert>> {
     let named = cert.filter(|c| !c.is_empty());
     let cert = match named {
         Some(c) => PathBuf::from(c),
@@ -257,7 +272,7 @@ fn client_cert(cert: Option<&str>, key: Option<&str>) -> Result<Option<ClientCer
     Ok(Some(ClientCert {
         cert,
         key,
-        password: None,
+        password: password.map(Secret),
     }))
 }
 
@@ -356,6 +371,22 @@ pub(super) fn connector(settings: &Settings, server: &str) -> Result<Connector> 
 mod tests {
     use super::*;
 
+    /// A directory of its own (`tag`) with a client certificate and a private key (mode
+    /// 0600) that only a connection would read.
+    fn cert_and_key(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("namedmutex-tls-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
+        std::fs::write(&cert, "read only when connecting").unwrap();
+        std::fs::write(&key, "read only when connecting").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        (dir, cert, key)
+    }
+
     fn split(url: &str) -> (String, Settings) {
         Settings::take_from(url).unwrap()
     }
@@ -413,12 +444,36 @@ mod tests {
     }
 
     #[test]
+    fn a_service_gives_the_tls_settings_the_url_leaves_out() {
+        let (dir, cert, key) = cert_and_key("svc");
+        let service = Service::from_entries(&[
+            ("sslmode", "require"),
+            ("sslcert", &cert.display().to_string()),
+            ("sslkey", &key.display().to_string()),
+            ("sslpassword", "from-the-service"),
+        ]);
+        let with = |url: &str| {
+            let (rest, params) = take_params(url).unwrap();
+            Settings::with_service(false, rest, params, service.clone()).unwrap()
+        };
+        let (rest, s) = with("host=db");
+        assert_eq!(
+            (rest.as_str(), s.mode),
+            ("host=db sslmode=require", Mode::Require)
+        );
+        let client = s.client.expect("the service's client certificate");
+        assert_eq!((client.cert, client.key), (cert.clone(), key.clone()));
+        assert_eq!(client.password, Some(Secret("from-the-service".into())));
+        // What the URL says wins.
+        let (_, s) = with("host=db sslmode=verify-full sslrootcert=system sslpassword=mine");
+        assert_eq!(s.mode, Mode::VerifyFull);
+        assert_eq!(s.client.unwrap().password, Some(Secret("mine".into())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_client_certificate_needs_a_private_key_kept_private() {
-        let dir = std::env::temp_dir().join(format!("namedmutex-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
-        std::fs::write(&cert, "read only when connecting").unwrap();
-        std::fs::write(&key, "read only when connecting").unwrap();
+        let (dir, cert, key) = cert_and_key("key");
         let err = |url: String| Settings::take_from(&url).unwrap_err().to_string();
         let named = format!("host=db sslcert={}", cert.display());
         assert!(err(named.clone()).contains("sslkey=PATH"));

@@ -7,7 +7,7 @@ use crate::sys::contract::Result;
 
 /// The parameters the `postgres` crate does not know, as the URL gave them.
 #[derive(Debug, Default)]
-pub(super) struct Params {
+pub(in crate::sys::pg) struct Params {
     pub sslmode: Option<String>,
     pub sslrootcert: Option<String>,
     pub sslcert: Option<String>,
