@@ -203,7 +203,7 @@ impl<'a> LockFuture<'a> {
 
     /// The guard of an acquisition made in the gate (`gated`: the guard leaves it) or
     /// beside it.
-    #[inline]
+    #[inline(always)]
     fn guard(&mut self, status: WaitStatus, claim: Claim, gated: bool) -> AsyncMutexGuard<'a> {
         AsyncMutexGuard {
             mutex: self.mutex.take().expect("completes once"),
@@ -217,7 +217,7 @@ impl<'a> LockFuture<'a> {
     /// Beside the gate: where process-owned acquisitions exclude each other by themselves
     /// and no task of this process waits in the gate, one look at the mutex, with no
     /// read-modify-write of the gate's state (`None`: go through the gate).
-    #[inline]
+    #[inline(always)]
     fn try_beside_gate(&mut self) -> Option<Poll<Result<Option<AsyncMutexGuard<'a>>>>> {
         let raw = self.mutex().raw();
         if !raw.detached_is_exclusive() || !self.gate().is_free() {
@@ -314,7 +314,7 @@ impl<'a> Future for LockFuture<'a> {
     type Output = Result<Option<AsyncMutexGuard<'a>>>;
 
     /// The uncontended case inline (one look beside the gate), the rest out of line.
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if let State::Start = this.state {
@@ -391,7 +391,7 @@ impl<'a> LockFuture<'a> {
 
 impl Drop for LockFuture<'_> {
     /// Nothing to do for a future that completed (or never ran): checked inline.
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if !matches!(self.state, State::Start | State::Finished) {
             self.give_up();
@@ -436,7 +436,7 @@ pub(crate) struct Unbounded<'a>(pub(crate) LockFuture<'a>);
 impl<'a> Future for Unbounded<'a> {
     type Output = Result<AsyncMutexGuard<'a>>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.get_mut().0)
             .poll(cx)
@@ -582,7 +582,7 @@ impl AsyncMutexGuard<'_> {
         self.release_now()
     }
 
-    #[inline]
+    #[inline(always)]
     fn release_now(&mut self) -> Result<()> {
         let Some(claim) = self.claim.take() else {
             return Ok(());
@@ -596,7 +596,7 @@ impl AsyncMutexGuard<'_> {
 }
 
 impl Drop for AsyncMutexGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         crate::mutex::released_from_drop(self.release_now(), "an async guard");
     }

@@ -34,18 +34,8 @@ fn release_unbiased<H: Host>(obj: &H, me: Token) -> Result<()> {
 /// second call there, measured in a `perf` profile of the no-bias loop).
 #[inline(always)]
 pub(crate) fn release_as<H: Host>(obj: &H, me: Token) -> Result<()> {
-    let cur = obj.load_word(Ordering::Relaxed);
-    if cur.token() != me {
-        // Ours can only be biased here with a request (WAITERS) in it.
-        if cur.is_biased() && cur.bias_holder() == me {
-            // Asked to give up the bias: become an ordinary owner first (or find we own nothing).
-            bias::unbias(obj, me);
-            if obj.load_word(Ordering::Relaxed).token() != me {
-                return Err(not_owner());
-            }
-        } else {
-            return Err(not_owner());
-        }
+    if obj.load_word(Ordering::Relaxed).token() != me {
+        unbias_to_release(obj, me)?;
     }
     let count = obj.count().load(Ordering::Relaxed);
     if count > 1 {
@@ -64,6 +54,25 @@ pub(crate) fn release_as<H: Host>(obj: &H, me: Token) -> Result<()> {
         obj.wake(1);
     }
     Ok(())
+}
+
+/// [`release_as`] found the word not naming `me` as its owner: `me` may still hold it
+/// biased, with a revocation request (`WAITERS`) in the word; it then becomes an ordinary
+/// owner first. Out of line: the uncontended release never comes here, and inlining the
+/// revocation (a system call and its error paths) into every release made the release
+/// too big for its callers to inline (the async guard's drop, measured with `perf`).
+#[cold]
+#[inline(never)]
+fn unbias_to_release<H: Host>(obj: &H, me: Token) -> Result<()> {
+    let cur = obj.load_word(Ordering::Relaxed);
+    if cur.is_biased() && cur.bias_holder() == me {
+        // Asked to give up the bias: become an ordinary owner first (or find we own nothing).
+        bias::unbias(obj, me);
+        if obj.load_word(Ordering::Relaxed).token() == me {
+            return Ok(());
+        }
+    }
+    Err(not_owner())
 }
 
 /// The last release of a mutex nobody else has wanted yet: back to `BIASABLE`, unless a

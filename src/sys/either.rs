@@ -60,6 +60,19 @@ macro_rules! each {
     };
 }
 
+/// [`Backend::try_acquire_detached`] on a server's mutex, out of the local fast path.
+#[inline(never)]
+fn pg_try_acquire_detached(m: &PgMutex) -> Result<Option<(WaitStatus, EitherClaim)>> {
+    Ok(m.try_acquire_detached()?
+        .map(|(s, c)| (s, EitherClaim::Pg(Box::new(c)))))
+}
+
+/// [`Backend::release_detached`] on a server's mutex, out of the local fast path.
+#[inline(never)]
+fn pg_release_detached(m: &PgMutex, claim: <PgMutex as Backend>::Claim) -> Result<()> {
+    m.release_detached(claim)
+}
+
 fn mismatch() -> Error {
     Error::new(
         ErrorKind::InvalidParameter,
@@ -178,15 +191,15 @@ impl Backend for RawMutex {
         each!(self, m => m.detached_is_exclusive())
     }
 
-    #[inline]
+    /// The local path inlined into the async fast path; the server's out of line (a round
+    /// trip dwarfs a call, and inlining it made the whole too big to inline).
+    #[inline(always)]
     fn try_acquire_detached(&self) -> Result<Option<(WaitStatus, EitherClaim)>> {
         Ok(match self {
             RawMutex::Local(m) => m
                 .try_acquire_detached()?
                 .map(|(s, c)| (s, EitherClaim::Local(c))),
-            RawMutex::Pg(m) => m
-                .try_acquire_detached()?
-                .map(|(s, c)| (s, EitherClaim::Pg(Box::new(c)))),
+            RawMutex::Pg(m) => pg_try_acquire_detached(m)?,
         })
     }
 
@@ -210,11 +223,12 @@ impl Backend for RawMutex {
         })
     }
 
-    #[inline]
+    /// As [`Backend::try_acquire_detached`]: the local path inlined, the server's not.
+    #[inline(always)]
     fn release_detached(&self, claim: EitherClaim) -> Result<()> {
         match (self, claim) {
             (RawMutex::Local(m), EitherClaim::Local(c)) => m.release_detached(c),
-            (RawMutex::Pg(m), EitherClaim::Pg(c)) => m.release_detached(*c),
+            (RawMutex::Pg(m), EitherClaim::Pg(c)) => pg_release_detached(m, *c),
             _ => Err(mismatch()),
         }
     }
