@@ -19,7 +19,30 @@ use std::time::Duration;
 #[inline(always)]
 pub(crate) fn lock<H: Host>(obj: &H, me: Token, timeout: Option<Duration>) -> Result<WaitStatus> {
     let mine = LockWord::biased_to(me);
-    if obj.load_word(Ordering::Relaxed) == mine && bias::try_acquire(obj, me, mine) {
+    let cur = obj.load_word(Ordering::Relaxed);
+    if cur == mine && bias::try_acquire(obj, me, mine) {
+        return Ok(WaitStatus::Acquired);
+    }
+    take_unbiased(obj, me, cur, timeout)
+}
+
+/// [`lock`] past the biased thread's path: an ordinary free word (the bias revoked), or a
+/// fresh one in a process that may not bias, taken with one compare-and-swap; else
+/// [`acquire`]. A small function of its own: inlined into `lock`, these checks made the
+/// caller's prologue save more registers, which cost the biased path 0.3 ns; left to
+/// `acquire`, they paid its call and prologue (0.5-1 ns of a 14 ns acquire+release; both
+/// measured with the compare harness, scenario 1).
+#[inline(never)]
+fn take_unbiased<H: Host>(
+    obj: &H,
+    me: Token,
+    cur: LockWord,
+    timeout: Option<Duration>,
+) -> Result<WaitStatus> {
+    if cur == LockWord::FREE && take_free(obj, me, cur, None) {
+        return Ok(WaitStatus::Acquired);
+    }
+    if cur == LockWord::BIASABLE && !H::bias_allowed() && take_free(obj, me, cur, Some(1)) {
         return Ok(WaitStatus::Acquired);
     }
     acquire(obj, me, timeout, true)

@@ -4,6 +4,7 @@
 use super::{HeapMutex, World, allow_bias, no_backstop, token};
 use crate::protocol::Host;
 use crate::protocol::acquire::lock;
+use crate::protocol::lock_word::LockWord;
 use crate::protocol::multi::wait_all;
 use crate::protocol::release::{abandon_dead, release};
 use crate::sys::contract::ErrorKind;
@@ -112,6 +113,42 @@ fn recursion_counts_and_a_non_owner_cannot_release() {
         lock(&m, token(1), Some(Duration::ZERO)).unwrap(),
         WaitStatus::Acquired
     );
+}
+
+/// The FRESH rule (FORMAT.md): a thread that may not bias takes a fresh mutex as an ordinary
+/// owner (recursion included) and, uncontended, gives it back fresh, so that a thread which
+/// may bias still takes the bias afterwards.
+#[test]
+fn an_owner_that_may_not_bias_leaves_a_fresh_mutex_fresh() {
+    let world = World::new();
+    let m = Arc::new(HeapMutex::new(&world, 0));
+    for _ in 0..2 {
+        assert_eq!(lock(&*m, token(0), None).unwrap(), WaitStatus::Acquired);
+    }
+    assert_eq!(m.load_word(Ordering::Relaxed), LockWord::owned_by(token(0)));
+    for _ in 0..2 {
+        release(&*m, token(0)).unwrap();
+    }
+    assert_eq!(
+        m.load_word(Ordering::Relaxed),
+        LockWord::BIASABLE,
+        "no longer fresh after an uncontended owner that may not bias"
+    );
+    let biased = m.clone();
+    thread::spawn(move || {
+        allow_bias();
+        assert_eq!(
+            lock(&*biased, token(1), None).unwrap(),
+            WaitStatus::Acquired
+        );
+        assert_eq!(
+            biased.load_word(Ordering::Relaxed),
+            LockWord::biased_to(token(1))
+        );
+        release(&*biased, token(1)).unwrap();
+    })
+    .join()
+    .expect("the biasing thread");
 }
 
 #[test]
