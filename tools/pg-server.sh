@@ -80,7 +80,11 @@ start)
     openssl ca "${ca[@]}" -gencrl -out "$dir/nothing-revoked.crl" 2>/dev/null
     openssl ca "${ca[@]}" -revoke "$dir/server.crt" 2>/dev/null
     openssl ca "${ca[@]}" -gencrl -out "$dir/server-revoked.crl" 2>/dev/null
+    # Lists in a directory are read by hashed name (HASH.r0), as OpenSSL, and so libpq,
+    # reads them; the README beside them is not a list and is not read.
     cp "$dir/server-revoked.crl" "$dir/crl-dir/"
+    openssl rehash "$dir/crl-dir"
+    echo "revocation lists, by issuer hash" >"$dir/crl-dir/README"
     chown postgres "$dir/server.key" "$dir/server.crt"
     chmod 600 "$dir/server.key"
     printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n" \

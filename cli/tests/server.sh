@@ -101,6 +101,24 @@ printf '*:*:*:pw_only:wrong\n' >"$work/home/.pgpass"
 msg=$(t env -u PGPASSWORD -u PGPASSFILE HOME="$work/home" "$nm" --server "${pw_url/pw_only@/pw_only:pw-secret%3A1@}" run "$name" -- true 2>&1) \
     || fail "the URL's password did not come first: $msg"
 
+# Several hosts: each gets its own line of the password file, as in libpq. The first host
+# refuses connections (port 1); the second is the server, whose line alone has the password.
+printf '127.0.0.1:1:postgres:pw_only:wrong\nlocalhost:%s:postgres:pw_only:pw-secret\\:1\n' "$port" >"$work/pgpass"
+chmod 600 "$work/pgpass"
+two_hosts="postgresql://pw_only@127.0.0.1:1,localhost:$port/postgres?sslmode=disable"
+msg=$(nopw env PGPASSFILE="$work/pgpass" "$nm" --server "$two_hosts" run "$name" -- true 2>&1) \
+    || fail "two hosts, a password-file line each: $msg"
+printf 'localhost:%s:postgres:pw_only:wrong\n' "$port" >"$work/pgpass"
+msg=$(nopw env PGPASSFILE="$work/pgpass" "$nm" --server "$two_hosts" list 2>&1) && rc=0 || rc=$?
+[ "$rc" != 0 ] || fail "two hosts: a wrong password for the second was not used"
+case "$msg" in *pw_only*) ;; *) fail "two hosts, a wrong password: $msg" ;; esac
+
+# connect_timeout 0 is no bound, as in libpq (from the URL or the environment), not an error.
+msg=$(t "$nm" --server "$url?connect_timeout=0" run "$name" -- true 2>&1) \
+    || fail "connect_timeout=0: $msg"
+msg=$(t env PGCONNECT_TIMEOUT=0 "$nm" --server "$url" run "$name" -- true 2>&1) \
+    || fail "PGCONNECT_TIMEOUT=0: $msg"
+
 # 10. What the URL leaves out, libpq's environment gives (PGHOST, PGPORT, PGUSER, PGDATABASE,
 # PGSSLMODE, ...); what the URL says wins. The role tls_only may connect over TLS only.
 bare="postgresql://127.0.0.1:$port/postgres"

@@ -42,6 +42,10 @@ pub fn all() -> Vec<Scenario> {
             "tls::allow_uses_tls_where_the_server_insists",
             allow_with_tls,
         ),
+        (
+            "tls::allow_refused_both_ways_says_why_each_time",
+            allow_refused_both_ways,
+        ),
         ("tls::a_missing_root_file_is_named", missing_root_file),
         (
             "tls::a_revocation_list_without_the_server_lets_it_in",
@@ -268,6 +272,24 @@ fn allow_with_tls() -> TestResult {
     )
 }
 
+/// `sslmode=allow` as a role refused both ways (`cert_only` without a certificate): one
+/// error that says what each try met, naming the server once.
+fn allow_refused_both_ways() -> TestResult {
+    let e = refused(
+        &role_url("cert_only", "127.0.0.1", "sslmode=allow")?,
+        &unique("allow-refused"),
+        "cert_only connected without a certificate",
+    )?;
+    let text = e.to_string();
+    ensure(
+        text.contains("certificate")
+            && text.contains("without TLS:")
+            && text.contains("no encryption")
+            && text.matches("cannot connect to PostgreSQL").count() == 1,
+        format!("the error of allow refused both ways: {text}"),
+    )
+}
+
 fn missing_root_file() -> TestResult {
     expect_refusal(
         &tls_url(
@@ -327,6 +349,19 @@ fn revocation_list_errors() -> TestResult {
         "connected with a revocation list but no roots to check it with",
         ErrorKind::InvalidParameter,
         "sslrootcert",
+    )?;
+    // A directory without a list under a hashed name (its files are a CA database) is
+    // refused, saying how to make one.
+    expect_refusal(
+        &verified_url(
+            "tls_only",
+            "localhost",
+            "verify-full",
+            &format!("&sslcrldir={}/crl-db", dir()?),
+        )?,
+        "connected with a revocation list directory that holds no hashed list",
+        ErrorKind::InvalidParameter,
+        "openssl rehash",
     )?;
     // A file that is not a revocation list (here: a certificate) is named too.
     expect_refusal(

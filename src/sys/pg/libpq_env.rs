@@ -83,16 +83,16 @@ pub(super) fn fill_setting(
             config.options(value);
         }
         "connect_timeout" if config.get_connect_timeout().is_none() => {
-            let secs: u64 = value
+            let secs: i64 = value
                 .trim()
                 .parse()
                 .map_err(|_| invalid(value, "a number of seconds"))?;
-            // Less than 2 seconds is 2, as in libpq; 0 (no bound, to libpq) keeps
-            // namedmutex's.
-            if secs == 0 {
-                return Ok(false);
-            }
-            config.connect_timeout(Duration::from_secs(secs.max(2)));
+            // As in libpq: 0 or less is no bound (`Duration::MAX`, which tokio's timer
+            // reads as never), and less than 2 seconds is 2.
+            config.connect_timeout(match secs {
+                ..=0 => Duration::MAX,
+                _ => Duration::from_secs(secs.max(2) as u64),
+            });
         }
         _ => return Ok(false),
     }

@@ -10,8 +10,8 @@
 //! or others may read is not used; unlike libpq, which prints a warning, the reason is kept
 //! and added to a failed connection's error ([`Lookup::skipped`]).
 //!
-//! With several hosts in one URL, the first host's entry is used for all of them (libpq
-//! looks one up per host).
+//! With several hosts in one URL, each host's password is looked up on its own, as libpq
+//! does; where they differ, `server.rs` connects host by host, each with its own.
 
 use super::libpq_env::var;
 use postgres::config::Host;
@@ -20,18 +20,36 @@ use std::path::{Path, PathBuf};
 /// What the lookup found.
 #[derive(Debug, Default)]
 pub(crate) struct Lookup {
-    /// The password to use.
-    pub password: Option<String>,
+    /// The password of each host of the configuration, in its order (all the same from
+    /// `PGPASSWORD`; `None` where the file has no entry). Empty when there is none at all.
+    pub passwords: Vec<Option<String>>,
     /// Why a password file was not read, for the error of a connection that then fails.
     pub skipped: Option<String>,
 }
 
-/// The password for `config`, which has none of its own: `PGPASSWORD`, else the password
-/// file's first matching entry.
+impl Lookup {
+    /// The one password every host gets, if they all get the same (or none at all):
+    /// `Some(None)` when none has one; `None` when the hosts differ.
+    pub fn shared(&self) -> Option<Option<&str>> {
+        let first = self.passwords.first().and_then(|p| p.as_deref());
+        self.passwords
+            .iter()
+            .all(|p| p.as_deref() == first)
+            .then_some(first)
+    }
+}
+
+/// The passwords for `config`, which has none of its own: `PGPASSWORD`, else each host's
+/// first matching entry in the password file.
 pub(crate) fn look_up(config: &postgres::Config) -> Lookup {
+    let hosts = config
+        .get_hosts()
+        .len()
+        .max(config.get_hostaddrs().len())
+        .max(1);
     if let Some(password) = var("PGPASSWORD") {
         return Lookup {
-            password: Some(password),
+            passwords: vec![Some(password); hosts],
             skipped: None,
         };
     }
@@ -43,27 +61,44 @@ pub(crate) fn look_up(config: &postgres::Config) -> Lookup {
         Ok(None) => return Lookup::default(),
         Err(why) => {
             return Lookup {
-                password: None,
+                passwords: Vec::new(),
                 skipped: Some(why),
             };
         }
     };
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) if !name.is_empty() => name.clone(),
-        _ => "localhost".to_owned(), // a Unix socket, as libpq matches it
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
     let user = config.get_user().unwrap_or_default();
     let database = config.get_dbname().unwrap_or(user);
+    let passwords = (0..hosts)
+        .map(|i| {
+            let (host, port) = host_and_port(config, i);
+            find(&text, [&host, &port, database, user])
+        })
+        .collect();
     Lookup {
-        password: find(&text, [&host, &port, database, user]),
+        passwords,
         skipped: None,
     }
+}
+
+/// Host `i` of `config` as libpq matches it in the password file: its name, else its
+/// `hostaddr`, with a Unix socket as `localhost`; and its port (one port for all hosts, or
+/// one each; 5432 by default).
+fn host_and_port(config: &postgres::Config, i: usize) -> (String, String) {
+    let host = match config.get_hosts().get(i) {
+        Some(Host::Tcp(name)) if !name.is_empty() => name.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(_)) => "localhost".to_owned(),
+        _ => match config.get_hostaddrs().get(i) {
+            Some(addr) => addr.to_string(),
+            None => "localhost".to_owned(),
+        },
+    };
+    let ports = config.get_ports();
+    let port = match ports {
+        [one] => *one,
+        _ => ports.get(i).copied().unwrap_or(5432),
+    };
+    (host, port.to_string())
 }
 
 /// `PGPASSFILE`, or libpq's default: `.pgpass` in the home directory

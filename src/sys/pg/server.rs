@@ -27,16 +27,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server checks a busy session's client this often (PostgreSQL 14+).
 const CHECK_INTERVAL_MS: u32 = 1000;
 
+/// One way to connect: a configuration, and for `sslmode=allow` the configuration of the
+/// second try, with TLS, when the first (without) fails.
+struct Try {
+    config: postgres::Config,
+    with_tls: Option<postgres::Config>,
+}
+
 /// A server as the caller named it: the URL (or key=value string) and the parsed
 /// configuration with the library's settings applied.
 #[derive(Clone)]
 pub(crate) struct Server {
     /// What the caller gave, without a password: the key of this process's sessions.
     pub key: Arc<str>,
-    config: Arc<postgres::Config>,
-    /// `sslmode=allow`: the configuration of the second try, with TLS, when the first
-    /// (without) fails.
-    with_tls: Option<Arc<postgres::Config>>,
+    /// How to connect: one configuration (every host in it), or, where the password file
+    /// gives the hosts different passwords, one per host, tried in order as libpq does.
+    tries: Arc<[Try]>,
     /// How connections (and cancel requests) speak TLS, from the URL's `sslmode`.
     pub tls: tls::Connector,
     /// Why a password file was not read, for the error of a connection that then fails.
@@ -68,8 +74,14 @@ impl Server {
                 ),
             )
         })?;
-        // What the URL leaves out, libpq's environment may give (libpq_env.rs); messages
-        // name what came from there.
+        // The URL's connect_timeout, read as libpq does (its 0 is no bound, which the
+        // crate would read as unset); then what the URL leaves out, libpq's environment may
+        // give (libpq_env.rs); messages name what came from there.
+        if let Some(secs) = &tls_settings.connect_timeout {
+            libpq_env::fill_setting(&mut config, "connect_timeout", secs, &|bad| {
+                format!("connect_timeout {bad:?} in {:?}", redact(url))
+            })?;
+        }
         let from_service = tls_settings.service.fill(&mut config)?;
         let mut from_env = libpq_env::fill(&mut config)?;
         if from_service {
@@ -84,12 +96,18 @@ impl Server {
                 ),
             ));
         }
-        // libpq's places for a password the URL does not give (password.rs).
+        // libpq's places for a password the URL does not give (password.rs): one for every
+        // host, or, where the hosts' differ, one each (below).
         let mut password_file_skipped = None;
+        let mut per_host = None;
         if config.get_password().is_none() {
             let found = super::password::look_up(&config);
-            if let Some(password) = found.password {
-                config.password(password);
+            match found.shared() {
+                Some(Some(password)) => {
+                    config.password(password);
+                }
+                Some(None) => {}
+                None => per_host = Some(found.passwords.clone()),
             }
             password_file_skipped = found.skipped;
         }
@@ -123,34 +141,51 @@ impl Server {
             format!("{} (with {})", redact(url), from_env.join(", ")).into()
         };
         // `allow`: a second try with TLS, where this build has TLS to try.
-        let with_tls = (tls_settings.mode == tls::Mode::Allow && cfg!(feature = "postgres-tls"))
-            .then(|| {
+        let allow = tls_settings.mode == tls::Mode::Allow && cfg!(feature = "postgres-tls");
+        let make_try = |config: postgres::Config| Try {
+            with_tls: allow.then(|| {
                 let mut second = config.clone();
                 second.ssl_mode(postgres::config::SslMode::Prefer);
-                Arc::new(second)
-            });
+                second
+            }),
+            config,
+        };
+        let tries: Arc<[Try]> = match per_host {
+            None => Arc::new([make_try(config)]),
+            Some(passwords) => host_order(&config)
+                .into_iter()
+                .map(|i| {
+                    let mut one = single_host(&config, i);
+                    if let Some(Some(password)) = passwords.get(i) {
+                        one.password(password.as_str());
+                    }
+                    make_try(one)
+                })
+                .collect(),
+        };
         Ok(Server {
             tls: tls::connector(&tls_settings, &key)?,
             key,
-            config: Arc::new(config),
-            with_tls,
+            tries,
             password_file_skipped,
         })
     }
 
     /// A new connection with the library's settings, checked to be a session of its own.
     pub fn connect(&self) -> Result<postgres::Client> {
-        let skipped = self.password_file_skipped.as_deref();
-        let mut client = match (self.config.connect(tls::copy_of(&self.tls)), &self.with_tls) {
-            (Ok(client), _) => client,
-            (Err(without), Some(with_tls)) => {
-                with_tls.connect(tls::copy_of(&self.tls)).map_err(|e| {
-                    let e = connect_error(&self.key, e, skipped);
-                    let first = connect_error(&self.key, without, skipped);
-                    Error::new(e.kind(), format!("{e} (with TLS; without: {first})"))
-                })?
+        let mut failed: Vec<(String, Error)> = Vec::new();
+        let mut client = None;
+        for one in self.tries.iter() {
+            match self.connect_with(one) {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(e) => failed.push((host_label(&one.config), e)),
             }
-            (Err(e), None) => return Err(connect_error(&self.key, e, skipped)),
+        }
+        let Some(mut client) = client else {
+            return Err(self.all_failed(failed));
         };
         // The settings travel in the startup packet's `options`: a pooler that drops them
         // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give
@@ -174,11 +209,155 @@ impl Server {
         Ok(client)
     }
 
-    /// The configuration, with the library's settings.
+    /// The error of a connection whose every try failed: the last one's, and, where hosts
+    /// were tried one by one, what each earlier host answered.
+    fn all_failed(&self, mut failed: Vec<(String, Error)>) -> Error {
+        let Some((last_host, last)) = failed.pop() else {
+            return Error::new(ErrorKind::InvalidParameter, "no host to connect to");
+        };
+        if failed.is_empty() {
+            return last;
+        }
+        let prefix = format!("cannot connect to PostgreSQL at {}: ", self.key);
+        let detail = |e: &Error| {
+            let text = e.to_string();
+            text.strip_prefix(&prefix)
+                .map(str::to_owned)
+                .unwrap_or(text)
+        };
+        let earlier: Vec<String> = failed
+            .iter()
+            .map(|(host, e)| format!("{host}: {}", detail(e)))
+            .collect();
+        Error::new(
+            last.kind(),
+            format!(
+                "{prefix}{last_host}: {} (before it, {})",
+                detail(&last),
+                earlier.join("; ")
+            ),
+        )
+    }
+
+    /// One try: its configuration, then, for `sslmode=allow`, the same with TLS.
+    fn connect_with(&self, one: &Try) -> Result<postgres::Client> {
+        let skipped = self.password_file_skipped.as_deref();
+        match (one.config.connect(tls::copy_of(&self.tls)), &one.with_tls) {
+            (Ok(client), _) => Ok(client),
+            (Err(without), Some(with_tls)) => {
+                with_tls.connect(tls::copy_of(&self.tls)).map_err(|e| {
+                    let e = connect_error(&self.key, e, skipped);
+                    let first = super::sql_error::describe(without);
+                    Error::new(e.kind(), format!("{e} (with TLS; without TLS: {first})"))
+                })
+            }
+            (Err(e), None) => Err(connect_error(&self.key, e, skipped)),
+        }
+    }
+
+    /// The configuration of the first try, with the library's settings.
     #[cfg(test)]
     pub fn config(&self) -> &postgres::Config {
-        &self.config
+        &self.tries[0].config
     }
+
+    /// How many tries a connection makes (one per host where their passwords differ).
+    #[cfg(test)]
+    fn tries(&self) -> usize {
+        self.tries.len()
+    }
+}
+
+/// `host:port` of a one-host configuration, for messages.
+fn host_label(config: &postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(name)) => name.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => config
+            .get_hostaddrs()
+            .first()
+            .map_or_else(String::new, ToString::to_string),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+}
+
+/// The order libpq tries the hosts in: as given, or shuffled with `load_balance_hosts=random`.
+fn host_order(config: &postgres::Config) -> Vec<usize> {
+    let n = config.get_hosts().len().max(config.get_hostaddrs().len());
+    let mut order: Vec<usize> = (0..n).collect();
+    if config.get_load_balance_hosts() == postgres::config::LoadBalanceHosts::Random {
+        // A random rotation is enough to spread connections; std's hasher keys are random.
+        use std::hash::{BuildHasher, RandomState};
+        let start = RandomState::new().hash_one(std::process::id()) as usize % n.max(1);
+        order.rotate_left(start);
+    }
+    order
+}
+
+/// Host `i` of `config` (with its `hostaddr` and port) and everything else of `config`: the
+/// `postgres` crate connects to every host of a configuration with one password, and cannot
+/// drop hosts from one. Every setting of `tokio_postgres::Config` 0.7 is copied.
+fn single_host(config: &postgres::Config, i: usize) -> postgres::Config {
+    let mut one = postgres::Config::new();
+    if let Some(user) = config.get_user() {
+        one.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        one.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        one.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        one.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        one.application_name(name);
+    }
+    match config.get_hosts().get(i) {
+        Some(postgres::config::Host::Tcp(name)) => {
+            one.host(name);
+        }
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(path)) => {
+            one.host_path(path);
+        }
+        None => {}
+    }
+    if let Some(addr) = config.get_hostaddrs().get(i) {
+        one.hostaddr(*addr);
+    }
+    match config.get_ports() {
+        [port] => {
+            one.port(*port);
+        }
+        ports => {
+            if let Some(port) = ports.get(i) {
+                one.port(*port);
+            }
+        }
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        one.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        one.tcp_user_timeout(*timeout);
+    }
+    one.keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle());
+    if let Some(interval) = config.get_keepalives_interval() {
+        one.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        one.keepalives_retries(retries);
+    }
+    one.ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation())
+        .target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding());
+    one
 }
 
 /// `url` with its password replaced by `***`, for messages and keys.
@@ -204,6 +383,62 @@ mod tests {
         let err = Server::parse("postgresql://bob:s3cret@db:notaport/x").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidParameter);
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn a_single_host_configuration_keeps_every_other_setting() {
+        let s = Server::parse(
+            "postgresql://bob:pw@db1:5433,db2:5434/x?application_name=a&connect_timeout=7&sslmode=disable&channel_binding=disable",
+        )
+        .unwrap();
+        assert_eq!(s.tries(), 1, "one password for both hosts: one try");
+        let all = s.config();
+        let one = single_host(all, 1);
+        assert_eq!(one.get_hosts(), [postgres::config::Host::Tcp("db2".into())]);
+        assert_eq!(one.get_ports(), [5434]);
+        // Everything but the host list, as the crate prints it, is the same.
+        let without_hosts = |c: &postgres::Config| {
+            let text = format!("{c:?}");
+            let cut = |t: &str, field: &str| {
+                let start = t.find(field).unwrap();
+                let end = start + t[start..].find(']').unwrap();
+                format!("{}{}", &t[..start], &t[end + 1..])
+            };
+            cut(&cut(&text, "host:"), "port:")
+        };
+        assert_eq!(without_hosts(&one), without_hosts(all));
+        assert_eq!(one.get_password(), Some(&b"pw"[..]));
+        assert_eq!(one.get_connect_timeout(), Some(&Duration::from_secs(7)));
+        assert_eq!(host_order(all), [0, 1]);
+    }
+
+    #[test]
+    fn connect_timeout_reads_as_in_libpq() {
+        let timeout = |url: &str| {
+            Server::parse(url)
+                .unwrap()
+                .config()
+                .get_connect_timeout()
+                .copied()
+        };
+        assert_eq!(timeout("postgresql://db/x"), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            timeout("postgresql://db/x?connect_timeout=0"),
+            Some(Duration::MAX)
+        );
+        assert_eq!(timeout("host=db connect_timeout=-3"), Some(Duration::MAX));
+        assert_eq!(
+            timeout("postgresql://db/x?connect_timeout=1"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            timeout("host=db connect_timeout=30"),
+            Some(Duration::from_secs(30))
+        );
+        let e = Server::parse("postgresql://bob:s3cret@db/x?connect_timeout=soon").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
+        assert!(e.to_string().contains("connect_timeout \"soon\""), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]

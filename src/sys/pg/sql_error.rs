@@ -105,12 +105,11 @@ pub(crate) fn sql_error(server: &str, what: &str, e: postgres::Error) -> Error {
     }
 }
 
-/// The error of a connection attempt, with the likely cause spelled out; `skipped_file`:
-/// why a password file was not read (said when the failure is about a password).
-pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Option<&str>) -> Error {
+/// What went wrong in a connection attempt, without saying where: the server's message, or
+/// the crate's with its innermost cause.
+pub(crate) fn describe(e: postgres::Error) -> String {
     let text = e.to_string();
-    let detail = e
-        .as_db_error()
+    e.as_db_error()
         .map(|db| db.message().to_owned())
         .unwrap_or_else(|| {
             let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
@@ -124,7 +123,13 @@ pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Opti
             } else {
                 format!("{text}: {last}")
             }
-        });
+        })
+}
+
+/// The error of a connection attempt, with the likely cause spelled out; `skipped_file`:
+/// why a password file was not read (said when the failure is about a password).
+pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Option<&str>) -> Error {
+    let detail = describe(e);
     let hint = if detail.contains("unsupported startup parameter") {
         " (a connection pooler such as PgBouncer refused the session settings: namedmutex needs a direct connection or session pooling, because advisory locks belong to a server session)"
     } else if detail.contains("password missing") {

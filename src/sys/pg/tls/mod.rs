@@ -21,7 +21,8 @@
 //! they exist; a key encrypted as PKCS#8 is decrypted with `sslpassword` (one in OpenSSL's
 //! traditional encrypted format is refused, naming the command that converts it); as libpq
 //! does, a key that others may read is refused. Revocation lists
-//! (`sslcrl`, a PEM file of CRLs, and `sslcrldir`, a directory of such files; else
+//! (`sslcrl`, a PEM file of CRLs, and `sslcrldir`, a directory of such files under
+//! OpenSSL's hashed names, `HASH.rN`, the only ones OpenSSL reads there; else
 //! `~/.postgresql/root.crl` when it exists) are checked with the chain, for every
 //! certificate in it, as libpq asks OpenSSL to: a certificate no list covers, or a list past
 //! its next update, fails too. Stricter than libpq, a list named but missing, or named
@@ -88,7 +89,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Where certificate revocation lists come from: a PEM file of them (`sslcrl`) and a
-/// directory of such files (`sslcrldir`).
+/// directory of such files, named `HASH.rN` (`sslcrldir`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Revocation {
     pub file: Option<PathBuf>,
@@ -104,6 +105,8 @@ pub(super) struct Settings {
     pub revocation: Revocation,
     /// The service file's section the URL named, whose other settings the caller applies.
     pub service: Service,
+    /// The URL's `connect_timeout`, as written (the caller applies it: `libpq_env.rs`).
+    pub connect_timeout: Option<String>,
 }
 
 impl Settings {
@@ -205,6 +208,7 @@ impl Settings {
                 client,
                 revocation,
                 service,
+                connect_timeout: params.connect_timeout,
             },
         ))
     }

@@ -17,6 +17,8 @@ pub(in crate::sys::pg) struct Params {
     pub sslcrldir: Option<String>,
     /// libpq's `service` (not TLS, but the crate does not know it either).
     pub service: Option<String>,
+    /// libpq's `connect_timeout`, whose 0 (no bound) the crate reads as unset.
+    pub connect_timeout: Option<String>,
 }
 
 impl Params {
@@ -31,6 +33,7 @@ impl Params {
             "sslcrl" => &mut self.sslcrl,
             "sslcrldir" => &mut self.sslcrldir,
             "service" => &mut self.service,
+            "connect_timeout" => &mut self.connect_timeout,
             _ => return Ok(false),
         };
         *slot = Some(value()?);

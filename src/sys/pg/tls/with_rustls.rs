@@ -108,15 +108,23 @@ fn revocation_lists(
                 ),
             )
         })?;
+        // As OpenSSL's hashed directory (what libpq hands sslcrldir to): the lists are
+        // the files named HASH.rN; anything else there is not read.
         let mut in_dir: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_hashed_crl_name)
+            })
             .filter(|p| p.is_file())
             .collect();
         if in_dir.is_empty() {
             return Err(tls_error(
                 server,
                 format!(
-                    "the revocation list directory {} holds no file",
+                    "the revocation list directory {} holds no list under a hashed name (HASH.r0, as `openssl rehash {}` makes)",
+                    dir.display(),
                     dir.display()
                 ),
             ));
@@ -141,6 +149,18 @@ fn revocation_lists(
         crls.extend(read);
     }
     Ok(crls)
+}
+
+/// Whether `name` is how OpenSSL's hashed directory names a revocation list: eight hex
+/// digits of the issuer's name hash, `.r`, and a sequence number.
+fn is_hashed_crl_name(name: &str) -> bool {
+    let Some((hash, n)) = name.split_once(".r") else {
+        return false;
+    };
+    hash.len() == 8
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn system_roots() -> std::result::Result<Arc<RootCertStore>, String> {
