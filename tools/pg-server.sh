@@ -107,8 +107,14 @@ restart)
     bin=$(bindir)
     su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -m fast -w restart" >&2 </dev/null
     ;;
+crash)
+    # A crash, as far as the data can tell: stopped at once, without a shutdown checkpoint
+    # (WAL still in the server's memory is lost), then started again, recovering.
+    bin=$(bindir)
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -m immediate -w restart" >&2 </dev/null
+    ;;
 *)
-    echo "usage: pg-server.sh start|stop|restart DIR" >&2
+    echo "usage: pg-server.sh start|stop|restart|crash DIR" >&2
     exit 2
     ;;
 esac

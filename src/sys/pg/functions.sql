@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 2 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 3 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -15,6 +15,10 @@
 -- SECURITY DEFINER one: revision 1's may_use cost about 70 us per acquisition that way, in
 -- pgbench), and helpers are not SECURITY DEFINER (each such call saves and restores settings).
 
+-- Revision 3: fencing_gap, which every new session calls, so that fencing tokens keep
+-- increasing across a server crash even where claims were committed without waiting for
+-- their WAL (synchronous_commit off).
+
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
 DROP FUNCTION IF EXISTS namedmutex.session_holds(int, int, text);
@@ -24,7 +28,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 2;
+    RETURN 3;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -136,6 +140,22 @@ CREATE OR REPLACE FUNCTION namedmutex.close_handle(p_id int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     RETURN pg_catalog.pg_advisory_unlock_shared(1852665602, p_id);
+END $$;
+
+-- Moves the fencing sequence 2^24 ahead, and waits for that to reach the disk, whatever the
+-- session's synchronous_commit: every session calls it once, when it starts. A claim made
+-- with synchronous_commit off may hand out a token whose sequence record a server crash
+-- then loses, so that after recovery the sequence would hand it out again; but no session
+-- from before the crash survives it, every session after it starts beyond this durable
+-- jump, and no server hands out 2^24 tokens between two flushes of its WAL (the WAL writer
+-- flushes within a second). Jumps exclude each other: a jump computed from an older
+-- position could otherwise move the sequence back.
+CREATE OR REPLACE FUNCTION namedmutex.fencing_gap() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
+    PERFORM pg_catalog.pg_advisory_xact_lock(1852665604, 0);
+    PERFORM pg_catalog.setval('namedmutex.fencing', pg_catalog.nextval('namedmutex.fencing') + 16777216);
 END $$;
 
 -- Claims p_id for p_me after the lock was granted: returns whether the last owner died

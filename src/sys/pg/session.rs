@@ -118,10 +118,21 @@ impl Session {
                 "SELECT namedmutex.still_owned($1, $2::text::uuid)",
             )?,
         };
-        let me: String = client
-            .query_one("SELECT gen_random_uuid()::text", &[])
-            .map_err(|e| sql_error(key, "starting a session", e))?
-            .get(0);
+        let started = client
+            .query_one(
+                "SELECT gen_random_uuid()::text, to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL",
+                &[],
+            )
+            .map_err(|e| sql_error(key, "starting a session", e))?;
+        let me: String = started.get(0);
+        // Fencing tokens beyond any a crash may have lost (functions.sql, fencing_gap):
+        // where the functions are older (their owner has not upgraded them), claims made
+        // with synchronous_commit off may repeat a token after a server crash.
+        if started.get::<_, bool>(1) {
+            client
+                .execute("SELECT namedmutex.fencing_gap()", &[])
+                .map_err(|e| sql_error(key, "starting a session", e))?;
+        }
         Ok(Session {
             server: server.clone(),
             client,
