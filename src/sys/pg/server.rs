@@ -356,7 +356,9 @@ fn single_host(config: &postgres::Config, i: usize) -> postgres::Config {
     one.ssl_mode(config.get_ssl_mode())
         .ssl_negotiation(config.get_ssl_negotiation())
         .target_session_attrs(config.get_target_session_attrs())
-        .channel_binding(config.get_channel_binding());
+        .channel_binding(config.get_channel_binding())
+        // With one host, what is left to shuffle is its addresses.
+        .load_balance_hosts(config.get_load_balance_hosts());
     one
 }
 
@@ -410,6 +412,16 @@ mod tests {
         assert_eq!(one.get_password(), Some(&b"pw"[..]));
         assert_eq!(one.get_connect_timeout(), Some(&Duration::from_secs(7)));
         assert_eq!(host_order(all), [0, 1]);
+        // load_balance_hosts=random: the order is a rotation, and each host keeps the setting.
+        let s =
+            Server::parse("postgresql://bob:pw@db1,db2,db3/x?load_balance_hosts=random").unwrap();
+        let all = s.config();
+        assert_eq!(without_hosts(&single_host(all, 2)), without_hosts(all));
+        let order = host_order(all);
+        assert!(
+            [[0, 1, 2], [1, 2, 0], [2, 0, 1]].contains(&order[..].try_into().unwrap()),
+            "{order:?}"
+        );
     }
 
     #[test]
