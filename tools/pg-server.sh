@@ -3,21 +3,23 @@
 # PostgreSQL from Debian if it is missing, runs initdb as the `postgres` user in DIR, starts
 # the server on a private port and socket, and prints its URL (trust authentication for
 # loopback and the partition test's private 10.213.0.0/24 only); `stop DIR`
-# stops it and removes DIR. Nothing is written outside DIR.
+# stops it and removes DIR; `restart DIR` restarts it cleanly, and `crash DIR` as after a
+# crash (stopped at once, then started, recovering from its WAL). Nothing is written
+# outside DIR.
 #
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
 # TLS only, and the role `cert_only` only with a client certificate (DIR/client.crt and
 # DIR/client.key, for that role, signed by the same CA; the key encrypted with the password
 # key-secret in DIR/client-enc.key, PKCS#8, and DIR/client-trad.key), and revocation lists of that CA
-# (DIR/nothing-revoked.crl; DIR/server-revoked.crl and DIR/crl-dir/ revoke the server's
-# certificate). The TLS tests use them.
+# (DIR/nothing-revoked.crl; DIR/server-revoked.crl and DIR/crl-dir/, by hashed name, revoke
+# the server's certificate). The TLS tests use them.
 # The role `pw_only` needs its password (`pw-secret:1`, SCRAM), for the password-file tests.
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
 set -euo pipefail
-cmd=${1:?usage: pg-server.sh start|stop DIR}
-dir=${2:?usage: pg-server.sh start|stop DIR}
+cmd=${1:?usage: pg-server.sh start|stop|restart|crash DIR}
+dir=${2:?usage: pg-server.sh start|stop|restart|crash DIR}
 port=${NAMEDMUTEX_TEST_PG_PORT:-54329}
 # fsync off by default (tests); the benchmark turns it on to measure commits truthfully.
 fsync=${NAMEDMUTEX_TEST_PG_FSYNC:-off}
