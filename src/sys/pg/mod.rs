@@ -25,6 +25,7 @@
 //! What is weaker than the local backends is listed in the README ("Across machines").
 
 mod handles;
+mod hosts;
 mod inspect;
 mod libpq_env;
 mod multi;
