@@ -11,9 +11,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `server` | the URL, and the per-session detection settings |
+//! | `hosts` | several hosts with a password each: one single-host configuration per host, in libpq's order |
 //! | `libpq_env` | libpq's environment variables, for what the URL leaves out |
 //! | `service` | libpq's connection service file (`service=NAME`), before the environment |
-//! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file, as libpq |
+//! | `password` | a password the URL lacks: `PGPASSWORD`, then the password file (a line per host), as libpq |
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslpassword`, `sslcrl` and `sslcrldir`, as libpq reads them |
 //! | `schema`, `schema.sql`, `functions.sql` | the server's table (versioned) and functions (revised in place) |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
