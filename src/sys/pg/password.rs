@@ -206,6 +206,34 @@ mod tests {
     }
 
     #[test]
+    fn each_host_is_matched_with_its_own_port() {
+        let config: postgres::Config = "host=a,b port=5433,5434 user=u".parse().unwrap();
+        assert_eq!(host_and_port(&config, 0), ("a".into(), "5433".into()));
+        assert_eq!(host_and_port(&config, 1), ("b".into(), "5434".into()));
+        let one_port: postgres::Config = "host=a,/run/pg port=6000".parse().unwrap();
+        assert_eq!(
+            host_and_port(&one_port, 1),
+            ("localhost".into(), "6000".into())
+        );
+        let by_address: postgres::Config = "hostaddr=10.0.0.7".parse().unwrap();
+        assert_eq!(
+            host_and_port(&by_address, 0),
+            ("10.0.0.7".into(), "5432".into())
+        );
+        let differ = Lookup {
+            passwords: vec![None, Some("b".into())],
+            skipped: None,
+        };
+        assert_eq!(differ.shared(), None);
+        let same = Lookup {
+            passwords: vec![Some("x".into()); 2],
+            skipped: None,
+        };
+        assert_eq!(same.shared(), Some(Some("x")));
+        assert_eq!(Lookup::default().shared(), Some(None));
+    }
+
+    #[test]
     fn backslash_escapes_colons_and_itself() {
         let text = "db.example:5432:locks:app:pa\\:ss\\\\word:with:colons\n";
         assert_eq!(find(text, WANT).as_deref(), Some("pa:ss\\word:with:colons"));

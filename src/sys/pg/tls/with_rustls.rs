@@ -340,3 +340,25 @@ impl ServerCertVerifier for Verifier {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_crl_name;
+
+    #[test]
+    fn only_openssl_hashed_names_are_lists() {
+        for name in ["24891caf.r0", "0000ABCD.r12"] {
+            assert!(is_hashed_crl_name(name), "{name}");
+        }
+        for name in [
+            "server-revoked.crl",
+            "24891caf.0",
+            "24891caf.r",
+            "2489caf.r0",
+            "README",
+            "24891caf.r0x",
+        ] {
+            assert!(!is_hashed_crl_name(name), "{name}");
+        }
+    }
+}
