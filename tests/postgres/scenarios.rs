@@ -224,7 +224,8 @@ fn server_restart() -> TestResult {
 /// lost) while a thread claims as fast as it can: every token after the crash is beyond
 /// every token handed out before it, with `synchronous_commit` on (each claim waits for its
 /// WAL) and off (each new session starts beyond a durable jump: functions.sql,
-/// `fencing_gap`).
+/// `fencing_gap`). With it on, a mutex held across the crash is reported `Abandoned` to its
+/// next owner, and its holder learns it lost it.
 fn crash_keeps_tokens_increasing() -> TestResult {
     let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
         return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
@@ -259,14 +260,38 @@ fn crash_keeps_tokens_increasing() -> TestResult {
             }
             Ok((highest, claims))
         });
+        // With commits that wait for their WAL, a claim survives the crash.
+        let held = (commit == "on")
+            .then(|| -> Result<_, String> {
+                let (h, _) = MutexOptions::new()
+                    .server(&server)
+                    .create(&format!("{name}-held"))
+                    .ctx("create the held mutex")?;
+                Ok(h)
+            })
+            .transpose()?;
         ready_rx
             .recv_timeout(watchdog())
             .ctx(&format!("200 claims with synchronous_commit {commit}"))?;
+        // Taken just before the crash: only its own commit can have made it durable.
+        let held_guard = held
+            .as_ref()
+            .map(|h| h.lock().ctx("lock the held mutex"))
+            .transpose()?;
         let status = std::process::Command::new("tools/pg-server.sh")
             .args(["crash", &dir])
             .status()
             .ctx("tools/pg-server.sh crash")?;
         ensure(status.success(), "the crash and recovery failed")?;
+        if let (Some(h), Some(g)) = (&held, held_guard) {
+            expect_lost(g, "after the crash")?;
+            let g = h.lock().ctx("lock the held mutex after the crash")?;
+            ensure(
+                g.abandoned(),
+                "the next owner of a mutex held across the crash was not told",
+            )?;
+            g.release().ctx("release the held mutex")?;
+        }
         let (highest, claims) = claimer.join().map_err(|_| "the claimer panicked")??;
         let (m, _) = MutexOptions::new()
             .server(&server)
