@@ -39,10 +39,7 @@ fn take_unbiased<H: Host>(
     cur: LockWord,
     timeout: Option<Duration>,
 ) -> Result<WaitStatus> {
-    if cur == LockWord::FREE && take_free(obj, me, cur, None) {
-        return Ok(WaitStatus::Acquired);
-    }
-    if cur == LockWord::BIASABLE && !H::bias_allowed() && take_free(obj, me, cur, Some(1)) {
+    if take_ordinary(obj, me, cur, true) {
         return Ok(WaitStatus::Acquired);
     }
     acquire(obj, me, timeout, true)
@@ -62,20 +59,13 @@ pub(crate) fn acquire<H: Host>(
     // Look before the compare-and-swap: a recursive acquisition then costs no atomic
     // read-modify-write (only the owner can have written its own token).
     let cur = obj.load_word(Ordering::Relaxed);
-    if cur == LockWord::BIASABLE {
-        if may_bias && bias::try_acquire(obj, me, cur) {
-            return Ok(WaitStatus::Acquired);
-        }
-        // This process may not bias (yet, or at all): own it as an ordinary mutex that
-        // stays biasable (FRESH), with one CAS, as `attempt` would but without its clock.
-        if take_free(obj, me, cur, Some(1)) {
-            return Ok(WaitStatus::Acquired);
-        }
-    } else if cur == LockWord::FREE {
-        if take_free(obj, me, cur, None) {
-            return Ok(WaitStatus::Acquired);
-        }
-    } else if cur.token() == me {
+    if cur == LockWord::BIASABLE && may_bias && bias::try_acquire(obj, me, cur) {
+        return Ok(WaitStatus::Acquired);
+    }
+    if take_ordinary(obj, me, cur, may_bias) {
+        return Ok(WaitStatus::Acquired);
+    }
+    if cur.token() == me {
         let count = obj.count().load(Ordering::Relaxed);
         if (1..MAX_COUNT).contains(&count) {
             obj.count().store(count + 1, Ordering::Relaxed);
@@ -83,6 +73,20 @@ pub(crate) fn acquire<H: Host>(
         }
     }
     wait_slow(obj, me, timeout)
+}
+
+/// Takes the word `cur` with one compare-and-swap as an ordinary owner, without the clock
+/// that `attempt` reads: a free word (the bias revoked), or a fresh one where no bias may
+/// be taken (`may_bias` false, or the process may not bias, yet or at all), which then
+/// stays biasable (FRESH). [`lock`]'s path and [`acquire`]'s share it.
+#[inline(always)]
+fn take_ordinary<H: Host>(obj: &H, me: Token, cur: LockWord, may_bias: bool) -> bool {
+    if cur == LockWord::FREE {
+        return take_free(obj, me, cur, None);
+    }
+    cur == LockWord::BIASABLE
+        && !(may_bias && H::bias_allowed())
+        && take_free(obj, me, cur, Some(1))
 }
 
 /// Takes a free or fresh word with one compare-and-swap, for an owner that never biases (a

@@ -2,22 +2,31 @@
 //! hosts in a URL and a different password for each (the password file has a line per
 //! host), `server.rs` tries one single-host configuration after another, in libpq's order.
 
-/// `host:port` of a one-host configuration, for messages.
-pub(super) fn host_label(config: &postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
+/// The port of host `i`: a configuration gives one port for every host, or one each; `None`
+/// when it gives none (the default, 5432, then applies).
+pub(super) fn port_of(config: &postgres::Config, i: usize) -> Option<u16> {
+    match config.get_ports() {
+        [one] => Some(*one),
+        ports => ports.get(i).copied(),
+    }
+}
+
+/// `host:port` of host `i`, for messages (a socket by its directory).
+pub(super) fn host_label(config: &postgres::Config, i: usize) -> String {
+    let host = match config.get_hosts().get(i) {
         Some(postgres::config::Host::Tcp(name)) => name.clone(),
         #[cfg(unix)]
         Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
         None => config
             .get_hostaddrs()
-            .first()
+            .get(i)
             .map_or_else(String::new, ToString::to_string),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}")
+    format!("{host}:{}", port_of(config, i).unwrap_or(5432))
 }
 
-/// The order libpq tries the hosts in: as given, or shuffled with `load_balance_hosts=random`.
+/// The order the hosts are tried in: as given, or, with `load_balance_hosts=random`, from
+/// a random one on (libpq shuffles them all; a rotation spreads connections as well).
 pub(super) fn host_order(config: &postgres::Config) -> Vec<usize> {
     let n = config.get_hosts().len().max(config.get_hostaddrs().len());
     let mut order: Vec<usize> = (0..n).collect();
@@ -63,15 +72,8 @@ pub(super) fn single_host(config: &postgres::Config, i: usize) -> postgres::Conf
     if let Some(addr) = config.get_hostaddrs().get(i) {
         one.hostaddr(*addr);
     }
-    match config.get_ports() {
-        [port] => {
-            one.port(*port);
-        }
-        ports => {
-            if let Some(port) = ports.get(i) {
-                one.port(*port);
-            }
-        }
+    if let Some(port) = port_of(config, i) {
+        one.port(port);
     }
     if let Some(timeout) = config.get_connect_timeout() {
         one.connect_timeout(*timeout);

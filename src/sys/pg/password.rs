@@ -93,11 +93,7 @@ fn host_and_port(config: &postgres::Config, i: usize) -> (String, String) {
             None => "localhost".to_owned(),
         },
     };
-    let ports = config.get_ports();
-    let port = match ports {
-        [one] => *one,
-        _ => ports.get(i).copied().unwrap_or(5432),
-    };
+    let port = super::hosts::port_of(config, i).unwrap_or(5432);
     (host, port.to_string())
 }
 

@@ -9,7 +9,7 @@
 
 use super::hosts::{host_label, host_order, single_host};
 use super::libpq_env;
-use super::sql_error::connect_error;
+use super::sql_error::{connect_failure, describe};
 use super::tls;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::Arc;
@@ -29,10 +29,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CHECK_INTERVAL_MS: u32 = 1000;
 
 /// One way to connect: a configuration, and for `sslmode=allow` the configuration of the
-/// second try, with TLS, when the first (without) fails.
+/// second try, with TLS, when the first (without) fails; `host`: which host, for messages,
+/// where hosts are tried one by one.
 struct Try {
     config: postgres::Config,
     with_tls: Option<postgres::Config>,
+    host: Option<String>,
 }
 
 /// A server as the caller named it: the URL (or key=value string) and the parsed
@@ -108,7 +110,7 @@ impl Server {
                     config.password(password);
                 }
                 Some(None) => {}
-                None => per_host = Some(found.passwords.clone()),
+                None => per_host = Some(found.passwords),
             }
             password_file_skipped = found.skipped;
         }
@@ -143,16 +145,17 @@ impl Server {
         };
         // `allow`: a second try with TLS, where this build has TLS to try.
         let allow = tls_settings.mode == tls::Mode::Allow && cfg!(feature = "postgres-tls");
-        let make_try = |config: postgres::Config| Try {
+        let make_try = |config: postgres::Config, host: Option<String>| Try {
             with_tls: allow.then(|| {
                 let mut second = config.clone();
                 second.ssl_mode(postgres::config::SslMode::Prefer);
                 second
             }),
             config,
+            host,
         };
         let tries: Arc<[Try]> = match per_host {
-            None => Arc::new([make_try(config)]),
+            None => Arc::new([make_try(config, None)]),
             Some(passwords) => host_order(&config)
                 .into_iter()
                 .map(|i| {
@@ -160,7 +163,7 @@ impl Server {
                     if let Some(Some(password)) = passwords.get(i) {
                         one.password(password.as_str());
                     }
-                    make_try(one)
+                    make_try(one, Some(host_label(&config, i)))
                 })
                 .collect(),
         };
@@ -174,23 +177,39 @@ impl Server {
 
     /// A new connection with the library's settings, checked to be a session of its own.
     pub fn connect(&self) -> Result<postgres::Client> {
-        let mut failed: Vec<(String, Error)> = Vec::new();
-        let mut client = None;
+        let mut failed = Vec::new();
         for one in self.tries.iter() {
             match self.connect_with(one) {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
-                }
-                Err(e) => failed.push((host_label(&one.config), e)),
+                Ok(client) => return self.checked(client),
+                Err(what) => failed.push(match &one.host {
+                    Some(host) => format!("{host}: {what}"),
+                    None => what,
+                }),
             }
         }
-        let Some(mut client) = client else {
-            return Err(self.all_failed(failed));
+        // The last try's answer, then (hosts tried one by one) what the earlier ones met.
+        let last = failed
+            .pop()
+            .unwrap_or_else(|| "no host to connect to".into());
+        let earlier = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (before it, {})", failed.join("; "))
         };
-        // The settings travel in the startup packet's `options`: a pooler that drops them
-        // (PgBouncer with `ignore_startup_parameters = options`) is also one that may give
-        // each transaction another server session, which advisory locks cannot survive.
+        Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "cannot connect to PostgreSQL at {}: {last}{earlier}",
+                self.key
+            ),
+        ))
+    }
+
+    /// Refuses a connection whose session settings did not arrive. They travel in the
+    /// startup packet's `options`: a pooler that drops them (PgBouncer with
+    /// `ignore_startup_parameters = options`) is also one that may give each transaction
+    /// another server session, which advisory locks cannot survive.
+    fn checked(&self, mut client: postgres::Client) -> Result<postgres::Client> {
         let interval: String = client
             .query_one(
                 "SELECT current_setting('client_connection_check_interval')",
@@ -210,49 +229,22 @@ impl Server {
         Ok(client)
     }
 
-    /// The error of a connection whose every try failed: the last one's, and, where hosts
-    /// were tried one by one, what each earlier host answered.
-    fn all_failed(&self, mut failed: Vec<(String, Error)>) -> Error {
-        let Some((last_host, last)) = failed.pop() else {
-            return Error::new(ErrorKind::InvalidParameter, "no host to connect to");
-        };
-        if failed.is_empty() {
-            return last;
-        }
-        let prefix = format!("cannot connect to PostgreSQL at {}: ", self.key);
-        let detail = |e: &Error| {
-            let text = e.to_string();
-            text.strip_prefix(&prefix)
-                .map(str::to_owned)
-                .unwrap_or(text)
-        };
-        let earlier: Vec<String> = failed
-            .iter()
-            .map(|(host, e)| format!("{host}: {}", detail(e)))
-            .collect();
-        Error::new(
-            last.kind(),
-            format!(
-                "{prefix}{last_host}: {} (before it, {})",
-                detail(&last),
-                earlier.join("; ")
-            ),
-        )
-    }
-
-    /// One try: its configuration, then, for `sslmode=allow`, the same with TLS.
-    fn connect_with(&self, one: &Try) -> Result<postgres::Client> {
+    /// One try: its configuration, then, for `sslmode=allow`, the same with TLS; what it
+    /// met when it fails.
+    fn connect_with(&self, one: &Try) -> std::result::Result<postgres::Client, String> {
         let skipped = self.password_file_skipped.as_deref();
         match (one.config.connect(tls::copy_of(&self.tls)), &one.with_tls) {
             (Ok(client), _) => Ok(client),
             (Err(without), Some(with_tls)) => {
                 with_tls.connect(tls::copy_of(&self.tls)).map_err(|e| {
-                    let e = connect_error(&self.key, e, skipped);
-                    let first = super::sql_error::describe(without);
-                    Error::new(e.kind(), format!("{e} (with TLS; without TLS: {first})"))
+                    format!(
+                        "{} (with TLS; without TLS: {})",
+                        connect_failure(e, skipped),
+                        describe(without)
+                    )
                 })
             }
-            (Err(e), None) => Err(connect_error(&self.key, e, skipped)),
+            (Err(e), None) => Err(connect_failure(e, skipped)),
         }
     }
 

@@ -126,9 +126,10 @@ pub(crate) fn describe(e: postgres::Error) -> String {
         })
 }
 
-/// The error of a connection attempt, with the likely cause spelled out; `skipped_file`:
-/// why a password file was not read (said when the failure is about a password).
-pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Option<&str>) -> Error {
+/// What a connection attempt met, with the likely cause spelled out, without saying where
+/// (`server.rs` does, once for all its tries); `skipped_file`: why a password file was not
+/// read (said when the failure is about a password).
+pub(crate) fn connect_failure(e: postgres::Error, skipped_file: Option<&str>) -> String {
     let detail = describe(e);
     let hint = if detail.contains("unsupported startup parameter") {
         " (a connection pooler such as PgBouncer refused the session settings: namedmutex needs a direct connection or session pooling, because advisory locks belong to a server session)"
@@ -144,8 +145,5 @@ pub(crate) fn connect_error(server: &str, e: postgres::Error, skipped_file: Opti
         Some(why) if about_password => format!("; {why}"),
         _ => String::new(),
     };
-    Error::new(
-        ErrorKind::Io,
-        format!("cannot connect to PostgreSQL at {server}: {detail}{hint}{file}"),
-    )
+    format!("{detail}{hint}{file}")
 }

@@ -151,14 +151,15 @@ fn revocation_lists(
     Ok(crls)
 }
 
-/// Whether `name` is how OpenSSL's hashed directory names a revocation list: eight hex
-/// digits of the issuer's name hash, `.r`, and a sequence number.
+/// Whether `name` is how OpenSSL's hashed directory names a revocation list: eight
+/// lowercase hex digits of the issuer's name hash (the name OpenSSL looks up), `.r`, and a
+/// sequence number.
 fn is_hashed_crl_name(name: &str) -> bool {
     let Some((hash, n)) = name.split_once(".r") else {
         return false;
     };
     hash.len() == 8
-        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && !n.is_empty()
         && n.bytes().all(|b| b.is_ascii_digit())
 }
@@ -347,7 +348,7 @@ mod tests {
 
     #[test]
     fn only_openssl_hashed_names_are_lists() {
-        for name in ["24891caf.r0", "0000ABCD.r12"] {
+        for name in ["24891caf.r0", "0000abcd.r12"] {
             assert!(is_hashed_crl_name(name), "{name}");
         }
         for name in [
@@ -357,6 +358,7 @@ mod tests {
             "2489caf.r0",
             "README",
             "24891caf.r0x",
+            "0000ABCD.r0",
         ] {
             assert!(!is_hashed_crl_name(name), "{name}");
         }
