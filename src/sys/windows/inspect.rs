@@ -1,8 +1,8 @@
 //! `list` and `info` on Windows: the kernel's object directories, and each mutex's state.
 //!
 //! `Local\` names live in the session's directory (`\Sessions\<id>\BaseNamedObjects`),
-//! `Global\` names in `\BaseNamedObjects`. `list` reads the directory with
-//! `NtQueryDirectoryObject` and keeps the entries of type `Mutant`; for each (and for
+//! `Global\` names in `\BaseNamedObjects`. `list` reads the directory whole (`directory.rs`)
+//! and keeps the entries of type `Mutant`; for each (and for
 //! `info`), a handle with only `MUTANT_QUERY_STATE` access is opened by name and asked with
 //! `NtQueryMutant` for its count and abandoned state, and with `NtQueryObject` how many
 //! handles the object has. Opening a handle changes nothing about ownership; the object
@@ -15,6 +15,7 @@
 //! not tell who created an object, when, or how many threads wait.
 
 use super::RawMutex;
+use super::directory;
 use super::error;
 use super::handle::Handle;
 use super::name::to_wide;
@@ -23,7 +24,7 @@ use crate::sys::contract::{MutexInfo, OwnerInfo};
 use crate::sys::contract::{Name, Namespace};
 use crate::sys::{Inspect, Spec, Swept};
 use windows_sys::Wdk::Foundation::{NtQueryObject, OBJECT_ATTRIBUTES, ObjectBasicInformation};
-use windows_sys::Wdk::Storage::FileSystem::{NtOpenDirectoryObject, NtQueryDirectoryObject};
+use windows_sys::Wdk::Storage::FileSystem::NtOpenDirectoryObject;
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, HANDLE, NTSTATUS, UNICODE_STRING,
 };
@@ -60,13 +61,6 @@ struct ClientId {
     thread: usize,
 }
 
-/// `OBJECT_DIRECTORY_INFORMATION`.
-#[repr(C)]
-struct DirectoryEntry {
-    name: UNICODE_STRING,
-    type_name: UNICODE_STRING,
-}
-
 impl Inspect for RawMutex {
     fn info(_: &Spec, name: &Name<'_>) -> Result<Option<MutexInfo>> {
         snapshot(name.full, name.namespace)
@@ -87,6 +81,8 @@ impl Inspect for RawMutex {
                     found.push(info);
                 }
                 Ok(None) => {} // gone meanwhile
+                // Gone meanwhile, and the name taken by an object of another type.
+                Err(e) if e.kind() == crate::sys::contract::ErrorKind::TypeMismatch => {}
                 Err(e) if e.kind() == crate::sys::contract::ErrorKind::AccessDenied => {
                     let name = match namespace {
                         Namespace::Global => format!("Global\\{object}"),
@@ -94,7 +90,7 @@ impl Inspect for RawMutex {
                     };
                     found.push(MutexInfo::inaccessible(name, namespace, 0, 0));
                 }
-                Err(_) => {}
+                Err(e) => return Err(e),
             }
         }
         found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -255,43 +251,9 @@ fn mutant_names(namespace: Namespace) -> Result<Vec<String>> {
     let dir = unsafe { Handle::from_raw(raw) }.ok_or_else(|| {
         crate::sys::contract::Error::new(crate::sys::contract::ErrorKind::Io, "no directory handle")
     })?;
-    // One entry per call: the buffer holds the entry and the strings it points to.
-    let mut buffer = vec![0u64; 1024];
-    let mut context = 0u32;
-    let mut names = Vec::new();
-    let mut first = true;
-    loop {
-        let mut returned = 0u32;
-        // SAFETY: `buffer` is writable for its length in bytes; `context` carries the
-        // position between calls.
-        let status = unsafe {
-            NtQueryDirectoryObject(
-                dir.raw(),
-                buffer.as_mut_ptr().cast(),
-                (buffer.len() * 8) as u32,
-                true,
-                first,
-                &mut context,
-                &mut returned,
-            )
-        };
-        first = false;
-        if status != 0 {
-            break; // STATUS_NO_MORE_ENTRIES (or an error: what was read is listed)
-        }
-        // SAFETY: on success the buffer starts with an OBJECT_DIRECTORY_INFORMATION whose
-        // strings point into the buffer, which lives until the next call.
-        let entry = unsafe { &*buffer.as_ptr().cast::<DirectoryEntry>() };
-        // SAFETY: as above: each UNICODE_STRING's buffer holds `Length` bytes.
-        let text = |s: &UNICODE_STRING| unsafe {
-            String::from_utf16_lossy(std::slice::from_raw_parts(
-                s.Buffer,
-                usize::from(s.Length / 2),
-            ))
-        };
-        if text(&entry.type_name) == "Mutant" {
-            names.push(text(&entry.name));
-        }
-    }
-    Ok(names)
+    Ok(directory::entries(&dir, &path)?
+        .into_iter()
+        .filter(|entry| entry.type_name == "Mutant")
+        .map(|entry| entry.name)
+        .collect())
 }

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 mod detached;
+mod directory;
 mod error;
 mod handle;
 mod inspect;
