@@ -26,6 +26,10 @@ pub fn all() -> Vec<Scenario> {
             "fencing::tokens_increase_across_a_server_crash",
             crash_keeps_tokens_increasing,
         ),
+        (
+            "fencing::the_sequence_jumps_only_after_a_crash",
+            jumps_only_after_a_crash,
+        ),
         ("session::network_partition_releases_in_time", partition),
         (
             "fencing::tokens_strictly_increase_across_processes",
@@ -311,6 +315,57 @@ fn crash_keeps_tokens_increasing() -> TestResult {
         g.release().ctx("release")?;
     }
     Ok(())
+}
+
+/// The fencing sequence's durable jump (functions.sql, `fencing_gap`) comes once, in the
+/// first session after a crash: new sessions and a clean restart leave the sequence where it
+/// was (before revision 4, every session jumped it, one at a time).
+fn jumps_only_after_a_crash() -> TestResult {
+    let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
+        return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
+    };
+    const JUMP: u64 = 1 << 24;
+    let name = unique("jump");
+    // A token taken on a new thread: a new session, which calls fencing_gap as it starts.
+    let token = || -> Result<u64, String> {
+        let name = name.clone();
+        std::thread::spawn(move || -> Result<u64, String> {
+            let (m, _) = opts().create(&name).ctx("create")?;
+            let g = m.lock().ctx("lock")?;
+            let token = g.fencing_token().ok_or("no fencing token")?;
+            g.release().ctx("release")?;
+            Ok(token)
+        })
+        .join()
+        .map_err(|_| "the session's thread panicked")?
+    };
+    let server = |how: &str| -> TestResult {
+        let status = std::process::Command::new("tools/pg-server.sh")
+            .args([how, &dir])
+            .status()
+            .ctx(&format!("tools/pg-server.sh {how}"))?;
+        ensure(status.success(), format!("pg-server.sh {how} failed"))
+    };
+    let step = |before: u64, after: u64, jumped: bool, when: &str| -> TestResult {
+        ensure(
+            after > before && (after - before >= JUMP) == jumped,
+            format!(
+                "{when}: token {before}, then {after}: {}",
+                if jumped { "no jump" } else { "a jump" }
+            ),
+        )
+    };
+    let first = token()?;
+    let second = token()?;
+    step(first, second, false, "a second session")?;
+    server("restart")?;
+    let clean = token()?;
+    step(second, clean, false, "after a clean restart")?;
+    server("crash")?;
+    let crashed = token()?;
+    step(clean, crashed, true, "after a crash")?;
+    let next = token()?;
+    step(crashed, next, false, "a second session after the crash")
 }
 
 /// A client whose network goes down while it holds: the server releases within the
@@ -599,7 +654,7 @@ fn older_functions() -> TestResult {
     let owner = format!("{db_url}?application_name=older-owner");
     take_and_release(&owner, "upgraded", "the owner")?;
     ensure(
-        revision(&mut c)? == Some(3), // functions.sql's revision
+        revision(&mut c)? == Some(4), // functions.sql's revision
         format!(
             "after the owner's connection: revision {:?}",
             revision(&mut c)?

@@ -18,6 +18,10 @@
 -- Revision 3: fencing_gap, which every new session calls, so that fencing tokens keep
 -- increasing across a server crash even where claims were committed without waiting for
 -- their WAL (synchronous_commit off).
+--
+-- Revision 4: fencing_gap jumps once after each crash, not in every session: the unlogged
+-- table fencing_jumped says it already did. Each jump was a durable write that excluded
+-- the others, so sessions that started together waited for each other's WAL flush.
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -28,7 +32,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 3;
+    RETURN 4;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -142,20 +146,37 @@ BEGIN
     RETURN pg_catalog.pg_advisory_unlock_shared(1852665602, p_id);
 END $$;
 
+-- A row here means the fencing sequence jumped since the server last crashed. Crash
+-- recovery, and nothing else, empties an unlogged table (a clean shutdown keeps it; a
+-- standby promoted in a failover starts with it empty), which is exactly when claims made
+-- with synchronous_commit off may have handed out tokens whose sequence record was lost.
+CREATE UNLOGGED TABLE IF NOT EXISTS namedmutex.fencing_jumped (at timestamptz NOT NULL);
+REVOKE ALL ON namedmutex.fencing_jumped FROM PUBLIC;
+
 -- Moves the fencing sequence 2^24 ahead, and waits for that to reach the disk, whatever the
--- session's synchronous_commit: every session calls it once, when it starts. A claim made
--- with synchronous_commit off may hand out a token whose sequence record a server crash
--- then loses, so that after recovery the sequence would hand it out again; but no session
--- from before the crash survives it, every session after it starts beyond this durable
--- jump, and no server hands out 2^24 tokens between two flushes of its WAL (the WAL writer
--- flushes within a second). Jumps exclude each other: a jump computed from an older
--- position could otherwise move the sequence back.
+-- session's synchronous_commit, once after each crash: every session calls it when it
+-- starts, and all but the first after a crash only read fencing_jumped. A claim made with
+-- synchronous_commit off may hand out a token whose sequence record a server crash then
+-- loses, so that after recovery the sequence would hand it out again; but no session from
+-- before the crash survives it, every session after it starts beyond this durable jump, and
+-- no server hands out 2^24 tokens between two flushes of its WAL (the WAL writer flushes
+-- within a second). A clean shutdown flushes the sequence's record: no jump is needed
+-- after it. Jumps exclude each other (a jump computed from an older position could
+-- otherwise move the sequence back); the second look, under the lock, sees a jump that
+-- committed while this session waited (each statement of a function reads afresh).
 CREATE OR REPLACE FUNCTION namedmutex.fencing_gap() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM namedmutex.fencing_jumped) THEN
+        RETURN;
+    END IF;
     PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
     PERFORM pg_catalog.pg_advisory_xact_lock(1852665604, 0);
+    IF EXISTS (SELECT 1 FROM namedmutex.fencing_jumped) THEN
+        RETURN;
+    END IF;
     PERFORM pg_catalog.setval('namedmutex.fencing', pg_catalog.nextval('namedmutex.fencing') + 16777216);
+    INSERT INTO namedmutex.fencing_jumped VALUES (pg_catalog.now());
 END $$;
 
 -- Claims p_id for p_me after the lock was granted: returns whether the last owner died
