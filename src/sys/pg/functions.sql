@@ -147,9 +147,11 @@ BEGIN
 END $$;
 
 -- A row here means the fencing sequence jumped since the server last crashed. Crash
--- recovery, and nothing else, empties an unlogged table (a clean shutdown keeps it; a
--- standby promoted in a failover starts with it empty), which is exactly when claims made
--- with synchronous_commit off may have handed out tokens whose sequence record was lost.
+-- recovery, and nothing else, empties an unlogged table: also the recovery after one
+-- backend is killed, when the postmaster (and pg_postmaster_start_time) stays; a clean
+-- shutdown keeps it; a standby promoted in a failover starts with it empty. That is exactly
+-- when claims made with synchronous_commit off may have handed out tokens whose sequence
+-- record was lost.
 CREATE UNLOGGED TABLE IF NOT EXISTS namedmutex.fencing_jumped (at timestamptz NOT NULL);
 REVOKE ALL ON namedmutex.fencing_jumped FROM PUBLIC;
 
