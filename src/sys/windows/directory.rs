@@ -1,9 +1,11 @@
 //! Reading a kernel object directory whole while other processes add and remove objects in it.
 //!
-//! `NtQueryDirectoryObject` can return many entries in one call. Windows fills the buffer
-//! holding the directory's lock, and Wine 9.11 and later answer in one server request, so one
-//! call that fits everything is a snapshot: [`entries`] asks for that, with a buffer that
-//! doubles until the whole directory fits.
+//! `NtQueryDirectoryObject` can return many entries in one call. Windows fills the buffer in
+//! one pass of the kernel (ReactOS's implementation holds the directory's lock throughout),
+//! and Wine 9.11 and later answer in one server request, so one call that fits everything is
+//! a snapshot: [`entries`] asks for that, with a buffer that doubles until the whole
+//! directory fits. (Wine 8 cannot show this path working; `a_batch_grows_until_the_whole_
+//! directory_fits` checks its handling of the answers with a stand-in for the call.)
 //!
 //! Wine before 9.11 (Debian 12 ships 8.0) returns one entry per call, chosen by index, and
 //! answers `STATUS_NOT_IMPLEMENTED` to the batch. An index counts the entries before it, so
