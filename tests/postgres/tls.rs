@@ -64,6 +64,10 @@ pub fn all() -> Vec<Scenario> {
             async_cancel_over_tls,
         ),
         (
+            "tls::direct_negotiation_offers_alpn_postgresql",
+            direct_negotiation,
+        ),
+        (
             "tls::a_client_certificate_logs_in_its_role",
             client_certificate,
         ),
@@ -529,4 +533,75 @@ fn key_too_open() -> TestResult {
     );
     let _ = std::fs::remove_file(&open_key);
     result
+}
+
+/// `sslnegotiation=direct` (PostgreSQL 17): TLS from the first byte, offering the ALPN
+/// protocol "postgresql", without which PostgreSQL 17 refuses the connection. The test
+/// server is PostgreSQL 15, so tools/direct-tls-proxy.py stands in front of it as such a
+/// server. With `sslmode=prefer` direct negotiation is refused before connecting, as libpq
+/// refuses it (a fallback to no TLS cannot follow a handshake sent at once).
+fn direct_negotiation() -> TestResult {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let d = dir()?;
+    let server_port = url()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next().map(str::to_owned))
+        .ok_or("no port in the server's URL")?;
+    let mut proxy = Command::new("python3")
+        .args([
+            "tools/direct-tls-proxy.py",
+            &format!("{d}/server.crt"),
+            &format!("{d}/server.key"),
+            &server_port,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ctx("start tools/direct-tls-proxy.py")?;
+    // Its lines (its port, then one per client), read on a thread so every wait is bounded.
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let out = BufReader::new(proxy.stdout.take().ok_or("no proxy stdout")?);
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let result = (|| -> TestResult {
+        let port = lines.recv_timeout(watchdog()).ctx("the proxy's port")?;
+        let direct = format!(
+            "postgresql://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={d}/ca.crt&sslnegotiation=direct"
+        );
+        let name = unique("direct");
+        let (m, _) = MutexOptions::new()
+            .server(&direct)
+            .create(&name)
+            .ctx("create over direct TLS")?;
+        let g = m.lock().ctx("lock over direct TLS")?;
+        g.release().ctx("release over direct TLS")?;
+        let first = lines.recv_timeout(watchdog()).ctx("the proxy's answer")?;
+        ensure(first == "accepted", format!("the proxy said: {first}"))?;
+        let weak = direct.replace("sslmode=verify-full", "sslmode=prefer");
+        let e = MutexOptions::new()
+            .server(&weak)
+            .create(&name)
+            .err()
+            .ok_or("sslmode=prefer with sslnegotiation=direct connected")?;
+        let text = e.to_string();
+        ensure(
+            text.contains("sslnegotiation=direct") && text.contains("prefer"),
+            format!("prefer with direct: {text}"),
+        )
+    })();
+    drop(proxy.stdin.take()); // the proxy ends when its input closes
+    let ended = wait_until("the proxy to end", || {
+        matches!(proxy.try_wait(), Ok(Some(_)))
+    });
+    if ended.is_err() {
+        let _ = proxy.kill();
+        let _ = proxy.wait();
+    }
+    result.and(ended)
 }

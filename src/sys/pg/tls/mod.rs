@@ -26,9 +26,11 @@
 //! `~/.postgresql/root.crl` when it exists) are checked with the chain, for every
 //! certificate in it, as libpq asks OpenSSL to: a certificate no list covers, or a list past
 //! its next update, fails too. Stricter than libpq, a list named but missing, or named
-//! where no roots check the chain, is an error instead of being ignored. Without the
-//! `postgres-tls` feature a mode that needs TLS is refused with an error that names the
-//! feature.
+//! where no roots check the chain, is an error instead of being ignored.
+//! `sslnegotiation=direct` (PostgreSQL 17) is the `postgres` crate's: TLS from the first
+//! byte; the connector offers the ALPN protocol `postgresql` on every connection, which
+//! PostgreSQL 17 requires for it. Without the `postgres-tls` feature a mode that needs TLS
+//! is refused with an error that names the feature.
 //!
 //! | file | what it holds |
 //! |---|---|

@@ -48,7 +48,7 @@ pub(in crate::sys::pg) fn connector(settings: &Settings, server: &str) -> Result
         .map_err(|e| tls_error(server, e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match &settings.client {
+    let mut config = match &settings.client {
         None => builder.with_no_client_auth(),
         Some(client) => {
             let (certs, key) = client_identity(client, server)?;
@@ -57,6 +57,10 @@ pub(in crate::sys::pg) fn connector(settings: &Settings, server: &str) -> Result
                 .map_err(|e| tls_error(server, format!("the client certificate: {e}")))?
         }
     };
+    // PostgreSQL 17 refuses TLS begun at once (`sslnegotiation=direct`) unless the client
+    // offers this ALPN protocol; libpq 17 offers it on every TLS connection, and servers
+    // before 17 ignore it.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
