@@ -1,7 +1,7 @@
 //! libpq's environment variables: what a URL leaves out, the environment may give, as it
 //! does to `psql` (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGCONNECT_TIMEOUT`,
 //! `PGPASSWORD`, `PGPASSFILE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`,
-//! `PGSSLCRL`, `PGSSLCRLDIR`). What the URL says always wins.
+//! `PGSSLCRL`, `PGSSLCRLDIR`, `PGSSLNEGOTIATION`). What the URL says always wins.
 
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::time::Duration;

@@ -27,8 +27,9 @@
 //! certificate in it, as libpq asks OpenSSL to: a certificate no list covers, or a list past
 //! its next update, fails too. Stricter than libpq, a list named but missing, or named
 //! where no roots check the chain, is an error instead of being ignored.
-//! `sslnegotiation=direct` (PostgreSQL 17) is the `postgres` crate's: TLS from the first
-//! byte; the connector offers the ALPN protocol `postgresql` on every connection, which
+//! `sslnegotiation=direct` (PostgreSQL 17; also from a service file or `PGSSLNEGOTIATION`,
+//! with `require` or a stricter mode only, as libpq) is the `postgres` crate's: TLS from the
+//! first byte; the connector offers the ALPN protocol `postgresql` on every connection, which
 //! PostgreSQL 17 requires for it. Without the `postgres-tls` feature a mode that needs TLS
 //! is refused with an error that names the feature.
 //!
@@ -144,6 +145,8 @@ impl Settings {
         params.sslkey = or_else(params.sslkey, "sslkey", "PGSSLKEY");
         params.sslcrl = or_else(params.sslcrl, "sslcrl", "PGSSLCRL");
         params.sslcrldir = or_else(params.sslcrldir, "sslcrldir", "PGSSLCRLDIR");
+        params.sslnegotiation =
+            or_else(params.sslnegotiation, "sslnegotiation", "PGSSLNEGOTIATION");
         let mode = match params.sslmode.as_deref() {
             None | Some("prefer") => Mode::Prefer,
             Some("allow") => Mode::Allow,
@@ -201,7 +204,25 @@ impl Settings {
             Mode::Prefer => "prefer",
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => "require",
         };
-        let rest = with_param(&rest, "sslmode", crate_mode, url_form);
+        let mut rest = with_param(&rest, "sslmode", crate_mode, url_form);
+        match params.sslnegotiation.as_deref() {
+            None | Some("postgres") => {}
+            // TLS begun at once has no answer to fall back from, as libpq says.
+            Some("direct") if matches!(mode, Mode::Require | Mode::VerifyCa | Mode::VerifyFull) => {
+                rest = with_param(&rest, "sslnegotiation", "direct", url_form);
+            }
+            Some("direct") => {
+                return Err(invalid(format!(
+                    "sslnegotiation=direct needs sslmode=require, verify-ca or verify-full (it is {}): TLS begun at once cannot fall back to a connection without it",
+                    mode.name()
+                )));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "sslnegotiation {other:?} is not one of postgres, direct"
+                )));
+            }
+        }
         Ok((
             rest,
             Settings {
@@ -416,6 +437,23 @@ mod tests {
         assert_eq!(s.mode, Mode::Disable);
     }
 
+    /// `sslnegotiation` reaches the `postgres` crate only as `direct`, from the URL, else a
+    /// service file, else `PGSSLNEGOTIATION` (read the same way as the others: `or_else`).
+    #[test]
+    fn direct_negotiation_is_passed_on_with_a_mode_that_requires_tls() {
+        let (rest, _) = split("postgresql://u@db/x?sslnegotiation=direct&sslmode=require");
+        assert_eq!(
+            rest,
+            "postgresql://u@db/x?sslmode=require&sslnegotiation=direct"
+        );
+        let (rest, _) = split("host=db sslnegotiation=postgres sslmode=require");
+        assert_eq!(rest, "host=db sslmode=require");
+        let service = Service::from_entries(&[("sslnegotiation", "direct")]);
+        let (rest, params) = take_params("host=db sslmode=verify-ca sslrootcert=/x.pem").unwrap();
+        let (rest, _) = Settings::with_service(false, rest, params, service).unwrap();
+        assert_eq!(rest, "host=db sslmode=require sslnegotiation=direct");
+    }
+
     #[test]
     fn a_key_value_string_keeps_its_quoting() {
         let (rest, s) = split(
@@ -446,6 +484,12 @@ mod tests {
             assert!(err(no_roots).contains("no trusted roots"));
         }
         assert!(err("host=db sslrootcert='open").contains("unterminated"));
+        assert!(err("postgresql://db/x?sslnegotiation=sideways").contains("\"sideways\""));
+        let weak = err("postgresql://db/x?sslnegotiation=direct");
+        assert!(
+            weak.contains("sslnegotiation=direct") && weak.contains("prefer"),
+            "{weak}"
+        );
         assert!(err("postgresql://db/x?sslrootcert=%zz").contains("%-escape"));
     }
 

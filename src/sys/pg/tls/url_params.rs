@@ -15,6 +15,9 @@ pub(in crate::sys::pg) struct Params {
     pub sslpassword: Option<String>,
     pub sslcrl: Option<String>,
     pub sslcrldir: Option<String>,
+    /// `postgres` or `direct`: taken out so that a service file or `PGSSLNEGOTIATION` can
+    /// give what the URL leaves out, and `direct` be checked against the mode.
+    pub sslnegotiation: Option<String>,
     /// libpq's `service` (not TLS, but the crate does not know it either).
     pub service: Option<String>,
     /// libpq's `connect_timeout`, whose 0 (no bound) the crate reads as unset.
@@ -32,6 +35,7 @@ impl Params {
             "sslpassword" => &mut self.sslpassword,
             "sslcrl" => &mut self.sslcrl,
             "sslcrldir" => &mut self.sslcrldir,
+            "sslnegotiation" => &mut self.sslnegotiation,
             "service" => &mut self.service,
             "connect_timeout" => &mut self.connect_timeout,
             _ => return Ok(false),
