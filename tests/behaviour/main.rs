@@ -17,6 +17,7 @@ mod abandonment;
 mod async_tasks;
 mod child;
 mod create_open;
+mod inspect;
 mod lifetime;
 mod multi_wait;
 mod names;
@@ -56,6 +57,7 @@ fn main() {
     trials.extend(namespaces::trials());
     trials.extend(multi_wait::trials());
     trials.extend(async_tasks::trials());
+    trials.extend(inspect::trials());
 
     if util::on_server() {
         trials = server_trials(trials);

@@ -16,10 +16,11 @@
 //! passes and keeps every entry any pass saw. It stops early once three passes in a row read
 //! the same entries in the same order (the directory was most likely quiet meanwhile), and
 //! after sixteen passes in any case. Under the churn of the test
-//! `list_misses_no_mutex_while_others_come_and_go` (two threads creating and closing
-//! 10,000 to 18,000 mutexes a second in the same directory), 400 listings each looked for
-//! four held mutexes (1,600 looks): one pass per listing missed 314 of them, four passes 1,
-//! sixteen passes none.
+//! `inspect::list_misses_no_mutex_while_others_come_and_go` (tests/behaviour/inspect.rs,
+//! which runs on every backend; at the time in this backend's tests: two threads creating
+//! and closing 10,000 to 18,000 mutexes a second in the same directory), 400 listings each
+//! looked for four held mutexes (1,600 looks): one pass per listing missed 314 of them, four
+//! passes 1, sixteen passes none.
 
 use super::handle::Handle;
 use crate::sys::contract::{Error, ErrorKind, Result};
