@@ -163,6 +163,11 @@ pub struct AllUsers {
 
 /// Every mutex in `namespace` under the default root (for `Local`, the calling user's).
 ///
+/// Every mutex that exists throughout the call is listed, however many others are created
+/// and closed meanwhile; those may be listed or not. (Under Wine before 9.11, which reads
+/// the object directory one entry per call, this is very likely rather than certain: see
+/// the README.)
+///
 /// ```
 /// use namedmutex::{NamedMutex, Namespace};
 ///
