@@ -72,6 +72,10 @@ pub fn all() -> Vec<Scenario> {
             client_certificate,
         ),
         (
+            "tls::a_key_that_is_not_the_certificates_is_refused",
+            mismatched_key,
+        ),
+        (
             "tls::a_role_that_needs_a_certificate_is_refused_without",
             no_client_certificate,
         ),
@@ -459,6 +463,20 @@ fn no_client_certificate() -> TestResult {
         "cert_only logged in without a client certificate",
         ErrorKind::Io,
         "requires a valid client certificate",
+    )
+}
+
+/// A client certificate with another certificate's key (the server's): refused before any
+/// handshake, saying the two do not match.
+fn mismatched_key() -> TestResult {
+    let d = dir()?;
+    let client = format!("&sslcert={d}/client.crt&sslkey={d}/server.key");
+    let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
+    expect_refusal(
+        &url,
+        "a client certificate with another key logged in",
+        ErrorKind::InvalidParameter,
+        "server.key is not the key of the client certificate",
     )
 }
 

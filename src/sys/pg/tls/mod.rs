@@ -20,7 +20,10 @@
 //! `sslcert` with its key `sslkey` (PEM), else `~/.postgresql/postgresql.crt` and `.key` when
 //! they exist; a key encrypted as PKCS#8 is decrypted with `sslpassword` (one in OpenSSL's
 //! traditional encrypted format is refused, naming the command that converts it); as libpq
-//! does, a key that others may read is refused. Revocation lists
+//! does, a key that others may read is refused; a key that is not the certificate's is
+//! refused before connecting, naming both files. This library's copies of a key (the file's
+//! text, the decoded or decrypted key) are wiped once ring's signing key holds it, which
+//! keeps it in memory while the connection's configuration lives. Revocation lists
 //! (`sslcrl`, a PEM file of CRLs, and `sslcrldir`, a directory of such files under
 //! OpenSSL's hashed names, `HASH.rN`, the only ones OpenSSL reads there; else
 //! `~/.postgresql/root.crl` when it exists) are checked with the chain, for every

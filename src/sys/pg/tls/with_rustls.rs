@@ -3,6 +3,7 @@
 
 use super::{ClientCert, Mode, Revocation, Roots, Settings};
 use crate::sys::contract::{Error, ErrorKind, Result};
+use rustls::InconsistentKeys;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -11,9 +12,11 @@ use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
     UnixTime,
 };
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use zeroize::{Zeroize, Zeroizing};
 
 pub(in crate::sys::pg) type Connector = tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -51,10 +54,33 @@ pub(in crate::sys::pg) fn connector(settings: &Settings, server: &str) -> Result
     let mut config = match &settings.client {
         None => builder.with_no_client_auth(),
         Some(client) => {
-            let (certs, key) = client_identity(client, server)?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| tls_error(server, format!("the client certificate: {e}")))?
+            let (certs, mut key) = client_identity(client, server)?;
+            // Loaded from a borrow (rustls's `with_client_auth_cert` takes the key and drops
+            // it as it is), so that this copy of the key's bytes is wiped as soon as the
+            // signing key holds them.
+            let signer = rustls::crypto::ring::sign::any_supported_type(&key);
+            key.zeroize();
+            let signer =
+                signer.map_err(|e| tls_error(server, format!("the client's private key: {e}")))?;
+            let certified = CertifiedKey::new(certs, signer);
+            match certified.keys_match() {
+                // As rustls itself: a key whose match cannot be told is not refused.
+                Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+                Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                    return Err(tls_error(
+                        server,
+                        format!(
+                            "the private key {} is not the key of the client certificate {}",
+                            client.key.display(),
+                            client.cert.display()
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(tls_error(server, format!("the client certificate: {e}")));
+                }
+            }
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
         }
     };
     // PostgreSQL 17 refuses TLS begun at once (`sslnegotiation=direct`) unless the client
@@ -191,15 +217,18 @@ fn client_identity(
     server: &str,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let certs = read_certs(&client.cert, "client certificate", server)?;
-    let text = std::fs::read_to_string(&client.key).map_err(|e| {
-        tls_error(
-            server,
-            format!(
-                "the private key file {} cannot be read: {e}",
-                client.key.display()
-            ),
-        )
-    })?;
+    // The file's text holds the key (encrypted or not): wiped when it goes.
+    let text = std::fs::read_to_string(&client.key)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            tls_error(
+                server,
+                format!(
+                    "the private key file {} cannot be read: {e}",
+                    client.key.display()
+                ),
+            )
+        })?;
     if text.contains(ENCRYPTED_BEGIN) {
         return Ok((certs, decrypted_key(client, &text, server)?));
     }
