@@ -182,20 +182,13 @@ fn terminated_owner() -> TestResult {
 /// A server restart while a thread and a process hold mutexes: both lose them, the next
 /// owners are told `Abandoned`, and fencing tokens keep increasing.
 fn server_restart() -> TestResult {
-    let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
-        return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
-    };
     let (mine, theirs) = (unique("restart-mine"), unique("restart-theirs"));
     let (m, _) = opts().create(&mine).ctx("create")?;
     let g = m.lock().ctx("lock")?;
     let before = g.fencing_token().ok_or("no fencing token")?;
     let mut c = Client::spawn("hold", &url(), &theirs)?;
     let their_token = token_of(&c.expect("held")?)?;
-    let status = std::process::Command::new("tools/pg-server.sh")
-        .args(["restart", &dir])
-        .status()
-        .ctx("tools/pg-server.sh restart")?;
-    ensure(status.success(), "restart failed")?;
+    pg_server("restart")?;
     expect_lost(g, "after the restart")?;
     // This process's handle session reconnects and takes its handles again.
     let (m, _) = opts().create(&mine).ctx("create again")?;
@@ -231,9 +224,6 @@ fn server_restart() -> TestResult {
 /// `fencing_gap`). With it on, a mutex held across the crash is reported `Abandoned` to its
 /// next owner, and its holder learns it lost it.
 fn crash_keeps_tokens_increasing() -> TestResult {
-    let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
-        return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
-    };
     for (commit, options) in [
         ("on", ""),
         ("off", "?options=-c%20synchronous_commit%3Doff"),
@@ -285,11 +275,7 @@ fn crash_keeps_tokens_increasing() -> TestResult {
             .as_ref()
             .map(|h| h.lock().ctx("lock the held mutex"))
             .transpose()?;
-        let status = std::process::Command::new("tools/pg-server.sh")
-            .args(["crash", &dir])
-            .status()
-            .ctx("tools/pg-server.sh crash")?;
-        ensure(status.success(), "the crash and recovery failed")?;
+        pg_server("crash")?;
         if let (Some(h), Some(g)) = (&held, held_guard) {
             expect_lost(g, "after the crash")?;
             let g = h.lock().ctx("lock the held mutex after the crash")?;
@@ -321,9 +307,6 @@ fn crash_keeps_tokens_increasing() -> TestResult {
 /// first session after a crash: new sessions and a clean restart leave the sequence where it
 /// was (before revision 4, every session jumped it, one at a time).
 fn jumps_only_after_a_crash() -> TestResult {
-    let Ok(dir) = std::env::var("NAMEDMUTEX_TEST_PG_DIR") else {
-        return Err("NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".into());
-    };
     const JUMP: u64 = 1 << 24;
     let name = unique("jump");
     // A token taken on a new thread: a new session, which calls fencing_gap as it starts.
@@ -339,13 +322,6 @@ fn jumps_only_after_a_crash() -> TestResult {
         .join()
         .map_err(|_| "the session's thread panicked")?
     };
-    let server = |how: &str| -> TestResult {
-        let status = std::process::Command::new("tools/pg-server.sh")
-            .args([how, &dir])
-            .status()
-            .ctx(&format!("tools/pg-server.sh {how}"))?;
-        ensure(status.success(), format!("pg-server.sh {how} failed"))
-    };
     let step = |before: u64, after: u64, jumped: bool, when: &str| -> TestResult {
         ensure(
             after > before && (after - before >= JUMP) == jumped,
@@ -358,10 +334,10 @@ fn jumps_only_after_a_crash() -> TestResult {
     let first = token()?;
     let second = token()?;
     step(first, second, false, "a second session")?;
-    server("restart")?;
+    pg_server("restart")?;
     let clean = token()?;
     step(second, clean, false, "after a clean restart")?;
-    server("crash")?;
+    pg_server("crash")?;
     let crashed = token()?;
     step(clean, crashed, true, "after a crash")?;
     let next = token()?;
@@ -374,12 +350,7 @@ fn jumps_only_after_a_crash() -> TestResult {
 fn partition() -> TestResult {
     let name = unique("partition");
     let (m, _) = opts().create(&name).ctx("create")?;
-    let port = url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .unwrap_or("54329")
-        .to_owned();
+    let port = server_port()?;
     let netns_url = format!("postgresql://postgres@10.213.0.1:{port}/postgres");
     let ip = |args: &[&str]| -> TestResult {
         let ok = std::process::Command::new("ip")
@@ -733,12 +704,7 @@ mod pgbouncer {
         if !std::path::Path::new("/usr/sbin/pgbouncer").exists() {
             return Ok(None);
         }
-        let url = url();
-        let server_port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.split('/').next())
-            .unwrap();
+        let server_port = server_port()?;
         let dir = dir();
         std::fs::create_dir_all(&dir).ctx("mkdir")?;
         std::fs::write(

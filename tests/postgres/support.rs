@@ -39,6 +39,31 @@ pub fn url() -> String {
     std::env::var("NAMEDMUTEX_TEST_PG_URL").expect("NAMEDMUTEX_TEST_PG_URL")
 }
 
+/// The test server's port, from its URL (`postgresql://user@host:PORT/db`).
+pub fn server_port() -> Result<String, String> {
+    let url = url();
+    url.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|port| !port.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no port in {url}"))
+}
+
+/// The directory `tools/pg-server.sh start` made (the server's data, its CA and certificates).
+pub fn pg_dir() -> Result<String, String> {
+    std::env::var("NAMEDMUTEX_TEST_PG_DIR")
+        .map_err(|_| "NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".to_string())
+}
+
+/// `tools/pg-server.sh HOW DIR` on the test server: `restart` (clean) or `crash`.
+pub fn pg_server(how: &str) -> TestResult {
+    let status = Command::new("tools/pg-server.sh")
+        .args([how, &pg_dir()?])
+        .status()
+        .ctx(&format!("tools/pg-server.sh {how}"))?;
+    ensure(status.success(), format!("tools/pg-server.sh {how} failed"))
+}
+
 /// An administrative connection, for what the library does not do (terminate, inspect).
 pub fn admin() -> postgres::Client {
     postgres::Client::connect(&url(), postgres::NoTls).expect("admin connection")

@@ -92,12 +92,6 @@ pub fn all() -> Vec<Scenario> {
     ]
 }
 
-/// The directory tools/pg-server.sh made (its CA is there).
-fn dir() -> Result<String, String> {
-    std::env::var("NAMEDMUTEX_TEST_PG_DIR")
-        .map_err(|_| "NAMEDMUTEX_TEST_PG_DIR is not set (tools/test-all.sh sets it)".to_string())
-}
-
 /// The test server's URL for role `tls_only` at `host`, with `params`.
 fn tls_url(host: &str, params: &str) -> Result<String, String> {
     role_url("tls_only", host, params)
@@ -105,19 +99,14 @@ fn tls_url(host: &str, params: &str) -> Result<String, String> {
 
 /// The test server's URL for `role` at `host`, with `params`.
 fn role_url(role: &str, host: &str, params: &str) -> Result<String, String> {
-    let base = url();
-    let port = base
-        .rsplit_once(':')
-        .and_then(|(_, rest)| rest.split('/').next())
-        .ok_or_else(|| format!("no port in {base}"))?
-        .to_string();
+    let port = server_port()?;
     Ok(format!(
         "postgresql://{role}@{host}:{port}/postgres?{params}"
     ))
 }
 
 fn ca() -> Result<String, String> {
-    Ok(format!("{}/ca.crt", dir()?))
+    Ok(format!("{}/ca.crt", pg_dir()?))
 }
 
 /// The URL for `role` at `host` that checks the server against the test CA (`mode`:
@@ -203,7 +192,7 @@ fn verify_ca_address() -> TestResult {
 fn foreign_roots() -> TestResult {
     let url = tls_url(
         "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}/server.crt", dir()?),
+        &format!("sslmode=verify-full&sslrootcert={}/server.crt", pg_dir()?),
     )?;
     expect_refusal(
         &url,
@@ -312,7 +301,7 @@ fn missing_root_file() -> TestResult {
 
 /// `sslcrl` with a list of the CA that revokes nothing: the server is let in, over TLS.
 fn revocation_list_clean() -> TestResult {
-    let more = format!("&sslcrl={}/nothing-revoked.crl", dir()?);
+    let more = format!("&sslcrl={}/nothing-revoked.crl", pg_dir()?);
     let url = verified_url("tls_only", "localhost", "verify-full", &more)?;
     use_mutex(&url, &unique("crl-clean"), "tls_only")
 }
@@ -320,7 +309,7 @@ fn revocation_list_clean() -> TestResult {
 /// A list that revokes the server's certificate, as a file (`sslcrl`) or in a directory
 /// (`sslcrldir`), and under `verify-ca` too: refused, saying why.
 fn revoked_server() -> TestResult {
-    let d = dir()?;
+    let d = pg_dir()?;
     for (mode, more) in [
         ("verify-full", format!("&sslcrl={d}/server-revoked.crl")),
         ("verify-ca", format!("&sslcrldir={d}/crl-dir")),
@@ -352,7 +341,7 @@ fn revocation_list_errors() -> TestResult {
     expect_refusal(
         &tls_url(
             "localhost",
-            &format!("sslmode=require&sslcrl={}/server-revoked.crl", dir()?),
+            &format!("sslmode=require&sslcrl={}/server-revoked.crl", pg_dir()?),
         )?,
         "connected with a revocation list but no roots to check it with",
         ErrorKind::InvalidParameter,
@@ -365,7 +354,7 @@ fn revocation_list_errors() -> TestResult {
             "tls_only",
             "localhost",
             "verify-full",
-            &format!("&sslcrldir={}/crl-db", dir()?),
+            &format!("&sslcrldir={}/crl-db", pg_dir()?),
         )?,
         "connected with a revocation list directory that holds no hashed list",
         ErrorKind::InvalidParameter,
@@ -377,7 +366,7 @@ fn revocation_list_errors() -> TestResult {
             "tls_only",
             "localhost",
             "verify-full",
-            &format!("&sslcrl={}/ca.crt", dir()?),
+            &format!("&sslcrl={}/ca.crt", pg_dir()?),
         )?,
         "connected with a revocation list file that holds none",
         ErrorKind::InvalidParameter,
@@ -387,7 +376,7 @@ fn revocation_list_errors() -> TestResult {
 
 /// How many statements the server has cancelled at a client's request (its log says so).
 fn cancels_logged() -> Result<usize, String> {
-    let log = std::fs::read_to_string(format!("{}/log", dir()?)).ctx("the server's log")?;
+    let log = std::fs::read_to_string(format!("{}/log", pg_dir()?)).ctx("the server's log")?;
     Ok(log
         .matches("canceling statement due to user request")
         .count())
@@ -450,7 +439,7 @@ fn needs_feature() -> TestResult {
 
 /// `cert_only` logs in with its certificate (`cert` authentication checks its name).
 fn client_certificate() -> TestResult {
-    let d = dir()?;
+    let d = pg_dir()?;
     let client = format!("&sslcert={d}/client.crt&sslkey={d}/client.key");
     let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
     use_mutex(&url, &unique("client-cert"), "cert_only")
@@ -469,7 +458,7 @@ fn no_client_certificate() -> TestResult {
 /// A client certificate with another certificate's key (the server's): refused before any
 /// handshake, saying the two do not match.
 fn mismatched_key() -> TestResult {
-    let d = dir()?;
+    let d = pg_dir()?;
     let client = format!("&sslcert={d}/client.crt&sslkey={d}/server.key");
     let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
     expect_refusal(
@@ -483,7 +472,7 @@ fn mismatched_key() -> TestResult {
 /// The client key encrypted (PKCS#8), with its password in `sslpassword`: the role that
 /// needs the certificate logs in, and the password is in no message.
 fn encrypted_client_key() -> TestResult {
-    let d = dir()?;
+    let d = pg_dir()?;
     let client =
         format!("&sslcert={d}/client.crt&sslkey={d}/client-enc.key&sslpassword=key-secret");
     let url = verified_url("cert_only", "localhost", "verify-full", &client)?;
@@ -493,7 +482,7 @@ fn encrypted_client_key() -> TestResult {
 /// No password, a wrong one, or a key in OpenSSL's traditional encrypted format: refused
 /// before connecting, naming the file and what to do, never showing the password.
 fn encrypted_key_refusals() -> TestResult {
-    let d = dir()?;
+    let d = pg_dir()?;
     for (key, password, needle) in [
         (
             "client-enc.key",
@@ -537,7 +526,7 @@ fn encrypted_key_refusals() -> TestResult {
 #[cfg(unix)]
 fn key_too_open() -> TestResult {
     use std::os::unix::fs::PermissionsExt;
-    let d = dir()?;
+    let d = pg_dir()?;
     let open_key = format!("{d}/client-open-{}.key", std::process::id());
     std::fs::copy(format!("{d}/client.key"), &open_key).ctx("copy the key")?;
     std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).ctx("chmod 644")?;
@@ -561,11 +550,8 @@ fn key_too_open() -> TestResult {
 fn direct_negotiation() -> TestResult {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let d = dir()?;
-    let server_port = url()
-        .rsplit_once(':')
-        .and_then(|(_, rest)| rest.split('/').next().map(str::to_owned))
-        .ok_or("no port in the server's URL")?;
+    let d = pg_dir()?;
+    let server_port = server_port()?;
     let mut proxy = Command::new("python3")
         .args([
             "tools/direct-tls-proxy.py",

@@ -4,8 +4,8 @@
 //! one pass of the kernel (ReactOS's implementation holds the directory's lock throughout),
 //! and Wine 9.11 and later answer in one server request, so one call that fits everything is
 //! a snapshot: [`entries`] asks for that, with a buffer that doubles until the whole
-//! directory fits. (Wine 8 cannot show this path working; `a_batch_grows_until_the_whole_
-//! directory_fits` checks its handling of the answers with a stand-in for the call.)
+//! directory fits. Wine 8 cannot run this path; a unit test checks how it handles each
+//! answer, with a stand-in for the call.
 //!
 //! Wine before 9.11 (Debian 12 ships 8.0) returns one entry per call, chosen by index, and
 //! answers `STATUS_NOT_IMPLEMENTED` to the batch. An index counts the entries before it, so
@@ -15,12 +15,12 @@
 //! keep moving an entry off the index being read. [`scan_by_index`] reads the directory in
 //! passes and keeps every entry any pass saw. It stops early once three passes in a row read
 //! the same entries in the same order (the directory was most likely quiet meanwhile), and
-//! after sixteen passes in any case. Under the churn of the test
-//! `inspect::list_misses_no_mutex_while_others_come_and_go` (tests/behaviour/inspect.rs,
-//! which runs on every backend; at the time in this backend's tests: two threads creating
-//! and closing 10,000 to 18,000 mutexes a second in the same directory), 400 listings each
-//! looked for four held mutexes (1,600 looks): one pass per listing missed 314 of them, four
-//! passes 1, sixteen passes none.
+//! after sixteen passes in any case.
+//!
+//! Measured with the behaviour test `inspect::list_misses_no_mutex_while_others_come_and_go`
+//! raised to 400 listings (two threads creating and closing 10,000 to 18,000 mutexes a
+//! second in the same directory; each listing looks for four held mutexes, 1,600 looks in
+//! all): one pass per listing missed 314 times, four passes once, sixteen passes never.
 
 use super::handle::Handle;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -55,8 +55,8 @@ const FIRST_BATCH_BYTES: usize = 64 << 10;
 const MAX_BATCH_BYTES: usize = 64 << 20;
 /// One entry and its two names (each at most 32,767 UTF-16 units, as object names are).
 const ONE_ENTRY_BYTES: usize = 160 << 10;
-/// A scan by index stops after this many identical passes in a row (the directory was quiet),
-/// and after `MAX_PASSES` in any case.
+/// A scan by index stops after this many identical passes in a row (the directory was most
+/// likely quiet), and after `MAX_PASSES` in any case.
 const QUIET_PASSES: usize = 3;
 const MAX_PASSES: usize = 16;
 /// The most entries one pass reads, so that a directory that grows as fast as it is read
@@ -215,7 +215,7 @@ fn scan_by_index(
             0
         };
         if same + 1 == QUIET_PASSES {
-            break; // nothing came or went while these passes read it
+            break; // most likely nothing came or went while these passes read it
         }
         previous = Some(pass);
     }
