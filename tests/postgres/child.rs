@@ -61,6 +61,14 @@ pub fn run(args: &[String]) -> ! {
             let s = m.wait(None).expect("wait");
             say(&format!("got {}", status(s)));
         }
+        "once" => {
+            // Takes and gives back, then exits as a program does (exit: its hooks run),
+            // with its handle still open.
+            m.wait(None).expect("wait");
+            m.release().expect("release");
+            say("done");
+            std::process::exit(0);
+        }
         "cycle" => {
             say("cycling");
             loop {

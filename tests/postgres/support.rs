@@ -193,6 +193,20 @@ impl Client {
             .ok_or_else(|| format!("the client said {line:?}, expected {prefix:?}"))
     }
 
+    /// Waits (at most a watchdog) for the process to exit by itself: its exit status.
+    pub fn wait_exit(&mut self) -> Result<std::process::ExitStatus, String> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().ctx("wait for the client")? {
+                return Ok(status);
+            }
+            if started.elapsed() > watchdog() {
+                return Err("the client did not exit in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -48,6 +48,10 @@ pub fn all() -> Vec<Scenario> {
         ),
         ("tls::a_missing_root_file_is_named", missing_root_file),
         (
+            "tls::an_exiting_process_ends_its_sessions",
+            exiting_process_ends_sessions,
+        ),
+        (
             "tls::a_revocation_list_without_the_server_lets_it_in",
             revocation_list_clean,
         ),
@@ -154,6 +158,49 @@ fn use_mutex(url: &str, name: &str, role: &str) -> TestResult {
         format!("{sessions} sessions of {role}, all encrypted: {encrypted}"),
     )?;
     g.release().ctx("release")
+}
+
+/// Processes that take and give back a mutex over TLS and then exit (`exit`, their handle
+/// still open) end every session with Terminate: the server logs no connection reset for
+/// them (it did for the handle session, once per process, before `sys/pg/at_exit.rs`).
+fn exiting_process_ends_sessions() -> TestResult {
+    let app = unique("exit");
+    let url = tls_url(
+        "127.0.0.1",
+        &format!("sslmode=require&application_name={app}"),
+    )?;
+    let log = format!("{}/log", pg_dir()?);
+    let before = std::fs::metadata(&log).ctx("the server's log")?.len();
+    let name = unique("exit");
+    for _ in 0..5 {
+        let mut client = Client::spawn("once", &url, &name)?;
+        client.expect("done")?;
+        let status = client.wait_exit()?;
+        ensure(status.success(), format!("the client exited with {status}"))?;
+    }
+    // Gone from pg_stat_activity: each backend has logged whatever it logs and ended.
+    let mut admin = admin();
+    wait_until("the clients' sessions to end", || {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .is_ok_and(|row| row.get::<_, i64>(0) == 0)
+    })?;
+    let text = std::fs::read(&log).ctx("the server's log")?;
+    let since = String::from_utf8_lossy(&text[before as usize..]);
+    let resets: Vec<&str> = since
+        .lines()
+        .filter(|l| l.contains("could not receive data from client"))
+        .collect();
+    ensure(
+        resets.is_empty(),
+        format!(
+            "the server logged {} connection resets: {resets:?}",
+            resets.len()
+        ),
+    )
 }
 
 fn verify_full_encrypts() -> TestResult {

@@ -71,6 +71,7 @@ fn session_for<'a>(
         .get(&server.key)
         .is_none_or(|s| s.pid != std::process::id() || s.client.is_closed());
     if stale {
+        super::at_exit::end_sessions_at_exit();
         let mut client = server.connect()?;
         super::schema::ensure(&server.key, &mut client)?;
         // The handles this process had through a session that ended (a server restart)
@@ -101,6 +102,21 @@ fn session_for<'a>(
         }
     }
     Ok(all.get_mut(&server.key).expect("inserted above"))
+}
+
+/// Takes this process's handle sessions out, to end them (at its exit: `at_exit.rs`),
+/// unless another thread is using them; a forked child's inherited ones stay (they are the
+/// parent's, not to be ended here).
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
+    allow(dead_code)
+)] // called at exit where there are exit hooks
+pub(super) fn take_all() -> Vec<Box<dyn Send>> {
+    let Ok(mut all) = SESSIONS.try_lock() else {
+        return Vec::new();
+    };
+    let sessions = all.take().into_iter().flat_map(HashMap::into_values);
+    super::at_exit::this_process(sessions.map(|s| (s.pid, s.client)))
 }
 
 /// How [`open`] opens.

@@ -25,6 +25,7 @@
 //!
 //! What is weaker than the local backends is listed in the README ("Across machines").
 
+mod at_exit;
 mod handles;
 mod hosts;
 mod inspect;

@@ -439,8 +439,13 @@ impl Drop for ThreadSessions {
 /// How long an ending thread waits for the closer to abandon what it owned.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// A session to close, and the flag set when it is closed.
-type Closing = (Session, Arc<AtomicBool>);
+/// What the closer thread is asked to do.
+enum Closing {
+    /// Close a session, and set the flag when it is closed.
+    Close(Box<Session>, Arc<AtomicBool>),
+    /// Answer once everything asked before is done (the process is exiting).
+    Flush(std::sync::mpsc::Sender<()>),
+}
 
 /// The closer thread's inbox (started with the first session of any thread).
 static CLOSER: Mutex<Option<std::sync::mpsc::Sender<Closing>>> = Mutex::new(None);
@@ -453,7 +458,14 @@ fn start_closer() -> Result<()> {
         std::thread::Builder::new()
             .name("namedmutex-pg-closer".into())
             .spawn(move || {
-                for (mut session, done) in rx {
+                for job in rx {
+                    let (mut session, done) = match job {
+                        Closing::Close(session, done) => (*session, done),
+                        Closing::Flush(answer) => {
+                            let _ = answer.send(());
+                            continue;
+                        }
+                    };
                     // Abandoned explicitly rather than by the session's end: the next owner
                     // learns it now, not when the server notices the closed socket.
                     let ids: Vec<i32> = session.held.keys().copied().collect();
@@ -483,7 +495,7 @@ fn start_closer() -> Result<()> {
 fn close_elsewhere(session: Session, done: Arc<AtomicBool>) -> bool {
     let closer = CLOSER.lock().unwrap_or_else(|p| p.into_inner());
     match closer.as_ref() {
-        Some(tx) => match tx.send((session, done)) {
+        Some(tx) => match tx.send(Closing::Close(Box::new(session), done)) {
             Ok(()) => true,
             Err(back) => {
                 std::mem::forget(back.0);
@@ -616,7 +628,42 @@ pub(crate) fn return_session(session: Session) {
     if session.held.is_empty() && session.usable() {
         let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
         if spare.len() < 8 {
+            super::at_exit::end_sessions_at_exit();
             spare.push(session);
         }
     }
+}
+
+/// Waits, at most `limit`, for the closer thread to finish what it was given (at this
+/// process's exit: the exiting thread's own sessions went there a moment ago).
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
+    allow(dead_code)
+)] // called at exit where there are exit hooks
+pub(super) fn wait_for_closer(limit: Duration) {
+    let Ok(closer) = CLOSER.try_lock() else {
+        return;
+    };
+    let (answer, answered) = std::sync::mpsc::channel();
+    let asked = closer
+        .as_ref()
+        .is_some_and(|tx| tx.send(Closing::Flush(answer)).is_ok());
+    drop(closer);
+    if asked {
+        let _ = answered.recv_timeout(limit);
+    }
+}
+
+/// Takes the spare sessions out, to end them (at this process's exit: `at_exit.rs`),
+/// unless another thread is taking one; a forked child's inherited ones stay (they are the
+/// parent's, not to be ended here).
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
+    allow(dead_code)
+)] // called at exit where there are exit hooks
+pub(super) fn take_spares() -> Vec<Box<dyn Send>> {
+    let Ok(mut spare) = SPARE.try_lock() else {
+        return Vec::new();
+    };
+    super::at_exit::this_process(spare.drain(..).map(|s| (s.pid, s)))
 }

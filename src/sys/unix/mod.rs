@@ -51,7 +51,7 @@ mod lock;
 mod mapping;
 mod multi;
 mod object;
-mod os;
+pub(in crate::sys) mod os;
 mod polling;
 mod registry;
 mod registry_layout;

@@ -108,3 +108,16 @@ pub(super) fn reopen(fd: BorrowedFd<'_>, named: Option<(BorrowedFd<'_>, &str)>) 
         None => rustix::io::dup(fd).map_err(|e| io_error("duplicate", "an unnamed mutex", e)),
     }
 }
+
+/// Has `hook` run when the process exits through `exit` (a return from `main`, or
+/// `std::process::exit`), after the exiting thread's thread-local destructors; not at
+/// `_exit`, a signal or an `exec`. False if the C library's table of such hooks is full.
+/// `hook` must not unwind (it is `extern "C"`: a panic escaping it aborts the process).
+#[cfg(feature = "postgres")] // the PostgreSQL backend's sessions end at exit
+pub(in crate::sys) fn at_exit(hook: extern "C" fn()) -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: atexit only stores the pointer, which is to a function that lives as long as
+    // the program; the C library calls it with no arguments, as its type says.
+    let status = unsafe { libc::atexit(hook) };
+    status == 0
+}
