@@ -41,6 +41,10 @@ pub fn all() -> Vec<Scenario> {
         ("input::roles_have_their_own_local_namespace", second_role),
         ("input::future_schema_version_is_refused", future_schema),
         (
+            "input::first_use_leaves_no_error_in_the_log",
+            first_use_logs_no_error,
+        ),
+        (
             "input::older_functions_are_upgraded_by_their_owner",
             older_functions,
         ),
@@ -557,6 +561,19 @@ fn lock_down() -> TestResult {
     }
     let other = db_url.replacen("postgres@", "nm_other@", 1);
     take_and_release(&other, "locked", "a granted role")
+}
+
+/// The first use of a new database installs the schema without an ERROR in the server's
+/// log (it looked for the schema by calling into it, which failed there, once per database).
+fn first_use_logs_no_error() -> TestResult {
+    let db_url = fresh_database(&mut admin(), "nm_first_use")?;
+    let log = ServerLog::mark()?;
+    take_and_release(&db_url, "first-use", "the first use of a database")?;
+    let errors = log.lines_with("ERROR")?;
+    ensure(
+        errors.is_empty(),
+        format!("the server logged {} errors: {errors:?}", errors.len()),
+    )
 }
 
 /// A database whose schema a future version installed: refused with `Incompatible`.

@@ -81,6 +81,32 @@ pub fn fresh_database(admin: &mut postgres::Client, db: &str) -> Result<String, 
         .unwrap())
 }
 
+/// The test server's log (tools/pg-server.sh writes it to DIR/log) from a mark on.
+pub struct ServerLog {
+    path: String,
+    start: u64,
+}
+
+impl ServerLog {
+    /// Marks the log's end now.
+    pub fn mark() -> Result<ServerLog, String> {
+        let path = format!("{}/log", pg_dir()?);
+        let start = std::fs::metadata(&path).ctx("the server's log")?.len();
+        Ok(ServerLog { path, start })
+    }
+
+    /// The lines logged since the mark that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Result<Vec<String>, String> {
+        let text = std::fs::read(&self.path).ctx("the server's log")?;
+        let since = text.get(self.start as usize..).unwrap_or_default();
+        Ok(String::from_utf8_lossy(since)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
 /// Creates a mutex named after `tag` through `url`, takes it (it must be `Acquired`) and
 /// releases it; `who` names the case in errors.
 pub fn take_and_release(url: &str, tag: &str, who: &str) -> TestResult {

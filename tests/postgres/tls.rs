@@ -169,8 +169,7 @@ fn exiting_process_ends_sessions() -> TestResult {
         "127.0.0.1",
         &format!("sslmode=require&application_name={app}"),
     )?;
-    let log = format!("{}/log", pg_dir()?);
-    let before = std::fs::metadata(&log).ctx("the server's log")?.len();
+    let log = ServerLog::mark()?;
     let name = unique("exit");
     for _ in 0..5 {
         let mut client = Client::spawn("once", &url, &name)?;
@@ -188,12 +187,7 @@ fn exiting_process_ends_sessions() -> TestResult {
             )
             .is_ok_and(|row| row.get::<_, i64>(0) == 0)
     })?;
-    let text = std::fs::read(&log).ctx("the server's log")?;
-    let since = String::from_utf8_lossy(&text[before as usize..]);
-    let resets: Vec<&str> = since
-        .lines()
-        .filter(|l| l.contains("could not receive data from client"))
-        .collect();
+    let resets = log.lines_with("could not receive data from client")?;
     ensure(
         resets.is_empty(),
         format!(

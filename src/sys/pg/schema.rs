@@ -70,23 +70,37 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
     {
         return Ok(());
     }
-    match client.query_one("SELECT namedmutex.version()", &[]) {
-        Ok(row) => {
-            check_version(server, row.get(0))?;
-            if revision(server, client)? < REVISION {
-                upgrade(server, client)?;
-            }
+    // Looked up first rather than called: a call to a function that does not exist yet
+    // would leave an ERROR in the server's log for every new database.
+    let what = "checking the namedmutex schema";
+    let denied = |e: &postgres::Error| e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE);
+    let present = client.query_one(
+        "SELECT to_regprocedure('namedmutex.version()') IS NOT NULL, \
+                to_regprocedure('namedmutex.revision()') IS NOT NULL",
+        &[],
+    );
+    let (has_version, has_revision): (bool, bool) = match present {
+        Ok(row) => (row.get(0), row.get(1)),
+        Err(e) if denied(&e) => return Err(not_granted(server, client)),
+        Err(e) => return Err(sql_error(server, what, e)),
+    };
+    if has_version {
+        let sql = if has_revision {
+            "SELECT namedmutex.version(), namedmutex.revision()"
+        } else {
+            "SELECT namedmutex.version(), 1" // revision 1 had no revision()
+        };
+        let row = match client.query_one(sql, &[]) {
+            Ok(row) => row,
+            Err(e) if denied(&e) => return Err(not_granted(server, client)),
+            Err(e) => return Err(sql_error(server, what, e)),
+        };
+        check_version(server, row.get(0))?;
+        if row.get::<_, i32>(1) < REVISION {
+            upgrade(server, client)?;
         }
-        Err(e)
-            if e.code() == Some(&SqlState::INVALID_SCHEMA_NAME)
-                || e.code() == Some(&SqlState::UNDEFINED_FUNCTION) =>
-        {
-            install(server, client)?
-        }
-        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-            return Err(not_granted(server, client));
-        }
-        Err(e) => return Err(sql_error(server, "checking the namedmutex schema", e)),
+    } else {
+        install(server, client)?
     }
     CHECKED
         .lock()
