@@ -19,6 +19,10 @@ pub fn all() -> Vec<Scenario> {
         ),
         ("session::terminated_owner_learns_it_lost", terminated_owner),
         (
+            "session::timed_out_waits_leave_no_error_in_the_log",
+            timed_out_waits_log_nothing,
+        ),
+        (
             "session::server_restart_every_holder_learns",
             server_restart,
         ),
@@ -563,6 +567,46 @@ fn lock_down() -> TestResult {
     take_and_release(&other, "locked", "a granted role")
 }
 
+/// Waits that time out, a thread's and an async one (which waits in 200 ms slices), leave
+/// no ERROR in the server's log: with revision 4's `wait`, each slice and each timeout
+/// failed its statement with "canceling statement due to lock timeout".
+fn timed_out_waits_log_nothing() -> TestResult {
+    let (m, _) = opts().create(&unique("quiet")).ctx("create")?;
+    let m = Arc::new(m);
+    let g = m.lock().ctx("lock")?;
+    let log = ServerLog::mark()?;
+    let other = m.clone();
+    let waited = std::thread::spawn(move || other.wait(Some(Duration::from_millis(300))))
+        .join()
+        .map_err(|_| "the waiting thread panicked".to_string())?
+        .ctx("wait on another thread")?;
+    ensure(
+        waited == WaitStatus::TimedOut,
+        format!("a thread's wait while held: {waited:?}"),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ctx("runtime")?;
+    let waiter = m.clone();
+    let got = rt.block_on(async move {
+        waiter
+            .lock_async_for(Duration::from_millis(900))
+            .await
+            .map(|g| g.is_some())
+    });
+    ensure(
+        matches!(got, Ok(false)),
+        format!("an async wait while held: {got:?}"),
+    )?;
+    g.release().ctx("release")?;
+    let errors = log.lines_with("ERROR")?;
+    ensure(
+        errors.is_empty(),
+        format!("the server logged {} errors: {errors:?}", errors.len()),
+    )
+}
+
 /// The first use of a new database installs the schema without an ERROR in the server's
 /// log (it looked for the schema by calling into it, which failed there, once per database).
 fn first_use_logs_no_error() -> TestResult {
@@ -642,7 +686,7 @@ fn older_functions() -> TestResult {
     let owner = format!("{db_url}?application_name=older-owner");
     take_and_release(&owner, "upgraded", "the owner")?;
     ensure(
-        revision(&mut c)? == Some(4), // functions.sql's revision
+        revision(&mut c)? == Some(5), // functions.sql's revision
         format!(
             "after the owner's connection: revision {:?}",
             revision(&mut c)?

@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 3 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 5 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -23,6 +23,11 @@
 -- table fencing_jumped says it already did. Each jump was a durable write that excluded
 -- the others, so sessions that started together waited for each other's WAL flush.
 
+-- Revision 5: wait_granted, which waits as wait does but answers a lock_timeout itself
+-- (false, or true where the grant raced it) instead of failing the statement, so that
+-- timed-out waits, and the 200 ms slices of cancellable ones, leave no ERROR in the
+-- server's log; and it answers the race in the same round trip.
+
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
 DROP FUNCTION IF EXISTS namedmutex.session_holds(int, int, text);
@@ -32,7 +37,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 4;
+    RETURN 5;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -241,6 +246,24 @@ BEGIN
     PERFORM namedmutex._usable(p_id);
     PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
     PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
+END $$;
+
+-- Waits for p_id's lock as wait does, at most p_timeout_ms (0: forever): whether it is
+-- this session's now. A lock_timeout is caught here (the block's subtransaction is undone;
+-- a session-level lock granted meanwhile is not) and answered: false, or true when the
+-- grant raced the timeout. Nothing else is caught: a cancel or a deadlock still fails
+-- the statement, as with wait.
+CREATE OR REPLACE FUNCTION namedmutex.wait_granted(p_id int, p_timeout_ms int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM namedmutex._usable(p_id);
+    PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
+    BEGIN
+        PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
+    END;
+    RETURN true;
 END $$;
 
 -- Whether the calling session holds p_id's lock (a grant racing a lock_timeout).

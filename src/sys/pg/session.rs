@@ -29,6 +29,10 @@ pub(crate) struct Held {
 struct Statements {
     try_acquire: Statement,
     wait: Statement,
+    /// `wait` is `wait_granted` (revision 5), which answers whether the lock was granted
+    /// (and a timeout without an error); else it is revision 4's `wait`, which fails on a
+    /// timeout.
+    wait_answers: bool,
     granted: Statement,
     claim: Statement,
     release: Statement,
@@ -89,6 +93,18 @@ impl Session {
         let mut client = server.connect()?;
         super::schema::ensure(&server.key, &mut client)?;
         let key = &server.key;
+        // Functions of an older revision stay where the role may not replace them
+        // (schema.rs): what they lack is looked up, not called.
+        let started = client
+            .query_one(
+                "SELECT gen_random_uuid()::text, \
+                        to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL, \
+                        to_regprocedure('namedmutex.wait_granted(int, int)') IS NOT NULL",
+                &[],
+            )
+            .map_err(|e| sql_error(key, "starting a session", e))?;
+        let me: String = started.get(0);
+        let wait_answers: bool = started.get(2);
         let prep = |client: &mut postgres::Client, sql: &str| {
             client
                 .prepare(sql)
@@ -99,7 +115,15 @@ impl Session {
                 &mut client,
                 "SELECT got, abandoned, token FROM namedmutex.try_acquire($1, $2::text::uuid, $3, $4, $5)",
             )?,
-            wait: prep(&mut client, "SELECT namedmutex.wait($1, $2)")?,
+            wait: prep(
+                &mut client,
+                if wait_answers {
+                    "SELECT namedmutex.wait_granted($1, $2)"
+                } else {
+                    "SELECT namedmutex.wait($1, $2)"
+                },
+            )?,
+            wait_answers,
             granted: prep(&mut client, "SELECT namedmutex.granted($1)")?,
             claim: prep(
                 &mut client,
@@ -118,13 +142,6 @@ impl Session {
                 "SELECT namedmutex.still_owned($1, $2::text::uuid)",
             )?,
         };
-        let started = client
-            .query_one(
-                "SELECT gen_random_uuid()::text, to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL",
-                &[],
-            )
-            .map_err(|e| sql_error(key, "starting a session", e))?;
-        let me: String = started.get(0);
         // Fencing tokens beyond any a crash may have lost (functions.sql, fencing_gap):
         // where the functions are older (their owner has not upgraded them), claims made
         // with synchronous_commit off may repeat a token after a server crash.
@@ -230,7 +247,9 @@ impl Session {
             // lock_timeout in whole milliseconds, never 0 (which would mean forever); the
             // server's timer follows the wall clock, so the monotonic deadline is ours.
             let ms: i32 = left.map_or(0, |l| l.as_millis().clamp(1, i32::MAX as u128 - 1) as i32);
-            match self.client.execute(&self.statements.wait, &[&id, &ms]) {
+            match self.client.query_one(&self.statements.wait, &[&id, &ms]) {
+                // wait_granted answers a timeout itself (false: not granted; look again).
+                Ok(row) if self.statements.wait_answers && !row.get::<_, bool>(0) => {}
                 Ok(_) => break,
                 Err(e) => match classify(&self.server.key, "waiting for a mutex", e) {
                     // The grant may have raced the timeout: then the lock is ours.
