@@ -251,8 +251,9 @@ END $$;
 -- Waits for p_id's lock as wait does, at most p_timeout_ms (0: forever): whether it is
 -- this session's now. A lock_timeout is caught here (the block's subtransaction is undone;
 -- a session-level lock granted meanwhile is not) and answered: false, or true when the
--- grant raced the timeout. Nothing else is caught: a cancel or a deadlock still fails
--- the statement, as with wait.
+-- grant raced the timeout. Nothing else is caught: a deadlock, and a cancel (a dropped
+-- async wait's; it shows in the server's log that the cancel arrived) still fail the
+-- statement, as with wait.
 CREATE OR REPLACE FUNCTION namedmutex.wait_granted(p_id int, p_timeout_ms int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
