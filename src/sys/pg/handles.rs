@@ -6,6 +6,7 @@
 use super::server::Server;
 use super::sql_error::sql_error;
 use crate::sys::contract::{Error, ErrorKind, Result};
+use postgres::types::Type;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ fn session_for<'a>(
             for &(id, count) in old.open.values() {
                 for _ in 0..count {
                     client
-                        .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+                        .execute_typed("SELECT namedmutex.dup_handle($1)", &[(&id, Type::INT4)])
                         .map_err(|e| sql_error(&server.key, "taking the handles again", e))?;
                 }
             }
@@ -158,16 +159,22 @@ pub(crate) fn open(
             if let Some(&(id, _)) = h.open.get(&key) {
                 // This process holds a handle already: it exists; one more is taken.
                 h.client
-                    .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+                    .execute_typed("SELECT namedmutex.dup_handle($1)", &[(&id, Type::INT4)])
                     .map_err(|e| sql_error(&server.key, what, e))?;
                 count(h, id, true);
                 return Ok(Some((id, true)));
             }
             let row = h
                 .client
-                .query_one(
+                .query_typed_one(
                     "SELECT status, id FROM namedmutex.open_handle($1, $2, $3, $4, $5)",
-                    &[&global, &name, &create, &everyone, &keep_abandoned],
+                    &[
+                        (&global, Type::BOOL),
+                        (&name, Type::TEXT),
+                        (&create, Type::BOOL),
+                        (&everyone, Type::BOOL),
+                        (&keep_abandoned, Type::BOOL),
+                    ],
                 )
                 .map_err(|e| sql_error(&server.key, what, e))?;
             let status: String = row.get(0);
@@ -180,13 +187,14 @@ pub(crate) fn open(
                     let first = created(id);
                     // Whatever `created` did, the handle becomes an ordinary one.
                     h.client
-                        .execute("SELECT namedmutex.finish_create($1)", &[&id])
+                        .execute_typed("SELECT namedmutex.finish_create($1)", &[(&id, Type::INT4)])
                         .map_err(|e| sql_error(&server.key, "creating a mutex", e))?;
                     h.open.insert(key.clone(), (id, 1));
                     if let Err(e) = first {
-                        let _ = h
-                            .client
-                            .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+                        let _ = h.client.execute_typed(
+                            "SELECT namedmutex.close_handle($1)",
+                            &[(&id, Type::INT4)],
+                        );
                         count(h, id, false);
                         return Err(e);
                     }
@@ -230,7 +238,7 @@ pub(crate) fn open(
 pub(crate) fn duplicate(server: &Server, id: i32) -> Result<()> {
     with_handles(server, |h| {
         h.client
-            .execute("SELECT namedmutex.dup_handle($1)", &[&id])
+            .execute_typed("SELECT namedmutex.dup_handle($1)", &[(&id, Type::INT4)])
             .map_err(|e| sql_error(&server.key, "duplicating a handle", e))?;
         count(h, id, true);
         Ok(())
@@ -250,7 +258,7 @@ fn close_here(server: &Server, id: i32) {
             if !session.client.is_closed() {
                 let _ = session
                     .client
-                    .execute("SELECT namedmutex.close_handle($1)", &[&id]);
+                    .execute_typed("SELECT namedmutex.close_handle($1)", &[(&id, Type::INT4)]);
             }
             // (A closed session's locks are gone already; it is not taken again for this one.)
             count(session, id, false);

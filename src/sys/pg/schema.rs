@@ -74,7 +74,7 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
     // would leave an ERROR in the server's log for every new database.
     let what = "checking the namedmutex schema";
     let denied = |e: &postgres::Error| e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE);
-    let present = client.query_one(
+    let present = client.query_typed_one(
         "SELECT to_regprocedure('namedmutex.version()') IS NOT NULL, \
                 to_regprocedure('namedmutex.revision()') IS NOT NULL",
         &[],
@@ -90,7 +90,7 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
         } else {
             "SELECT namedmutex.version(), 1" // revision 1 had no revision()
         };
-        let row = match client.query_one(sql, &[]) {
+        let row = match client.query_typed_one(sql, &[]) {
             Ok(row) => row,
             Err(e) if denied(&e) => return Err(not_granted(server, client)),
             Err(e) => return Err(sql_error(server, what, e)),

@@ -211,7 +211,7 @@ impl Server {
     /// another server session, which advisory locks cannot survive.
     fn checked(&self, mut client: postgres::Client) -> Result<postgres::Client> {
         let interval: String = client
-            .query_one(
+            .query_typed_one(
                 "SELECT current_setting('client_connection_check_interval')",
                 &[],
             )

@@ -8,7 +8,8 @@ use super::server::Server;
 use super::sql_error::{Failure, classify, is_cancel, sql_error};
 use crate::sys::contract::WaitStatus;
 use crate::sys::contract::{Error, ErrorKind, Result};
-use postgres::Statement;
+use postgres::types::{ToSql, Type};
+use postgres::{Row, Statement};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,19 +26,130 @@ pub(crate) struct Held {
     pub token: u64,
 }
 
-/// The prepared statements of a session.
+/// The statements an owning session prepares, each on first use: most sessions only take
+/// and give back, and each preparation is a round trip to the server.
+#[derive(Clone, Copy)]
+enum Stmt {
+    TryAcquire,
+    Wait,
+    Granted,
+    Claim,
+    Release,
+    TryAcquireAll,
+    StillOwned,
+}
+
+impl Stmt {
+    const COUNT: usize = 7;
+
+    /// Its text; `wait_answers`: the functions have `wait_granted` (revision 5), which
+    /// answers whether the lock was granted (and a timeout without an error), else `wait`
+    /// fails on a timeout.
+    fn sql(self, wait_answers: bool) -> &'static str {
+        match self {
+            Stmt::TryAcquire => {
+                "SELECT got, abandoned, token FROM namedmutex.try_acquire($1, $2::text::uuid, $3, $4, $5)"
+            }
+            Stmt::Wait if wait_answers => "SELECT namedmutex.wait_granted($1, $2)",
+            Stmt::Wait => "SELECT namedmutex.wait($1, $2)",
+            Stmt::Granted => "SELECT namedmutex.granted($1)",
+            Stmt::Claim => {
+                "SELECT abandoned, token FROM namedmutex.claim($1, $2::text::uuid, $3, $4, $5)"
+            }
+            Stmt::Release => "SELECT namedmutex.release($1, $2::text::uuid, $3)",
+            Stmt::TryAcquireAll => {
+                "SELECT abandoned, token FROM namedmutex.try_acquire_all($1, $2::text::uuid, $3, $4, $5)"
+            }
+            Stmt::StillOwned => "SELECT namedmutex.still_owned($1, $2::text::uuid)",
+        }
+    }
+
+    /// The types of its parameters, for its first use, which runs it unprepared.
+    fn types(self) -> &'static [Type] {
+        const OWNER: &[Type] = &[Type::INT4, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4];
+        match self {
+            Stmt::TryAcquire | Stmt::Claim => OWNER,
+            Stmt::Wait => &[Type::INT4, Type::INT4],
+            Stmt::Granted => &[Type::INT4],
+            Stmt::Release => &[Type::INT4, Type::TEXT, Type::TEXT],
+            Stmt::TryAcquireAll => &[
+                Type::INT4_ARRAY,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT4,
+                Type::INT4,
+            ],
+            Stmt::StillOwned => &[Type::INT4, Type::TEXT],
+        }
+    }
+}
+
+/// How a session runs its statements: the first use of each unprepared, in one round
+/// trip with the parameters' types given, as a session that takes and gives back once (a
+/// command's run) is best served; the second prepares it (one round trip more, once), and
+/// every later one runs the prepared statement, which the server need not plan again.
 struct Statements {
-    try_acquire: Statement,
-    wait: Statement,
-    /// `wait` is `wait_granted` (revision 5), which answers whether the lock was granted
-    /// (and a timeout without an error); else it is revision 4's `wait`, which fails on a
-    /// timeout.
+    prepared: [Option<Statement>; Stmt::COUNT],
+    used: [bool; Stmt::COUNT],
+    /// See [`Stmt::sql`].
     wait_answers: bool,
-    granted: Statement,
-    claim: Statement,
-    release: Statement,
-    try_acquire_all: Statement,
-    still_owned: Statement,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Statements {
+    /// Runs `which`, which answers exactly one row. An error is the server's or the
+    /// connection's, as with any statement: callers read both the same way (a lost
+    /// session is a lost session, whichever message met it).
+    fn one(
+        &mut self,
+        client: &mut postgres::Client,
+        which: Stmt,
+        params: Params<'_>,
+    ) -> std::result::Result<Row, postgres::Error> {
+        match self.prepared(client, which)? {
+            Some(st) => client.query_one(&st, params),
+            None => client.query_typed_one(which.sql(self.wait_answers), &typed(which, params)),
+        }
+    }
+
+    /// Runs `which`: its rows.
+    fn all(
+        &mut self,
+        client: &mut postgres::Client,
+        which: Stmt,
+        params: Params<'_>,
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        match self.prepared(client, which)? {
+            Some(st) => client.query(&st, params),
+            None => client.query_typed(which.sql(self.wait_answers), &typed(which, params)),
+        }
+    }
+
+    /// `which` prepared, or `None` the first time (run it unprepared).
+    fn prepared(
+        &mut self,
+        client: &mut postgres::Client,
+        which: Stmt,
+    ) -> std::result::Result<Option<Statement>, postgres::Error> {
+        let at = which as usize;
+        if !std::mem::replace(&mut self.used[at], true) {
+            return Ok(None);
+        }
+        if self.prepared[at].is_none() {
+            self.prepared[at] = Some(client.prepare(which.sql(self.wait_answers))?);
+        }
+        Ok(self.prepared[at].clone())
+    }
+}
+
+/// `params` paired with the types of `which`'s parameters.
+fn typed<'a>(which: Stmt, params: Params<'a>) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .copied()
+        .zip(which.types().iter().cloned())
+        .collect()
 }
 
 /// An owning session: a connection, its random owner id, and what it holds.
@@ -95,61 +207,42 @@ impl Session {
         let key = &server.key;
         // Functions of an older revision stay where the role may not replace them
         // (schema.rs): what they lack is looked up, not called.
+        // One round trip: fencing tokens beyond any a crash may have lost (functions.sql,
+        // fencing_gap; where the functions are older, their owner not having upgraded
+        // them, there is none, and claims made with synchronous_commit off may repeat a
+        // token after a server crash), this session's random id, and whether the
+        // functions have wait_granted. Both statements run in one implicit transaction.
         let started = client
-            .query_one(
-                "SELECT gen_random_uuid()::text, \
-                        to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL, \
+            .simple_query(
+                "DO $$ BEGIN \
+                     IF to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL THEN \
+                         PERFORM namedmutex.fencing_gap(); \
+                     END IF; \
+                 END $$; \
+                 SELECT gen_random_uuid()::text, \
                         to_regprocedure('namedmutex.wait_granted(int, int)') IS NOT NULL",
-                &[],
             )
             .map_err(|e| sql_error(key, "starting a session", e))?;
-        let me: String = started.get(0);
-        let wait_answers: bool = started.get(2);
-        let prep = |client: &mut postgres::Client, sql: &str| {
-            client
-                .prepare(sql)
-                .map_err(|e| sql_error(key, "preparing statements", e))
-        };
+        let (me, wait_answers) = started
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => {
+                    Some((row.get(0).map(str::to_owned), row.get(1) == Some("t")))
+                }
+                _ => None,
+            })
+            .and_then(|(me, wait_answers)| Some((me?, wait_answers)))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("PostgreSQL at {key} answered no session id"),
+                )
+            })?;
         let statements = Statements {
-            try_acquire: prep(
-                &mut client,
-                "SELECT got, abandoned, token FROM namedmutex.try_acquire($1, $2::text::uuid, $3, $4, $5)",
-            )?,
-            wait: prep(
-                &mut client,
-                if wait_answers {
-                    "SELECT namedmutex.wait_granted($1, $2)"
-                } else {
-                    "SELECT namedmutex.wait($1, $2)"
-                },
-            )?,
+            prepared: Default::default(),
+            used: [false; Stmt::COUNT],
             wait_answers,
-            granted: prep(&mut client, "SELECT namedmutex.granted($1)")?,
-            claim: prep(
-                &mut client,
-                "SELECT abandoned, token FROM namedmutex.claim($1, $2::text::uuid, $3, $4, $5)",
-            )?,
-            release: prep(
-                &mut client,
-                "SELECT namedmutex.release($1, $2::text::uuid, $3)",
-            )?,
-            try_acquire_all: prep(
-                &mut client,
-                "SELECT abandoned, token FROM namedmutex.try_acquire_all($1, $2::text::uuid, $3, $4, $5)",
-            )?,
-            still_owned: prep(
-                &mut client,
-                "SELECT namedmutex.still_owned($1, $2::text::uuid)",
-            )?,
         };
-        // Fencing tokens beyond any a crash may have lost (functions.sql, fencing_gap):
-        // where the functions are older (their owner has not upgraded them), claims made
-        // with synchronous_commit off may repeat a token after a server crash.
-        if started.get::<_, bool>(1) {
-            client
-                .execute("SELECT namedmutex.fencing_gap()", &[])
-                .map_err(|e| sql_error(key, "starting a session", e))?;
-        }
         Ok(Session {
             server: server.clone(),
             client,
@@ -207,9 +300,10 @@ impl Session {
     pub fn try_acquire(&mut self, id: i32) -> Result<Option<WaitStatus>> {
         let (host, pid, tid) = &self.holder;
         let row = self
-            .client
-            .query_one(
-                &self.statements.try_acquire,
+            .statements
+            .one(
+                &mut self.client,
+                Stmt::TryAcquire,
                 &[&id, &self.me, host, pid, tid],
             )
             .map_err(|e| sql_error(&self.server.key, "acquiring a mutex", e))?;
@@ -247,7 +341,10 @@ impl Session {
             // lock_timeout in whole milliseconds, never 0 (which would mean forever); the
             // server's timer follows the wall clock, so the monotonic deadline is ours.
             let ms: i32 = left.map_or(0, |l| l.as_millis().clamp(1, i32::MAX as u128 - 1) as i32);
-            match self.client.query_one(&self.statements.wait, &[&id, &ms]) {
+            let waited = self
+                .statements
+                .one(&mut self.client, Stmt::Wait, &[&id, &ms]);
+            match waited {
                 // wait_granted answers a timeout itself (false: not granted; look again).
                 Ok(row) if self.statements.wait_answers && !row.get::<_, bool>(0) => {}
                 Ok(_) => break,
@@ -270,8 +367,8 @@ impl Session {
 
     fn granted(&mut self, id: i32) -> Result<bool> {
         Ok(self
-            .client
-            .query_one(&self.statements.granted, &[&id])
+            .statements
+            .one(&mut self.client, Stmt::Granted, &[&id])
             .map_err(|e| sql_error(&self.server.key, "checking a grant", e))?
             .get(0))
     }
@@ -279,8 +376,12 @@ impl Session {
     fn claim(&mut self, id: i32) -> Result<Claimed> {
         let (host, pid, tid) = &self.holder;
         let row = self
-            .client
-            .query_one(&self.statements.claim, &[&id, &self.me, host, pid, tid])
+            .statements
+            .one(
+                &mut self.client,
+                Stmt::Claim,
+                &[&id, &self.me, host, pid, tid],
+            )
             .map_err(|e| sql_error(&self.server.key, "claiming a mutex", e))?;
         Ok(Claimed::from_row(&row, 0))
     }
@@ -290,9 +391,10 @@ impl Session {
     pub fn try_acquire_all(&mut self, ids: &[i32]) -> Result<Option<Option<usize>>> {
         let (host, pid, tid) = &self.holder;
         let rows = self
-            .client
-            .query(
-                &self.statements.try_acquire_all,
+            .statements
+            .all(
+                &mut self.client,
+                Stmt::TryAcquireAll,
                 &[&ids, &self.me, host, pid, tid],
             )
             .map_err(|e| sql_error(&self.server.key, "acquiring mutexes", e))?;
@@ -327,14 +429,14 @@ impl Session {
             return Ok(());
         }
         self.held.remove(&id);
-        let mut outcome = self
-            .client
-            .query_one(&self.statements.release, &[&id, &self.me, &note]);
+        let mut outcome =
+            self.statements
+                .one(&mut self.client, Stmt::Release, &[&id, &self.me, &note]);
         if self.cancel_sent && outcome.as_ref().is_err_and(is_cancel) {
             // The late cancel of a wait that had ended (see `cancel_sent`): it is spent now.
             outcome = self
-                .client
-                .query_one(&self.statements.release, &[&id, &self.me, &note]);
+                .statements
+                .one(&mut self.client, Stmt::Release, &[&id, &self.me, &note]);
         }
         match outcome {
             Ok(row) => match row.get::<_, i32>(0) {
@@ -370,10 +472,10 @@ impl Session {
         if !self.held.contains_key(&id) {
             return Ok(false);
         }
-        match self
-            .client
-            .query_one(&self.statements.still_owned, &[&id, &self.me])
-        {
+        let owned = self
+            .statements
+            .one(&mut self.client, Stmt::StillOwned, &[&id, &self.me]);
+        match owned {
             Ok(row) => Ok(row.get(0)),
             Err(e) => match classify(&self.server.key, "checking ownership", e) {
                 Failure::SessionLost(_) => Ok(false),
@@ -386,7 +488,10 @@ impl Session {
     /// Starts (`on`) or ends watching `ids` for releases (multi-object waits).
     pub fn watch(&mut self, ids: &[i32], on: bool) -> Result<()> {
         self.client
-            .execute("SELECT namedmutex.watch($1, $2)", &[&ids, &on])
+            .execute_typed(
+                "SELECT namedmutex.watch($1, $2)",
+                &[(&ids, Type::INT4_ARRAY), (&on, Type::BOOL)],
+            )
             .map(drop)
             .map_err(|e| sql_error(&self.server.key, "watching mutexes", e))
     }
