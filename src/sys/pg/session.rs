@@ -26,8 +26,7 @@ pub(crate) struct Held {
     pub token: u64,
 }
 
-/// The statements an owning session prepares, each on first use: most sessions only take
-/// and give back, and each preparation is a round trip to the server.
+/// The statements of an owning session (how each is run: [`Statements`]).
 #[derive(Clone, Copy)]
 enum Stmt {
     TryAcquire,
@@ -205,13 +204,12 @@ impl Session {
         let mut client = server.connect()?;
         super::schema::ensure(&server.key, &mut client)?;
         let key = &server.key;
-        // Functions of an older revision stay where the role may not replace them
-        // (schema.rs): what they lack is looked up, not called.
         // One round trip: fencing tokens beyond any a crash may have lost (functions.sql,
-        // fencing_gap; where the functions are older, their owner not having upgraded
-        // them, there is none, and claims made with synchronous_commit off may repeat a
-        // token after a server crash), this session's random id, and whether the
-        // functions have wait_granted. Both statements run in one implicit transaction.
+        // fencing_gap), this session's random id, and whether the functions have
+        // wait_granted; the two statements run in one implicit transaction. Functions of
+        // an older revision stay where the role may not replace them (schema.rs), so what
+        // they may lack is looked up, not called: without fencing_gap, claims made with
+        // synchronous_commit off may repeat a token after a server crash.
         let started = client
             .simple_query(
                 "DO $$ BEGIN \
