@@ -8,8 +8,9 @@
 #      that works proves the client offered `postgresql`;
 #   2. `run` and `list` with sslnegotiation=direct, with sslmode=require and verify-full;
 #   3. sslnegotiation=direct with sslmode=prefer is refused with a message that says why.
-# Needs root and the network to Debian's mirror; not part of .ci/run (it downloads a
-# distribution). Usage: tools/pg17-direct-tls.sh [ROOT] (default /var/tmp/namedmutex-pg17).
+# Needs root and Debian's mirror (tools/test-all.sh runs it; the first run downloads a
+# minimal Debian 13, about a minute here). Usage: tools/pg17-direct-tls.sh [ROOT] (default
+# /var/tmp/namedmutex-pg17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-/var/tmp/namedmutex-pg17}

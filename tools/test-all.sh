@@ -119,6 +119,11 @@ NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$p
     cargo test --features postgres --test postgres -- tls::
 cargo build -q -p namedmutex-cli
 cli/tests/server.sh "$pg_url" target/debug/namedmutex
+# sslnegotiation=direct against a real PostgreSQL 17 (the suite's server is Debian 12's 15):
+# Debian 13's, in a root made with debootstrap and kept for the next run (about a minute
+# the first time).
+step "tools/pg17-direct-tls.sh (direct TLS against a real PostgreSQL 17)"
+tools/pg17-direct-tls.sh
 
 step "tools/fuzz.sh 20"
 ./tools/fuzz.sh 20
