@@ -18,18 +18,23 @@ port=${NAMEDMUTEX_TEST_PG17_PORT:-54332}
 bin=/usr/lib/postgresql/17/bin
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+missing=()
+for tool in debootstrap openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2
+fi
 if [ ! -x "$root$bin/postgres" ]; then
-    command -v debootstrap >/dev/null || {
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
-    } >&2
+    # A root left half-made by an interrupted run is made again.
+    umount "$root/proc" 2>/dev/null || true
+    rm -rf --one-file-system "${root:?}"
     echo "==> debootstrap trixie $root" >&2
-    debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
+    timeout 900 debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
         || { tail -20 "$root.log" >&2; exit 1; }
     # No service may start inside the root while packages install.
     printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
     chmod +x "$root/usr/sbin/policy-rc.d"
     echo "==> apt-get install postgresql-17 (in $root)" >&2
-    chroot "$root" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    timeout 900 chroot "$root" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends postgresql-17" >>"$root.log" 2>&1 \
         || { tail -20 "$root.log" >&2; exit 1; }
 fi

@@ -25,10 +25,12 @@ export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 # refused), python3 (a process that holds a file lock and stops itself) and jq (the CLI
 # README's examples, which cli/tests/readme.rs runs) and pgbouncer (a transaction pooler,
 # which the PostgreSQL backend must refuse) and ip (iproute2: the partition test's veth
-# pair) and musl-gcc (the static musl command builds ring, for TLS to PostgreSQL, with it).
-# tools/pg-server.sh installs PostgreSQL (and with it psql, which cli/tests/server.sh uses).
+# pair) and musl-gcc (the static musl command builds ring, for TLS to PostgreSQL, with it)
+# and debootstrap and openssl (tools/pg17-direct-tls.sh: a Debian 13 root for PostgreSQL
+# 17, and its certificates). tools/pg-server.sh installs PostgreSQL (and with it psql, which
+# cli/tests/server.sh uses).
 need=()
-for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer ip:iproute2 musl-gcc:musl-tools; do
+for pair in unshare:util-linux setpriv:util-linux mount:mount useradd:passwd c++:g++ bindfs:bindfs python3:python3 jq:jq pgbouncer:pgbouncer ip:iproute2 musl-gcc:musl-tools debootstrap:debootstrap openssl:openssl; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -575,11 +575,7 @@ fn timed_out_waits_log_nothing() -> TestResult {
     let m = Arc::new(m);
     let g = m.lock().ctx("lock")?;
     let log = ServerLog::mark()?;
-    let other = m.clone();
-    let waited = std::thread::spawn(move || other.wait(Some(Duration::from_millis(300))))
-        .join()
-        .map_err(|_| "the waiting thread panicked".to_string())?
-        .ctx("wait on another thread")?;
+    let waited = wait_on_another_thread(&m, Duration::from_millis(300))?;
     ensure(
         waited == WaitStatus::TimedOut,
         format!("a thread's wait while held: {waited:?}"),
@@ -600,11 +596,7 @@ fn timed_out_waits_log_nothing() -> TestResult {
         format!("an async wait while held: {got:?}"),
     )?;
     g.release().ctx("release")?;
-    let errors = log.lines_with("ERROR")?;
-    ensure(
-        errors.is_empty(),
-        format!("the server logged {} errors: {errors:?}", errors.len()),
-    )
+    log.expect_none("ERROR")
 }
 
 /// The first use of a new database installs the schema without an ERROR in the server's
@@ -613,11 +605,7 @@ fn first_use_logs_no_error() -> TestResult {
     let db_url = fresh_database(&mut admin(), "nm_first_use")?;
     let log = ServerLog::mark()?;
     take_and_release(&db_url, "first-use", "the first use of a database")?;
-    let errors = log.lines_with("ERROR")?;
-    ensure(
-        errors.is_empty(),
-        format!("the server logged {} errors: {errors:?}", errors.len()),
-    )
+    log.expect_none("ERROR")
 }
 
 /// A database whose schema a future version installed: refused with `Incompatible`.

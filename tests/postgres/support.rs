@@ -95,6 +95,18 @@ impl ServerLog {
         Ok(ServerLog { path, start })
     }
 
+    /// Fails, showing them, if lines containing `needle` were logged since the mark.
+    pub fn expect_none(&self, needle: &str) -> TestResult {
+        let lines = self.lines_with(needle)?;
+        ensure(
+            lines.is_empty(),
+            format!(
+                "the server logged {} lines with {needle:?}: {lines:?}",
+                lines.len()
+            ),
+        )
+    }
+
     /// The lines logged since the mark that contain `needle`.
     pub fn lines_with(&self, needle: &str) -> Result<Vec<String>, String> {
         let text = std::fs::read(&self.path).ctx("the server's log")?;
@@ -257,10 +269,23 @@ impl Drop for Client {
 pub fn acquire_on_another_thread(
     m: &std::sync::Arc<namedmutex::NamedMutex>,
 ) -> Result<namedmutex::WaitStatus, String> {
+    wait_on_another_thread(m, watchdog())
+}
+
+/// A new thread (a server session of its own) waits for `m` at most `timeout` and releases
+/// what it got: what the wait returned.
+pub fn wait_on_another_thread(
+    m: &std::sync::Arc<namedmutex::NamedMutex>,
+    timeout: Duration,
+) -> Result<namedmutex::WaitStatus, String> {
     let o = m.clone();
     std::thread::spawn(move || {
-        let s = o.wait(Some(watchdog()));
-        let _ = o.release();
+        let s = o.wait(Some(timeout));
+        if s.as_ref()
+            .is_ok_and(|s| *s != namedmutex::WaitStatus::TimedOut)
+        {
+            let _ = o.release();
+        }
         s
     })
     .join()

@@ -72,29 +72,25 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
     }
     // Looked up first rather than called: a call to a function that does not exist yet
     // would leave an ERROR in the server's log for every new database.
-    let what = "checking the namedmutex schema";
-    let denied = |e: &postgres::Error| e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE);
-    let present = client.query_typed_one(
+    let mut ask = |sql: &str| {
+        client.query_typed_one(sql, &[]).map_err(|e| {
+            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                not_granted(server, client)
+            } else {
+                sql_error(server, "checking the namedmutex schema", e)
+            }
+        })
+    };
+    let present = ask(
         "SELECT to_regprocedure('namedmutex.version()') IS NOT NULL, \
                 to_regprocedure('namedmutex.revision()') IS NOT NULL",
-        &[],
-    );
-    let (has_version, has_revision): (bool, bool) = match present {
-        Ok(row) => (row.get(0), row.get(1)),
-        Err(e) if denied(&e) => return Err(not_granted(server, client)),
-        Err(e) => return Err(sql_error(server, what, e)),
-    };
-    if has_version {
-        let sql = if has_revision {
+    )?;
+    if present.get::<_, bool>(0) {
+        let row = ask(if present.get::<_, bool>(1) {
             "SELECT namedmutex.version(), namedmutex.revision()"
         } else {
             "SELECT namedmutex.version(), 1" // revision 1 had no revision()
-        };
-        let row = match client.query_typed_one(sql, &[]) {
-            Ok(row) => row,
-            Err(e) if denied(&e) => return Err(not_granted(server, client)),
-            Err(e) => return Err(sql_error(server, what, e)),
-        };
+        })?;
         check_version(server, row.get(0))?;
         if row.get::<_, i32>(1) < REVISION {
             upgrade(server, client)?;
