@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests of the PostgreSQL backend: `start DIR` installs
 # PostgreSQL from Debian if it is missing, runs initdb as the `postgres` user in DIR, starts
-# the server on a private port and socket, and prints its URL (trust authentication for
-# loopback and the partition test's private 10.213.0.0/24 only); `stop DIR`
+# the server on a private port (NAMEDMUTEX_TEST_PG_PORT, else the first free one from 54329)
+# and socket, and prints its URL (trust authentication for
+# loopback and the partition test's private 10.213.0.0/16 only); `stop DIR`
 # stops it and removes DIR; `restart DIR` restarts it cleanly, and `crash DIR` as after a
 # crash (stopped at once, then started, recovering from its WAL). Nothing is written
 # outside DIR.
@@ -20,9 +21,10 @@
 set -euo pipefail
 cmd=${1:?usage: pg-server.sh start|stop|restart|crash DIR}
 dir=${2:?usage: pg-server.sh start|stop|restart|crash DIR}
-port=${NAMEDMUTEX_TEST_PG_PORT:-54329}
+port=${NAMEDMUTEX_TEST_PG_PORT:-54329}  # (start: the first free port from there)
 # fsync off by default (tests); the benchmark turns it on to measure commits truthfully.
 fsync=${NAMEDMUTEX_TEST_PG_FSYNC:-off}
+. "$(dirname "$0")/pg-port.sh"
 
 bindir() {
     local b
@@ -44,7 +46,7 @@ start)
     su postgres -s /bin/sh -c "$bin/initdb -N -A trust -U postgres -D '$dir/data'" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     # The partition test's client connects from a network namespace over a veth pair.
-    echo "host all all 10.213.0.0/24 trust" >>"$dir/data/pg_hba.conf"
+    echo "host all all 10.213.0.0/16 trust" >>"$dir/data/pg_hba.conf"
     echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
     # TLS: a CA, and a certificate it signs for localhost only (hence a name check fails
     # at 127.0.0.1). The role tls_only is refused without TLS (first matching line wins).
@@ -93,8 +95,13 @@ start)
         "$dir/server.crt" "$dir/server.key" "$dir/ca.crt" >>"$dir/data/postgresql.conf"
     sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust\nhostnossl all cert_only all reject\nhostssl all cert_only all cert\nhost all pw_only all scram-sha-256' \
         "$dir/data/pg_hba.conf"
-    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $port -c fsync=$fsync -c max_connections=300\" start" >&2 \
-        || { cat "$dir/log" >&2; exit 1; }
+    # The port: NAMEDMUTEX_TEST_PG_PORT if set, else the first free one from 54329.
+    pg_start() {
+        chown postgres "$dir/log"
+        su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $1 -c fsync=$fsync -c max_connections=300\" start" >&2
+    }
+    pg_stop() { su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m immediate -w stop" >&2; }
+    start_on_a_free_port "$dir/log" "${NAMEDMUTEX_TEST_PG_PORT:-}" pg_start pg_stop
     su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE cert_only LOGIN SUPERUSER; CREATE ROLE pw_only LOGIN SUPERUSER PASSWORD '\''pw-secret:1'\'''" >&2
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -2,8 +2,8 @@
 # Checks `sslnegotiation=direct` against a real PostgreSQL 17 (the tests use a stand-in,
 # tools/direct-tls-proxy.py, because Debian 12 ships PostgreSQL 15): builds a Debian 13
 # (trixie) root with debootstrap in ROOT (kept for the next run), installs postgresql-17
-# there, starts it with TLS on 127.0.0.1:${NAMEDMUTEX_TEST_PG17_PORT:-54332}, and runs the
-# command through it:
+# there, starts it with TLS on 127.0.0.1 (port NAMEDMUTEX_TEST_PG17_PORT, else the first free
+# one from 54332), and runs the command through it:
 #   1. the server refuses direct TLS without ALPN (openssl s_client), so a direct connection
 #      that works proves the client offered `postgresql`;
 #   2. `run` and `list` with sslnegotiation=direct, with sslmode=require and verify-full;
@@ -17,12 +17,18 @@ root=${1:-/var/tmp/namedmutex-pg17}
 port=${NAMEDMUTEX_TEST_PG17_PORT:-54332}
 bin=/usr/lib/postgresql/17/bin
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. tools/pg-port.sh
 
 missing=()
 for tool in debootstrap openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2
 fi
+# One run at a time uses ROOT (it is made once, and its /proc is mounted while a server
+# runs): another run waits here for it.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.lock"
+flock -w 1800 9 || fail "another run held $root.lock for 30 minutes"
 if [ ! -x "$root$bin/postgres" ]; then
     # A root left half-made by an interrupted run is made again.
     umount "$root/proc" 2>/dev/null || true
@@ -65,7 +71,6 @@ cp "$dir/server.key" "$dir/data/server.key"
 chmod 600 "$dir/data/server.key"
 chroot "$root" chown postgres "$data/data/server.crt" "$data/data/server.key"
 cat >>"$dir/data/postgresql.conf" <<EOF
-port = $port
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$data'
 ssl = on
@@ -73,8 +78,13 @@ ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
 log_connections = on
 EOF
-chroot "$root" su postgres -s /bin/sh -c "$bin/pg_ctl -D $data/data -l $data/log -w start" >/dev/null \
-    || { cat "$dir/log" >&2; exit 1; }
+# The port: NAMEDMUTEX_TEST_PG17_PORT if set, else the first free one from 54332.
+pg_start() {
+    chroot "$root" chown postgres "$data/log"
+    chroot "$root" su postgres -s /bin/sh -c "$bin/pg_ctl -D $data/data -l $data/log -o '-p $1' -w start" >/dev/null
+}
+pg_stop() { chroot "$root" su postgres -s /bin/sh -c "$bin/pg_ctl -D $data/data -m immediate -w stop" >/dev/null; }
+start_on_a_free_port "$dir/log" "${NAMEDMUTEX_TEST_PG17_PORT:-}" pg_start pg_stop || exit 1
 version=$(chroot "$root" su postgres -s /bin/sh -c "$bin/postgres --version")
 echo "==> $version on 127.0.0.1:$port" >&2
 

@@ -5,7 +5,7 @@
 //! | `hold` | creates NAME, locks it, says `held TOKEN STATUS`, sleeps |
 //! | `wait` | creates NAME, says `waiting`, locks it, says `got STATUS`, sleeps |
 //! | `cycle` | creates NAME, says `cycling`, then locks and releases it forever |
-//! | `netns-hold` | (in a new network namespace) waits for the interface `nmveth1`, gives it 10.213.0.2/24, then as `hold` |
+//! | `netns-hold` | (in a new network namespace) waits for the interface `$NM_NETNS_IF`, gives it the address `$NM_NETNS_ADDR`, then as `hold` |
 
 use namedmutex::{MutexOptions, WaitStatus};
 use std::time::Duration;
@@ -83,13 +83,16 @@ pub fn run(args: &[String]) -> ! {
     }
 }
 
-/// Inside `unshare --net`: waits for the parent to move `nmveth1` in, and configures it.
+/// Inside `unshare --net`: waits for the parent to move its interface in (named by
+/// `NM_NETNS_IF`), and gives it its address (`NM_NETNS_ADDR`).
 fn setup_netns() {
+    let var = |v: &str| std::env::var(v).unwrap_or_else(|_| panic!("{v} is not set"));
+    let (iface, addr) = (var("NM_NETNS_IF"), var("NM_NETNS_ADDR"));
     let started = std::time::Instant::now();
     // (Not /sys/class/net: /sys still shows the parent's namespace.)
     let arrived = || {
         std::process::Command::new("ip")
-            .args(["link", "show", "nmveth1"])
+            .args(["link", "show", &iface])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -98,13 +101,13 @@ fn setup_netns() {
     while !arrived() {
         assert!(
             started.elapsed() < crate::support::watchdog(),
-            "nmveth1 never arrived"
+            "{iface} never arrived"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
     for args in [
-        &["addr", "add", "10.213.0.2/24", "dev", "nmveth1"][..],
-        &["link", "set", "nmveth1", "up"],
+        &["addr", "add", &addr, "dev", &iface][..],
+        &["link", "set", &iface, "up"],
         &["link", "set", "lo", "up"],
     ] {
         let ok = std::process::Command::new("ip")

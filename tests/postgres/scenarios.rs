@@ -359,7 +359,13 @@ fn partition() -> TestResult {
     let name = unique("partition");
     let (m, _) = opts().create(&name).ctx("create")?;
     let port = server_port()?;
-    let netns_url = format!("postgresql://postgres@10.213.0.1:{port}/postgres");
+    // A veth pair and a /24 of this process's own (pg-server.sh trusts 10.213.0.0/16), so
+    // that another run of this test on the machine meanwhile is not disturbed.
+    let tag = std::process::id();
+    let (host_if, ns_if) = (format!("nmv{tag}a"), format!("nmv{tag}b"));
+    let net = tag % 256;
+    let host_addr = format!("10.213.{net}.1/24");
+    let netns_url = format!("postgresql://postgres@10.213.{net}.1:{port}/postgres");
     let ip = |args: &[&str]| -> TestResult {
         let ok = std::process::Command::new("ip")
             .args(args)
@@ -368,30 +374,32 @@ fn partition() -> TestResult {
         ensure(ok, format!("ip {args:?} failed"))
     };
     let _ = std::process::Command::new("ip")
-        .args(["link", "del", "nmveth0"])
+        .args(["link", "del", &host_if])
         .stderr(std::process::Stdio::null())
         .status();
     let mut cmd = std::process::Command::new("unshare");
-    cmd.arg("--net");
+    cmd.arg("--net")
+        .env("NM_NETNS_IF", &ns_if)
+        .env("NM_NETNS_ADDR", format!("10.213.{net}.2/24"));
     let mut c = Client::spawn_with(cmd, "netns-hold", &netns_url, &name)?;
     ip(&[
-        "link", "add", "nmveth0", "type", "veth", "peer", "name", "nmveth1",
+        "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
     ])?;
-    ip(&["link", "set", "nmveth1", "netns", &c.pid().to_string()])?;
-    ip(&["addr", "add", "10.213.0.1/24", "dev", "nmveth0"])?;
-    ip(&["link", "set", "nmveth0", "up"])?;
+    ip(&["link", "set", &ns_if, "netns", &c.pid().to_string()])?;
+    ip(&["addr", "add", &host_addr, "dev", &host_if])?;
+    ip(&["link", "set", &host_if, "up"])?;
     let held = c.expect("held");
     if held.is_err() {
-        let _ = ip(&["link", "del", "nmveth0"]);
+        let _ = ip(&["link", "del", &host_if]);
     }
     held?;
     let cut = Instant::now();
-    ip(&["link", "set", "nmveth0", "down"])?;
+    ip(&["link", "set", &host_if, "down"])?;
     let s = m
         .wait(Some(Duration::from_secs(15)))
         .ctx("wait after the cut");
     let released = cut.elapsed();
-    let _ = ip(&["link", "del", "nmveth0"]);
+    let _ = ip(&["link", "del", &host_if]);
     let s = s?;
     ensure(
         s == WaitStatus::Abandoned,
@@ -742,8 +750,6 @@ fn transaction_pooler() -> TestResult {
 mod pgbouncer {
     use crate::support::*;
 
-    const PORT: u16 = 54339;
-
     fn dir() -> std::path::PathBuf {
         std::env::temp_dir().join(format!("nm-pgbouncer-{}", std::process::id()))
     }
@@ -754,13 +760,18 @@ mod pgbouncer {
             return Ok(None);
         }
         let server_port = server_port()?;
+        // A port the kernel says is free (an ephemeral one, not handed out again at once).
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .ctx("find a free port")?
+            .port();
         let dir = dir();
         std::fs::create_dir_all(&dir).ctx("mkdir")?;
         std::fs::write(
             dir.join("pgbouncer.ini"),
             format!(
                 "[databases]\npostgres = host=127.0.0.1 port={server_port} dbname=postgres\n\
-                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {PORT}\nauth_type = trust\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = trust\n\
                  auth_file = {d}/users.txt\npool_mode = transaction\nunix_socket_dir =\n{ignore}\
                  pidfile = {d}/pgbouncer.pid\nlogfile = {d}/pgbouncer.log\n",
                 d = dir.display(),
@@ -788,9 +799,9 @@ mod pgbouncer {
             .is_ok_and(|s| s.success());
         ensure(ok, "pgbouncer did not start")?;
         wait_until("pgbouncer listens", || {
-            std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         })?;
-        Ok(Some(PORT))
+        Ok(Some(port))
     }
 
     pub fn stop() {

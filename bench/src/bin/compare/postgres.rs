@@ -1,5 +1,5 @@
 //! Scenario 9: the PostgreSQL backend (issue 18), on a server this scenario starts itself
-//! (tools/pg-server.sh, with fsync on, on its own port) and stops at the end: the
+//! (tools/pg-server.sh, with fsync on, on the first free port) and stops at the end: the
 //! uncontended cost against the bare `pg_advisory_lock` + `pg_advisory_unlock` pair on one
 //! connection (claims written with `synchronous_commit` on and off), abandonment latency
 //! after a SIGKILL, and 16 processes × 4 threads contending.
@@ -18,9 +18,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The scenario's server port (the tests use 54329).
-const PORT: &str = "54331";
-
 /// A server for this scenario, stopped when dropped.
 struct Server {
     dir: PathBuf,
@@ -36,7 +33,8 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("nmbench-pg-{}", std::process::id()));
         let out = Command::new(script())
             .args(["start", dir.to_str().expect("a UTF-8 temporary directory")])
-            .env("NAMEDMUTEX_TEST_PG_PORT", PORT)
+            // The first free port (not the tests' server's, should one be set).
+            .env_remove("NAMEDMUTEX_TEST_PG_PORT")
             .env("NAMEDMUTEX_TEST_PG_FSYNC", "on")
             .stderr(std::process::Stdio::null())
             .output()
