@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Windows backend, built and tested from Linux: cross-compiled with mingw-w64 and run
-# under Wine (tools/wine/README.md). Also type-checks the crate for macOS and FreeBSD, which
-# compile the `unsupported` backend.
+# under Wine (tools/wine/README.md); with NAMEDMUTEX_TEST_PG_URL and NAMEDMUTEX_TEST_PG_DIR
+# set (tools/test-all.sh sets them), the PostgreSQL backend on Windows too. Also
+# type-checks the crate for macOS and FreeBSD, which compile the `unsupported` backend.
 #
 # Works on a fresh Debian 12 machine with rustup, gcc and python; installs what is missing
 # (apt packages, rustup targets) and does nothing for what is there. Runs as root, or with
@@ -48,6 +49,21 @@ step "cargo test --target x86_64-pc-windows-gnu --lib --tests (under Wine)"
 timeout 1800 cargo test --target x86_64-pc-windows-gnu --lib --tests
 step "cargo test --target x86_64-pc-windows-gnu -p namedmutex-cli --test windows (under Wine)"
 timeout 600 cargo test --target x86_64-pc-windows-gnu -p namedmutex-cli --test windows
+
+# --- The PostgreSQL backend on Windows, against the server tools/test-all.sh started ------
+# (NAMEDMUTEX_TEST_PG_URL and NAMEDMUTEX_TEST_PG_DIR, as tools/pg-server.sh made them): the
+# behavioural suite, and the Windows command beside the Linux one on one server.
+if [ -n "${NAMEDMUTEX_TEST_PG_URL:-}" ] && [ -n "${NAMEDMUTEX_TEST_PG_DIR:-}" ]; then
+    step "cargo test --target x86_64-pc-windows-gnu --features postgres --test behaviour, on PostgreSQL (under Wine)"
+    NAMEDMUTEX_SERVER="$NAMEDMUTEX_TEST_PG_URL?sslmode=disable" timeout 900 \
+        cargo test --target x86_64-pc-windows-gnu --features postgres --test behaviour
+    step "cli/tests/wine-server.sh (the Windows command under Wine and the Linux one, on PostgreSQL)"
+    cargo build -q --target x86_64-pc-windows-gnu -p namedmutex-cli
+    cargo build -q -p namedmutex-cli
+    target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    cli/tests/wine-server.sh "$NAMEDMUTEX_TEST_PG_URL" "$NAMEDMUTEX_TEST_PG_DIR" \
+        "$target_dir/x86_64-pc-windows-gnu/debug/namedmutex.exe" "$target_dir/debug/namedmutex"
+fi
 
 # --- Platforms without a backend: must still compile ---------------------------------
 for t in x86_64-apple-darwin x86_64-unknown-freebsd; do

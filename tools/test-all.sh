@@ -133,5 +133,6 @@ step "tools/fuzz.sh 20"
 # The lock protocol with real threads under Miri, for Linux, macOS (aarch64) and FreeBSD.
 ./tools/miri.sh
 
+# With the PostgreSQL server above (still running): the Windows build against it too.
 step "Windows backend under Wine, and cross-platform type checks"
-bash .ci/windows.sh
+NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir bash .ci/windows.sh

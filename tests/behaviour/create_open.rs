@@ -498,13 +498,14 @@ fn no_synchronize() -> TestResult {
 }
 
 /// Opening an existing mutex with a desired access of 0: ERROR_ACCESS_DENIED (5). Wine 8
-/// succeeds instead (semantics.md, K3): under Wine this asserts Wine's answer and says so.
+/// succeeds instead (semantics.md, K3): with Wine's objects this asserts Wine's answer and
+/// says so.
 fn access_zero() -> TestResult {
     let name = unique("access0");
     let (_m, _) = NamedMutex::create(&name, false).ctx("create")?;
     let r1 = MutexOptions::new().access(Access::empty()).open(&name);
     let r2 = synchapi::open_mutex(&name, 0, false);
-    if under_wine() {
+    if wine_objects() {
         ensure!(
             r1.is_ok() && r2.is_ok(),
             "under Wine 8, open with access 0 succeeds; got {:?} / {:?}",

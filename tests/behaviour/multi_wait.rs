@@ -209,7 +209,7 @@ fn same_object_twice() -> TestResult {
         ("opened twice", [&*a, &by_name]),
     ] {
         let r = namedmutex::wait_all(&list, Some(Duration::ZERO));
-        if under_wine() || on_server() {
+        if wine_objects() {
             // semantics.md: Wine accepts it (and acquires twice); Windows gives 87.
             note(format!(
                 "Wine difference: wait_all with {what} -> {r:?} (Windows: ERROR_INVALID_PARAMETER)"

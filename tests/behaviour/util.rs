@@ -80,6 +80,12 @@ pub fn under_wine() -> bool {
     cfg!(windows) && std::env::var("NAMEDMUTEX_UNDER_WINE").is_ok_and(|v| v == "1")
 }
 
+/// True when the mutexes are Wine's own kernel objects: the Windows backend under Wine,
+/// not the PostgreSQL backend (whose answers are namedmutex's on every system).
+pub fn wine_objects() -> bool {
+    under_wine() && !on_server()
+}
+
 /// True when the suite runs against a PostgreSQL server (`NAMEDMUTEX_SERVER` set, the
 /// library built with feature `postgres`): every round trip then costs a network call, so
 /// the stress loops run fewer rounds.

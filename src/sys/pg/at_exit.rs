@@ -14,29 +14,38 @@
 //! What it changes for mutexes: nothing. The handles and acquisitions of those sessions
 //! end when the process does anyway; Terminate only makes the server see it at once.
 //!
-//! Where: Linux, macOS and FreeBSD (C's `atexit`). Not on Windows, where
-//! `std::process::exit` ends the process without running such hooks; there the server
-//! notices the closed socket, as before.
+//! Where: Linux, macOS and FreeBSD (C's `atexit`: at a return from `main` or
+//! `std::process::exit`), and Windows (the C runtime's `atexit`: at a return from `main`;
+//! `std::process::exit` ends a Windows process without running such hooks, and there the
+//! server notices the closed socket, as before). On Windows the exiting thread's
+//! thread-local destructors run only after `ExitProcess` has ended every other thread (the
+//! closer thread among them), so the hook hands that thread's sessions to the closer itself.
 
 /// Registers [`end_sessions`] to run at exit, once per process (later calls do nothing).
 pub(super) fn end_sessions_at_exit() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // A full table of exit hooks only costs the log line this hook avoids.
+        let _ = register(end_sessions);
+    });
+}
+
+/// Has `hook` run at exit: false where it cannot (see the module's docs).
+fn register(hook: extern "C" fn()) -> bool {
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    return crate::sys::unix::os::at_exit(hook);
+    #[cfg(windows)]
+    return crate::sys::windows::at_exit::at_exit(hook);
+    #[allow(unreachable_code)]
     {
-        static REGISTERED: std::sync::Once = std::sync::Once::new();
-        REGISTERED.call_once(|| {
-            // A full table of exit hooks only costs the log line this hook avoids.
-            let _ = crate::sys::unix::os::at_exit(end_sessions);
-        });
+        let _ = hook;
+        false
     }
 }
 
 /// The sessions among `sessions` (each with the process that made it) that this process
 /// made, boxed to be ended; the others, a forked child's inherited ones, are the parent's
 /// connections: they are forgotten, never ended here.
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
-    allow(dead_code)
-)] // called at exit where there are exit hooks
 pub(super) fn this_process<S: Send + 'static>(
     sessions: impl Iterator<Item = (u32, S)>,
 ) -> Vec<Box<dyn Send>> {
@@ -55,15 +64,15 @@ pub(super) fn this_process<S: Send + 'static>(
 /// Never blocks on a lock another thread holds (that thread may be mid-call while the
 /// process exits: its session is then left to the kernel), waits at most [`EXIT_WAIT`], and
 /// never panics out.
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
 extern "C" fn end_sessions() {
     let _ = std::panic::catch_unwind(|| {
         let deadline = std::time::Instant::now() + EXIT_WAIT;
         let mut ending = super::handles::take_all();
         ending.extend(super::session::take_spares());
         if !ending.is_empty() {
-            // A client ends on a runtime of its own, whose thread-locals this thread has
-            // lost by now (exit ran its thread-local destructors first): on a new thread.
+            // A client ends on a runtime of its own, whose thread-locals this thread may
+            // have lost by now (C's exit runs its thread-local destructors first): on a new
+            // thread.
             let (done, finished) = std::sync::mpsc::channel();
             let spawned = std::thread::Builder::new()
                 .name("namedmutex-pg-exit".into())
@@ -75,8 +84,11 @@ extern "C" fn end_sessions() {
                 let _ = finished.recv_timeout(EXIT_WAIT);
             }
         }
-        // The exiting thread's own sessions were handed to the closer thread by its
-        // thread-local destructor, just before: let it finish them too.
+        // The exiting thread's own sessions: handed to the closer thread by its thread-local
+        // destructor just before (C's exit), or here (Windows, module docs). Let the closer
+        // finish them too.
+        #[cfg(windows)]
+        super::session::close_this_threads_sessions();
         super::session::wait_for_closer(
             deadline.saturating_duration_since(std::time::Instant::now()),
         );
@@ -85,5 +97,4 @@ extern "C" fn end_sessions() {
 
 /// How long an exiting process waits for its sessions to end (a server that stopped
 /// answering must not hold the exit up).
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
 const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

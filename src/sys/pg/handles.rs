@@ -108,10 +108,6 @@ fn session_for<'a>(
 /// Takes this process's handle sessions out, to end them (at its exit: `at_exit.rs`),
 /// unless another thread is using them; a forked child's inherited ones stay (they are the
 /// parent's, not to be ended here).
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
-    allow(dead_code)
-)] // called at exit where there are exit hooks
 pub(super) fn take_all() -> Vec<Box<dyn Send>> {
     let Ok(mut all) = SESSIONS.try_lock() else {
         return Vec::new();

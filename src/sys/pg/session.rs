@@ -758,10 +758,6 @@ pub(crate) fn return_session(session: Session) {
 
 /// Waits, at most `limit`, for the closer thread to finish what it was given (at this
 /// process's exit: the exiting thread's own sessions went there a moment ago).
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
-    allow(dead_code)
-)] // called at exit where there are exit hooks
 pub(super) fn wait_for_closer(limit: Duration) {
     let Ok(closer) = CLOSER.try_lock() else {
         return;
@@ -776,13 +772,27 @@ pub(super) fn wait_for_closer(limit: Duration) {
     }
 }
 
+/// Hands the calling thread's sessions to the closer thread, without waiting: at this
+/// process's exit on Windows (`at_exit.rs`), where the exiting thread's thread-local
+/// destructors run only after `ExitProcess` has ended every other thread, the closer among
+/// them. What the thread owns is abandoned, as when a thread ends holding a mutex.
+#[cfg(windows)]
+pub(super) fn close_this_threads_sessions() {
+    let taken = SESSIONS
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.take()))
+        .ok()
+        .flatten();
+    for (_, session) in taken
+        .into_iter()
+        .flat_map(|mut all| std::mem::take(&mut all.0))
+    {
+        close_elsewhere(session, Arc::new(AtomicBool::new(false)));
+    }
+}
+
 /// Takes the spare sessions out, to end them (at this process's exit: `at_exit.rs`),
 /// unless another thread is taking one; a forked child's inherited ones stay (they are the
 /// parent's, not to be ended here).
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")),
-    allow(dead_code)
-)] // called at exit where there are exit hooks
 pub(super) fn take_spares() -> Vec<Box<dyn Send>> {
     let Ok(mut spare) = SPARE.try_lock() else {
         return Vec::new();

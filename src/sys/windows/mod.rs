@@ -12,6 +12,8 @@
 // The only module of the crate that calls the OS directly; every block says why it is sound.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "postgres")] // the PostgreSQL backend's sessions end at exit
+pub(super) mod at_exit;
 mod detached;
 mod directory;
 mod error;
