@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 5 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 6 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -27,6 +27,10 @@
 -- (false, or true where the grant raced it) instead of failing the statement, so that
 -- timed-out waits, and the 200 ms slices of cancellable ones, leave no ERROR in the
 -- server's log; and it answers the race in the same round trip.
+--
+-- Revision 6: wait_granted answers a cancel too (a dropped async wait's, or a
+-- statement_timeout's), which logged "ERROR: canceling statement due to user request" for
+-- every dropped wait; it says so at DEBUG1 instead.
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -37,7 +41,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 5;
+    RETURN 6;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -249,22 +253,35 @@ BEGIN
 END $$;
 
 -- Waits for p_id's lock as wait does, at most p_timeout_ms (0: forever): whether it is
--- this session's now. A lock_timeout is caught here (the block's subtransaction is undone;
--- a session-level lock granted meanwhile is not) and answered: false, or true when the
--- grant raced the timeout. Nothing else is caught: a deadlock, and a cancel (a dropped
--- async wait's; it shows in the server's log that the cancel arrived) still fail the
--- statement, as with wait.
+-- this session's now. A lock_timeout, and a cancel (the client's, when an async wait is
+-- dropped; or a statement_timeout's), are caught here (the block's subtransaction is
+-- undone; a session-level lock granted meanwhile is not) and answered: false, or true when
+-- the grant raced them. The client looks again after false unless it is the one that
+-- cancelled, as it did when the statement failed. A cancel is said at DEBUG1 (not logged
+-- by default), where the server logged an ERROR before; one that arrives while the
+-- timeout's answer is looked up is caught too. A deadlock still fails the statement, as
+-- with wait.
 CREATE OR REPLACE FUNCTION namedmutex.wait_granted(p_id int, p_timeout_ms int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM namedmutex._usable(p_id);
-    PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
     BEGIN
+        PERFORM namedmutex._usable(p_id);
+        PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
         PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
-    EXCEPTION WHEN lock_not_available THEN
-        RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
+        RETURN true;
+    EXCEPTION
+        WHEN lock_not_available THEN
+            NULL;
+        WHEN query_canceled THEN
+            RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
     END;
-    RETURN true;
+    BEGIN
+        RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
+    EXCEPTION WHEN query_canceled THEN
+        RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
+    END;
+    -- (A client sends one cancel request per wait: it is spent by now.)
+    RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
 END $$;
 
 -- Whether the calling session holds p_id's lock (a grant racing a lock_timeout).

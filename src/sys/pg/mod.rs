@@ -49,7 +49,7 @@ use crate::sys::contract::{Error, ErrorKind, Result};
 use crate::sys::contract::{Name, Namespace};
 use crate::sys::contract::{WaitAny, WaitStatus};
 use runtime::off_runtime;
-use session::{Session, with_existing, with_thread_session};
+use session::{Session, Uncancellable, WaitControl, with_existing, with_thread_session};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -84,11 +84,13 @@ pub(crate) struct PgCancel {
     state: Mutex<CancelState>,
 }
 
-/// What a cancel can reach: the waiting session's token while its wait runs, and the thread
-/// that sent a cancel request with it.
+/// What a cancel can reach: the waiting session's token, whether a wait statement runs on
+/// it now (only then is a cancel request sent: `session::WaitControl`), and the thread that
+/// sent a cancel request with it.
 #[derive(Default)]
 struct CancelState {
     token: Option<(postgres::CancelToken, tls::Connector)>,
+    waiting: bool,
     sender: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -109,12 +111,37 @@ impl CancelSignal for PgCancel {
     fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         let mut state = self.state();
+        if !state.waiting {
+            // Between wait statements: the waiting thread sees `fired` before the next.
+            return;
+        }
         if let Some((token, tls)) = state.token.take() {
             // Cancelling connects to the server: never on the caller's (an executor's) thread.
             state.sender = Some(std::thread::spawn(move || {
                 let _ = token.cancel_query(tls);
             }));
         }
+    }
+}
+
+impl WaitControl for PgCancel {
+    fn cancelled(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    fn begin_wait(&self) -> bool {
+        let mut state = self.state();
+        // Under the lock `fire` takes after setting `fired`: either it is seen here, or
+        // `fire` sees `waiting` and sends the cancel.
+        if self.fired.load(Ordering::SeqCst) {
+            return false;
+        }
+        state.waiting = true;
+        true
+    }
+
+    fn end_wait(&self) {
+        self.state().waiting = false;
     }
 }
 
@@ -296,7 +323,7 @@ impl Backend for PgMutex {
             if timeout == Some(Duration::ZERO) {
                 return Ok(s.try_acquire(self.id)?.unwrap_or(WaitStatus::TimedOut));
             }
-            Ok(s.acquire(self.id, deadline, None, &|| false)?
+            Ok(s.acquire(self.id, deadline, None, &Uncancellable)?
                 .unwrap_or(WaitStatus::TimedOut))
         })
     }
@@ -457,8 +484,7 @@ fn acquire_detached_here(
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut session = session::detached_session(server)?;
     cancel.state().token = Some((session.cancel_token(), tls::copy_of(&session.server.tls)));
-    let fired = || cancel.fired.load(Ordering::SeqCst);
-    let outcome = session.acquire(id, deadline, Some(CANCEL_SLICE), &fired);
+    let outcome = session.acquire(id, deadline, Some(CANCEL_SLICE), cancel);
     let sender = {
         let mut state = cancel.state();
         state.token = None;

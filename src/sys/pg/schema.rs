@@ -16,7 +16,7 @@ pub(crate) const VERSION: i32 = 1;
 
 /// The revision of functions.sql. Functions of an older revision are replaced (see
 /// [`upgrade`]); newer ones are kept, since entry points keep their signatures.
-pub(crate) const REVISION: i32 = 5;
+pub(crate) const REVISION: i32 = 6;
 
 /// The advisory lock (class, id) that serializes installers.
 const INSTALL_LOCK: (i32, i32) = (1_852_665_600, 0);

@@ -42,8 +42,8 @@ impl Stmt {
     const COUNT: usize = 7;
 
     /// Its text; `wait_answers`: the functions have `wait_granted` (revision 5), which
-    /// answers whether the lock was granted (and a timeout without an error), else `wait`
-    /// fails on a timeout.
+    /// answers whether the lock was granted (and a timeout, and from revision 6 a cancel,
+    /// without an error), else `wait` fails on a timeout.
     fn sql(self, wait_answers: bool) -> &'static str {
         match self {
             Stmt::TryAcquire => {
@@ -172,6 +172,33 @@ pub(crate) struct Session {
     /// for it (SQLSTATE 57014), so the next release retries once, and the session is
     /// closed rather than kept for reuse.
     cancel_sent: bool,
+}
+
+/// How a wait is cancelled from another thread (a dropped async wait): a flag read between
+/// slices, and a cancel request sent at the session while, and only while, a wait
+/// statement runs. (`wait_granted` answers a cancel that reaches its lock wait; one that
+/// reached another statement would fail it, and the server would log an ERROR.)
+pub(crate) trait WaitControl {
+    /// Whether the wait is to stop.
+    fn cancelled(&self) -> bool;
+    /// A wait statement is about to be sent: from now a cancel may be sent at the session.
+    /// False if the wait is already cancelled (then no statement is sent).
+    fn begin_wait(&self) -> bool;
+    /// The wait statement has returned: no cancel may be sent at the session any more.
+    fn end_wait(&self);
+}
+
+/// A wait nothing cancels (a thread's own, which blocks that thread).
+pub(crate) struct Uncancellable;
+
+impl WaitControl for Uncancellable {
+    fn cancelled(&self) -> bool {
+        false
+    }
+    fn begin_wait(&self) -> bool {
+        true
+    }
+    fn end_wait(&self) {}
 }
 
 /// What a claim told: whether the last owner died holding it, and the new fencing token.
@@ -311,20 +338,21 @@ impl Session {
         Ok(Some(self.record(id, &Claimed::from_row(&row, 1))))
     }
 
-    /// Waits for `id` until `deadline` (`None`: forever), or until `cancelled` says so
-    /// between slices of at most `slice`. `Ok(None)`: timed out (or cancelled).
+    /// Waits for `id` until `deadline` (`None`: forever), or until `control` cancels it:
+    /// checked between slices of at most `slice`, and told when a wait statement runs.
+    /// `Ok(None)`: timed out (or cancelled).
     pub fn acquire(
         &mut self,
         id: i32,
         deadline: Option<Instant>,
         slice: Option<Duration>,
-        cancelled: &dyn Fn() -> bool,
+        control: &dyn WaitControl,
     ) -> Result<Option<WaitStatus>> {
         if let Some(status) = self.try_acquire(id)? {
             return Ok(Some(status));
         }
         loop {
-            if cancelled() {
+            if control.cancelled() {
                 return Ok(None);
             }
             let now = Instant::now();
@@ -339,9 +367,13 @@ impl Session {
             // lock_timeout in whole milliseconds, never 0 (which would mean forever); the
             // server's timer follows the wall clock, so the monotonic deadline is ours.
             let ms: i32 = left.map_or(0, |l| l.as_millis().clamp(1, i32::MAX as u128 - 1) as i32);
+            if !control.begin_wait() {
+                return Ok(None);
+            }
             let waited = self
                 .statements
                 .one(&mut self.client, Stmt::Wait, &[&id, &ms]);
+            control.end_wait();
             match waited {
                 // wait_granted answers a timeout itself (false: not granted; look again).
                 Ok(row) if self.statements.wait_answers && !row.get::<_, bool>(0) => {}
