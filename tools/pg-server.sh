@@ -5,7 +5,8 @@
 # and socket, and prints its URL (trust authentication for
 # loopback and the partition test's private 10.213.0.0/16 only); `stop DIR`
 # stops it and removes DIR; `restart DIR` restarts it cleanly, and `crash DIR` as after a
-# crash (stopped at once, then started, recovering from its WAL). Nothing is written
+# crash (stopped at once, then started, recovering from its WAL); `standby DIR PRIMARY`
+# starts a hot standby of the server in PRIMARY (stop it with `stop DIR`). Nothing is written
 # outside DIR.
 #
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
@@ -19,8 +20,8 @@
 #
 #   dir=$(mktemp -d); url=$(tools/pg-server.sh start "$dir"); ...; tools/pg-server.sh stop "$dir"
 set -euo pipefail
-cmd=${1:?usage: pg-server.sh start|stop|restart|crash DIR}
-dir=${2:?usage: pg-server.sh start|stop|restart|crash DIR}
+cmd=${1:?usage: pg-server.sh start|stop|restart|crash DIR, or standby DIR PRIMARY}
+dir=${2:?usage: pg-server.sh start|stop|restart|crash DIR, or standby DIR PRIMARY}
 port=${NAMEDMUTEX_TEST_PG_PORT:-54329}  # (start: the first free port from there)
 # fsync off by default (tests); the benchmark turns it on to measure commits truthfully.
 fsync=${NAMEDMUTEX_TEST_PG_FSYNC:-off}
@@ -31,6 +32,13 @@ bindir() {
     b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     [ -n "$b" ] && [ -x "$b/initdb" ] && echo "$b"
 }
+
+# Starting and stopping the server in DIR: its data, log and socket there, on port $1.
+pg_start() {
+    chown postgres "$dir/log"
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $1 -c fsync=$fsync -c max_connections=300\" start" >&2
+}
+pg_stop() { su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m immediate -w stop" >&2; }
 
 case "$cmd" in
 start)
@@ -96,11 +104,6 @@ start)
     sed -i '1i hostnossl all tls_only all reject\nhostssl all tls_only all trust\nhostnossl all cert_only all reject\nhostssl all cert_only all cert\nhost all pw_only all scram-sha-256' \
         "$dir/data/pg_hba.conf"
     # The port: NAMEDMUTEX_TEST_PG_PORT if set, else the first free one from 54329.
-    pg_start() {
-        chown postgres "$dir/log"
-        su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -w -o \"-k '$dir' -p $1 -c fsync=$fsync -c max_connections=300\" start" >&2
-    }
-    pg_stop() { su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m immediate -w stop" >&2; }
     start_on_a_free_port "$dir/log" "${NAMEDMUTEX_TEST_PG_PORT:-}" pg_start pg_stop
     su postgres -s /bin/sh -c "$bin/psql -h '$dir' -p $port -qAtc 'CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE cert_only LOGIN SUPERUSER; CREATE ROLE pw_only LOGIN SUPERUSER PASSWORD '\''pw-secret:1'\'''" >&2
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
@@ -111,6 +114,22 @@ stop)
         su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m fast -w stop" >&2 || true
     fi
     rm -rf "$dir"
+    ;;
+standby)
+    # A hot standby of the server in PRIMARY (started by `start PRIMARY`), streaming from
+    # it, on the first free port from the primary's next one: prints its URL. Read-only, as
+    # every standby: the multi-host tests put it before the primary. (`-c fast`: the base
+    # backup's checkpoint at once; a spread one, after a busy test run, took minutes.)
+    primary=${3:?usage: pg-server.sh standby DIR PRIMARY}
+    bin=$(bindir)
+    primary_port=$(sed -n 4p "$primary/data/postmaster.pid")
+    mkdir -p "$dir"
+    chown postgres "$dir"
+    su postgres -s /bin/sh -c "$bin/pg_basebackup -h '$primary' -p $primary_port -U postgres -D '$dir/data' -R -X stream -c fast" \
+        >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    port=$((primary_port + 1))
+    start_on_a_free_port "$dir/log" "" pg_start pg_stop
+    echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
 restart)
     bin=$(bindir)
@@ -123,7 +142,7 @@ crash)
     su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/log' -m immediate -w restart" >&2 </dev/null
     ;;
 *)
-    echo "usage: pg-server.sh start|stop|restart|crash DIR" >&2
+    echo "usage: pg-server.sh start|stop|restart|crash DIR, or standby DIR PRIMARY" >&2
     exit 2
     ;;
 esac

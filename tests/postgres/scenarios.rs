@@ -61,6 +61,10 @@ pub fn all() -> Vec<Scenario> {
             lock_down,
         ),
         ("input::transaction_pooler_is_refused", transaction_pooler),
+        (
+            "input::a_standby_is_passed_over_for_the_primary",
+            standby_passed_over,
+        ),
     ]
 }
 
@@ -793,6 +797,72 @@ fn transaction_pooler() -> TestResult {
         )?;
     }
     Ok(())
+}
+
+/// A hot standby of the test server (read-only, as every standby): first in a multi-host
+/// URL it is passed over for the primary, as libpq's `target_session_attrs=read-write`
+/// passes it over (the library asks in the query that checks the session, not in a round
+/// trip of its own); alone, it is refused with an error that says it is read-only.
+fn standby_passed_over() -> TestResult {
+    let standby = Standby::start()?;
+    let primary_port = server_port()?;
+    let both = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{primary_port}/postgres?sslmode=disable",
+        standby.port
+    );
+    // On the standby, creating the mutex (a write) would fail: this ran on the primary.
+    take_and_release(&both, "standby-first", "a standby, then the primary")?;
+    let alone = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        standby.port
+    );
+    let e = refused(&alone, &unique("standby-only"), "a standby alone was used")?;
+    ensure(
+        e.kind() == ErrorKind::Io && e.to_string().contains("the server is read-only"),
+        format!("a standby alone: {e}"),
+    )
+}
+
+/// A hot standby of the test server (`tools/pg-server.sh standby`), stopped when dropped.
+struct Standby {
+    dir: String,
+    port: String,
+}
+
+impl Standby {
+    fn start() -> Result<Standby, String> {
+        let dir = std::env::temp_dir()
+            .join(format!("nm-standby-{}", std::process::id()))
+            .to_string_lossy()
+            .into_owned();
+        let out = std::process::Command::new("tools/pg-server.sh")
+            .args(["standby", &dir, &pg_dir()?])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .ctx("tools/pg-server.sh standby")?;
+        // Stopped, whatever is found wrong below.
+        let mut standby = Standby {
+            dir,
+            port: String::new(),
+        };
+        ensure(out.status.success(), "tools/pg-server.sh standby failed")?;
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        standby.port = url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .ok_or(format!("no port in the standby's URL {url:?}"))?
+            .to_owned();
+        Ok(standby)
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tools/pg-server.sh")
+            .args(["stop", &self.dir])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// A PgBouncer in transaction mode in front of the test server.

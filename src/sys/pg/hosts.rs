@@ -1,6 +1,7 @@
-//! Connecting host by host, as libpq does where the `postgres` crate cannot: with several
-//! hosts in a URL and a different password for each (the password file has a line per
-//! host), `server.rs` tries one single-host configuration after another, in libpq's order.
+//! Connecting host by host, as libpq does: with several hosts in a URL, `server.rs` tries
+//! one single-host configuration after another, in libpq's order, so that each can have
+//! its own password (the password file has a line per host; the `postgres` crate uses one
+//! for all) and a read-only host (a standby) is passed over by the library's own check.
 
 /// The port of host `i`: a configuration gives one port for every host, or one each; `None`
 /// when it gives none (the default, 5432, then applies).
@@ -110,7 +111,7 @@ mod tests {
             "postgresql://bob:pw@db1:5433,db2:5434/x?application_name=a&connect_timeout=7&sslmode=disable&channel_binding=disable",
         )
         .unwrap();
-        assert_eq!(s.tries(), 1, "one password for both hosts: one try");
+        assert_eq!(s.tries(), 2, "a try per host");
         let all = s.config();
         let one = single_host(all, 1);
         assert_eq!(one.get_hosts(), [postgres::config::Host::Tcp("db2".into())]);

@@ -43,9 +43,13 @@ struct Try {
 pub(crate) struct Server {
     /// What the caller gave, without a password: the key of this process's sessions.
     pub key: Arc<str>,
-    /// How to connect: one configuration (every host in it), or, where the password file
-    /// gives the hosts different passwords, one per host, tried in order as libpq does.
+    /// How to connect: a single-host configuration per host, tried in libpq's order
+    /// (`hosts.rs`), each with its own password where the password file gives the hosts
+    /// different ones; one try where the URL names one host.
     tries: Arc<[Try]>,
+    /// The whole configuration, every host in it, with the library's settings.
+    #[cfg(test)]
+    config: Arc<postgres::Config>,
     /// How connections (and cancel requests) speak TLS, from the URL's `sslmode`.
     pub tls: tls::Connector,
     /// Why a password file was not read, for the error of a connection that then fails.
@@ -124,8 +128,11 @@ impl Server {
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(USER_TIMEOUT)
             .application_name("namedmutex")
-            // Never a standby: marker writes fail there, and its locks are not the primary's.
-            .target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+            // Never a standby (marker writes fail there, and its locks are not the
+            // primary's): `checked` asks whether the session is read-only, in the query it
+            // makes anyway, rather than the crate in one of its own (a round trip more per
+            // connection); so the hosts are tried one by one, below.
+            .target_session_attrs(postgres::config::TargetSessionAttrs::Any);
         // The server's side of the same detection: its keepalives and user timeout on this
         // session's socket find a client host that vanished.
         let options = format!(
@@ -154,23 +161,27 @@ impl Server {
             config,
             host,
         };
-        let tries: Arc<[Try]> = match per_host {
-            None => Arc::new([make_try(config, None)]),
-            Some(passwords) => host_order(&config)
+        let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
+        let tries: Arc<[Try]> = if hosts <= 1 {
+            Arc::new([make_try(config.clone(), None)])
+        } else {
+            host_order(&config)
                 .into_iter()
                 .map(|i| {
                     let mut one = single_host(&config, i);
-                    if let Some(Some(password)) = passwords.get(i) {
+                    if let Some(Some(password)) = per_host.as_ref().and_then(|p| p.get(i)) {
                         one.password(password.as_str());
                     }
                     make_try(one, Some(host_label(&config, i)))
                 })
-                .collect(),
+                .collect()
         };
         Ok(Server {
             tls: tls::connector(&tls_settings, &key)?,
             key,
             tries,
+            #[cfg(test)]
+            config: Arc::new(config),
             password_file_skipped,
         })
     }
@@ -179,13 +190,17 @@ impl Server {
     pub fn connect(&self) -> Result<postgres::Client> {
         let mut failed = Vec::new();
         for one in self.tries.iter() {
-            match self.connect_with(one) {
-                Ok(client) => return self.checked(client),
-                Err(what) => failed.push(match &one.host {
-                    Some(host) => format!("{host}: {what}"),
-                    None => what,
-                }),
-            }
+            let what = match self.connect_with(one) {
+                Ok(client) => match self.checked(client)? {
+                    Ok(client) => return Ok(client),
+                    Err(read_only) => read_only,
+                },
+                Err(what) => what,
+            };
+            failed.push(match &one.host {
+                Some(host) => format!("{host}: {what}"),
+                None => what,
+            });
         }
         // The last try's answer, then (hosts tried one by one) what the earlier ones met.
         let last = failed
@@ -208,15 +223,26 @@ impl Server {
     /// Refuses a connection whose session settings did not arrive. They travel in the
     /// startup packet's `options`: a pooler that drops them (PgBouncer with
     /// `ignore_startup_parameters = options`) is also one that may give each transaction
-    /// another server session, which advisory locks cannot survive.
-    fn checked(&self, mut client: postgres::Client) -> Result<postgres::Client> {
-        let interval: String = client
+    /// another server session, which advisory locks cannot survive. A read-only session (a
+    /// standby's, as libpq's `target_session_attrs=read-write` finds it) is `Ok(Err(why))`:
+    /// the next host is tried.
+    fn checked(
+        &self,
+        mut client: postgres::Client,
+    ) -> Result<std::result::Result<postgres::Client, String>> {
+        let row = client
             .query_typed_one(
-                "SELECT current_setting('client_connection_check_interval')",
+                "SELECT current_setting('client_connection_check_interval'), \
+                        current_setting('transaction_read_only')",
                 &[],
             )
-            .map_err(|e| super::sql_error::sql_error(&self.key, "checking the session", e))?
-            .get(0);
+            .map_err(|e| super::sql_error::sql_error(&self.key, "checking the session", e))?;
+        let (interval, read_only): (String, String) = (row.get(0), row.get(1));
+        if read_only == "on" {
+            return Ok(Err(
+                "the server is read-only (a standby, or default_transaction_read_only is on): namedmutex writes its claims on the primary".into(),
+            ));
+        }
         if interval != "1s" {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -226,7 +252,7 @@ impl Server {
                 ),
             ));
         }
-        Ok(client)
+        Ok(Ok(client))
     }
 
     /// One try: its configuration, then, for `sslmode=allow`, the same with TLS; what it
@@ -248,13 +274,13 @@ impl Server {
         }
     }
 
-    /// The configuration of the first try, with the library's settings.
+    /// The whole configuration, with the library's settings.
     #[cfg(test)]
     pub fn config(&self) -> &postgres::Config {
-        &self.tries[0].config
+        &self.config
     }
 
-    /// How many tries a connection makes (one per host where their passwords differ).
+    /// How many tries a connection makes (one per host).
     #[cfg(test)]
     pub(super) fn tries(&self) -> usize {
         self.tries.len()
