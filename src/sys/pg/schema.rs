@@ -70,33 +70,54 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
     {
         return Ok(());
     }
-    // Looked up first rather than called: a call to a function that does not exist yet
-    // would leave an ERROR in the server's log for every new database.
-    let mut ask = |sql: &str| {
-        client.query_typed_one(sql, &[]).map_err(|e| {
+    // One round trip: whether the schema is there, looked up rather than called (a call to
+    // a function that does not exist yet would leave an ERROR in the server's log for every
+    // new database), and if it is, its version and its functions' revision (revision 1 had
+    // no revision()). The DO block hands them to the SELECT in a setting local to the one
+    // transaction both statements of a simple query run in.
+    let found = client
+        .simple_query(
+            "DO $$ BEGIN \
+                 IF to_regprocedure('namedmutex.version()') IS NOT NULL THEN \
+                     IF to_regprocedure('namedmutex.revision()') IS NOT NULL THEN \
+                         PERFORM set_config('namedmutex.found', \
+                             namedmutex.version() || ' ' || namedmutex.revision(), true); \
+                     ELSE \
+                         PERFORM set_config('namedmutex.found', namedmutex.version() || ' 1', true); \
+                     END IF; \
+                 END IF; \
+             END $$; \
+             SELECT current_setting('namedmutex.found', true)",
+        )
+        .map_err(|e| {
             if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
                 not_granted(server, client)
             } else {
                 sql_error(server, "checking the namedmutex schema", e)
             }
-        })
-    };
-    let present = ask(
-        "SELECT to_regprocedure('namedmutex.version()') IS NOT NULL, \
-                to_regprocedure('namedmutex.revision()') IS NOT NULL",
-    )?;
-    if present.get::<_, bool>(0) {
-        let row = ask(if present.get::<_, bool>(1) {
-            "SELECT namedmutex.version(), namedmutex.revision()"
-        } else {
-            "SELECT namedmutex.version(), 1" // revision 1 had no revision()
         })?;
-        check_version(server, row.get(0))?;
-        if row.get::<_, i32>(1) < REVISION {
-            upgrade(server, client)?;
+    let found = found.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_owned()),
+        _ => None,
+    });
+    // Unset (NULL), or empty where an earlier transaction of this session set it.
+    match found.as_deref().filter(|f| !f.is_empty()) {
+        None => install(server, client)?,
+        Some(found) => {
+            let mut numbers = found.split(' ').map(str::parse::<i32>);
+            let (Some(Ok(version)), Some(Ok(revision))) = (numbers.next(), numbers.next()) else {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "the namedmutex schema on PostgreSQL at {server} answered {found:?} for its version and revision"
+                    ),
+                ));
+            };
+            check_version(server, version)?;
+            if revision < REVISION {
+                upgrade(server, client)?;
+            }
         }
-    } else {
-        install(server, client)?
     }
     CHECKED
         .lock()
