@@ -56,6 +56,8 @@ start)
     # The partition test's client connects from a network namespace over a veth pair.
     echo "host all all 10.213.0.0/16 trust" >>"$dir/data/pg_hba.conf"
     echo "listen_addresses = '*'" >>"$dir/data/postgresql.conf"
+    # Each line says its session's application_name: a test finds its own sessions' lines.
+    echo "log_line_prefix = '%m [%p] app=%a '" >>"$dir/data/postgresql.conf"
     # TLS: a CA, and a certificate it signs for localhost only (hence a name check fails
     # at 127.0.0.1). The role tls_only is refused without TLS (first matching line wins).
     if ! command -v openssl >/dev/null; then

@@ -3,8 +3,8 @@
 # the Linux command: one named mutex shared by a Windows and a Linux process.
 #   cli/tests/wine-server.sh URL PGDIR WINDOWS-EXE [LINUX-BINARY]
 # URL is the server tools/pg-server.sh started in PGDIR (its log and CA are read there);
-# .ci/windows.sh runs it. Every step is bounded by timeout(1), and every holder is waited
-# for through a pipe, never a sleep.
+# .ci/windows.sh runs it. Every step is bounded by timeout(1), every holder is waited for
+# through a pipe, never a sleep, and the end of sessions is polled, for at most 10 s.
 #   1. run over TLS (verify-full, with the server's CA) passes the output and status
 #      through, and its exit ends its sessions: the server logs no connection reset
 #      (src/sys/pg/at_exit.rs: the C runtime's atexit);
@@ -26,14 +26,22 @@ win=("$repo/tools/wine/run.sh" "$exe")
 tls_url="${url/127.0.0.1/localhost}?sslmode=verify-full&sslrootcert=$pgdir/ca.crt"
 plain_url="$url?sslmode=disable"
 
-# 1. run over TLS; no connection reset logged while it ran, three times over.
-logged=$(wc -l <"$pgdir/log")
+# 1. run over TLS, three times; once their sessions are gone, none of them (the server's
+# log names each line's application_name: tools/pg-server.sh) logged a connection reset.
+app="wine-exit-$$"
 for i in 1 2 3; do
-    out=$(t "${win[@]}" --server "$tls_url" run "$name" -- cmd /c "echo inside&exit 3") && rc=0 || rc=$?
+    out=$(t "${win[@]}" --server "$tls_url&application_name=$app" run "$name" -- cmd /c "echo inside&exit 3") \
+        && rc=0 || rc=$?
     out=${out%$'\r'}
     [ "$out" = inside ] && [ "$rc" = 3 ] || fail "run $i over TLS: output '$out', status $rc"
 done
-resets=$(tail -n +"$((logged + 1))" "$pgdir/log" | grep -c "could not receive data from client" || true)
+for _ in $(seq 100); do
+    left=$(t psql "$plain_url" -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app'")
+    [ "$left" = 0 ] && break
+    sleep 0.1
+done
+[ "$left" = 0 ] || fail "the Windows command's sessions outlived it by 10 s ($left left)"
+resets=$(grep "app=$app " "$pgdir/log" | grep -c "could not receive data from client" || true)
 [ "$resets" = 0 ] || fail "the server logged $resets connection resets from the Windows command"
 
 # 2. A Linux holder: the Windows command gives up at once with 75, naming it.

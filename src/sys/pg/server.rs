@@ -127,12 +127,16 @@ impl Server {
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(USER_TIMEOUT)
-            .application_name("namedmutex")
             // Never a standby (marker writes fail there, and its locks are not the
             // primary's): `checked` asks whether the session is read-only, in the query it
             // makes anyway, rather than the crate in one of its own (a round trip more per
             // connection); so the hosts are tried one by one, below.
             .target_session_attrs(postgres::config::TargetSessionAttrs::Any);
+        // What pg_stat_activity shows: the URL's application_name, as libpq sends it, else
+        // "namedmutex".
+        if config.get_application_name().is_none() {
+            config.application_name("namedmutex");
+        }
         // The server's side of the same detection: its keepalives and user timeout on this
         // session's socket find a client host that vanished.
         let options = format!(
@@ -310,6 +314,26 @@ mod tests {
         let err = Server::parse("postgresql://bob:s3cret@db:notaport/x").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidParameter);
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn application_name_is_the_urls_else_namedmutex() {
+        let name = |url: &str| {
+            Server::parse(url)
+                .unwrap()
+                .config()
+                .get_application_name()
+                .map(str::to_owned)
+        };
+        assert_eq!(name("postgresql://db/x").as_deref(), Some("namedmutex"));
+        assert_eq!(
+            name("postgresql://db/x?application_name=billing").as_deref(),
+            Some("billing")
+        );
+        assert_eq!(
+            name("host=db application_name=cron").as_deref(),
+            Some("cron")
+        );
     }
 
     #[test]
