@@ -415,16 +415,16 @@ fn revocation_list_errors() -> TestResult {
 
 /// A dropped `lock_async` future sends its cancel request with the session's TLS settings
 /// (with `sslmode=require` the `postgres` crate sends none without TLS), the server cancels
-/// the wait, which answers the cancel instead of failing (no ERROR in the server's log),
-/// and the mutex still works for everyone.
+/// the wait, and the mutex still works for everyone.
 fn async_cancel_over_tls() -> TestResult {
     // Its sessions log at DEBUG1 (tls_only is a superuser, as it must be to set that), where
     // wait_granted says it answered a cancel: the proof that the cancel arrived.
+    let app = unique("cancel-tls");
     let url = verified_url(
         "tls_only",
         "localhost",
         "verify-full",
-        "&options=-c%20log_min_messages%3Ddebug1",
+        &format!("&options=-c%20log_min_messages%3Ddebug1&application_name={app}"),
     )?;
     let (m, _) = MutexOptions::new()
         .server(&url)
@@ -444,12 +444,21 @@ fn async_cancel_over_tls() -> TestResult {
             .is_err()
     });
     ensure(timed_out, "the async wait ended while the mutex was held")?;
+    let ours = |needle: &str| -> Result<Vec<String>, String> {
+        Ok(log
+            .lines_with(needle)?
+            .into_iter()
+            .filter(|line| line.contains(&format!("app={app} ")))
+            .collect())
+    };
+    // Answered by wait_granted (DEBUG1), or, in the rare race where the cancel reaches the
+    // statement before its function starts, failed with an ERROR: either way it arrived.
+    // (How rare: session::dropped_async_waits_leave_no_error_in_the_log.)
     wait_until("the server cancels the dropped wait's statement", || {
-        log.lines_with("namedmutex: the wait for mutex")
-            .is_ok_and(|lines| !lines.is_empty())
+        let answered = ours("namedmutex: the wait for mutex");
+        let failed = ours("canceling statement due to user request");
+        answered.is_ok_and(|l| !l.is_empty()) || failed.is_ok_and(|l| !l.is_empty())
     })?;
-    // Answered by wait_granted, not failed: no ERROR for a dropped wait.
-    log.expect_none("canceling statement")?;
     drop(rt);
     g.release().ctx("release")?;
     let again = m.clone();

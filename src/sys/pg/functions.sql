@@ -30,7 +30,8 @@
 --
 -- Revision 6: wait_granted answers a cancel too (a dropped async wait's, or a
 -- statement_timeout's), which logged "ERROR: canceling statement due to user request" for
--- every dropped wait; it says so at DEBUG1 instead.
+-- every dropped wait; it says so at DEBUG1 instead. open_handle with p_finish: a create
+-- that takes no initial ownership finishes in the same round trip.
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -133,6 +134,21 @@ BEGIN
         status := 'opened';
     ELSE
         status := 'busy';
+    END IF;
+END $$;
+
+-- open_handle, and with p_finish, finish_create at once after 'created' (one round trip
+-- where the creator takes no initial ownership first). Revision 6.
+CREATE OR REPLACE FUNCTION namedmutex.open_handle(p_global boolean, p_name text, p_create boolean,
+                                       p_everyone boolean, p_keep_abandoned boolean,
+                                       p_finish boolean,
+                                       OUT status text, OUT id int, OUT creator text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT o.status, o.id, o.creator INTO status, id, creator
+    FROM namedmutex.open_handle(p_global, p_name, p_create, p_everyone, p_keep_abandoned) o;
+    IF status = 'created' AND p_finish THEN
+        PERFORM namedmutex.finish_create(id);
     END IF;
 END $$;
 
@@ -254,33 +270,37 @@ END $$;
 
 -- Waits for p_id's lock as wait does, at most p_timeout_ms (0: forever): whether it is
 -- this session's now. A lock_timeout, and a cancel (the client's, when an async wait is
--- dropped; or a statement_timeout's), are caught here (the block's subtransaction is
--- undone; a session-level lock granted meanwhile is not) and answered: false, or true when
--- the grant raced them. The client looks again after false unless it is the one that
--- cancelled, as it did when the statement failed. A cancel is said at DEBUG1 (not logged
--- by default), where the server logged an ERROR before; one that arrives while the
--- timeout's answer is looked up is caught too. A deadlock still fails the statement, as
--- with wait.
+-- dropped; or a statement_timeout's), are caught (a block's subtransaction is undone; a
+-- session-level lock granted meanwhile is not) and answered: false, or true when the grant
+-- raced them. The client looks again after false unless it is the one that cancelled, as
+-- it did when the statement failed. A cancel is said at DEBUG1 (not logged by default),
+-- where the server logged an ERROR before.
+--
+-- Why three nested blocks: one cancel request can interrupt twice (the postmaster signals
+-- the backend and then its process group, and the second signal may arrive after the
+-- first was handled), and a lock_timeout interrupts by a signal of its own; PL/pgSQL looks
+-- for interrupts before every statement, handlers' included. Each interrupt after the
+-- first lands in the block around the one that caught it, up to the outermost, so only a
+-- cancel that arrives before the function starts still fails the statement. A deadlock
+-- still fails it, as with wait.
 CREATE OR REPLACE FUNCTION namedmutex.wait_granted(p_id int, p_timeout_ms int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     BEGIN
-        PERFORM namedmutex._usable(p_id);
-        PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
-        PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
-        RETURN true;
-    EXCEPTION
-        WHEN lock_not_available THEN
-            NULL;
-        WHEN query_canceled THEN
-            RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
-    END;
-    BEGIN
-        RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
+        BEGIN
+            PERFORM namedmutex._usable(p_id);
+            PERFORM pg_catalog.set_config('lock_timeout', p_timeout_ms::text, true);
+            PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
+            RETURN true;
+        EXCEPTION WHEN lock_not_available THEN
+            -- Answered below: the grant may have raced the timeout.
+        END;
     EXCEPTION WHEN query_canceled THEN
         RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
     END;
-    -- (A client sends one cancel request per wait: it is spent by now.)
+    RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
+EXCEPTION WHEN query_canceled THEN
+    RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
     RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
 END $$;
 

@@ -6,7 +6,7 @@
 use super::server::Server;
 use super::sql_error::sql_error;
 use crate::sys::contract::{Error, ErrorKind, Result};
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 struct HandleSession {
     client: postgres::Client,
     pid: u32,
+    /// The revision of the server's functions (`schema.rs`): from
+    /// [`OPEN_FINISHES`](super::schema::OPEN_FINISHES), a create finishes in `open_handle`.
+    revision: i32,
     /// The objects this process holds handles to: (global, name) → (id, handles). The
     /// server cannot tell this session's handles from nobody's (a session's own locks never
     /// conflict with each other), so whether an object exists is known here first.
@@ -74,7 +77,7 @@ fn session_for<'a>(
     if stale {
         super::at_exit::end_sessions_at_exit();
         let mut client = server.connect()?;
-        super::schema::ensure(&server.key, &mut client)?;
+        let revision = super::schema::ensure(&server.key, &mut client)?;
         // The handles this process had through a session that ended (a server restart)
         // are taken again, so the objects go on existing as long as the handles do.
         let mut open = HashMap::new();
@@ -93,6 +96,7 @@ fn session_for<'a>(
             HandleSession {
                 client,
                 pid: std::process::id(),
+                revision,
                 open,
             },
         ) {
@@ -125,6 +129,9 @@ pub(crate) struct How {
     pub everyone: bool,
     /// A new object keeps the claim of an owner that died (`MutexOptions::keep_abandoned`).
     pub keep_abandoned: bool,
+    /// The creator takes the new object first (`created` does something): then creating
+    /// and finishing are two statements, with the initial acquisition between them.
+    pub initial_owner: bool,
 }
 
 /// Opens (or with `create`, creates) `name` in `Global\` or the caller's `Local\`: the id,
@@ -143,6 +150,7 @@ pub(crate) fn open(
         create,
         everyone,
         keep_abandoned,
+        initial_owner,
     } = how;
     let started = Instant::now();
     let mut pause = Duration::from_micros(200);
@@ -160,24 +168,37 @@ pub(crate) fn open(
                 count(h, id, true);
                 return Ok(Some((id, true)));
             }
-            let row = h
-                .client
-                .query_typed_one(
-                    "SELECT status, id FROM namedmutex.open_handle($1, $2, $3, $4, $5)",
-                    &[
-                        (&global, Type::BOOL),
-                        (&name, Type::TEXT),
-                        (&create, Type::BOOL),
-                        (&everyone, Type::BOOL),
-                        (&keep_abandoned, Type::BOOL),
-                    ],
+            // Finished by the server in the same statement, where it can be.
+            let finish = create && !initial_owner && h.revision >= super::schema::OPEN_FINISHES;
+            let params = [
+                (&global as &(dyn ToSql + Sync), Type::BOOL),
+                (&name, Type::TEXT),
+                (&create, Type::BOOL),
+                (&everyone, Type::BOOL),
+                (&keep_abandoned, Type::BOOL),
+                (&finish, Type::BOOL),
+            ];
+            let row = if finish {
+                h.client.query_typed_one(
+                    "SELECT status, id FROM namedmutex.open_handle($1, $2, $3, $4, $5, $6)",
+                    &params,
                 )
-                .map_err(|e| sql_error(&server.key, what, e))?;
+            } else {
+                h.client.query_typed_one(
+                    "SELECT status, id FROM namedmutex.open_handle($1, $2, $3, $4, $5)",
+                    &params[..5],
+                )
+            }
+            .map_err(|e| sql_error(&server.key, what, e))?;
             let status: String = row.get(0);
             match (status.as_str(), row.get::<_, Option<i32>>(1)) {
                 ("opened", Some(id)) => {
                     h.open.insert(key.clone(), (id, 1));
                     Ok(Some((id, true)))
+                }
+                ("created", Some(id)) if finish => {
+                    h.open.insert(key.clone(), (id, 1));
+                    Ok(Some((id, false)))
                 }
                 ("created", Some(id)) => {
                     let first = created(id);

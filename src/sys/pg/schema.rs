@@ -7,7 +7,7 @@ use super::sql_error::sql_error;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use postgres::GenericClient;
 use postgres::error::SqlState;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The version of schema.sql (the table's layout); a server with another refuses with
@@ -17,6 +17,9 @@ pub(crate) const VERSION: i32 = 1;
 /// The revision of functions.sql. Functions of an older revision are replaced (see
 /// [`upgrade`]); newer ones are kept, since entry points keep their signatures.
 pub(crate) const REVISION: i32 = 6;
+
+/// The first revision whose `open_handle` can finish a create itself (`p_finish`).
+pub(crate) const OPEN_FINISHES: i32 = 6;
 
 /// The advisory lock (class, id) that serializes installers.
 const INSTALL_LOCK: (i32, i32) = (1_852_665_600, 0);
@@ -56,19 +59,20 @@ BEGIN
 END $$;
 "#;
 
-/// Servers this process has checked (by key).
-static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Servers this process has checked (by key), with the revision of their functions.
+static CHECKED: Mutex<Option<HashMap<String, i32>>> = Mutex::new(None);
 
 /// Makes sure `client`'s database has this library's schema, installing it when it has none
-/// and upgrading its functions when they are older.
-pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> {
-    if CHECKED
+/// and upgrading its functions when they are older: the revision of its functions now
+/// (older than [`REVISION`] where this role may not replace them).
+pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<i32> {
+    let checked = CHECKED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .is_some_and(|c| c.contains(server))
-    {
-        return Ok(());
+        .and_then(|c| c.get(server).copied());
+    if let Some(revision) = checked {
+        return Ok(revision);
     }
     // One round trip: whether the schema is there, looked up rather than called (a call to
     // a function that does not exist yet would leave an ERROR in the server's log for every
@@ -101,8 +105,11 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
         _ => None,
     });
     // Unset (NULL), or empty where an earlier transaction of this session set it.
-    match found.as_deref().filter(|f| !f.is_empty()) {
-        None => install(server, client)?,
+    let in_place = match found.as_deref().filter(|f| !f.is_empty()) {
+        None => {
+            install(server, client)?;
+            revision(server, client)?
+        }
         Some(found) => {
             let mut numbers = found.split(' ').map(str::parse::<i32>);
             let (Some(Ok(version)), Some(Ok(revision))) = (numbers.next(), numbers.next()) else {
@@ -116,15 +123,18 @@ pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<()> 
             check_version(server, version)?;
             if revision < REVISION {
                 upgrade(server, client)?;
+                self::revision(server, client)?
+            } else {
+                revision
             }
         }
-    }
+    };
     CHECKED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(HashSet::new)
-        .insert(server.to_owned());
-    Ok(())
+        .get_or_insert_with(HashMap::new)
+        .insert(server.to_owned(), in_place);
+    Ok(in_place)
 }
 
 fn check_version(server: &str, version: i32) -> Result<()> {
