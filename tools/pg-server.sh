@@ -127,7 +127,7 @@ standby)
     primary_port=$(sed -n 4p "$primary/data/postmaster.pid")
     mkdir -p "$dir"
     chown postgres "$dir"
-    su postgres -s /bin/sh -c "$bin/pg_basebackup -h '$primary' -p $primary_port -U postgres -D '$dir/data' -R -X stream -c fast" \
+    timeout 120 su postgres -s /bin/sh -c "$bin/pg_basebackup -h '$primary' -p $primary_port -U postgres -D '$dir/data' -R -X stream -c fast" \
         >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
     port=$((primary_port + 1))
     start_on_a_free_port "$dir/log" "" pg_start pg_stop

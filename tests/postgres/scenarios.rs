@@ -658,11 +658,7 @@ fn dropped_waits_log_nothing() -> TestResult {
         waited == WaitStatus::Acquired,
         format!("after the dropped waits: {waited:?}"),
     )?;
-    let errors: Vec<String> = log
-        .lines_with("ERROR")?
-        .into_iter()
-        .filter(|line| line.contains(&format!("app={app} ")))
-        .collect();
+    let errors = log.lines_of(&app, "ERROR")?;
     let cancels = errors
         .iter()
         .filter(|l| l.contains("canceling statement due to user request"))

@@ -107,6 +107,17 @@ impl ServerLog {
         )
     }
 
+    /// The lines logged since the mark by sessions of application `app` (the log names each
+    /// line's application_name: tools/pg-server.sh) that contain `needle`.
+    pub fn lines_of(&self, app: &str, needle: &str) -> Result<Vec<String>, String> {
+        let tag = format!("app={app} ");
+        Ok(self
+            .lines_with(needle)?
+            .into_iter()
+            .filter(|line| line.contains(&tag))
+            .collect())
+    }
+
     /// The lines logged since the mark that contain `needle`.
     pub fn lines_with(&self, needle: &str) -> Result<Vec<String>, String> {
         let text = std::fs::read(&self.path).ctx("the server's log")?;

@@ -183,12 +183,8 @@ fn exiting_process_ends_sessions() -> TestResult {
             )
             .is_ok_and(|row| row.get::<_, i64>(0) == 0)
     })?;
-    // Theirs only (the log names each line's application_name: tools/pg-server.sh).
-    let resets: Vec<String> = log
-        .lines_with("could not receive data from client")?
-        .into_iter()
-        .filter(|line| line.contains(&format!("app={app} ")))
-        .collect();
+    // Theirs only.
+    let resets = log.lines_of(&app, "could not receive data from client")?;
     ensure(
         resets.is_empty(),
         format!("the server logged connection resets: {resets:?}"),
@@ -444,19 +440,12 @@ fn async_cancel_over_tls() -> TestResult {
             .is_err()
     });
     ensure(timed_out, "the async wait ended while the mutex was held")?;
-    let ours = |needle: &str| -> Result<Vec<String>, String> {
-        Ok(log
-            .lines_with(needle)?
-            .into_iter()
-            .filter(|line| line.contains(&format!("app={app} ")))
-            .collect())
-    };
     // Answered by wait_granted (DEBUG1), or, in the rare race where the cancel reaches the
     // statement before its function starts, failed with an ERROR: either way it arrived.
     // (How rare: session::dropped_async_waits_leave_no_error_in_the_log.)
     wait_until("the server cancels the dropped wait's statement", || {
-        let answered = ours("namedmutex: the wait for mutex");
-        let failed = ours("canceling statement due to user request");
+        let answered = log.lines_of(&app, "namedmutex: the wait for mutex");
+        let failed = log.lines_of(&app, "canceling statement due to user request");
         answered.is_ok_and(|l| !l.is_empty()) || failed.is_ok_and(|l| !l.is_empty())
     })?;
     drop(rt);
