@@ -6,8 +6,8 @@
 # loopback and the partition test's private 10.213.0.0/16 only); `stop DIR`
 # stops it and removes DIR; `restart DIR` restarts it cleanly, and `crash DIR` as after a
 # crash (stopped at once, then started, recovering from its WAL); `standby DIR PRIMARY`
-# starts a hot standby of the server in PRIMARY (stop it with `stop DIR`). Nothing is written
-# outside DIR.
+# starts a hot standby of the server in PRIMARY (stop it with `stop DIR`; `stop PRIMARY`
+# also stops those made in PRIMARY/standby-*). Nothing is written outside DIR.
 #
 # The server also speaks TLS, with a certificate for the name `localhost` (not for
 # 127.0.0.1) signed by a CA made for it, DIR/ca.crt; the role `tls_only` may connect over
@@ -112,6 +112,13 @@ start)
     ;;
 stop)
     bin=$(bindir)
+    # Standbys made in DIR (the tests make theirs there) go first: a test stopped by its
+    # watchdog never stops its own, and stopping the server must leave nothing running.
+    for standby in "$dir"/standby-*/; do
+        if [ -f "$standby/data/postmaster.pid" ]; then
+            su postgres -s /bin/sh -c "$bin/pg_ctl -D '$standby/data' -m immediate -w stop" >&2 || true
+        fi
+    done
     if [ -f "$dir/data/postmaster.pid" ]; then
         su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -m fast -w stop" >&2 || true
     fi

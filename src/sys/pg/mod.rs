@@ -18,6 +18,7 @@
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslpassword`, `sslcrl` and `sslcrldir`, as libpq reads them |
 //! | `schema`, `schema.sql`, `functions.sql` | the server's table (versioned) and functions (revised in place) |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
+//! | `cancel` | a dropped async wait's cancel: a request that reaches the wait statement only |
 //! | `handles` | a process's handle session: create, open, duplicate, close |
 //! | `multi` | wait-any and wait-all (polling: weaker than local, see README) |
 //! | `inspect` | list, info, prune |
@@ -26,6 +27,7 @@
 //! What is weaker than the local backends is listed in the README ("Across machines").
 
 mod at_exit;
+mod cancel;
 mod handles;
 mod hosts;
 mod inspect;
@@ -40,18 +42,18 @@ mod session;
 mod sql_error;
 mod tls;
 
+pub(crate) use cancel::PgCancel;
 pub(crate) use server::Server;
 
-use super::{Backend, CancelSignal, ServerBackend, Spec};
+use super::{Backend, ServerBackend, Spec};
 use crate::sys::contract::Access;
 use crate::sys::contract::Security;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use crate::sys::contract::{Name, Namespace};
 use crate::sys::contract::{WaitAny, WaitStatus};
 use runtime::off_runtime;
-use session::{Session, Uncancellable, WaitControl, with_existing, with_thread_session};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use session::{Session, Uncancellable, with_existing, with_thread_session};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A handle to a mutex on a PostgreSQL server.
@@ -75,74 +77,6 @@ pub(crate) struct PgClaim {
     session: Session,
     id: i32,
     status: WaitStatus,
-}
-
-/// Cancels a blocked process-owned acquisition: a flag read between wait slices, and the
-/// running statement cancelled at once.
-pub(crate) struct PgCancel {
-    fired: AtomicBool,
-    state: Mutex<CancelState>,
-}
-
-/// What a cancel can reach: the waiting session's token, whether a wait statement runs on
-/// it now (only then is a cancel request sent: `session::WaitControl`), and the thread that
-/// sent a cancel request with it.
-#[derive(Default)]
-struct CancelState {
-    token: Option<(postgres::CancelToken, tls::Connector)>,
-    waiting: bool,
-    sender: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PgCancel {
-    fn state(&self) -> std::sync::MutexGuard<'_, CancelState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl CancelSignal for PgCancel {
-    fn new() -> Result<PgCancel> {
-        Ok(PgCancel {
-            fired: AtomicBool::new(false),
-            state: Mutex::new(CancelState::default()),
-        })
-    }
-
-    fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        let mut state = self.state();
-        if !state.waiting {
-            // Between wait statements: the waiting thread sees `fired` before the next.
-            return;
-        }
-        if let Some((token, tls)) = state.token.take() {
-            // Cancelling connects to the server: never on the caller's (an executor's) thread.
-            state.sender = Some(std::thread::spawn(move || {
-                let _ = token.cancel_query(tls);
-            }));
-        }
-    }
-}
-
-impl WaitControl for PgCancel {
-    fn cancelled(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-
-    fn begin_wait(&self) -> bool {
-        let mut state = self.state();
-        // Under the lock `fire` takes after setting `fired`: either it is seen here, or
-        // `fire` sees `waiting` and sends the cancel.
-        if self.fired.load(Ordering::SeqCst) {
-            return false;
-        }
-        state.waiting = true;
-        true
-    }
-
-    fn end_wait(&self) {
-        self.state().waiting = false;
-    }
 }
 
 /// A slice of a cancellable wait: how late a cancel that raced the wait's start is seen.
@@ -485,19 +419,12 @@ fn acquire_detached_here(
 ) -> Result<Option<(WaitStatus, PgClaim)>> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut session = session::detached_session(server)?;
-    cancel.state().token = Some((session.cancel_token(), tls::copy_of(&session.server.tls)));
+    let (token, tls) = (session.cancel_token(), tls::copy_of(&session.server.tls));
+    cancel.arm(move || {
+        let _ = token.cancel_query(tls);
+    });
     let outcome = session.acquire(id, deadline, Some(CANCEL_SLICE), cancel);
-    let sender = {
-        let mut state = cancel.state();
-        state.token = None;
-        state.sender.take()
-    };
-    if let Some(sender) = sender {
-        // A cancel request reaches the backend whatever it runs by then, and may outlive
-        // the wait it was meant for: once it has been delivered (bounded by the connect
-        // timeout), it can fail at most this session's next statement, which the session
-        // retries, and the session is never lent to another acquisition.
-        let _ = sender.join();
+    if cancel.disarm() {
         session.cancel_was_sent();
     }
     Ok(claim_or_return(session, id, outcome?))

@@ -168,16 +168,17 @@ pub(crate) struct Session {
     /// What this thread held through a session that ended: released since by the server,
     /// so a release reports the ownership lost.
     lost: HashSet<i32>,
-    /// A cancel request was sent at this session's backend; one statement may still fail
-    /// for it (SQLSTATE 57014), so the next release retries once, and the session is
-    /// closed rather than kept for reuse.
+    /// A cancel request was sent at this session's backend. It was delivered before the
+    /// session sent anything else, so it should fail nothing more (`cancel.rs`); should a
+    /// statement fail for it all the same (SQLSTATE 57014), the next release retries once,
+    /// and the session is closed rather than kept for reuse.
     cancel_sent: bool,
 }
 
 /// How a wait is cancelled from another thread (a dropped async wait): a flag read between
-/// slices, and a cancel request sent at the session while, and only while, a wait
-/// statement runs. (`wait_granted` answers a cancel that reaches its lock wait; one that
-/// reached another statement would fail it, and the server would log an ERROR.)
+/// slices, and a cancel request that reaches the session's backend inside a wait statement
+/// only (`cancel.rs`: `wait_granted` answers a cancel that reaches its lock wait; one that
+/// reached another statement would fail it, and the server would log an ERROR).
 pub(crate) trait WaitControl {
     /// Whether the wait is to stop.
     fn cancelled(&self) -> bool;
