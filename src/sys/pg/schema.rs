@@ -66,40 +66,59 @@ static CHECKED: Mutex<Option<HashMap<String, i32>>> = Mutex::new(None);
 /// and upgrading its functions when they are older: the revision of its functions now
 /// (older than [`REVISION`] where this role may not replace them).
 pub(crate) fn ensure(server: &str, client: &mut postgres::Client) -> Result<i32> {
-    let checked = CHECKED
+    match checked(server) {
+        Some(revision) => Ok(revision),
+        None => {
+            let found = client.simple_query(PROBE);
+            ensure_found(server, client, found)
+        }
+    }
+}
+
+/// The revision of `server`'s functions if this process has checked its schema already.
+pub(crate) fn checked(server: &str) -> Option<i32> {
+    CHECKED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .and_then(|c| c.get(server).copied());
-    if let Some(revision) = checked {
+        .and_then(|c| c.get(server).copied())
+}
+
+/// Looks at the schema in one round trip (run alone, or after a connection's check:
+/// `Server::connect_and`): whether it is there, looked up rather than called (a call to a
+/// function that does not exist yet would leave an ERROR in the server's log for every new
+/// database), and if it is, its version and its functions' revision (revision 1 had no
+/// revision()). The DO block hands them to the SELECT in a setting local to the one
+/// transaction all statements of a simple query run in. Read-only: it runs on a standby
+/// too, before the check passes it over.
+pub(crate) const PROBE: &str = "DO $$ BEGIN \
+         IF to_regprocedure('namedmutex.version()') IS NOT NULL THEN \
+             IF to_regprocedure('namedmutex.revision()') IS NOT NULL THEN \
+                 PERFORM set_config('namedmutex.found', \
+                     namedmutex.version() || ' ' || namedmutex.revision(), true); \
+             ELSE \
+                 PERFORM set_config('namedmutex.found', namedmutex.version() || ' 1', true); \
+             END IF; \
+         END IF; \
+     END $$; \
+     SELECT current_setting('namedmutex.found', true)";
+
+/// [`ensure`], given what [`PROBE`] answered on `client`.
+pub(crate) fn ensure_found(
+    server: &str,
+    client: &mut postgres::Client,
+    found: super::server::Answer,
+) -> Result<i32> {
+    if let Some(revision) = checked(server) {
         return Ok(revision);
     }
-    // One round trip: whether the schema is there, looked up rather than called (a call to
-    // a function that does not exist yet would leave an ERROR in the server's log for every
-    // new database), and if it is, its version and its functions' revision (revision 1 had
-    // no revision()). The DO block hands them to the SELECT in a setting local to the one
-    // transaction both statements of a simple query run in.
-    let found = client
-        .simple_query(
-            "DO $$ BEGIN \
-                 IF to_regprocedure('namedmutex.version()') IS NOT NULL THEN \
-                     IF to_regprocedure('namedmutex.revision()') IS NOT NULL THEN \
-                         PERFORM set_config('namedmutex.found', \
-                             namedmutex.version() || ' ' || namedmutex.revision(), true); \
-                     ELSE \
-                         PERFORM set_config('namedmutex.found', namedmutex.version() || ' 1', true); \
-                     END IF; \
-                 END IF; \
-             END $$; \
-             SELECT current_setting('namedmutex.found', true)",
-        )
-        .map_err(|e| {
-            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                not_granted(server, client)
-            } else {
-                sql_error(server, "checking the namedmutex schema", e)
-            }
-        })?;
+    let found = found.map_err(|e| {
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            not_granted(server, client)
+        } else {
+            sql_error(server, "checking the namedmutex schema", e)
+        }
+    })?;
     let found = found.iter().find_map(|m| match m {
         postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_owned()),
         _ => None,

@@ -13,6 +13,9 @@ use super::sql_error::{connect_failure, describe};
 use super::tls;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::Arc;
+
+/// What the SQL run with a connection's check answered ([`Server::connect_and`]).
+pub(crate) type Answer = std::result::Result<Vec<postgres::SimpleQueryMessage>, postgres::Error>;
 use std::time::Duration;
 
 /// TCP keepalive: first probe after this much idleness.
@@ -192,11 +195,21 @@ impl Server {
 
     /// A new connection with the library's settings, checked to be a session of its own.
     pub fn connect(&self) -> Result<postgres::Client> {
+        self.connect_and("").map(|(client, _)| client)
+    }
+
+    /// [`connect`](Self::connect), with `then` (SQL, one statement or several) run in the
+    /// same round trip as the connection's check, in the one transaction of a simple query:
+    /// the messages of `then`, or its error (the connection is good either way). `then`
+    /// runs on every host tried, a read-only one included, before the check's answer
+    /// passes that host over: it must leave nothing behind there (what writes fails there,
+    /// and is undone).
+    pub fn connect_and(&self, then: &str) -> Result<(postgres::Client, Answer)> {
         let mut failed = Vec::new();
         for one in self.tries.iter() {
             let what = match self.connect_with(one) {
-                Ok(client) => match self.checked(client)? {
-                    Ok(client) => return Ok(client),
+                Ok(client) => match self.checked(client, then)? {
+                    Ok(connected) => return Ok(connected),
                     Err(read_only) => read_only,
                 },
                 Err(what) => what,
@@ -229,19 +242,50 @@ impl Server {
     /// `ignore_startup_parameters = options`) is also one that may give each transaction
     /// another server session, which advisory locks cannot survive. A read-only session (a
     /// standby's, as libpq's `target_session_attrs=read-write` finds it) is `Ok(Err(why))`:
-    /// the next host is tried.
+    /// the next host is tried. `then` runs in the same simple query, after the check
+    /// ([`connect_and`](Self::connect_and)); where it fails, the check runs again alone,
+    /// since the failure hid its answer.
     fn checked(
         &self,
         mut client: postgres::Client,
-    ) -> Result<std::result::Result<postgres::Client, String>> {
-        let row = client
-            .query_typed_one(
-                "SELECT current_setting('client_connection_check_interval'), \
-                        current_setting('transaction_read_only')",
-                &[],
-            )
-            .map_err(|e| super::sql_error::sql_error(&self.key, "checking the session", e))?;
-        let (interval, read_only): (String, String) = (row.get(0), row.get(1));
+        then: &str,
+    ) -> Result<std::result::Result<(postgres::Client, Answer), String>> {
+        const CHECK: &str = "SELECT current_setting('client_connection_check_interval'), \
+                                    current_setting('transaction_read_only')";
+        let (check, answer) = if then.is_empty() {
+            (client.simple_query(CHECK), Ok(Vec::new()))
+        } else {
+            match client.simple_query(&format!("{CHECK}; {then}")) {
+                Ok(mut all) => {
+                    // The check's row and its CommandComplete, then `then`'s messages.
+                    let ends = all
+                        .iter()
+                        .position(|m| matches!(m, postgres::SimpleQueryMessage::CommandComplete(_)))
+                        .map_or(all.len(), |at| at + 1);
+                    let rest = all.split_off(ends);
+                    (Ok(all), Ok(rest))
+                }
+                Err(e) => (client.simple_query(CHECK), Err(e)),
+            }
+        };
+        let check =
+            check.map_err(|e| super::sql_error::sql_error(&self.key, "checking the session", e))?;
+        let row = check.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some((
+                row.get(0).unwrap_or_default().to_owned(),
+                row.get(1).unwrap_or_default().to_owned(),
+            )),
+            _ => None,
+        });
+        let Some((interval, read_only)) = row else {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "PostgreSQL at {} answered no row to the session check",
+                    self.key
+                ),
+            ));
+        };
         if read_only == "on" {
             return Ok(Err(
                 "the server is read-only (a standby, or default_transaction_read_only is on): namedmutex writes its claims on the primary".into(),
@@ -256,7 +300,7 @@ impl Server {
                 ),
             ));
         }
-        Ok(Ok(client))
+        Ok(Ok((client, answer)))
     }
 
     /// One try: its configuration, then, for `sslmode=allow`, the same with TLS; what it

@@ -226,29 +226,44 @@ impl Claimed {
     }
 }
 
+/// A session's start, in one round trip: fencing tokens beyond any a crash may have lost
+/// (functions.sql, fencing_gap), this session's random id, and whether the functions have
+/// wait_granted; the statements run in one implicit transaction. Functions of an older
+/// revision stay where the role may not replace them (schema.rs), so what they may lack is
+/// looked up, not called: without fencing_gap, claims made with synchronous_commit off may
+/// repeat a token after a server crash. Nothing is written on a read-only server (a standby
+/// the connection's check then passes over: `Server::connect_and`).
+const START: &str = "DO $$ BEGIN \
+         IF current_setting('transaction_read_only') = 'off' \
+            AND to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL THEN \
+             PERFORM namedmutex.fencing_gap(); \
+         END IF; \
+     END $$; \
+     SELECT gen_random_uuid()::text, \
+            to_regprocedure('namedmutex.wait_granted(int, int)') IS NOT NULL";
+
 impl Session {
     /// A new connection to `server`, its schema checked.
     pub fn connect(server: &Server) -> Result<Session> {
-        let mut client = server.connect()?;
-        super::schema::ensure(&server.key, &mut client)?;
         let key = &server.key;
-        // One round trip: fencing tokens beyond any a crash may have lost (functions.sql,
-        // fencing_gap), this session's random id, and whether the functions have
-        // wait_granted; the two statements run in one implicit transaction. Functions of
-        // an older revision stay where the role may not replace them (schema.rs), so what
-        // they may lack is looked up, not called: without fencing_gap, claims made with
-        // synchronous_commit off may repeat a token after a server crash.
-        let started = client
-            .simple_query(
-                "DO $$ BEGIN \
-                     IF to_regprocedure('namedmutex.fencing_gap()') IS NOT NULL THEN \
-                         PERFORM namedmutex.fencing_gap(); \
-                     END IF; \
-                 END $$; \
-                 SELECT gen_random_uuid()::text, \
-                        to_regprocedure('namedmutex.wait_granted(int, int)') IS NOT NULL",
-            )
-            .map_err(|e| sql_error(key, "starting a session", e))?;
+        // The session's start runs in the round trip of the connection's check, once this
+        // process has checked the server's schema (the schema's look comes first otherwise).
+        let (mut client, started) = match super::schema::checked(key) {
+            Some(_) => {
+                let (client, started) = server.connect_and(START)?;
+                (client, Some(started))
+            }
+            None => {
+                let (mut client, found) = server.connect_and(super::schema::PROBE)?;
+                super::schema::ensure_found(key, &mut client, found)?;
+                (client, None)
+            }
+        };
+        let started = match started {
+            Some(started) => started,
+            None => client.simple_query(START),
+        }
+        .map_err(|e| sql_error(key, "starting a session", e))?;
         let (me, wait_answers) = started
             .iter()
             .find_map(|m| match m {
