@@ -13,10 +13,10 @@ use super::sql_error::{connect_failure, describe};
 use super::tls;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the SQL run with a connection's check answered ([`Server::connect_and`]).
 pub(crate) type Answer = std::result::Result<Vec<postgres::SimpleQueryMessage>, postgres::Error>;
-use std::time::Duration;
 
 /// TCP keepalive: first probe after this much idleness.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
