@@ -8,8 +8,8 @@ trips from growing (cli/tests/server.sh).
 
     tools/pg-requests.py TARGET_HOST TARGET_PORT
 
-It listens on a port the kernel gives, prints "listening on 127.0.0.1:PORT", and, when a
-connection ends, "requests N".
+It listens on a port the kernel gives, prints "listening on 127.0.0.1:PORT", then
+"connection" when a connection opens and "requests N" when it ends.
 """
 import asyncio
 import struct
@@ -77,6 +77,7 @@ async def main():
         except OSError:
             client_writer.close()
             return
+        print("connection", flush=True)
         counter = Counter()
         await asyncio.gather(
             pump(client_reader, server_writer, counter),

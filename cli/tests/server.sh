@@ -159,22 +159,31 @@ msg=$(svc "$nm" --server "postgresql://?service=nm_bad" list 2>&1) && rc=0 || rc
 case "$rc:$msg" in 70:*"$work/services.conf, line 15"*gssencmode*) ;; *) fail "a setting namedmutex does not use: status $rc ($msg)" ;; esac
 
 # 12. Round trips: `run NAME -- true` makes 8 requests that the server answers before the
-# next (per connection: the startup packet, the check with the statement after it; then the
-# handle's open and close, and the acquisition and the release), counted by
-# tools/pg-requests.py, a proxy that reads the client's side of the protocol (TLS off). One
-# more means a change added a round trip, which a server far away turns into latency.
+# next, on 2 connections made side by side (per connection: the startup packet, the check
+# with the statement after it; then the handle's open and close, and the acquisition and
+# the release), and `list` 3 on one (it connects nothing ahead for an acquisition). Counted
+# by tools/pg-requests.py, a proxy that reads the client's side of the protocol (TLS off).
+# One more means a change added a round trip, which a server far away turns into latency.
 python3 "$(dirname "${BASH_SOURCE[0]}")/../../tools/pg-requests.py" 127.0.0.1 "$port" >"$work/requests" 2>&1 &
 holder=$!
 t sh -c "until grep -qs '^listening' '$work/requests'; do sleep 0.05; done" || fail "pg-requests.py did not start"
-via=$(sed -n 's/^listening on 127.0.0.1://p' "$work/requests")
-t "$nm" --server "postgresql://postgres@127.0.0.1:$via/postgres?sslmode=disable" run "$name" -- true \
-    || fail "run through pg-requests.py failed"
-t sh -c "until [ \$(grep -c '^requests' '$work/requests') -ge 2 ]; do sleep 0.05; done" \
-    || fail "the command's connections did not end: $(cat "$work/requests")"
+via="postgresql://postgres@127.0.0.1:$(sed -n 's/^listening on 127.0.0.1://p' "$work/requests")/postgres?sslmode=disable"
+# Runs the command through the proxy, then waits for its connections to end there:
+# "N connections, M requests".
+requests_of() {
+    local before
+    before=$(grep -c '^requests' "$work/requests" || true)
+    t "$nm" --server "$via" "$@" >/dev/null || fail "$* through pg-requests.py failed"
+    t sh -c "until [ \$(grep -c '^connection' '$work/requests') = \$(grep -c '^requests' '$work/requests') ]; do sleep 0.05; done" \
+        || fail "the connections of $* did not end: $(cat "$work/requests")"
+    awk -v skip="$before" '/^requests/ && ++seen > skip { n += $2; c++ } END { print c + 0 " connections, " n + 0 " requests" }' "$work/requests"
+}
+made=$(requests_of run "$name" -- true)
+[ "$made" = "2 connections, 8 requests" ] || fail "run NAME -- true made $made (8 requests on 2 connections expected)"
+made=$(requests_of list)
+[ "$made" = "1 connections, 3 requests" ] || fail "list made $made (3 requests on 1 connection expected)"
 kill "$holder"
 wait "$holder" 2>/dev/null || true
 holder=
-made=$(awk '/^requests/ { n += $2; c++ } END { print c " connections, " n " requests" }' "$work/requests")
-[ "$made" = "2 connections, 8 requests" ] || fail "run NAME -- true made $made (8 requests on 2 connections expected)"
 
 echo "server.sh: the command against $url: all checks passed"

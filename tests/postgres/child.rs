@@ -5,6 +5,8 @@
 //! | `hold` | creates NAME, locks it, says `held TOKEN STATUS`, sleeps |
 //! | `wait` | creates NAME, says `waiting`, locks it, says `got STATUS`, sleeps |
 //! | `cycle` | creates NAME, says `cycling`, then locks and releases it forever |
+//! | `once` | creates NAME, locks and releases it, says `done`, exits (its handle open) |
+//! | `ahead` | creates NAME, says `opened`, reads a line: on `go` locks it, says `got STATUS`, reads a line and releases it; then exits |
 //! | `netns-hold` | (in a new network namespace) waits for the interface `$NM_NETNS_IF`, gives it the address `$NM_NETNS_ADDR`, then as `hold` |
 
 use namedmutex::{MutexOptions, WaitStatus};
@@ -15,6 +17,13 @@ fn say(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{s}");
     let _ = out.flush();
+}
+
+/// The next line of standard input, trimmed (empty at its end).
+fn read_line() -> String {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    line.trim().to_owned()
 }
 
 fn status(s: WaitStatus) -> &'static str {
@@ -67,6 +76,17 @@ pub fn run(args: &[String]) -> ! {
             m.wait(None).expect("wait");
             m.release().expect("release");
             say("done");
+            std::process::exit(0);
+        }
+        "ahead" => {
+            // The test looks at this process's sessions between the steps.
+            say("opened");
+            if read_line() == "go" {
+                let s = m.wait(None).expect("wait");
+                say(&format!("got {}", status(s)));
+                read_line();
+                m.release().expect("release");
+            }
             std::process::exit(0);
         }
         "cycle" => {

@@ -31,6 +31,10 @@ pub fn all() -> Vec<Scenario> {
             dropped_while_claiming,
         ),
         (
+            "session::the_first_acquisition_takes_the_session_connected_ahead",
+            connected_ahead,
+        ),
+        (
             "session::server_restart_every_holder_learns",
             server_restart,
         ),
@@ -787,6 +791,41 @@ fn dropped_while_claiming() -> TestResult {
         errors.is_empty(),
         format!("the server logged ERROR lines: {errors:?}"),
     )
+}
+
+/// A process's first open of a server connects its first acquisition's session meanwhile
+/// (`sys/pg/ahead.rs`): two sessions before anything is acquired, and still two once the
+/// acquisition is made, which took that session instead of connecting a third.
+fn connected_ahead() -> TestResult {
+    let mut watch = admin();
+    let mut sessions = |app: &str| -> i64 {
+        watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .map(|r| r.get(0))
+            .unwrap_or(-1)
+    };
+    let app = unique("ahead");
+    let url = format!("{}?application_name={app}", url());
+    let mut client = Client::spawn("ahead", &url, &unique("ahead"))?;
+    client.expect("opened")?;
+    wait_until("a second session before any acquisition", || {
+        sessions(&app) == 2
+    })?;
+    client.send("go")?;
+    let got = client.expect("got")?;
+    ensure(got == "acquired", format!("the acquisition: {got}"))?;
+    let now = sessions(&app);
+    ensure(
+        now == 2,
+        format!("{now} sessions once the acquisition was made (2: the one connected ahead taken)"),
+    )?;
+    client.send("release")?;
+    let status = client.wait_exit()?;
+    ensure(status.success(), format!("the client exited with {status}"))?;
+    wait_until("the client's sessions to end", || sessions(&app) == 0)
 }
 
 /// The first use of a new database installs the schema without an ERROR in the server's

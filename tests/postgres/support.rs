@@ -190,6 +190,7 @@ pub fn ensure(cond: bool, msg: impl Into<String>) -> TestResult {
 pub struct Client {
     child: Child,
     lines: Receiver<String>,
+    input: Option<std::process::ChildStdin>,
 }
 
 impl Client {
@@ -214,10 +215,11 @@ impl Client {
         }
         let mut child = cmd
             .args(["--child", command, url, name])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .ctx("spawn a client process")?;
+        let input = child.stdin.take();
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -228,7 +230,20 @@ impl Client {
                 }
             }
         });
-        Ok(Client { child, lines })
+        Ok(Client {
+            child,
+            lines,
+            input,
+        })
+    }
+
+    /// Tells the client `line` (on its standard input).
+    pub fn send(&mut self, line: &str) -> TestResult {
+        use std::io::Write;
+        let input = self.input.as_mut().ok_or("the client's input is closed")?;
+        writeln!(input, "{line}")
+            .and_then(|()| input.flush())
+            .ctx("write to the client")
     }
 
     /// The next line, which must start with `prefix`: the rest of it.

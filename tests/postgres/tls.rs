@@ -157,8 +157,10 @@ fn use_mutex(url: &str, name: &str, role: &str) -> TestResult {
 }
 
 /// Processes that take and give back a mutex over TLS and then exit (`exit`, their handle
-/// still open) end every session with Terminate: the server logs no connection reset for
-/// them (it did for the handle session, once per process, before `sys/pg/at_exit.rs`).
+/// still open), and processes that open one and exit without acquiring it, end every
+/// session with Terminate: the server logs no connection reset for them (it did for the
+/// handle session, once per process, before `sys/pg/at_exit.rs`; and for the session
+/// connected ahead of an acquisition that never came, before `ahead::take_all`).
 fn exiting_process_ends_sessions() -> TestResult {
     let app = unique("exit");
     let url = tls_url(
@@ -170,6 +172,15 @@ fn exiting_process_ends_sessions() -> TestResult {
     for _ in 0..5 {
         let mut client = Client::spawn("once", &url, &name)?;
         client.expect("done")?;
+        let status = client.wait_exit()?;
+        ensure(status.success(), format!("the client exited with {status}"))?;
+    }
+    // Processes that open and exit without acquiring: the session connected ahead for
+    // their first acquisition (sys/pg/ahead.rs), made or still connecting, ends too.
+    for _ in 0..5 {
+        let mut client = Client::spawn("ahead", &url, &name)?;
+        client.expect("opened")?;
+        client.send("exit")?;
         let status = client.wait_exit()?;
         ensure(status.success(), format!("the client exited with {status}"))?;
     }

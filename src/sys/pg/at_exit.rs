@@ -6,8 +6,9 @@
 //! peer", once per exiting process: every run of the command left that line in the
 //! server's log. A thread's own sessions end with the thread (its thread-local
 //! destructor, which `exit` also runs for the exiting thread); the sessions that live in
-//! statics do not: the handle sessions (`handles.rs`) and the spare sessions of
-//! process-owned acquisitions (`session.rs`). This ends those, and waits for the closer
+//! statics do not: the handle sessions (`handles.rs`), the spare sessions of
+//! process-owned acquisitions (`session.rs`) and a session connected ahead and never taken
+//! (`ahead.rs`). This ends those, and waits for the closer
 //! thread to end the exiting thread's own (its destructor hands them there, and nothing
 //! waited for that before the process was gone).
 //!
@@ -69,6 +70,7 @@ extern "C" fn end_sessions() {
         let deadline = std::time::Instant::now() + EXIT_WAIT;
         let mut ending = super::handles::take_all();
         ending.extend(super::session::take_spares());
+        ending.extend(super::ahead::take_all());
         if !ending.is_empty() {
             // A client ends on a runtime of its own, whose thread-locals this thread may
             // have lost by now (C's exit runs its thread-local destructors first): on a new

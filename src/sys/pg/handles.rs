@@ -159,6 +159,9 @@ pub(crate) fn open(
         keep_abandoned,
         initial_owner,
     } = how;
+    // The process's first open there: the session of its first acquisition connects
+    // meanwhile (`ahead.rs`; once per process and server).
+    super::ahead::start(server);
     let started = Instant::now();
     let mut pause = Duration::from_micros(200);
     let key = (global, name.to_owned());
@@ -290,16 +293,17 @@ fn close_here(server: &Server, id: i32) {
     }
 }
 
-/// Runs a query on the handle session (inspection and pruning, which hold nothing).
+/// Runs a query on the handle session (inspection and pruning, which hold nothing),
+/// unprepared, its parameters' types given: one round trip.
 pub(crate) fn query(
     server: &Server,
     sql: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
+    params: &[(&(dyn ToSql + Sync), Type)],
     what: &str,
 ) -> Result<Vec<postgres::Row>> {
     with_handles(server, |h| {
         h.client
-            .query(sql, params)
+            .query_typed(sql, params)
             .map_err(|e| sql_error(&server.key, what, e))
     })
 }

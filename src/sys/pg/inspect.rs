@@ -7,6 +7,7 @@ use crate::sys::contract::{Error, ErrorKind, Result};
 use crate::sys::contract::{MutexInfo, OwnerInfo};
 use crate::sys::contract::{Name, Namespace};
 use crate::sys::{Inspect, Spec, Swept};
+use postgres::types::Type;
 use std::time::SystemTime;
 
 const LIST: &str = "SELECT name, creator, everyone, accessible, created_at, handles, waiters, \
@@ -71,7 +72,7 @@ impl Inspect for PgMutex {
         let rows = handles::query(
             &server,
             LIST,
-            &[&global, &None::<String>],
+            &[(&global, Type::BOOL), (&None::<String>, Type::TEXT)],
             "listing mutexes",
         )?;
         Ok(rows
@@ -87,7 +88,7 @@ impl Inspect for PgMutex {
         let rows = handles::query(
             &server,
             LIST,
-            &[&global, &Some(name.object)],
+            &[(&global, Type::BOOL), (&Some(name.object), Type::TEXT)],
             "looking at a mutex",
         )?;
         Ok(rows.first().map(|r| info_of(r, name.namespace)))
@@ -106,7 +107,7 @@ impl Inspect for PgMutex {
         let rows = handles::query(
             &server,
             "SELECT removed, kept FROM namedmutex.prune($1, $2)",
-            &[&global, &!spec.keep_abandoned],
+            &[(&global, Type::BOOL), (&!spec.keep_abandoned, Type::BOOL)],
             "pruning",
         )?;
         let row = rows

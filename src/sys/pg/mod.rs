@@ -18,6 +18,7 @@
 //! | `tls` | TLS from the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslpassword`, `sslcrl` and `sslcrldir`, as libpq reads them |
 //! | `schema`, `schema.sql`, `functions.sql` | the server's table (versioned) and functions (revised in place) |
 //! | `session` | a thread's owning session: waits, claims, releases, fencing tokens |
+//! | `ahead` | the owning session of a process's first acquisition, connected beside its first open |
 //! | `cancel` | a dropped async wait's cancel: a request that reaches the wait statement only |
 //! | `handles` | a process's handle session: create, open, duplicate, close |
 //! | `multi` | wait-any and wait-all (polling: weaker than local, see README) |
@@ -26,6 +27,7 @@
 //!
 //! What is weaker than the local backends is listed in the README ("Across machines").
 
+mod ahead;
 mod at_exit;
 mod cancel;
 mod handles;

@@ -103,6 +103,21 @@ pub(crate) const PROBE: &str = "DO $$ BEGIN \
      END $$; \
      SELECT current_setting('namedmutex.found', true)";
 
+/// Whether [`PROBE`] found this library's schema as it is: the version and the revision of
+/// this library (nothing to install or upgrade).
+pub(crate) fn probe_found_current(found: &super::server::Answer) -> bool {
+    let current = format!("{VERSION} {REVISION}");
+    found.as_ref().is_ok_and(|messages| {
+        messages.iter().any(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0) == Some(current.as_str()),
+            _ => false,
+        })
+    })
+}
+
+/// How many statements [`PROBE`] is (a DO block, then a SELECT).
+pub(crate) const PROBE_STATEMENTS: usize = 2;
+
 /// [`ensure`], given what [`PROBE`] answered on `client`.
 pub(crate) fn ensure_found(
     server: &str,

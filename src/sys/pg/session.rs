@@ -4,7 +4,7 @@
 //! next owner reads the claim left standing as an abandonment. Process-owned acquisitions
 //! (the async API) use sessions of their own from a small pool.
 
-use super::server::Server;
+use super::server::{Answer, Server};
 use super::sql_error::{Failure, classify, is_cancel, sql_error};
 use crate::sys::contract::WaitStatus;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -226,6 +226,29 @@ impl Claimed {
     }
 }
 
+/// `answer` split after its first `statements` statements (each ends with a
+/// CommandComplete): theirs, and the rest's.
+fn split_answer(answer: Answer, statements: usize) -> (Answer, Answer) {
+    match answer {
+        Ok(mut messages) => {
+            let mut ended = 0;
+            let at = messages
+                .iter()
+                .position(|m| {
+                    if matches!(m, postgres::SimpleQueryMessage::CommandComplete(_)) {
+                        ended += 1;
+                    }
+                    ended == statements
+                })
+                .map_or(messages.len(), |at| at + 1);
+            let rest = messages.split_off(at);
+            (Ok(messages), Ok(rest))
+        }
+        // The first half carries the error; the rest is not used then (nothing ran).
+        Err(e) => (Err(e), Ok(Vec::new())),
+    }
+}
+
 /// A session's start, in one round trip: fencing tokens beyond any a crash may have lost
 /// (functions.sql, fencing_gap), this session's random id, and whether the functions have
 /// wait_granted; the statements run in one implicit transaction. Functions of an older
@@ -246,17 +269,22 @@ impl Session {
     /// A new connection to `server`, its schema checked.
     pub fn connect(server: &Server) -> Result<Session> {
         let key = &server.key;
-        // The session's start runs in the round trip of the connection's check, once this
-        // process has checked the server's schema (the schema's look comes first otherwise).
+        // The session's start runs in the round trip of the connection's check, after the
+        // schema's look where this process has not looked yet. (Its answers stand only if
+        // the look found the schema as it is: else it runs again, once the schema is
+        // installed or upgraded.)
         let (mut client, started) = match super::schema::checked(key) {
             Some(_) => {
                 let (client, started) = server.connect_and(START)?;
                 (client, Some(started))
             }
             None => {
-                let (mut client, found) = server.connect_and(super::schema::PROBE)?;
+                let both = format!("{}; {START}", super::schema::PROBE);
+                let (mut client, answer) = server.connect_and(&both)?;
+                let (found, started) = split_answer(answer, super::schema::PROBE_STATEMENTS);
+                let current = super::schema::probe_found_current(&found);
                 super::schema::ensure_found(key, &mut client, found)?;
-                (client, None)
+                (client, current.then_some(started))
             }
         };
         let started = match started {
@@ -302,8 +330,15 @@ impl Session {
     }
 
     /// Whether this session can still be used by this process.
-    fn usable(&self) -> bool {
+    pub(super) fn usable(&self) -> bool {
         self.pid == std::process::id() && !self.client.is_closed() && !self.cancel_sent
+    }
+
+    /// This session, made on another thread (`ahead.rs`), as the calling thread's: the thread
+    /// its claims name.
+    pub(super) fn adopted(mut self) -> Session {
+        self.holder.2 = super::thread_number() as i32;
+        self
     }
 
     /// Records that a cancel request was sent at this session's backend (see `cancel_sent`).
@@ -720,7 +755,10 @@ fn with_thread_session_once<T>(
     let new = if fresh {
         // The closer must exist before a session can end with its thread.
         start_closer()?;
-        Some(Session::connect(server)?)
+        Some(match super::ahead::take(server) {
+            Some(session) => session,
+            None => Session::connect(server)?,
+        })
     } else {
         None
     };
@@ -780,7 +818,8 @@ pub(crate) fn with_existing<T>(server: &Server, f: impl FnOnce(Option<&mut Sessi
 /// Sessions for process-owned acquisitions, kept for reuse (by server key).
 static SPARE: Mutex<Vec<Session>> = Mutex::new(Vec::new());
 
-/// A session for a process-owned acquisition: a spare one, or a new connection.
+/// A session for a process-owned acquisition: a spare one, the one connected ahead
+/// (`ahead.rs`), or a new connection.
 pub(crate) fn detached_session(server: &Server) -> Result<Session> {
     let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(i) = spare
@@ -790,7 +829,10 @@ pub(crate) fn detached_session(server: &Server) -> Result<Session> {
         return Ok(spare.swap_remove(i));
     }
     drop(spare);
-    Session::connect(server)
+    match super::ahead::take(server) {
+        Some(session) => Ok(session),
+        None => Session::connect(server),
+    }
 }
 
 /// Gives back a session that holds nothing.
