@@ -11,6 +11,7 @@
 //! Workers are this binary re-executed with `NMBENCH_ROLE` set (see the library's `roles`).
 
 mod async_capi;
+mod capi_shared;
 mod charts;
 mod cli_startup;
 mod portable;
