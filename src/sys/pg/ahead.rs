@@ -11,7 +11,7 @@
 //! (`at_exit.rs`) like the others. Looking without opening (list, info, prune) connects
 //! nothing ahead.
 //!
-//! Only the first open of a process on a server does this: later owning sessions (other
+//! Not on Windows (see [`start`]). Only the first open of a process on a server does this: later owning sessions (other
 //! threads', or after a server restart) connect when they are needed. A forked child never
 //! takes its parent's (the thread that connects it does not exist there).
 
@@ -44,6 +44,12 @@ fn state() -> MutexGuard<'static, Option<State>> {
 /// Starts connecting an owning session to `server`, once per process and server: the
 /// process opens a mutex there.
 pub(super) fn start(server: &Server) {
+    // Not on Windows: with it on, one CI run of the behavioural suite on PostgreSQL under
+    // Wine stalled (multi::stress_mixed_waits_with_owner_kills, no progress for 20 s) where
+    // two had passed, and why is not known yet.
+    if cfg!(windows) {
+        return;
+    }
     let mut guard = state();
     let state = guard.get_or_insert_with(|| State {
         pending: Vec::new(),
