@@ -256,15 +256,8 @@ impl Server {
             (client.simple_query(CHECK), Ok(Vec::new()))
         } else {
             match client.simple_query(&format!("{CHECK}; {then}")) {
-                Ok(mut all) => {
-                    // The check's row and its CommandComplete, then `then`'s messages.
-                    let ends = all
-                        .iter()
-                        .position(|m| matches!(m, postgres::SimpleQueryMessage::CommandComplete(_)))
-                        .map_or(all.len(), |at| at + 1);
-                    let rest = all.split_off(ends);
-                    (Ok(all), Ok(rest))
-                }
+                // The check's row and its CommandComplete, then `then`'s messages.
+                Ok(all) => split_answer(Ok(all), 1),
                 Err(e) => (client.simple_query(CHECK), Err(e)),
             }
         };
@@ -338,6 +331,29 @@ impl Server {
 /// `url` with its password replaced by `***`, for messages and keys.
 pub(crate) fn redact(url: &str) -> String {
     tls::redact_secrets(url)
+}
+
+/// `answer` split after its first `statements` statements (each ends with a
+/// CommandComplete): theirs, and the rest's.
+pub(crate) fn split_answer(answer: Answer, statements: usize) -> (Answer, Answer) {
+    match answer {
+        Ok(mut messages) => {
+            let mut ended = 0;
+            let at = messages
+                .iter()
+                .position(|m| {
+                    if matches!(m, postgres::SimpleQueryMessage::CommandComplete(_)) {
+                        ended += 1;
+                    }
+                    ended == statements
+                })
+                .map_or(messages.len(), |at| at + 1);
+            let rest = messages.split_off(at);
+            (Ok(messages), Ok(rest))
+        }
+        // The first half carries the error; the rest is not used then (nothing ran).
+        Err(e) => (Err(e), Ok(Vec::new())),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! next owner reads the claim left standing as an abandonment. Process-owned acquisitions
 //! (the async API) use sessions of their own from a small pool.
 
-use super::server::{Answer, Server};
+use super::server::{Server, split_answer};
 use super::sql_error::{Failure, classify, is_cancel, sql_error};
 use crate::sys::contract::WaitStatus;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -223,29 +223,6 @@ impl Claimed {
         } else {
             WaitStatus::Acquired
         }
-    }
-}
-
-/// `answer` split after its first `statements` statements (each ends with a
-/// CommandComplete): theirs, and the rest's.
-fn split_answer(answer: Answer, statements: usize) -> (Answer, Answer) {
-    match answer {
-        Ok(mut messages) => {
-            let mut ended = 0;
-            let at = messages
-                .iter()
-                .position(|m| {
-                    if matches!(m, postgres::SimpleQueryMessage::CommandComplete(_)) {
-                        ended += 1;
-                    }
-                    ended == statements
-                })
-                .map_or(messages.len(), |at| at + 1);
-            let rest = messages.split_off(at);
-            (Ok(messages), Ok(rest))
-        }
-        // The first half carries the error; the rest is not used then (nothing ran).
-        Err(e) => (Err(e), Ok(Vec::new())),
     }
 }
 
