@@ -163,11 +163,11 @@ case "$rc:$msg" in 70:*"$work/services.conf, line 15"*gssencmode*) ;; *) fail "a
 # with the statement after it; then the handle's open and close, and the acquisition and
 # the release), and `list`, `info` and `prune` 3 on one each (the startup, the check with
 # the schema's look, their query: nothing is connected ahead for an acquisition). Counted
-# by tools/pg-requests.py, a proxy that reads the client's side of the protocol (TLS off).
+# by tools/pg-proxy.py --count, a proxy that reads the client's side of the protocol (TLS off).
 # One more means a change added a round trip, which a server far away turns into latency.
-python3 "$(dirname "${BASH_SOURCE[0]}")/../../tools/pg-requests.py" 127.0.0.1 "$port" >"$work/requests" 2>&1 &
+python3 "$(dirname "${BASH_SOURCE[0]}")/../../tools/pg-proxy.py" --count 127.0.0.1 "$port" >"$work/requests" 2>&1 &
 holder=$!
-t sh -c "until grep -qs '^listening' '$work/requests'; do sleep 0.05; done" || fail "pg-requests.py did not start"
+t sh -c "until grep -qs '^listening' '$work/requests'; do sleep 0.05; done" || fail "pg-proxy.py did not start"
 via="postgresql://postgres@127.0.0.1:$(sed -n 's/^listening on 127.0.0.1://p' "$work/requests")/postgres?sslmode=disable"
 # Runs the command through the proxy, then waits for its connections to end there:
 # "N connections, M requests".

@@ -714,16 +714,7 @@ fn dropped_while_claiming() -> TestResult {
     let (app2, seen) = (app.clone(), ready.clone());
     let owner_side = std::thread::spawn(move || -> Result<postgres::Client, String> {
         let mut watch = admin();
-        let mut blocked_in = |query: &str| {
-            watch
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-                       AND wait_event_type = 'Lock' AND query LIKE $2",
-                    &[&app2, &format!("%namedmutex.{query}(%")],
-                )
-                .map(|r| r.get::<_, i64>(0) == 1)
-                .unwrap_or(false)
-        };
+        let mut blocked_in = |function: &str| sessions_of(&mut watch, &app2, Some(function)) == 1;
         wait_until("the async wait waits", || blocked_in("wait_granted"))?;
         owner.batch_execute("BEGIN").ctx("begin")?;
         owner
@@ -766,17 +757,12 @@ fn dropped_while_claiming() -> TestResult {
     let mut watch = admin();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
-        let still: i64 = watch
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-                   AND wait_event_type = 'Lock' AND query LIKE '%namedmutex.claim(%'",
-                &[&app],
-            )
-            .ctx("pg_stat_activity")?
-            .get(0);
+        let still = sessions_of(&mut watch, &app, Some("claim"));
         ensure(
             still == 1,
-            "the blocked claim ended before the release committed: a cancel reached it",
+            format!(
+                "{still} blocked claims before the release committed (-1: the count failed; 0: a cancel reached the claim)"
+            ),
         )?;
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -798,15 +784,7 @@ fn dropped_while_claiming() -> TestResult {
 /// acquisition is made, which took that session instead of connecting a third.
 fn connected_ahead() -> TestResult {
     let mut watch = admin();
-    let mut sessions = |app: &str| -> i64 {
-        watch
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .map(|r| r.get(0))
-            .unwrap_or(-1)
-    };
+    let mut sessions = |app: &str| sessions_of(&mut watch, app, None);
     let app = unique("ahead");
     let url = format!("{}?application_name={app}", url());
     let mut client = Client::spawn("ahead", &url, &unique("ahead"))?;

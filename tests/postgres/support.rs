@@ -381,3 +381,22 @@ pub fn owner_backend(admin: &mut postgres::Client, name: &str) -> Option<i32> {
         .flatten()
         .map(|r| r.get(0))
 }
+
+/// The number of sessions whose `application_name` is `app`, as the server sees them: all of
+/// them, or (`blocked_in` a namedmutex function's name) those blocked on a lock inside that
+/// function's statement. -1 when the query fails (a test waiting for a count goes on
+/// waiting, and its watchdog names what it waited for).
+pub fn sessions_of(admin: &mut postgres::Client, app: &str, blocked_in: Option<&str>) -> i64 {
+    let counted = match blocked_in {
+        None => admin.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        ),
+        Some(function) => admin.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+               AND wait_event_type = 'Lock' AND query LIKE $2",
+            &[&app, &format!("%namedmutex.{function}(%")],
+        ),
+    };
+    counted.map(|r| r.get(0)).unwrap_or(-1)
+}

@@ -187,12 +187,7 @@ fn exiting_process_ends_sessions() -> TestResult {
     // Gone from pg_stat_activity: each backend has logged whatever it logs and ended.
     let mut admin = admin();
     wait_until("the clients' sessions to end", || {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .is_ok_and(|row| row.get::<_, i64>(0) == 0)
+        sessions_of(&mut admin, &app, None) == 0
     })?;
     // Theirs only.
     let resets = log.lines_of(&app, "could not receive data from client")?;

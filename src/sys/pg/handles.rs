@@ -76,15 +76,7 @@ fn session_for<'a>(
         .is_none_or(|s| s.pid != std::process::id() || s.client.is_closed());
     if stale {
         super::at_exit::end_sessions_at_exit();
-        // The schema's look runs in the round trip of the connection's check.
-        let (mut client, revision) = match super::schema::checked(&server.key) {
-            Some(revision) => (server.connect()?, revision),
-            None => {
-                let (mut client, found) = server.connect_and(super::schema::PROBE)?;
-                let revision = super::schema::ensure_found(&server.key, &mut client, found)?;
-                (client, revision)
-            }
-        };
+        let (mut client, revision, _) = super::schema::connect_checked(server, "")?;
         // The handles this process had through a session that ended (a server restart)
         // are taken again, so the objects go on existing as long as the handles do.
         let mut open = HashMap::new();

@@ -91,7 +91,7 @@ pub(crate) fn checked(server: &str) -> Option<i32> {
 /// revision()). The DO block hands them to the SELECT in a setting local to the one
 /// transaction all statements of a simple query run in. Read-only: it runs on a standby
 /// too, before the check passes it over.
-pub(crate) const PROBE: &str = "DO $$ BEGIN \
+const PROBE: &str = "DO $$ BEGIN \
          IF to_regprocedure('namedmutex.version()') IS NOT NULL THEN \
              IF to_regprocedure('namedmutex.revision()') IS NOT NULL THEN \
                  PERFORM set_config('namedmutex.found', \
@@ -105,7 +105,7 @@ pub(crate) const PROBE: &str = "DO $$ BEGIN \
 
 /// Whether [`PROBE`] found this library's schema as it is: the version and the revision of
 /// this library (nothing to install or upgrade).
-pub(crate) fn probe_found_current(found: &super::server::Answer) -> bool {
+fn probe_found_current(found: &super::server::Answer) -> bool {
     let current = format!("{VERSION} {REVISION}");
     found.as_ref().is_ok_and(|messages| {
         messages.iter().any(|m| match m {
@@ -116,10 +116,36 @@ pub(crate) fn probe_found_current(found: &super::server::Answer) -> bool {
 }
 
 /// How many statements [`PROBE`] is (a DO block, then a SELECT).
-pub(crate) const PROBE_STATEMENTS: usize = 2;
+const PROBE_STATEMENTS: usize = 2;
+
+/// A connection to `server` with its schema checked (installed or upgraded where needed,
+/// once per process), `then` (SQL, or "") run in the round trip of the connection's check,
+/// after the schema's look where this process has not looked yet: the revision of the
+/// server's functions, and `then`'s answer if it stands. It does not where the look found
+/// the schema other than this library's (`None`): what `then` answered came before the
+/// install or the upgrade, and the caller runs it again.
+pub(crate) fn connect_checked(
+    server: &super::server::Server,
+    then: &str,
+) -> Result<(postgres::Client, i32, Option<super::server::Answer>)> {
+    if let Some(revision) = checked(&server.key) {
+        let (client, answer) = server.connect_and(then)?;
+        return Ok((client, revision, Some(answer)));
+    }
+    let both = if then.is_empty() {
+        PROBE.to_owned()
+    } else {
+        format!("{PROBE}; {then}")
+    };
+    let (mut client, answer) = server.connect_and(&both)?;
+    let (found, answer) = super::server::split_answer(answer, PROBE_STATEMENTS);
+    let current = probe_found_current(&found);
+    let revision = ensure_found(&server.key, &mut client, found)?;
+    Ok((client, revision, current.then_some(answer)))
+}
 
 /// [`ensure`], given what [`PROBE`] answered on `client`.
-pub(crate) fn ensure_found(
+fn ensure_found(
     server: &str,
     client: &mut postgres::Client,
     found: super::server::Answer,

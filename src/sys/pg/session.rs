@@ -4,7 +4,7 @@
 //! next owner reads the claim left standing as an abandonment. Process-owned acquisitions
 //! (the async API) use sessions of their own from a small pool.
 
-use super::server::{Server, split_answer};
+use super::server::Server;
 use super::sql_error::{Failure, classify, is_cancel, sql_error};
 use crate::sys::contract::WaitStatus;
 use crate::sys::contract::{Error, ErrorKind, Result};
@@ -246,24 +246,9 @@ impl Session {
     /// A new connection to `server`, its schema checked.
     pub fn connect(server: &Server) -> Result<Session> {
         let key = &server.key;
-        // The session's start runs in the round trip of the connection's check, after the
-        // schema's look where this process has not looked yet. (Its answers stand only if
-        // the look found the schema as it is: else it runs again, once the schema is
-        // installed or upgraded.)
-        let (mut client, started) = match super::schema::checked(key) {
-            Some(_) => {
-                let (client, started) = server.connect_and(START)?;
-                (client, Some(started))
-            }
-            None => {
-                let both = format!("{}; {START}", super::schema::PROBE);
-                let (mut client, answer) = server.connect_and(&both)?;
-                let (found, started) = split_answer(answer, super::schema::PROBE_STATEMENTS);
-                let current = super::schema::probe_found_current(&found);
-                super::schema::ensure_found(key, &mut client, found)?;
-                (client, current.then_some(started))
-            }
-        };
+        // The session's start runs in the round trip of the connection's check (again,
+        // once the schema is installed or upgraded, if the check found it otherwise).
+        let (mut client, _, started) = super::schema::connect_checked(server, START)?;
         let started = match started {
             Some(started) => started,
             None => client.simple_query(START),
