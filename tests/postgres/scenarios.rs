@@ -17,6 +17,10 @@ pub fn all() -> Vec<Scenario> {
             "kill::wait_any_wakes_after_the_owner_dies",
             wait_any_after_kill,
         ),
+        (
+            "kill::a_new_object_is_free_while_the_last_owners_session_ends",
+            new_object_while_the_owner_ends,
+        ),
         ("session::terminated_owner_learns_it_lost", terminated_owner),
         (
             "session::timed_out_waits_leave_no_error_in_the_log",
@@ -676,6 +680,55 @@ fn dropped_waits_log_nothing() -> TestResult {
             errors.len()
         ),
     )
+}
+
+/// After a kill, the server may end the killed process's handle session before its owning
+/// session. A create in between makes a new object, which starts free and not abandoned
+/// (semantics.md §6), whichever session ends first; with `keep_abandoned` the last owner's
+/// claim is kept for the next acquirer. A raw session plays the owner whose session
+/// outlives its handles, and ends once the new object exists.
+fn new_object_while_the_owner_ends() -> TestResult {
+    for keep in [false, true] {
+        let name = unique("new-object");
+        let options = opts().keep_abandoned(keep);
+        let (m, _) = options.create(&name).ctx("create")?;
+        let mut owner = admin();
+        let id: i32 = owner
+            .query_one("SELECT id FROM namedmutex.mutex WHERE name = $1", &[&name])
+            .ctx("the mutex's id")?
+            .get(0);
+        let got: bool = owner
+            .query_one(
+                "SELECT got FROM namedmutex.try_acquire($1, gen_random_uuid(), 'test', 1, 1)",
+                &[&id],
+            )
+            .ctx("the owner's acquisition")?
+            .get(0);
+        ensure(got, "the owner did not get the free mutex")?;
+        // The last handle: the object is gone; its owner's session lives on.
+        drop(m);
+        let (m, existed) = options.create(&name).ctx("create again")?;
+        ensure(!existed, "the name outlived its last handle")?;
+        let now = m.wait(Some(Duration::ZERO)).ctx("poll")?;
+        ensure(
+            now == WaitStatus::TimedOut,
+            format!("a poll while the last owner's session holds the lock: {now:?}"),
+        )?;
+        // The owner's session ends, as a killed process's does when the server notices.
+        drop(owner);
+        let next = m.wait(Some(watchdog())).ctx("wait")?;
+        let expected = if keep {
+            WaitStatus::Abandoned
+        } else {
+            WaitStatus::Acquired
+        };
+        ensure(
+            next == expected,
+            format!("the new object's first acquirer (keep_abandoned {keep}): {next:?}"),
+        )?;
+        m.release().ctx("release")?;
+    }
+    Ok(())
 }
 
 /// An async wait dropped after its wait was granted, while its claim waits for the row lock

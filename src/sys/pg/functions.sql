@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 6 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 7 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -32,6 +32,9 @@
 -- statement_timeout's), which logged "ERROR: canceling statement due to user request" for
 -- every dropped wait; it says so at DEBUG1 instead. open_handle with p_finish: a create
 -- that takes no initial ownership finishes in the same round trip.
+--
+-- Revision 7: a new object's open_handle clears the last owner's claim even while that
+-- owner's session still holds the lock (see open_handle).
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -42,7 +45,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 6;
+    RETURN 7;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -114,12 +117,15 @@ BEGIN
                                     created_at = now()
         WHERE mutex.id = m.id;
         -- A new object starts free, as on Windows, unless the claim of an owner that died is
-        -- kept for the next acquirer (MutexOptions::keep_abandoned) or an owner still lives.
-        IF m.held AND NOT p_keep_abandoned
-           AND pg_catalog.pg_try_advisory_lock(1852665601, m.id) THEN
+        -- kept for the next acquirer (MutexOptions::keep_abandoned). Cleared even while the
+        -- last owner's session still holds the lock: that claim is the old object's. After
+        -- a kill, the server may end the killed process's handle session before its owning
+        -- session (revision 6 kept the claim then, and the new object's first acquirer was
+        -- told Abandoned); that session's end, or an owner that lives on without a handle
+        -- releasing with a note, then finds no claim of its own to mark.
+        IF m.held AND NOT p_keep_abandoned THEN
             UPDATE namedmutex.mutex SET held = false, owner = NULL, abandon_note = NULL
             WHERE mutex.id = m.id;
-            PERFORM pg_catalog.pg_advisory_unlock(1852665601, m.id);
         END IF;
         status := 'created';
         creator := session_user::text;
