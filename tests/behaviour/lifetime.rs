@@ -48,9 +48,15 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// [`assert_gone`] after a process ended without closing its handles. On a server its
-/// handles end when the server notices that its connection closed, a moment after the
-/// process (README, "weaker than local"): that moment is waited for, within 5 s.
+/// handles and its ownership end when the server notices that its connections closed, a
+/// moment after the process, in either order (README, "weaker than local"): that moment is
+/// waited for, within 5 s, by the open and by the new object's first acquisition.
 fn assert_gone_after_exit(name: &str, what: &str) -> TestResult {
+    let lag = if on_server() {
+        Duration::from_secs(5)
+    } else {
+        Duration::ZERO
+    };
     if on_server() {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut lag = 0;
@@ -68,10 +74,16 @@ fn assert_gone_after_exit(name: &str, what: &str) -> TestResult {
             ));
         }
     }
-    assert_gone(name, what)
+    assert_gone_within(name, what, lag)
 }
 
 fn assert_gone(name: &str, what: &str) -> TestResult {
+    assert_gone_within(name, what, Duration::ZERO)
+}
+
+/// The name is free: open finds nothing, create makes a new object, which is free (its
+/// first acquisition waits at most `lag`) and not abandoned.
+fn assert_gone_within(name: &str, what: &str, lag: Duration) -> TestResult {
     expect_err(
         NamedMutex::open(name),
         ErrorKind::NotFound,
@@ -85,7 +97,7 @@ fn assert_gone(name: &str, what: &str) -> TestResult {
     );
     // A new object: free, and not abandoned.
     expect_wait(
-        m.wait(Some(Duration::ZERO)),
+        m.wait(Some(lag)),
         WaitStatus::Acquired,
         &format!("the new object after {what}"),
     )?;

@@ -461,6 +461,73 @@ pub struct ChildProc {
     lines: Receiver<String>,
     pid: u32,
     reaped: Option<ExitStatus>,
+    /// Under Wine on a server: the `application_name` of the child's sessions (see
+    /// [`WineServerSessions`]).
+    sessions: Option<WineServerSessions>,
+}
+
+/// Under Wine, on a server, a killed child's sessions are ended by the test: wineserver
+/// now and then keeps a killed process's sockets open, where Windows closes them with the
+/// process. Seen with `ss -tnp`: the connections of killed children held by `wineserver64`
+/// for minutes, their backends idle, their locks held, until the next owner's wait timed
+/// out (about 1 run in 7 of `multi::stress_mixed_waits_with_owner_kills`; never on Linux).
+/// So each child names its sessions (`application_name`), and [`ChildProc::kill`] ends
+/// them on the server as the closing of its sockets would.
+struct WineServerSessions {
+    url: String,
+    application_name: String,
+}
+
+impl WineServerSessions {
+    /// The sessions of a child about to start, if it runs under Wine on a server.
+    fn for_child() -> Option<WineServerSessions> {
+        if !(under_wine() && on_server()) {
+            return None;
+        }
+        let url = std::env::var("NAMEDMUTEX_SERVER").ok()?;
+        let application_name = unique("child");
+        Some(WineServerSessions {
+            url,
+            application_name,
+        })
+    }
+
+    /// The server URL the child uses.
+    fn child_url(&self) -> String {
+        let joint = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{joint}application_name={}",
+            self.url, self.application_name
+        )
+    }
+
+    /// Ends the child's sessions on the server (it was killed), and waits until they are
+    /// gone.
+    fn end(&self) -> TestResult {
+        let mut admin = postgres::Client::connect(&self.url, postgres::NoTls)
+            .map_err(|e| format!("connect to end a killed child's sessions: {e}"))?;
+        let deadline = Instant::now() + watchdog();
+        loop {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE application_name = $1",
+                    &[&self.application_name],
+                )
+                .map_err(|e| format!("end a killed child's sessions: {e}"))?
+                .get(0);
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{left} sessions of a killed child ({}) still there after the watchdog",
+                    self.application_name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl ChildProc {
@@ -481,6 +548,10 @@ impl ChildProc {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let sessions = WineServerSessions::for_child();
+        if let Some(sessions) = &sessions {
+            cmd.env("NAMEDMUTEX_SERVER", sessions.child_url());
+        }
         configure(&mut cmd);
         let mut child = cmd
             .spawn()
@@ -507,6 +578,7 @@ impl ChildProc {
             lines: rx,
             pid,
             reaped: None,
+            sessions,
         };
         // The child announces itself once it runs its interpreter.
         let hello = me.recv("start")?;
@@ -657,12 +729,17 @@ impl ChildProc {
         }
     }
 
-    /// Kills the child hard (SIGKILL / TerminateProcess) and reaps it.
+    /// Kills the child hard (SIGKILL / TerminateProcess) and reaps it (under Wine on a
+    /// server, then ends its sessions: [`WineServerSessions`]).
     pub fn kill(&mut self) -> TestResult {
         if self.reaped.is_none() {
             let _ = self.child.kill();
         }
-        self.wait_exit().map(|_| ())
+        self.wait_exit()?;
+        match &self.sessions {
+            Some(sessions) => sessions.end(),
+            None => Ok(()),
+        }
     }
 
     /// Closes the child's stdin (it exits at end of input).

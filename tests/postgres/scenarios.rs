@@ -39,6 +39,10 @@ pub fn all() -> Vec<Scenario> {
             connected_ahead,
         ),
         (
+            "session::a_session_connected_ahead_and_not_taken_ends",
+            connected_ahead_unused,
+        ),
+        (
             "session::server_restart_every_holder_learns",
             server_restart,
         ),
@@ -836,27 +840,57 @@ fn dropped_while_claiming() -> TestResult {
 /// (`sys/pg/ahead.rs`): two sessions before anything is acquired, and still two once the
 /// acquisition is made, which took that session instead of connecting a third.
 fn connected_ahead() -> TestResult {
+    ahead_then_acquire(false)
+}
+
+/// A session connected ahead that no acquisition takes within 5 s (`sys/pg/ahead.rs`
+/// UNUSED_FOR) is ended: a process that opens and does not acquire keeps one session, its
+/// handle session, after that; its acquisition then connects one of its own.
+fn connected_ahead_unused() -> TestResult {
+    ahead_then_acquire(true)
+}
+
+/// A child opens, then (after its session connected ahead ended, if `left_unused`)
+/// acquires and releases, and exits; its sessions are counted at each step.
+fn ahead_then_acquire(left_unused: bool) -> TestResult {
     let mut watch = admin();
-    let mut sessions = |app: &str| sessions_of(&mut watch, app, None);
     let app = unique("ahead");
     let url = format!("{}?application_name={app}", url());
     let mut client = Client::spawn("ahead", &url, &unique("ahead"))?;
     client.expect("opened")?;
+    let opened = Instant::now();
     wait_until("a second session before any acquisition", || {
-        sessions(&app) == 2
+        sessions_of(&mut watch, &app, None) == 2
     })?;
+    if left_unused {
+        wait_until("the unused session to end", || {
+            sessions_of(&mut watch, &app, None) == 1
+        })?;
+        let after = opened.elapsed();
+        ensure(
+            after >= Duration::from_secs(4),
+            format!("the session connected ahead ended {after:?} after the open (5 s expected)"),
+        )?;
+    }
     client.send("go")?;
     let got = client.expect("got")?;
     ensure(got == "acquired", format!("the acquisition: {got}"))?;
-    let now = sessions(&app);
+    let now = sessions_of(&mut watch, &app, None);
+    let why = if left_unused {
+        "it connected its own"
+    } else {
+        "the one connected ahead taken"
+    };
     ensure(
         now == 2,
-        format!("{now} sessions once the acquisition was made (2: the one connected ahead taken)"),
+        format!("{now} sessions once the acquisition was made (2: {why})"),
     )?;
     client.send("release")?;
     let status = client.wait_exit()?;
     ensure(status.success(), format!("the client exited with {status}"))?;
-    wait_until("the client's sessions to end", || sessions(&app) == 0)
+    wait_until("the client's sessions to end", || {
+        sessions_of(&mut watch, &app, None) == 0
+    })
 }
 
 /// The first use of a new database installs the schema without an ERROR in the server's

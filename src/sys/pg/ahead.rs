@@ -5,28 +5,103 @@
 //! after the other, their round trips add up: far from the server, most of what a command
 //! such as `namedmutex run NAME -- true` waits for. So when a process first opens (or
 //! creates) a mutex on a server, the owning session is connected at the same time as the
-//! handle session, on a thread of its own, and the first thread that needs a session (its own, or one for a process-owned
-//! acquisition) takes it, waiting for it if it is not made yet, instead of connecting. A
-//! process that opens but never acquires pays one connection more; it is ended at exit
-//! (`at_exit.rs`) like the others. Looking without opening (list, info, prune) connects
-//! nothing ahead.
+//! handle session, on a thread of its own, and the first thread that needs a session (its
+//! own, or one for a process-owned acquisition) takes it, waiting for it if it is not made
+//! yet, instead of connecting. Looking without opening (list, info, prune) connects nothing
+//! ahead.
 //!
-//! Not on Windows (see [`start`]). Only the first open of a process on a server does this: later owning sessions (other
+//! A process that opens and does not acquire pays one connection more, for [`UNUSED_FOR`]
+//! at the most: the thread that connected the session waits that long for a taker, then
+//! ends it (an acquisition after that connects, as it would have without this). At exit,
+//! one still waiting is ended with the others (`at_exit.rs`).
+//!
+//! Only the first open of a process on a server does this: later owning sessions (other
 //! threads', or after a server restart) connect when they are needed. A forked child never
 //! takes its parent's (the thread that connects it does not exist there).
 
 use super::server::Server;
 use super::session::Session;
-use crate::sys::contract::Result;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-/// A session being connected (or made, and not taken yet).
+/// How long a session connected ahead waits for a taker before it is ended. A program's
+/// first acquisition follows its first open within milliseconds, or waits for something
+/// else (work, a timer, a user): then the connection would sit idle on the server.
+pub(super) const UNUSED_FOR: Duration = Duration::from_secs(5);
+
+/// One session connected ahead: put there by the thread that connects it, taken from there
+/// by the first acquisition (or by the exit, or by that thread once it waited long enough).
+struct Slot {
+    stage: Mutex<Stage>,
+    changed: Condvar,
+}
+
+enum Stage {
+    /// Being connected.
+    Connecting,
+    /// Connected, waiting for a taker.
+    Ready(Box<Session>),
+    /// Taken, failed, ended unused, or ended at exit.
+    Gone,
+}
+
+impl Slot {
+    fn stage(&self) -> MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session, once it is connected (waiting for that, bounded by the connection's own
+    /// timeouts), if nobody took it and it did not fail.
+    fn take(&self) -> Option<Session> {
+        let mut stage = self.stage();
+        while matches!(*stage, Stage::Connecting) {
+            stage = self.changed.wait(stage).unwrap_or_else(|p| p.into_inner());
+        }
+        let taken = std::mem::replace(&mut *stage, Stage::Gone);
+        // The connecting thread stops waiting for a taker.
+        self.changed.notify_all();
+        match taken {
+            Stage::Ready(session) => Some(*session),
+            _ => None,
+        }
+    }
+
+    /// The connecting thread's work: connects, offers the session for [`UNUSED_FOR`], and
+    /// ends it if nobody took it by then.
+    fn connect_and_offer(&self, server: &Server) {
+        let made = Session::connect(server).ok();
+        let mut stage = self.stage();
+        *stage = match made {
+            Some(session) => Stage::Ready(Box::new(session)),
+            // The acquisition connects itself, and meets the failure itself.
+            None => Stage::Gone,
+        };
+        self.changed.notify_all();
+        let until = Instant::now() + UNUSED_FOR;
+        while matches!(*stage, Stage::Ready(_)) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            stage = self
+                .changed
+                .wait_timeout(stage, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let unused = std::mem::replace(&mut *stage, Stage::Gone);
+        drop(stage);
+        // Ended (Terminate) outside the lock: a taker arriving now finds it gone and connects.
+        drop(unused);
+    }
+}
+
+/// A session connected ahead for `key` by process `pid`, not taken yet.
 struct Ahead {
     key: Arc<str>,
     pid: u32,
-    connecting: JoinHandle<Result<Session>>,
+    slot: Arc<Slot>,
 }
 
 /// What was started and not taken yet, and the servers this process has started one for.
@@ -44,12 +119,6 @@ fn state() -> MutexGuard<'static, Option<State>> {
 /// Starts connecting an owning session to `server`, once per process and server: the
 /// process opens a mutex there.
 pub(super) fn start(server: &Server) {
-    // Not on Windows: with it on, one CI run of the behavioural suite on PostgreSQL under
-    // Wine stalled (multi::stress_mixed_waits_with_owner_kills, no progress for 20 s) where
-    // two had passed, and why is not known yet.
-    if cfg!(windows) {
-        return;
-    }
     let mut guard = state();
     let state = guard.get_or_insert_with(|| State {
         pending: Vec::new(),
@@ -58,24 +127,29 @@ pub(super) fn start(server: &Server) {
     if !state.started.insert(server.key.clone()) {
         return;
     }
-    let for_it = server.clone();
+    let slot = Arc::new(Slot {
+        stage: Mutex::new(Stage::Connecting),
+        changed: Condvar::new(),
+    });
+    let (for_it, offered) = (server.clone(), slot.clone());
     // Without a thread, the first acquisition connects as it would have.
-    if let Ok(connecting) = std::thread::Builder::new()
+    if std::thread::Builder::new()
         .name("namedmutex-pg-ahead".into())
-        .spawn(move || Session::connect(&for_it))
+        .spawn(move || offered.connect_and_offer(&for_it))
+        .is_ok()
     {
         super::at_exit::end_sessions_at_exit();
         state.pending.push(Ahead {
             key: server.key.clone(),
             pid: std::process::id(),
-            connecting,
+            slot,
         });
     }
 }
 
 /// The session connected ahead to `server`, for the calling thread, if one was started and
-/// not taken (waiting for its connection to finish); `None` if there is none, or it failed
-/// (the caller connects, and meets the failure itself).
+/// not taken (waiting for its connection to finish); `None` if there is none, it failed, or
+/// it was ended unused (the caller connects).
 pub(super) fn take(server: &Server) -> Option<Session> {
     let ahead = {
         let mut guard = state();
@@ -85,15 +159,16 @@ pub(super) fn take(server: &Server) -> Option<Session> {
             .position(|a| a.key == server.key && a.pid == std::process::id())?;
         pending.swap_remove(at)
     };
-    match ahead.connecting.join() {
-        Ok(Ok(session)) if session.usable() => Some(session.adopted()),
-        _ => None,
-    }
+    ahead
+        .slot
+        .take()
+        .filter(Session::usable)
+        .map(Session::adopted)
 }
 
 /// Takes what was connected ahead and not taken, to end it (at this process's exit:
-/// `at_exit.rs`); each is joined where it is dropped. A forked child's are the parent's:
-/// forgotten.
+/// `at_exit.rs`); each waits for its connection, if it is still being made, where it is
+/// dropped. A forked child's are the parent's: forgotten.
 pub(super) fn take_all() -> Vec<Box<dyn Send>> {
     let Ok(mut guard) = STATE.try_lock() else {
         return Vec::new();
@@ -105,22 +180,21 @@ pub(super) fn take_all() -> Vec<Box<dyn Send>> {
     let mut ending: Vec<Box<dyn Send>> = Vec::new();
     for ahead in state.pending.drain(..) {
         if ahead.pid == mine {
-            ending.push(Box::new(Ending(Some(ahead.connecting))));
+            ending.push(Box::new(Ending(ahead.slot)));
         } else {
-            std::mem::forget(ahead.connecting);
+            // Its lock may have been held by a thread of the parent when it forked.
+            std::mem::forget(ahead);
         }
     }
     ending
 }
 
-/// A session still being connected at exit: dropped, it waits for the connection and ends
-/// it.
-struct Ending(Option<JoinHandle<Result<Session>>>);
+/// A session connected ahead, at exit: dropped, it takes the session (waiting for its
+/// connection) and ends it.
+struct Ending(Arc<Slot>);
 
 impl Drop for Ending {
     fn drop(&mut self) {
-        if let Some(connecting) = self.0.take() {
-            drop(connecting.join());
-        }
+        drop(self.0.take());
     }
 }
