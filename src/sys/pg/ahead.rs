@@ -32,53 +32,64 @@ pub(super) const UNUSED_FOR: Duration = Duration::from_secs(5);
 
 /// One session connected ahead: put there by the thread that connects it, taken from there
 /// by the first acquisition (or by the exit, or by that thread once it waited long enough).
-struct Slot {
-    stage: Mutex<Stage>,
+/// Generic so that its hand-over is tested without a server (below).
+struct Slot<T> {
+    stage: Mutex<Stage<T>>,
     changed: Condvar,
 }
 
-enum Stage {
-    /// Being connected.
+enum Stage<T> {
+    /// Being made.
     Connecting,
-    /// Connected, waiting for a taker.
-    Ready(Box<Session>),
+    /// Made, waiting for a taker.
+    Ready(Box<T>),
     /// Taken, failed, ended unused, or ended at exit.
     Gone,
 }
 
-impl Slot {
-    fn stage(&self) -> MutexGuard<'_, Stage> {
+impl<T> Slot<T> {
+    fn new() -> Slot<T> {
+        Slot {
+            stage: Mutex::new(Stage::Connecting),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn stage(&self) -> MutexGuard<'_, Stage<T>> {
         self.stage.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The session, once it is connected (waiting for that, bounded by the connection's own
+    /// The value, once it is made (waiting for that, bounded by the connection's own
     /// timeouts), if nobody took it and it did not fail.
-    fn take(&self) -> Option<Session> {
+    fn take(&self) -> Option<T> {
         let mut stage = self.stage();
         while matches!(*stage, Stage::Connecting) {
             stage = self.changed.wait(stage).unwrap_or_else(|p| p.into_inner());
         }
         let taken = std::mem::replace(&mut *stage, Stage::Gone);
-        // The connecting thread stops waiting for a taker.
+        // The offering thread stops waiting for a taker.
         self.changed.notify_all();
         match taken {
-            Stage::Ready(session) => Some(*session),
+            Stage::Ready(value) => Some(*value),
             _ => None,
         }
     }
 
-    /// The connecting thread's work: connects, offers the session for [`UNUSED_FOR`], and
-    /// ends it if nobody took it by then.
-    fn connect_and_offer(&self, server: &Server) {
-        let made = Session::connect(server).ok();
+    /// The connecting thread's work: makes the value, offers it for `unused_for`, and drops
+    /// it if nobody took it by then.
+    fn make_and_offer(&self, make: impl FnOnce() -> Option<T>, unused_for: Duration) {
+        // A panic must not leave the slot `Connecting`: a taker would wait for it forever.
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
+            .ok()
+            .flatten();
         let mut stage = self.stage();
         *stage = match made {
-            Some(session) => Stage::Ready(Box::new(session)),
+            Some(value) => Stage::Ready(Box::new(value)),
             // The acquisition connects itself, and meets the failure itself.
             None => Stage::Gone,
         };
         self.changed.notify_all();
-        let until = Instant::now() + UNUSED_FOR;
+        let until = Instant::now() + unused_for;
         while matches!(*stage, Stage::Ready(_)) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -92,7 +103,8 @@ impl Slot {
         }
         let unused = std::mem::replace(&mut *stage, Stage::Gone);
         drop(stage);
-        // Ended (Terminate) outside the lock: a taker arriving now finds it gone and connects.
+        // Dropped (a session: ended with Terminate) outside the lock: a taker arriving now
+        // finds it gone and connects.
         drop(unused);
     }
 }
@@ -101,7 +113,7 @@ impl Slot {
 struct Ahead {
     key: Arc<str>,
     pid: u32,
-    slot: Arc<Slot>,
+    slot: Arc<Slot<Session>>,
 }
 
 /// What was started and not taken yet, and the servers this process has started one for.
@@ -127,15 +139,12 @@ pub(super) fn start(server: &Server) {
     if !state.started.insert(server.key.clone()) {
         return;
     }
-    let slot = Arc::new(Slot {
-        stage: Mutex::new(Stage::Connecting),
-        changed: Condvar::new(),
-    });
+    let slot = Arc::new(Slot::new());
     let (for_it, offered) = (server.clone(), slot.clone());
     // Without a thread, the first acquisition connects as it would have.
     if std::thread::Builder::new()
         .name("namedmutex-pg-ahead".into())
-        .spawn(move || offered.connect_and_offer(&for_it))
+        .spawn(move || offered.make_and_offer(|| Session::connect(&for_it).ok(), UNUSED_FOR))
         .is_ok()
     {
         super::at_exit::end_sessions_at_exit();
@@ -191,10 +200,95 @@ pub(super) fn take_all() -> Vec<Box<dyn Send>> {
 
 /// A session connected ahead, at exit: dropped, it takes the session (waiting for its
 /// connection) and ends it.
-struct Ending(Arc<Slot>);
+struct Ending(Arc<Slot<Session>>);
 
 impl Drop for Ending {
     fn drop(&mut self) {
         drop(self.0.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Bounds a step that must finish: a bug fails the test instead of hanging it.
+    const BOUND: Duration = Duration::from_secs(10);
+
+    /// Says when it is dropped.
+    struct Probe(mpsc::Sender<()>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// Runs `f` on a thread and waits for its answer within [`BOUND`].
+    fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(BOUND)
+            .expect("did not finish within the bound")
+    }
+
+    #[test]
+    fn a_taker_waits_for_the_value_being_made() {
+        let slot = Arc::new(Slot::new());
+        let (go, made) = mpsc::channel::<()>();
+        let offering = slot.clone();
+        let maker = std::thread::spawn(move || {
+            offering.make_and_offer(
+                || {
+                    made.recv_timeout(BOUND).ok()?;
+                    Some(7)
+                },
+                BOUND * 6,
+            )
+        });
+        let taking = slot.clone();
+        let taker = std::thread::spawn(move || taking.take());
+        go.send(()).unwrap();
+        assert_eq!(bounded(move || taker.join().unwrap()), Some(7));
+        // Taken: the offering thread stops waiting at once, not after its minute.
+        bounded(move || maker.join().unwrap());
+        assert_eq!(slot.take(), None, "taken once only");
+    }
+
+    #[test]
+    fn a_value_nobody_takes_is_dropped_after_its_time() {
+        let slot = Arc::new(Slot::new());
+        let (dropped_tx, dropped) = mpsc::channel();
+        let offering = slot.clone();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            offering.make_and_offer(|| Some(Probe(dropped_tx)), Duration::from_millis(100))
+        });
+        dropped
+            .recv_timeout(BOUND)
+            .expect("the unused value was never dropped");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(slot.take().is_none(), "a dropped value cannot be taken");
+    }
+
+    #[test]
+    fn a_failed_or_panicking_maker_leaves_nothing_to_wait_for() {
+        for panics in [false, true] {
+            let slot = Arc::new(Slot::<u32>::new());
+            let offering = slot.clone();
+            std::thread::spawn(move || {
+                offering.make_and_offer(
+                    || {
+                        assert!(!panics, "a maker that panics");
+                        None
+                    },
+                    BOUND,
+                )
+            });
+            assert_eq!(bounded(move || slot.take()), None);
+        }
     }
 }
