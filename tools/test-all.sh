@@ -112,8 +112,8 @@ pg_dir=$(mktemp -d)
 trap 'tools/pg-server.sh stop "$pg_dir"' EXIT
 pg_url=$(tools/pg-server.sh start "$pg_dir")
 step "PostgreSQL backend, on $pg_url"
-cargo test --features postgres --lib sys::pg
-cargo test --features postgres-tls --lib sys::pg
+NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url cargo test --features postgres --lib sys::pg
+NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url cargo test --features postgres-tls --lib sys::pg
 NAMEDMUTEX_SERVER=$pg_url cargo test --features postgres --test behaviour
 NAMEDMUTEX_REQUIRE_PG=1 NAMEDMUTEX_TEST_PG_URL=$pg_url NAMEDMUTEX_TEST_PG_DIR=$pg_dir \
     cargo test --features postgres-tls --test postgres -- --test-threads 1

@@ -76,14 +76,10 @@ impl PgCancel {
         self.state().send = Some(Box::new(send));
     }
 
-    /// The acquisition is over: nothing may be sent at its session any more. Whether a
-    /// cancel request was sent (the server may act on it later: the session is not to be
-    /// used again).
-    pub(super) fn disarm(&self) -> bool {
+    /// The acquisition is over: nothing may be sent at its session any more.
+    pub(super) fn disarm(&self) {
         self.end_wait();
-        let mut state = self.state();
-        state.send = None;
-        state.sent
+        self.state().send = None;
     }
 }
 
@@ -181,12 +177,13 @@ mod tests {
         cancel.fire();
         assert!(cancel.cancelled());
         assert!(!cancel.begin_wait(), "a fired signal starts no wait");
-        assert!(!cancel.disarm());
+        cancel.disarm();
+        assert!(!cancel.request_sent());
         assert_eq!(sent.load(Ordering::SeqCst), 0);
     }
 
     #[test]
-    fn a_request_under_way_is_delivered_before_the_wait_ends() {
+    fn a_request_under_way_is_sent_before_the_wait_ends() {
         let cancel = PgCancel::with_settle(Duration::ZERO);
         let (started, sent) = (
             Arc::new(AtomicBool::new(false)),
@@ -211,9 +208,10 @@ mod tests {
         assert_eq!(
             sent.load(Ordering::SeqCst),
             1,
-            "end_wait returned before delivery"
+            "end_wait returned before the request was sent"
         );
-        assert!(cancel.disarm());
+        cancel.disarm();
+        assert!(cancel.request_sent());
     }
 
     #[test]
@@ -227,7 +225,8 @@ mod tests {
             ended.elapsed() < Duration::from_secs(60),
             "end_wait waited out the settle time"
         );
-        assert!(!cancel.disarm());
+        cancel.disarm();
+        assert!(!cancel.request_sent());
         assert_eq!(sent.load(Ordering::SeqCst), 0);
     }
 
@@ -252,6 +251,7 @@ mod tests {
             "the request did not wait to settle"
         );
         cancel.end_wait();
-        assert!(cancel.disarm());
+        cancel.disarm();
+        assert!(cancel.request_sent());
     }
 }

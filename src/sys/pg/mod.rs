@@ -425,9 +425,8 @@ fn acquire_detached_here(
     cancel.arm(move || {
         let _ = token.cancel_query(tls);
     });
+    // A session a cancel request was sent at is given up by `acquire` itself.
     let outcome = session.acquire(id, deadline, Some(CANCEL_SLICE), cancel);
-    if cancel.disarm() {
-        session.cancel_was_sent();
-    }
+    cancel.disarm();
     Ok(claim_or_return(session, id, outcome?))
 }

@@ -5,7 +5,7 @@
 //! (the async API) use sessions of their own from a small pool.
 
 use super::server::Server;
-use super::sql_error::{Failure, classify, is_cancel, sql_error};
+use super::sql_error::{Failure, classify, sql_error};
 use crate::sys::contract::WaitStatus;
 use crate::sys::contract::{Error, ErrorKind, Result};
 use postgres::types::{ToSql, Type};
@@ -168,10 +168,9 @@ pub(crate) struct Session {
     /// What this thread held through a session that ended: released since by the server,
     /// so a release reports the ownership lost.
     lost: HashSet<i32>,
-    /// A cancel request was sent at this session's backend. It was delivered before the
-    /// session sent anything else, so it should fail nothing more (`cancel.rs`); should a
-    /// statement fail for it all the same (SQLSTATE 57014), the next release retries once,
-    /// and the session is closed rather than kept for reuse.
+    /// A cancel request was sent at this session's backend during a wait. The server may
+    /// act on it after the wait statement has returned, so the session sends nothing more
+    /// (`acquire` gives the acquisition up) and is closed rather than kept for reuse.
     cancel_sent: bool,
 }
 
@@ -306,11 +305,6 @@ impl Session {
     pub(super) fn adopted(mut self) -> Session {
         self.holder.2 = super::thread_number() as i32;
         self
-    }
-
-    /// Records that a cancel request was sent at this session's backend (see `cancel_sent`).
-    pub fn cancel_was_sent(&mut self) {
-        self.cancel_sent = true;
     }
 
     /// Records a new acquisition of `id`.
@@ -490,15 +484,9 @@ impl Session {
             return Ok(());
         }
         self.held.remove(&id);
-        let mut outcome =
-            self.statements
-                .one(&mut self.client, Stmt::Release, &[&id, &self.me, &note]);
-        if self.cancel_sent && outcome.as_ref().is_err_and(is_cancel) {
-            // The late cancel of a wait that had ended (see `cancel_sent`): it is spent now.
-            outcome = self
-                .statements
-                .one(&mut self.client, Stmt::Release, &[&id, &self.me, &note]);
-        }
+        let outcome = self
+            .statements
+            .one(&mut self.client, Stmt::Release, &[&id, &self.me, &note]);
         match outcome {
             Ok(row) => match row.get::<_, i32>(0) {
                 0 => Ok(()),
@@ -868,4 +856,115 @@ pub(super) fn take_spares() -> Vec<Box<dyn Send>> {
         return Vec::new();
     };
     super::at_exit::this_process(spare.drain(..).map(|s| (s.pid, s)))
+}
+
+/// Against a real server: `NAMEDMUTEX_TEST_PG_URL` (tools/test-all.sh sets it). Without
+/// it these tests pass doing nothing, unless `NAMEDMUTEX_REQUIRE_PG=1`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Option<Server> {
+        match std::env::var("NAMEDMUTEX_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => Some(Server::parse(&url).expect("the test URL")),
+            _ => {
+                assert!(
+                    std::env::var("NAMEDMUTEX_REQUIRE_PG").is_err(),
+                    "NAMEDMUTEX_REQUIRE_PG is set but NAMEDMUTEX_TEST_PG_URL is not"
+                );
+                None
+            }
+        }
+    }
+
+    /// A wait at whose session a cancel request went out: what a dropped async wait's
+    /// control reports when its request was sent while the lock was being granted.
+    struct RequestSent;
+
+    impl WaitControl for RequestSent {
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn begin_wait(&self) -> bool {
+            true
+        }
+        fn end_wait(&self) {}
+        fn request_sent(&self) -> bool {
+            true
+        }
+    }
+
+    /// A wait granted after a cancel request went out sends nothing more (the request
+    /// could fail it): no claim. The session is given up and frees the lock, and the dead
+    /// owner's abandonment stays for the next acquirer.
+    #[test]
+    fn a_wait_granted_after_a_cancel_request_is_given_up() {
+        let Some(server) = server() else { return };
+        let bound = Duration::from_secs(20);
+        let mut waiter = Session::connect(&server).expect("connect the waiter");
+        // The owner: a raw session with a handle, which claims the mutex and then dies.
+        let mut owner = server.connect().expect("connect the owner");
+        let name = format!(
+            "session-test-{}-{}",
+            std::process::id(),
+            super::super::thread_number()
+        );
+        let id: i32 = owner
+            .query_one(
+                "SELECT id FROM namedmutex.open_handle(true, $1, true, false, false)",
+                &[&name],
+            )
+            .expect("open a handle")
+            .get(0);
+        let got: bool = owner
+            .query_one(
+                "SELECT got FROM namedmutex.try_acquire($1, gen_random_uuid(), 'test', 1, 1)",
+                &[&id],
+            )
+            .expect("the owner's acquisition")
+            .get(0);
+        assert!(got, "the owner did not get the free mutex");
+        let mut watch = server.connect().expect("connect the watcher");
+        let outcome = std::thread::scope(|scope| {
+            let waiting = scope
+                .spawn(|| waiter.acquire(id, Some(Instant::now() + bound), None, &RequestSent));
+            // The wait is in the server's queue before the owner dies (else the waiter's
+            // first try would take the mutex without a wait).
+            let until = Instant::now() + bound;
+            while watch
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                       AND classid = 1852665601 AND objid = $1::int::oid AND NOT granted",
+                    &[&id],
+                )
+                .expect("pg_locks")
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(Instant::now() < until, "the waiter never waited");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(owner);
+            waiting.join().expect("the waiting thread")
+        });
+        assert!(
+            matches!(outcome, Ok(None)),
+            "a wait granted after a cancel request: {outcome:?}"
+        );
+        assert!(!waiter.usable(), "the session is kept for reuse");
+        drop(waiter);
+        // The dead owner's claim stands: the next acquirer is told.
+        let mut next = Session::connect(&server).expect("connect the next acquirer");
+        let until = Instant::now() + bound;
+        let status = loop {
+            if let Some(status) = next.try_acquire(id).expect("the next acquisition") {
+                break status;
+            }
+            // The given-up session's end frees the lock a moment after it is dropped.
+            assert!(Instant::now() < until, "the lock stayed held");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert_eq!(status, WaitStatus::Abandoned);
+        next.release(id, None).expect("release");
+    }
 }

@@ -19,11 +19,6 @@ pub(crate) enum Failure {
     Other(Error),
 }
 
-/// Whether `e` is the server's report of a cancelled statement (57014).
-pub(crate) fn is_cancel(e: &postgres::Error) -> bool {
-    e.code() == Some(&SqlState::QUERY_CANCELED)
-}
-
 /// Classifies the error of a statement run on `server` while doing `what`.
 pub(crate) fn classify(server: &str, what: &str, e: postgres::Error) -> Failure {
     let Some(db) = e.as_db_error() else {
