@@ -58,19 +58,19 @@ fn assert_gone_after_exit(name: &str, what: &str) -> TestResult {
         Duration::ZERO
     };
     if on_server() {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let mut lag = 0;
+        let deadline = std::time::Instant::now() + lag;
+        let mut looks = 0;
         while let Ok(m) = NamedMutex::open(name) {
             drop(m);
             if std::time::Instant::now() >= deadline {
                 break;
             }
-            lag += 1;
+            looks += 1;
             std::thread::sleep(Duration::from_millis(5));
         }
-        if lag > 0 {
+        if looks > 0 {
             note(format!(
-                "the server noticed after {lag} look(s), 5 ms apart"
+                "the server noticed after {looks} look(s), 5 ms apart"
             ));
         }
     }
