@@ -5,19 +5,22 @@
 //! harness times each count it sends.
 
 use crate::variant_build;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use namedmutex_bench::env::Env;
+use namedmutex_bench::proc::Worker;
+use std::process::Command;
+use std::time::Duration;
 
-/// The C program, running, with its pipes.
-pub struct SharedLoop {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
+/// How long one count may take: a batch is calibrated to tens of milliseconds, so only a
+/// program that hangs (in the C ABI, say) reaches this.
+const BATCH_LIMIT: Duration = Duration::from_secs(60);
+
+/// The C program, running, as a worker of the harness (its answers read with a deadline,
+/// killed on drop).
+pub struct SharedLoop(Worker);
 
 impl SharedLoop {
     /// Builds the shared library and the program, and starts it on the mutex `name`.
-    pub fn start(name: &str) -> Result<SharedLoop, String> {
+    pub fn start(env: &Env, name: &str) -> Result<SharedLoop, String> {
         variant_build::cargo_release(&["-p", "namedmutex-capi"], "the C library")?;
         let workspace = variant_build::workspace()?;
         let release = variant_build::target_dir()?.join("release");
@@ -39,41 +42,19 @@ impl SharedLoop {
         if !status.success() {
             return Err(format!("{cc} bench/c/capi_loop.c: {status}"));
         }
-        let mut child = Command::new(&program)
-            .arg(name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", program.display()))?;
-        let input = child.stdin.take().ok_or("no stdin")?;
-        let output = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        Ok(SharedLoop {
-            child,
-            input,
-            output,
-        })
+        Ok(SharedLoop(Worker::spawn_exe(
+            &program,
+            env,
+            "capi_loop",
+            &[name.to_owned()],
+            BATCH_LIMIT,
+        )))
     }
 
-    /// Runs `n` acquire + release pairs in the program, and waits for them.
+    /// Runs `n` acquire + release pairs in the program, and waits for them (a program
+    /// that fails says why on stderr and exits, which fails the read).
     pub fn run(&mut self, n: u64) {
-        writeln!(self.input, "{n}")
-            .and_then(|()| self.input.flush())
-            .expect("write to capi_loop");
-        let mut line = String::new();
-        self.output
-            .read_line(&mut line)
-            .expect("read from capi_loop");
-        assert_eq!(
-            line.trim(),
-            "done",
-            "capi_loop failed (its stderr says why)"
-        );
-    }
-}
-
-impl Drop for SharedLoop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.send(&n.to_string());
+        self.0.expect("done", BATCH_LIMIT);
     }
 }
