@@ -697,18 +697,7 @@ fn new_object_while_the_owner_ends() -> TestResult {
         let options = opts().keep_abandoned(keep);
         let (m, _) = options.create(&name).ctx("create")?;
         let mut owner = admin();
-        let id: i32 = owner
-            .query_one("SELECT id FROM namedmutex.mutex WHERE name = $1", &[&name])
-            .ctx("the mutex's id")?
-            .get(0);
-        let got: bool = owner
-            .query_one(
-                "SELECT got FROM namedmutex.try_acquire($1, gen_random_uuid(), 'test', 1, 1)",
-                &[&id],
-            )
-            .ctx("the owner's acquisition")?
-            .get(0);
-        ensure(got, "the owner did not get the free mutex")?;
+        raw_claim(&mut owner, &name, "0d4b9e0e-5a8f-4a8e-9f63-0f7b6c1e2a01")?;
         // The last handle: the object is gone; its owner's session lives on.
         drop(m);
         let (m, existed) = options.create(&name).ctx("create again")?;
@@ -750,19 +739,8 @@ fn dropped_while_claiming() -> TestResult {
     let m = Arc::new(m);
     // The owner: a session of the test's own, which can release without committing.
     let mut owner = admin();
-    let id: i32 = owner
-        .query_one("SELECT id FROM namedmutex.mutex WHERE name = $1", &[&name])
-        .ctx("the mutex's id")?
-        .get(0);
     let me = "6f1c0a52-9d4e-4c43-9a57-2f6f0c1e7d11";
-    let got: bool = owner
-        .query_one(
-            "SELECT got FROM namedmutex.try_acquire($1, $2::text::uuid, 'test', 1, 1)",
-            &[&id, &me],
-        )
-        .ctx("the owner's acquisition")?
-        .get(0);
-    ensure(got, "the owner did not get the free mutex")?;
+    let id = raw_claim(&mut owner, &name, me)?;
     let log = ServerLog::mark()?;
     let claiming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The owner's side, on a thread: releases once the async wait waits, then tells the

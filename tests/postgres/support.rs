@@ -356,6 +356,28 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> TestResult {
     Ok(())
 }
 
+/// Takes the mutex `name` in the raw session `owner` as the library would, with the owner id
+/// `me` (a uuid): its id. The raw session plays an owner the test controls, one it can end
+/// or keep from committing when it chooses.
+pub fn raw_claim(owner: &mut postgres::Client, name: &str, me: &str) -> Result<i32, String> {
+    let id: i32 = owner
+        .query_one("SELECT id FROM namedmutex.mutex WHERE name = $1", &[&name])
+        .map_err(|e| format!("the id of {name}: {e}"))?
+        .get(0);
+    let got: bool = owner
+        .query_one(
+            "SELECT got FROM namedmutex.try_acquire($1, $2::text::uuid, 'test', 1, 1)",
+            &[&id, &me],
+        )
+        .map_err(|e| format!("the raw owner's acquisition of {name}: {e}"))?
+        .get(0);
+    ensure(
+        got,
+        format!("the raw owner did not get {name}, which was free"),
+    )?;
+    Ok(id)
+}
+
 /// The number of sessions waiting for (`granted` false) or holding the ownership lock of
 /// any namedmutex object, as the server sees them.
 pub fn ownership_locks(admin: &mut postgres::Client, granted: bool) -> i64 {
