@@ -1,7 +1,7 @@
 //! The scenarios, one function each.
 
 use crate::support::*;
-use namedmutex::{ErrorKind, MutexOptions, WaitAny, WaitStatus};
+use namedmutex::{ErrorKind, MutexOptions, NamedMutex, WaitAny, WaitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,14 @@ pub fn all() -> Vec<Scenario> {
         (
             "session::dropped_async_waits_leave_no_error_in_the_log",
             dropped_waits_log_nothing,
+        ),
+        (
+            "session::a_wait_dropped_as_it_is_granted_leaves_no_error_in_the_log",
+            dropped_as_granted_log_nothing,
+        ),
+        (
+            "session::waits_cancelled_while_they_wait_leave_no_error_in_the_log",
+            cancelled_in_the_wait_log_nothing,
         ),
         (
             "session::a_wait_dropped_while_it_claims_is_not_cancelled",
@@ -635,26 +643,36 @@ fn timed_out_waits_log_nothing() -> TestResult {
 /// the look at the mutex, in the wait itself): each stops, the mutex still works, and the
 /// server logs no ERROR (it logged `canceling statement due to user request` for each before
 /// revision 6; 83 lines with the function's handler removed). A cancel request reaches a
-/// wait statement only, and only once its function answers a cancel (`cancel.rs`). Only
-/// this test's sessions count: its URL names its application.
+/// wait statement only, and only once its function answers a cancel (`cancel.rs`).
 fn dropped_waits_log_nothing() -> TestResult {
-    let app = unique("dropped");
-    let url = format!("{}?application_name={app}", url());
-    let (m, _) = MutexOptions::new()
-        .server(&url)
-        .create(&unique("dropped"))
-        .ctx("create")?;
-    let m = Arc::new(m);
+    // From 0 to 19.9 ms, by 0.1 ms: a new session's first statements take about that long.
+    held_waits_dropped_quietly("dropped", 200, |i| Duration::from_micros(i * 100))
+}
+
+/// Async waits dropped after the settle time, while they wait in the server's queue: each
+/// gets a cancel request, which the server delivers as two signals (the backend's pid, then
+/// its process group). The second may land after the function caught the first: it must
+/// not fail the statement either (functions.sql revision 8, `wait_granted`).
+fn cancelled_in_the_wait_log_nothing() -> TestResult {
+    // Past the settle time (50 ms) and the grace time (20 ms after the drop), so that the
+    // request reaches the wait itself: 70 to 77.9 ms, by 0.1 ms.
+    held_waits_dropped_quietly("cancelled", 80, |i| Duration::from_micros(70_000 + i * 100))
+}
+
+/// `rounds` async waits for a mutex this thread holds, wait `i` dropped `after(i)` after it
+/// began: each stops, the mutex works after, and the server logs no ERROR for this test's
+/// sessions (its URL names its application).
+fn held_waits_dropped_quietly(tag: &str, rounds: u64, after: fn(u64) -> Duration) -> TestResult {
+    let (app, m) = quiet_mutex(tag)?;
     let g = m.lock().ctx("lock")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .ctx("runtime")?;
     let log = ServerLog::mark()?;
-    for i in 0..200u64 {
+    for i in 0..rounds {
         let waiter = m.clone();
-        // From 0 to 19.9 ms, by 0.1 ms: a new session's first statements take about that long.
-        let after = Duration::from_micros(i * 100);
+        let after = after(i);
         let ended = rt.block_on(async move {
             tokio::time::timeout(after, waiter.lock_async())
                 .await
@@ -672,7 +690,24 @@ fn dropped_waits_log_nothing() -> TestResult {
         waited == WaitStatus::Acquired,
         format!("after the dropped waits: {waited:?}"),
     )?;
-    let errors = log.lines_of(&app, "ERROR")?;
+    no_error_logged(&log, &app, &format!("{rounds} dropped waits"))
+}
+
+/// A mutex on the server whose sessions name the application returned (`unique(tag)`), so
+/// that a test can tell its own lines in the server's log.
+fn quiet_mutex(tag: &str) -> Result<(String, Arc<NamedMutex>), String> {
+    let app = unique(tag);
+    let url = format!("{}?application_name={app}", url());
+    let (m, _) = MutexOptions::new()
+        .server(&url)
+        .create(&unique(tag))
+        .ctx("create")?;
+    Ok((app, Arc::new(m)))
+}
+
+/// Fails if the server logged an ERROR for application `app` since `log`'s mark.
+fn no_error_logged(log: &ServerLog, app: &str, during: &str) -> TestResult {
+    let errors = log.lines_of(app, "ERROR")?;
     let cancels = errors
         .iter()
         .filter(|l| l.contains("canceling statement due to user request"))
@@ -680,10 +715,85 @@ fn dropped_waits_log_nothing() -> TestResult {
     ensure(
         errors.is_empty(),
         format!(
-            "the server logged {} ERROR lines ({cancels} cancels): {errors:?}",
+            "during {during}, the server logged {} ERROR lines ({cancels} cancels): {errors:?}",
             errors.len()
         ),
     )
+}
+
+/// Async waits dropped just before the owner releases, as when a `select!`'s other branch
+/// completes as the owner lets go: the server logs no ERROR. Each wait has run longer than
+/// the settle time when it is dropped, so without the grace time (cancel.rs) its cancel
+/// request would go at once, and could land in the statement of a wait the release just
+/// granted. Round `i` releases `i` × 20 µs after the drop, sweeping the request's way to
+/// the server; each round must leave the mutex working.
+fn dropped_as_granted_log_nothing() -> TestResult {
+    const ROUNDS: u64 = 150;
+    let (app, m) = quiet_mutex("granted")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ctx("runtime")?;
+    let log = ServerLog::mark()?;
+    let mut dropped = 0;
+    for round in 0..ROUNDS {
+        // The owner, on a thread of its own: takes the mutex, says so, and releases it the
+        // time it is told after it is told.
+        let (held, is_held) = std::sync::mpsc::channel::<()>();
+        let (go, release) = std::sync::mpsc::channel::<Duration>();
+        let owned = m.clone();
+        let owner = std::thread::spawn(move || -> TestResult {
+            let g = owned.lock().ctx("the owner's lock")?;
+            held.send(()).ctx("say held")?;
+            let after = release.recv_timeout(watchdog()).ctx("the release cue")?;
+            let at = Instant::now() + after;
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
+            g.release().ctx("the owner's release")
+        });
+        is_held
+            .recv_timeout(watchdog())
+            .ctx(&format!("round {round}: the owner's acquisition"))?;
+        let waiter = m.clone();
+        let outcome = rt.block_on(async move {
+            let cue = async move {
+                // Longer than the settle time (50 ms).
+                tokio::time::sleep(Duration::from_millis(80)).await;
+                go.send(Duration::from_micros(round * 20))
+                    .map_err(|_| "the owner is gone".to_owned())
+            };
+            let bounded = tokio::time::timeout(watchdog(), async {
+                tokio::select! {
+                    // The wait is dropped here, as the owner is told to release.
+                    cued = cue => cued.map(|()| false),
+                    got = waiter.lock_async() => {
+                        got.map(drop).map(|()| true).map_err(|e| e.to_string())
+                    }
+                }
+            });
+            bounded
+                .await
+                .map_err(|_| "neither the cue nor the wait within the watchdog".to_owned())?
+        });
+        let acquired = outcome.map_err(|e| format!("round {round}: {e}"))?;
+        if !acquired {
+            dropped += 1;
+        }
+        owner
+            .join()
+            .map_err(|_| format!("round {round}: the owner panicked"))??;
+    }
+    let waited = wait_on_another_thread(&m, watchdog())?;
+    ensure(
+        waited == WaitStatus::Acquired,
+        format!("after the rounds: {waited:?}"),
+    )?;
+    ensure(
+        dropped == ROUNDS,
+        format!("{dropped} of {ROUNDS} waits were dropped: the others ended while held"),
+    )?;
+    no_error_logged(&log, &app, &format!("{ROUNDS} waits dropped as granted"))
 }
 
 /// After a kill, the server may end the killed process's handle session before its owning

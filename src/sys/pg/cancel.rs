@@ -17,10 +17,19 @@
 //!   (`Session::acquire`); nobody wants it, since the request goes only for a dropped wait.
 //!   A backend that is signalled while it reads its next command, or idle, drops the cancel
 //!   (postgres.c, `ProcessInterrupts`).
+//! - **not as it ends:** a wait is often dropped just as it is granted: the owner's release
+//!   wakes both the wait and whatever drops it (a `select!` whose other branch the same
+//!   release completed, say). A request sent then can land after `wait_granted` returned
+//!   and before its statement ended, and fail that statement (an ERROR in the server's log;
+//!   `session::a_wait_dropped_as_it_is_granted_leaves_no_error_in_the_log` got 6 in 450
+//!   rounds without this). So even a wait that began long ago gets its request [`GRACE`]
+//!   after the drop at the earliest: a wait being granted answers within it, and its end
+//!   calls the request off.
+//! - **not after its second signal:** the handler that caught the first signal waits for
+//!   the second before the function returns (functions.sql revision 8).
 //!
-//! What is left: a request that lands after `wait_granted` returned and before its statement
-//! ended fails that statement: 4 ERROR lines in 20 runs of the behavioural suite, whose
-//! async tests drop waits just as the owner releases.
+//! What is left: a wait granted more than [`GRACE`] after its drop, with the request then
+//! landing in its statement's last microseconds, still logs that ERROR.
 
 use super::session::WaitControl;
 use crate::sys::CancelSignal;
@@ -35,6 +44,12 @@ use std::time::{Duration, Instant};
 /// takes to reach the function's handler, with a wide margin for a loaded machine.
 const SETTLE: Duration = Duration::from_millis(50);
 
+/// How long after the drop a cancel request may be, however long the wait has run: the
+/// time a wait granted at the moment of its drop takes to answer (a round trip and the
+/// statement's end), with a wide margin. A dropped wait holds its place in the server's
+/// queue that much longer; nobody waits for it on the client.
+const GRACE: Duration = Duration::from_millis(20);
+
 /// Sends a cancel request at the waiting session's backend.
 type Send = Box<dyn FnOnce() + std::marker::Send>;
 
@@ -42,6 +57,7 @@ type Send = Box<dyn FnOnce() + std::marker::Send>;
 pub(crate) struct PgCancel {
     fired: AtomicBool,
     settle: Duration,
+    grace: Duration,
     state: Mutex<CancelState>,
 }
 
@@ -59,10 +75,11 @@ struct CancelState {
 }
 
 impl PgCancel {
-    fn with_settle(settle: Duration) -> PgCancel {
+    fn with_times(settle: Duration, grace: Duration) -> PgCancel {
         PgCancel {
             fired: AtomicBool::new(false),
             settle,
+            grace,
             state: Mutex::new(CancelState::default()),
         }
     }
@@ -85,7 +102,7 @@ impl PgCancel {
 
 impl CancelSignal for PgCancel {
     fn new() -> Result<PgCancel> {
-        Ok(PgCancel::with_settle(SETTLE))
+        Ok(PgCancel::with_times(SETTLE, GRACE))
     }
 
     fn fire(&self) {
@@ -98,7 +115,9 @@ impl CancelSignal for PgCancel {
         let Some(send) = state.send.take() else {
             return;
         };
-        let settle = (since + self.settle).saturating_duration_since(Instant::now());
+        let settle = (since + self.settle)
+            .saturating_duration_since(Instant::now())
+            .max(self.grace);
         let (stop, stopped) = mpsc::channel::<()>();
         // Cancelling connects to the server: never on the caller's (an executor's) thread.
         // Without a thread, the wait ends at its next slice.
@@ -161,8 +180,8 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     /// A signal whose requests are counted instead of sent.
-    fn counted(settle: Duration) -> (PgCancel, Arc<AtomicUsize>) {
-        let cancel = PgCancel::with_settle(settle);
+    fn counted(settle: Duration, grace: Duration) -> (PgCancel, Arc<AtomicUsize>) {
+        let cancel = PgCancel::with_times(settle, grace);
         let sent = Arc::new(AtomicUsize::new(0));
         let count = sent.clone();
         cancel.arm(move || {
@@ -173,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_fire_outside_a_wait_sends_nothing() {
-        let (cancel, sent) = counted(Duration::ZERO);
+        let (cancel, sent) = counted(Duration::ZERO, Duration::ZERO);
         cancel.fire();
         assert!(cancel.cancelled());
         assert!(!cancel.begin_wait(), "a fired signal starts no wait");
@@ -184,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_request_under_way_is_sent_before_the_wait_ends() {
-        let cancel = PgCancel::with_settle(Duration::ZERO);
+        let cancel = PgCancel::with_times(Duration::ZERO, Duration::ZERO);
         let (started, sent) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
@@ -214,16 +233,18 @@ mod tests {
         assert!(cancel.request_sent());
     }
 
-    #[test]
-    fn a_wait_that_ends_while_the_request_settles_calls_it_off() {
-        let (cancel, sent) = counted(Duration::from_secs(3600));
+    /// A wait that ends while its request waits (`settle` or `grace` long): the end calls
+    /// the request off at once.
+    fn called_off(settle: Duration, grace: Duration) {
+        let (cancel, sent) = counted(settle, grace);
         assert!(cancel.begin_wait());
         cancel.fire();
+        // The wait's answer arrives.
         let ended = Instant::now();
         cancel.end_wait();
         assert!(
             ended.elapsed() < Duration::from_secs(60),
-            "end_wait waited out the settle time"
+            "end_wait waited out the request's delay"
         );
         cancel.disarm();
         assert!(!cancel.request_sent());
@@ -231,9 +252,19 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_that_ends_while_the_request_settles_calls_it_off() {
+        called_off(Duration::from_secs(3600), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_wait_granted_within_the_grace_time_calls_the_request_off() {
+        called_off(Duration::ZERO, Duration::from_secs(3600));
+    }
+
+    #[test]
     fn the_settle_time_counts_from_the_wait_statement() {
         let settle = Duration::from_millis(50);
-        let (cancel, sent) = counted(settle);
+        let (cancel, sent) = counted(settle, Duration::ZERO);
         let began = Instant::now();
         assert!(cancel.begin_wait());
         cancel.fire();
@@ -249,6 +280,35 @@ mod tests {
         assert!(
             began.elapsed() >= settle,
             "the request did not wait to settle"
+        );
+        cancel.end_wait();
+        cancel.disarm();
+        assert!(cancel.request_sent());
+    }
+
+    /// Waits (a minute at most) for the first request; when it went.
+    fn first_request(sent: &AtomicUsize) -> Instant {
+        let limit = Instant::now() + Duration::from_secs(60);
+        while sent.load(Ordering::SeqCst) == 0 && Instant::now() < limit {
+            std::thread::yield_now();
+        }
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "no request within a minute");
+        Instant::now()
+    }
+
+    #[test]
+    fn a_long_wait_gets_its_request_a_grace_time_after_the_drop() {
+        let grace = Duration::from_millis(50);
+        // No settle time left: the wait began long ago.
+        let (cancel, sent) = counted(Duration::ZERO, grace);
+        assert!(cancel.begin_wait());
+        let fired = Instant::now();
+        cancel.fire();
+        let went = first_request(&sent);
+        assert!(
+            went - fired >= grace,
+            "the request went {:?} after the drop, before the grace time",
+            went - fired
         );
         cancel.end_wait();
         cancel.disarm();
