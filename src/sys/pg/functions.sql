@@ -38,7 +38,7 @@
 --
 -- Revision 8: wait_granted, having caught a cancel, waits (at most 20 ms) for the same
 -- request's second signal, which could otherwise land after it returned and fail the
--- statement (see wait_granted).
+-- statement (see _second_signal).
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -278,6 +278,23 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_lock(1852665601, p_id);
 END $$;
 
+-- Called by a handler that caught a cancel: waits, 20 ms at most, for the same request's
+-- second signal, and catches it. The postmaster answers a cancel request by signalling the
+-- backend, then its process group; the first signal can wake this backend before the
+-- second is sent (on a loaded machine the woken backend takes the CPU at once), and a
+-- function that caught the first and returned would have its statement failed by the
+-- second. ERRORs that fit this (no PL/pgSQL context, on waits that were never granted) came
+-- in about one run in six of the behavioural suite, and in one of four runs of 80 cancelled
+-- waits beside it; none in 36 and 6 runs after revision 8. Only a wait that was cancelled
+-- pays the sleep, and nobody waits for that one (a request goes only for a dropped wait).
+CREATE OR REPLACE FUNCTION namedmutex._second_signal() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.pg_sleep(0.02);
+EXCEPTION WHEN query_canceled THEN
+    -- The request's second signal.
+END $$;
+
 -- Waits for p_id's lock as wait does, at most p_timeout_ms (0: forever): whether it is
 -- this session's now. A lock_timeout, and a cancel (the client's, when an async wait is
 -- dropped; or a statement_timeout's), are caught (a block's subtransaction is undone; a
@@ -294,14 +311,7 @@ END $$;
 -- cancel that arrives before the function starts still fails the statement. A deadlock
 -- still fails it, as with wait.
 --
--- Why the handler sleeps (revision 8): the first signal can wake this backend before the
--- postmaster sends the second (on a loaded machine the woken backend takes the CPU at
--- once), and a backend that caught the first and returned would have its statement failed
--- by the second. ERRORs that fit this (no PL/pgSQL context, on waits that were never
--- granted) came in about one run in six of the behavioural suite, and in one of four runs
--- of 80 cancelled waits beside it; none in 36 and 6 runs since. So after catching a cancel
--- it sleeps until the second lands, 20 ms at most: only a wait that was cancelled pays it,
--- and nobody waits for that one (a request goes only for a dropped wait).
+-- Why a handler that caught a cancel then calls _second_signal (revision 8): see there.
 CREATE OR REPLACE FUNCTION namedmutex.wait_granted(p_id int, p_timeout_ms int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -316,15 +326,12 @@ BEGIN
         END;
     EXCEPTION WHEN query_canceled THEN
         RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
-        BEGIN
-            PERFORM pg_catalog.pg_sleep(0.02);
-        EXCEPTION WHEN query_canceled THEN
-            -- The request's second signal.
-        END;
+        PERFORM namedmutex._second_signal();
     END;
     RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
 EXCEPTION WHEN query_canceled THEN
     RAISE DEBUG 'namedmutex: the wait for mutex % was cancelled', p_id;
+    PERFORM namedmutex._second_signal();
     RETURN namedmutex._session_holds(1852665601, p_id, 'ExclusiveLock');
 END $$;
 
