@@ -178,33 +178,29 @@ pub(crate) struct Session {
 /// slices, and a cancel request that reaches the session's backend inside a wait statement
 /// only (`cancel.rs`: `wait_granted` answers a cancel that reaches its lock wait; one that
 /// reached another statement would fail it, and the server would log an ERROR).
+/// The provided methods are those of a wait nothing cancels ([`Uncancellable`]).
 pub(crate) trait WaitControl {
     /// Whether the wait is to stop.
-    fn cancelled(&self) -> bool;
+    fn cancelled(&self) -> bool {
+        false
+    }
     /// A wait statement is about to be sent: from now a cancel may be sent at the session.
     /// False if the wait is already cancelled (then no statement is sent).
-    fn begin_wait(&self) -> bool;
+    fn begin_wait(&self) -> bool {
+        true
+    }
     /// The wait statement has returned: no cancel may be sent at the session any more.
-    fn end_wait(&self);
+    fn end_wait(&self) {}
     /// Whether a cancel request was sent at the session during this acquisition.
-    fn request_sent(&self) -> bool;
+    fn request_sent(&self) -> bool {
+        false
+    }
 }
 
 /// A wait nothing cancels (a thread's own, which blocks that thread).
 pub(crate) struct Uncancellable;
 
-impl WaitControl for Uncancellable {
-    fn cancelled(&self) -> bool {
-        false
-    }
-    fn begin_wait(&self) -> bool {
-        true
-    }
-    fn end_wait(&self) {}
-    fn request_sent(&self) -> bool {
-        false
-    }
-}
+impl WaitControl for Uncancellable {}
 
 /// What a claim told: whether the last owner died holding it, and the new fencing token.
 pub(crate) struct Claimed {
@@ -882,13 +878,6 @@ mod tests {
     struct RequestSent;
 
     impl WaitControl for RequestSent {
-        fn cancelled(&self) -> bool {
-            false
-        }
-        fn begin_wait(&self) -> bool {
-            true
-        }
-        fn end_wait(&self) {}
         fn request_sent(&self) -> bool {
             true
         }
