@@ -89,7 +89,9 @@ fn owned_here(obj: &Object) -> bool {
 /// owned, let it go.
 pub(super) fn on_close(obj: &Arc<Object>) {
     if owned_here(obj) {
-        if !obj.kept_for_owner.swap(true, Ordering::AcqRel) {
+        let kept = obj.kept_for_owner.swap(true, Ordering::AcqRel);
+        object::close_while_owned(obj, kept);
+        if !kept {
             KEPT.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(obj.clone());

@@ -14,7 +14,9 @@ pub fn run(args: &[String]) -> i32 {
         "hold" => hold(name, Then::StayAlive),
         "hold-then-exec" => hold(name, Then::Exec),
         "hold-then-stray-close" => hold(name, Then::StrayClose),
-        "thread-hold" => thread_hold(name),
+        "thread-hold" => thread_hold(name, false),
+        "thread-hold-closed" => thread_hold(name, true),
+        "close-reopen-release" => close_reopen_release(name),
         "wait" => wait(name),
         "read-lock-lifeline-of" => read_lock_lifeline_of(arg(1)),
         other => {
@@ -75,19 +77,42 @@ fn hold(name: &str, then: Then) -> i32 {
     0
 }
 
-/// A thread creates `name`, acquires it, says `holding PID TID`, and after one line on
-/// stdin ends without releasing it; the process says `ended` and lives until stdin closes.
-fn thread_hold(name: &str) -> i32 {
+/// A thread creates `name`, acquires it (with `closed`, then closes its only handle), says
+/// `holding PID TID`, and after one line on stdin ends without releasing it; the process
+/// says `ended` and lives until stdin closes.
+fn thread_hold(name: &str, closed: bool) -> i32 {
     let name = name.to_owned();
     std::thread::spawn(move || {
         let (m, _) = NamedMutex::create(&name, false).expect("create");
         assert!(m.wait(None).expect("wait").is_acquired());
+        if closed {
+            // The owner keeps the object, without a handle (`thread_end.rs`).
+            drop(m);
+        }
         say(format!("holding {} {}", std::process::id(), tid()));
         next_line();
     })
     .join()
     .expect("the holding thread");
     say("ended");
+    wait_for_stdin_close();
+    0
+}
+
+/// Creates `name`, acquires it and closes its only handle (still the owner), says `closed`;
+/// after a line on stdin opens it again, says `reopened`; after another, releases through
+/// that handle and says `released`; lives until stdin closes.
+fn close_reopen_release(name: &str) -> i32 {
+    let (m, _) = NamedMutex::create(name, false).expect("create");
+    assert!(m.wait(None).expect("wait").is_acquired());
+    drop(m);
+    say("closed");
+    next_line();
+    let m = NamedMutex::open(name).expect("open again");
+    say("reopened");
+    next_line();
+    m.release().expect("release through the new handle");
+    say("released");
     wait_for_stdin_close();
     0
 }

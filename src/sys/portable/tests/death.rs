@@ -4,7 +4,8 @@
 
 use crate::support::*;
 use libtest_mimic::Trial;
-use namedmutex::MutexOptions;
+use namedmutex::{MutexOptions, NamedMutex, WaitStatus};
+use std::time::Duration;
 
 /// `WAIT_ABANDONED`.
 const ABANDONED: u32 = 0x80;
@@ -29,10 +30,7 @@ pub fn trials() -> Vec<Trial> {
             "death::stray_close_of_the_registry_looks_like_a_death",
             stray_close,
         ),
-        Trial::test(
-            "death::an_object_closed_while_owned_lives_until_released",
-            kept,
-        ),
+        Trial::test("death::an_owner_keeps_its_object_but_not_its_name", kept),
     ]
 }
 
@@ -206,32 +204,110 @@ fn stray_close() -> TestResult {
     Ok(())
 }
 
-/// A thread that closes its last handle while owning the mutex keeps the object (its end
-/// must abandon it); once it releases through a new handle and closes that, it is gone.
+/// A thread that closes its process's last handle while owning the mutex keeps the object
+/// (its end must abandon it) but not the name, as on Windows: the name goes with the last
+/// handle anywhere. Alone, at once; beside another process's handle, with that handle; and
+/// while that handle lives, the owner's end abandons the object to it. An owner that opens
+/// the name again has a handle again (its process's `flock` is taken back).
 fn kept() -> TestResult {
-    let name = unique("kept");
+    kept_alone()?;
+    kept_until_the_owner_ends()?;
+    kept_after_the_last_handle()?;
+    kept_by_a_reopened_handle()
+}
+
+/// Polls `m` (no wait) and checks its answer.
+fn poll_is(m: &NamedMutex, want: WaitStatus, what: &str) -> TestResult {
+    let now = m.wait(Some(Duration::ZERO))?;
+    Ok(check(now == want, || format!("{what}: {now:?}"))?)
+}
+
+/// Checks that `name` is gone: an open finds nothing, and a create makes a new object,
+/// which is free.
+fn name_gone(name: &str, what: &str) -> TestResult {
     let opts = MutexOptions::new();
+    match opts.open(name) {
+        Err(e) if e.kind() == namedmutex::ErrorKind::NotFound => {}
+        other => return Err(format!("open {what}: {other:?}").into()),
+    }
+    let (fresh, existed) = opts.create(name)?;
+    check(!existed, || format!("create {what} found the old object"))?;
+    poll_is(
+        &fresh,
+        WaitStatus::Acquired,
+        &format!("the new object {what}"),
+    )?;
+    Ok(fresh.release()?)
+}
+
+/// Alone: the name goes with the owner's only handle.
+fn kept_alone() -> TestResult {
+    let name = unique("kept");
     std::thread::scope(|s| {
-        s.spawn(|| -> Result<(), String> {
-            let (m, existed) = opts.create(&name).map_err(|e| e.to_string())?;
+        s.spawn(|| -> TestResult {
+            let (m, existed) = MutexOptions::new().create(&name)?;
             check(!existed, || "it existed before".into())?;
-            check(m.wait(None).is_ok_and(|st| st.is_acquired()), || {
-                "wait".into()
-            })?;
+            poll_is(&m, WaitStatus::Acquired, "the owner's poll")?;
             drop(m);
-            let o = opts
-                .open(&name)
-                .map_err(|e| format!("reopen while owned: {e}"))?;
-            o.release()
-                .map_err(|e| format!("release through the new handle: {e}"))?;
-            drop(o);
-            Ok(())
+            name_gone(&name, "after the owner closed its only handle")
         })
         .join()
         .expect("thread")
-    })?;
-    match opts.open(&name) {
-        Err(e) if e.kind() == namedmutex::ErrorKind::NotFound => Ok(()),
-        other => Err(format!("after the release and the last close, open gave {other:?}").into()),
-    }
+    })
+}
+
+/// Another process's thread owns it without a handle; our handle keeps the name, and the
+/// owner's end abandons the object to it.
+fn kept_until_the_owner_ends() -> TestResult {
+    let name = unique("kept-ends");
+    let (keep, _) = MutexOptions::new().create(&name)?;
+    let mut holder = Peer::spawn("thread-hold-closed", &[&name], &[]);
+    holder.expect("holding")?;
+    poll_is(&keep, WaitStatus::TimedOut, "a poll while the owner lives")?;
+    holder.send("end");
+    holder.expect("ended")?;
+    poll_is(&keep, WaitStatus::Abandoned, "a poll after the owner's end")?;
+    Ok(keep.release()?)
+}
+
+/// The same, but our handle closes while the owner lives: the name goes with it.
+fn kept_after_the_last_handle() -> TestResult {
+    let name = unique("kept-closes");
+    let (keep, _) = MutexOptions::new().create(&name)?;
+    let mut holder = Peer::spawn("thread-hold-closed", &[&name], &[]);
+    holder.expect("holding")?;
+    drop(keep);
+    name_gone(&name, "after the last handle closed, its owner alive")?;
+    holder.send("end");
+    holder.expect("ended")?;
+    Ok(())
+}
+
+/// An owner that opens the name again has a handle again: the name outlives ours, and the
+/// owner releases through that handle.
+fn kept_by_a_reopened_handle() -> TestResult {
+    let opts = MutexOptions::new();
+    let name = unique("kept-reopens");
+    let (keep, _) = opts.create(&name)?;
+    let mut owner = Peer::spawn("close-reopen-release", &[&name], &[]);
+    owner.expect("closed")?;
+    owner.send("reopen");
+    owner.expect("reopened")?;
+    drop(keep);
+    let again = opts
+        .open(&name)
+        .map_err(|e| format!("open after our handle closed, the owner's reopened: {e}"))?;
+    poll_is(
+        &again,
+        WaitStatus::TimedOut,
+        "a poll while the owner holds it",
+    )?;
+    owner.send("release");
+    owner.expect("released")?;
+    poll_is(
+        &again,
+        WaitStatus::Acquired,
+        "a poll after the owner released",
+    )?;
+    Ok(again.release()?)
 }

@@ -7,21 +7,15 @@ use super::super::root::Root;
 use super::table::with_table;
 use super::{Object, Place, flock, this_pid};
 use crate::sys::contract::Namespace;
+use crate::sys::contract::Result;
 use rustix::fs::{AtFlags, FlockOperation};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 impl Drop for Object {
     fn drop(&mut self) {
-        if let Some(place) = &self.place {
-            if self.ofd_pid == this_pid() && self.last_anywhere() && !self.kept_for_report() {
-                super::super::fault::point("close.after_lock");
-                // The last handle anywhere: the object ends, and its name with it.
-                self.mark_dead(place.namespace);
-                super::super::fault::point("close.before_unlink");
-                unlink_if_same(&self.root, place, self.key);
-            }
-        }
+        self.end_name_if_last();
         with_table(|table| {
             if table.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
                 table.remove(&self.key);
@@ -30,7 +24,75 @@ impl Drop for Object {
     }
 }
 
+/// A handle of `obj` closes while a thread of this process owns the object, which stays
+/// open for that owner (the portable flavour's thread ends: `thread_end.rs`; `kept`: it is
+/// kept already). If that was the process's last handle, the process no longer has the
+/// object open, as on Windows, where an owner keeps its object alive but not its name: the
+/// name ends now if no other process has the object open, else with their last handle, and
+/// the process's shared `flock`, which is what counts as its handle, goes until it opens the
+/// object again (`open.rs` takes it back).
+#[cfg_attr(
+    all(target_os = "linux", not(feature = "portable-backend")),
+    allow(dead_code)
+)]
+pub(in crate::sys::unix) fn close_while_owned(obj: &Arc<Object>, kept: bool) {
+    // Under the table's lock, so that no thread of this process opens the object meanwhile.
+    with_table(|_| {
+        // The strong references besides this handle's and the keeper's: another handle, or a
+        // thread's end looking at the object. Then the process may still have it open.
+        let others = Arc::strong_count(obj) - 1 - usize::from(kept);
+        // A forked child shares its parent's description, and with it the parent's lock.
+        if others != 0
+            || obj.ofd_pid != this_pid()
+            || obj.handle_lock_dropped.load(Ordering::Acquire)
+        {
+            return;
+        }
+        obj.end_name_if_last();
+        // Whatever that left: an exclusive lock, or none (a refused conversion loses the
+        // shared lock: flock converts by removing it first).
+        let _ = flock(&obj.fd, FlockOperation::Unlock);
+        obj.handle_lock_dropped.store(true, Ordering::Release);
+    });
+}
+
 impl Object {
+    /// If no process has the object open but this one's closing handle, the object ends,
+    /// and its name with it, unless it is kept for the report of an abandonment.
+    fn end_name_if_last(&self) {
+        if let Some(place) = &self.place {
+            if self.ofd_pid == this_pid() && self.last_anywhere() && !self.kept_for_report() {
+                super::super::fault::point("close.after_lock");
+                self.mark_dead(place.namespace);
+                super::super::fault::point("close.before_unlink");
+                unlink_if_same(&self.root, place, self.key);
+            }
+        }
+    }
+
+    /// After [`close_while_owned`] the process holds no `flock` on the object; an open of it
+    /// takes the shared one back. False if it cannot (the object is being removed, or was
+    /// marked dead: open the name again).
+    pub(in crate::sys::unix) fn take_handle_lock_back(&self) -> Result<bool> {
+        if !self.handle_lock_dropped.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        if !flock(&self.fd, FlockOperation::NonBlockingLockShared)? {
+            return Ok(false);
+        }
+        let mut flags = [0u8; 4];
+        let dead = !matches!(
+            rustix::io::pread(&self.fd, &mut flags, layout::obj::FLAGS as u64),
+            Ok(4)
+        ) || u32::from_le_bytes(flags) & FLAG_DEAD != 0;
+        if dead {
+            let _ = flock(&self.fd, FlockOperation::Unlock);
+            return Ok(false);
+        }
+        self.handle_lock_dropped.store(false, Ordering::Release);
+        Ok(true)
+    }
+
     /// Marks the object to be kept for the report of an abandonment (`FLAG_KEEP_ABANDONED`).
     pub(super) fn keep_abandoned(&self) {
         let flags = self.page.flags();

@@ -23,6 +23,8 @@ mod lifetime;
 mod open;
 mod table;
 
+#[cfg(any(not(target_os = "linux"), feature = "portable-backend"))]
+pub(super) use lifetime::close_while_owned;
 pub(super) use lifetime::{keeps_report, remove_stale, unlink_if_same};
 
 use super::files;
@@ -73,6 +75,9 @@ pub(super) struct Object {
         allow(dead_code)
     )]
     pub kept_for_owner: AtomicBool,
+    /// The process has no handle to the object, which is kept open for its owner, and `fd`
+    /// holds no `flock` (`lifetime.rs`, `close_while_owned`): an open takes it again.
+    handle_lock_dropped: AtomicBool,
     id: u64,
 }
 

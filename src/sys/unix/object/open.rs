@@ -145,6 +145,9 @@ fn open_existing(
         ));
     }
     if let Some(obj) = lookup(table, key) {
+        if !obj.take_handle_lock_back()? {
+            return Ok(Found::Retry);
+        }
         return Ok(Found::Object(obj, true));
     }
     // The header is checked from a copy read with pread, so that an open followed by a

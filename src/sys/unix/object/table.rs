@@ -59,6 +59,7 @@ pub(super) fn insert(
         asleep_streak: AtomicU32::new(0),
         process_token: (AtomicU64::new(0), AtomicU32::new(0)),
         kept_for_owner: AtomicBool::new(false),
+        handle_lock_dropped: AtomicBool::new(false),
         id,
     });
     table.insert(key, (id, Arc::downgrade(&obj)));
