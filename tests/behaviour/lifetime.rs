@@ -37,6 +37,10 @@ pub fn trials() -> Vec<Trial> {
             "lifetime::process_with_handle_dropped_while_owning_abandons",
             process_dropped_while_owning,
         ),
+        trial(
+            "lifetime::an_owner_without_handles_leaves_a_new_object_free",
+            owner_without_handles,
+        ),
     ];
     if cfg!(target_os = "linux") {
         v.push(trial(
@@ -291,6 +295,45 @@ fn process_dropped_while_owning() -> TestResult {
     )?;
     m.release().ctx("release")?;
     Ok(())
+}
+
+/// The owner closes its only handle while owning and lives on: the name goes with the last
+/// handle (checklist 88 and its open question: Windows drops a name at handle count 0), so
+/// another thread's create makes a new object, free at once and not abandoned, and the old
+/// owner, which owns only the old object, is refused a release through the new one. (The
+/// checklist notes that Wine 10 keeps an owned mutex's name; Wine 8, which CI runs, agrees
+/// with Windows.)
+fn owner_without_handles() -> TestResult {
+    let name = unique("owner-without-handles");
+    let (m, _) = NamedMutex::create(&name, true).ctx("create(owner)")?;
+    drop(m);
+    let n = name.clone();
+    let (other, existed, polled) = on_new_thread(move || {
+        let (m, existed) = NamedMutex::create(&n, false).ctx("create in another thread")?;
+        let polled = m.wait(Some(Duration::ZERO));
+        if matches!(polled, Ok(s) if s.is_acquired()) {
+            m.release().ctx("the other thread's release")?;
+        }
+        Ok::<_, String>((m, existed, polled))
+    })??;
+    ensure!(
+        !existed,
+        "the other thread's create reported opened_existing: the name outlived its last handle"
+    );
+    expect_wait(
+        polled,
+        WaitStatus::Acquired,
+        "the other thread's poll of the new object",
+    )?;
+    let other = Arc::new(other);
+    expect_err(
+        other.release(),
+        ErrorKind::NotOwner,
+        288,
+        "the old owner's release through the new object",
+    )?;
+    take_and_release(&other, "the old owner's poll of the new object")?;
+    free_for_another_thread(&other, "the new object after the old owner's poll")
 }
 
 /// Linux: in a private root, object files exist while handles do and vanish with the last

@@ -182,6 +182,17 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
 }
 
 /// Fails with `msg` unless `cond`.
+/// Waits for `m` (within the watchdog), checks that the wait answered `want`, and releases.
+pub fn wait_expecting(
+    m: &namedmutex::NamedMutex,
+    want: namedmutex::WaitStatus,
+    what: &str,
+) -> TestResult {
+    let got = m.wait(Some(watchdog())).ctx(what)?;
+    ensure(got == want, format!("{what}: {got:?}"))?;
+    m.release().ctx(&format!("{what}: release"))
+}
+
 pub fn ensure(cond: bool, msg: impl Into<String>) -> TestResult {
     if cond { Ok(()) } else { Err(msg.into()) }
 }

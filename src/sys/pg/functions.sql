@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 8 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 9 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -39,6 +39,11 @@
 -- Revision 8: wait_granted, having caught a cancel, waits (at most 20 ms) for the same
 -- request's second signal, which could otherwise land after it returned and fail the
 -- statement (see _second_signal).
+--
+-- Revision 9: a new object whose name's last owner still holds the lock (an owner that
+-- closed every handle and lives on, or a killed one whose owning session the server has
+-- not ended yet) gets a new id, so that it is free at once, as on Windows, instead of
+-- waiting for that owner's thread or session to end (see open_handle).
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -49,7 +54,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 8;
+    RETURN 9;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -117,6 +122,25 @@ BEGIN
             status := 'missing';
             RETURN;
         END IF;
+        -- The lock of the last object's owner may outlive its handles: an owner that
+        -- closed every handle and lives on, or a killed one whose owning session the server
+        -- ends after its handle session. That ownership is the old object's. Unless its
+        -- claim is kept for the next acquirer (which then waits for that session to end, and
+        -- is told Abandoned), the new object takes a new id, which nobody holds: it is free
+        -- at once, and a release by the old owner through it is refused (not its owner), as
+        -- on Windows. The old id is left to that session alone (no row, no handle).
+        IF NOT p_keep_abandoned THEN
+            IF pg_catalog.pg_try_advisory_lock(1852665601, m.id) THEN
+                PERFORM pg_catalog.pg_advisory_unlock(1852665601, m.id);
+            ELSE
+                UPDATE namedmutex.mutex SET id = DEFAULT WHERE mutex.id = m.id
+                RETURNING mutex.id INTO m.id;
+                -- Nobody else knows the new id before this commits.
+                PERFORM pg_catalog.pg_advisory_lock(1852665602, m.id);
+                PERFORM pg_catalog.pg_advisory_unlock(1852665602, id);
+                id := m.id;
+            END IF;
+        END IF;
         UPDATE namedmutex.mutex SET creator = session_user::text, everyone = p_everyone,
                                     created_at = now()
         WHERE mutex.id = m.id;
@@ -125,8 +149,7 @@ BEGIN
         -- last owner's session still holds the lock: that claim is the old object's. After
         -- a kill, the server may end the killed process's handle session before its owning
         -- session (revision 6 kept the claim then, and the new object's first acquirer was
-        -- told Abandoned); that session's end, or an owner that lives on without a handle
-        -- releasing with a note, then finds no claim of its own to mark.
+        -- told Abandoned); that session's end then finds no claim of its own to mark.
         IF m.held AND NOT p_keep_abandoned THEN
             UPDATE namedmutex.mutex SET held = false, owner = NULL, abandon_note = NULL
             WHERE mutex.id = m.id;
@@ -226,8 +249,14 @@ LANGUAGE plpgsql AS $$
 DECLARE m namedmutex.mutex;
 BEGIN
     SELECT * INTO m FROM namedmutex.mutex WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND OR NOT namedmutex._may_use(m) THEN
-        -- Only ids that open_handle gave out reach here; anything else is refused.
+    IF NOT FOUND THEN
+        -- An id open_handle gave out whose object is gone (its name now has a new id: a
+        -- session that lost its handles), or one it never gave out.
+        PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_id);
+        RAISE EXCEPTION 'namedmutex: no mutex with id % (the object is gone)', p_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT namedmutex._may_use(m) THEN
         PERFORM pg_catalog.pg_advisory_unlock(1852665601, p_id);
         RAISE EXCEPTION 'namedmutex: role % may not use mutex %', session_user, p_id
             USING ERRCODE = 'insufficient_privilege';
