@@ -307,6 +307,11 @@ fn owner_without_handles() -> TestResult {
     let name = unique("owner-without-handles");
     let (m, _) = NamedMutex::create(&name, true).ctx("create(owner)")?;
     drop(m);
+    let seen = namedmutex::info(&name).ctx("info")?;
+    ensure!(
+        seen.is_none(),
+        "info after the last handle closed, its owner alive: {seen:?}"
+    );
     let n = name.clone();
     let (other, existed, polled) = on_new_thread(move || {
         let (m, existed) = NamedMutex::create(&n, false).ctx("create in another thread")?;

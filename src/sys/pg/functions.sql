@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 9 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 10 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -44,6 +44,9 @@
 -- closed every handle and lives on, or a killed one whose owning session the server has
 -- not ended yet) gets a new id, so that it is free at once, as on Windows, instead of
 -- waiting for that owner's thread or session to end (see open_handle).
+--
+-- Revision 10: list leaves out a name whose object has no handle and whose owner lives: as
+-- on Windows, and with the local backends, that name ended with its last handle.
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -54,7 +57,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 9;
+    RETURN 10;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -485,10 +488,13 @@ LANGUAGE sql STABLE AS $$
     FROM namedmutex.mutex m
     WHERE m.scope = CASE WHEN p_global THEN '' ELSE session_user::text END
       AND (p_name IS NULL OR m.name = p_name)
-      -- Objects with a handle, and those whose owner's claim stands (kept for the report of
-      -- a death, or owned after the last handle closed).
-      AND (m.held OR EXISTS (SELECT 1 FROM locks l
-                             WHERE l.id = m.id AND l.class = 1852665602 AND l.granted))
+      -- Objects with a handle, and those whose dead owner's claim stands (kept for the
+      -- report of its death). Not a name whose last handle closed while its owner lives on
+      -- (its object is the owner's alone, and a create makes a new one: open_handle).
+      AND (EXISTS (SELECT 1 FROM locks l
+                   WHERE l.id = m.id AND l.class = 1852665602 AND l.granted)
+           OR (m.held AND NOT EXISTS (SELECT 1 FROM locks l
+                                      WHERE l.id = m.id AND l.class = 1852665601 AND l.granted)))
     ORDER BY m.name
 $$;
 

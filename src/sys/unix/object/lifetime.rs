@@ -36,7 +36,8 @@ impl Drop for Object {
     allow(dead_code)
 )]
 pub(in crate::sys::unix) fn close_while_owned(obj: &Arc<Object>, kept: bool) {
-    // Under the table's lock, so that no thread of this process opens the object meanwhile.
+    // Under the table's lock, so that no thread of this process opens the object meanwhile
+    // (opens wait out `last_anywhere`'s grace too, 100 ms at most, after a death was seen).
     with_table(|_| {
         // The strong references besides this handle's and the keeper's: another handle, or a
         // thread's end looking at the object. Then the process may still have it open.
