@@ -86,6 +86,10 @@ pub fn all() -> Vec<Scenario> {
         ),
         ("input::transaction_pooler_is_refused", transaction_pooler),
         (
+            "inspect::info_counts_handles_waiters_and_the_owner",
+            info_counts,
+        ),
+        (
             "input::a_standby_is_passed_over_for_the_primary",
             standby_passed_over,
         ),
@@ -1138,6 +1142,62 @@ fn transaction_pooler() -> TestResult {
         )?;
     }
     Ok(())
+}
+
+/// `info` reads the live facts from the server's lock table: the processes with a handle,
+/// the sessions waiting, and whether the owner's session still holds the lock.
+fn info_counts() -> TestResult {
+    let name = unique("counts");
+    let (m, _) = opts().create(&name).ctx("create")?;
+    let m = Arc::new(m);
+    let info = || -> Result<namedmutex::MutexInfo, String> {
+        opts()
+            .info(&name)
+            .ctx("info")?
+            .ok_or_else(|| "info found no mutex".to_owned())
+    };
+    let mut c = Client::spawn("hold", &url(), &name)?;
+    c.expect("held")?;
+    let held = info()?;
+    ensure(
+        held.handles == 2 && held.waiters == 0 && held.count == 1,
+        format!("held by another process: {held:?}"),
+    )?;
+    let owner = held.owner.ok_or("no owner")?;
+    ensure(
+        owner.alive && owner.pid == Some(c.pid()),
+        format!("the owner is the holding process {}: {owner:?}", c.pid()),
+    )?;
+    // A waiter in this process: its session queues on the lock.
+    let waiter = m.clone();
+    let waiting = std::thread::spawn(move || {
+        let s = waiter.wait(Some(watchdog()));
+        if matches!(s, Ok(s) if s.is_acquired()) {
+            let _ = waiter.release();
+        }
+        s
+    });
+    wait_until("info shows the waiter", || {
+        info().is_ok_and(|i| i.waiters == 1)
+    })?;
+    c.kill()?;
+    let got = waiting
+        .join()
+        .map_err(|_| "the waiter panicked")?
+        .ctx("the waiter")?;
+    ensure(
+        got == WaitStatus::Abandoned,
+        format!("the waiter after the owner's death: {got:?}"),
+    )?;
+    // The dead process's handle session ends when the server notices, a moment after.
+    wait_until("info shows the dead process's handle gone", || {
+        info().is_ok_and(|i| i.handles == 1)
+    })?;
+    let after = info()?;
+    ensure(
+        after.waiters == 0 && after.count == 0 && after.owner.is_none(),
+        format!("after the owner died and the waiter released: {after:?}"),
+    )
 }
 
 /// A hot standby of the test server (read-only, as every standby): first in a multi-host

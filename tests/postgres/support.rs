@@ -181,7 +181,6 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
     }
 }
 
-/// Fails with `msg` unless `cond`.
 /// Waits for `m` (within the watchdog), checks that the wait answered `want`, and releases.
 pub fn wait_expecting(
     m: &namedmutex::NamedMutex,
@@ -193,6 +192,7 @@ pub fn wait_expecting(
     m.release().ctx(&format!("{what}: release"))
 }
 
+/// Fails with `msg` unless `cond`.
 pub fn ensure(cond: bool, msg: impl Into<String>) -> TestResult {
     if cond { Ok(()) } else { Err(msg.into()) }
 }

@@ -1,4 +1,4 @@
--- The namedmutex schema's functions, revision 10 (schema.rs REVISION). Every statement is
+-- The namedmutex schema's functions, revision 11 (schema.rs REVISION). Every statement is
 -- CREATE OR REPLACE: schema.rs runs this file after schema.sql on install, and again, in
 -- place, on a database whose functions are of an older revision, when the role may (it
 -- must own them). Entry points keep their signatures from one revision to the next, so an
@@ -47,6 +47,9 @@
 --
 -- Revision 10: list leaves out a name whose object has no handle and whose owner lives: as
 -- on Windows, and with the local backends, that name ended with its last handle.
+--
+-- Revision 11: list counts each object's locks once (it looked them up again to choose its
+-- rows); open_handle names the new id it gives. Nothing else changes.
 
 -- Revision 1's helpers, under their old names.
 DROP FUNCTION IF EXISTS namedmutex.may_use(namedmutex.mutex);
@@ -57,7 +60,7 @@ DROP FUNCTION IF EXISTS namedmutex.usable(int);
 CREATE OR REPLACE FUNCTION namedmutex.revision() RETURNS int
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN 10;
+    RETURN 11;
 END $$;
 
 -- Whether the session's role may use mutex m.
@@ -105,6 +108,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     m namedmutex.mutex;
     v_scope text := CASE WHEN p_global THEN '' ELSE session_user::text END;
+    v_new int;
 BEGIN
     IF p_create THEN
         INSERT INTO namedmutex.mutex (scope, name, creator, everyone)
@@ -137,11 +141,13 @@ BEGIN
                 PERFORM pg_catalog.pg_advisory_unlock(1852665601, m.id);
             ELSE
                 UPDATE namedmutex.mutex SET id = DEFAULT WHERE mutex.id = m.id
-                RETURNING mutex.id INTO m.id;
-                -- Nobody else knows the new id before this commits.
-                PERFORM pg_catalog.pg_advisory_lock(1852665602, m.id);
-                PERFORM pg_catalog.pg_advisory_unlock(1852665602, id);
-                id := m.id;
+                RETURNING mutex.id INTO v_new;
+                -- The creator's handle lock moves with it (nobody else knows the new id
+                -- before this commits).
+                PERFORM pg_catalog.pg_advisory_lock(1852665602, v_new);
+                PERFORM pg_catalog.pg_advisory_unlock(1852665602, m.id);
+                m.id := v_new;
+                id := v_new;
             END IF;
         END IF;
         UPDATE namedmutex.mutex SET creator = session_user::text, everyone = p_everyone,
@@ -480,21 +486,21 @@ LANGUAGE sql STABLE AS $$
         WHERE locktype = 'advisory' AND objsubid = 2 AND classid IN (1852665601, 1852665602)
     )
     SELECT m.name, m.creator, m.everyone, namedmutex._may_use(m), m.created_at,
-        (SELECT count(*)::int FROM locks l WHERE l.id = m.id AND l.class = 1852665602 AND l.granted),
-        (SELECT count(*)::int FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND NOT l.granted),
-        EXISTS (SELECT 1 FROM locks l WHERE l.id = m.id AND l.class = 1852665601 AND l.granted),
+        c.handles, c.waiters, c.owner_alive,
         m.held, m.holder_host, m.holder_pid, m.holder_tid, m.acquired_at, m.last_token, m.abandon_note,
         m.abandon_count, m.last_abandoner_pid, m.last_abandoner_tid, m.last_abandon_note
-    FROM namedmutex.mutex m
+    FROM namedmutex.mutex m,
+         -- Its locks, counted once: handles, waiters, and whether the owner's session holds it.
+         LATERAL (SELECT (count(*) FILTER (WHERE l.class = 1852665602 AND l.granted))::int AS handles,
+                         (count(*) FILTER (WHERE l.class = 1852665601 AND NOT l.granted))::int AS waiters,
+                         coalesce(bool_or(l.class = 1852665601 AND l.granted), false) AS owner_alive
+                  FROM locks l WHERE l.id = m.id) c
     WHERE m.scope = CASE WHEN p_global THEN '' ELSE session_user::text END
       AND (p_name IS NULL OR m.name = p_name)
       -- Objects with a handle, and those whose dead owner's claim stands (kept for the
       -- report of its death). Not a name whose last handle closed while its owner lives on
       -- (its object is the owner's alone, and a create makes a new one: open_handle).
-      AND (EXISTS (SELECT 1 FROM locks l
-                   WHERE l.id = m.id AND l.class = 1852665602 AND l.granted)
-           OR (m.held AND NOT EXISTS (SELECT 1 FROM locks l
-                                      WHERE l.id = m.id AND l.class = 1852665601 AND l.granted)))
+      AND (c.handles > 0 OR (m.held AND NOT c.owner_alive))
     ORDER BY m.name
 $$;
 

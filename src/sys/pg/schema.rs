@@ -16,7 +16,7 @@ pub(crate) const VERSION: i32 = 1;
 
 /// The revision of functions.sql. Functions of an older revision are replaced (see
 /// [`upgrade`]); newer ones are kept, since entry points keep their signatures.
-pub(crate) const REVISION: i32 = 10;
+pub(crate) const REVISION: i32 = 11;
 
 /// The first revision whose `open_handle` can finish a create itself (`p_finish`).
 pub(crate) const OPEN_FINISHES: i32 = 6;
