@@ -8,6 +8,7 @@ use super::table::with_table;
 use super::{Object, Place, flock, this_pid};
 use crate::sys::contract::Namespace;
 use crate::sys::contract::Result;
+use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FlockOperation};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -81,12 +82,7 @@ impl Object {
         if !flock(&self.fd, FlockOperation::NonBlockingLockShared)? {
             return Ok(false);
         }
-        let mut flags = [0u8; 4];
-        let dead = !matches!(
-            rustix::io::pread(&self.fd, &mut flags, layout::obj::FLAGS as u64),
-            Ok(4)
-        ) || u32::from_le_bytes(flags) & FLAG_DEAD != 0;
-        if dead {
+        if read_flags(&self.fd).is_none_or(|f| f & FLAG_DEAD != 0) {
             let _ = flock(&self.fd, FlockOperation::Unlock);
             return Ok(false);
         }
@@ -107,9 +103,8 @@ impl Object {
     /// that closing an object whose page this process never touched does not fault it in
     /// (see `mark_dead`); only a kept object's lock word is read through the mapping.
     fn kept_for_report(&self) -> bool {
-        let mut flags = [0u8; 4];
-        match rustix::io::pread(&self.fd, &mut flags, layout::obj::FLAGS as u64) {
-            Ok(4) if u32::from_le_bytes(flags) & FLAG_KEEP_ABANDONED == 0 => false,
+        match read_flags(&self.fd) {
+            Some(flags) if flags & FLAG_KEEP_ABANDONED == 0 => false,
             _ => keeps_report(&self.page, &self.root),
         }
     }
@@ -169,6 +164,16 @@ impl Object {
             }
         }
         false
+    }
+}
+
+/// The object's `FLAGS`, read from its file with `pread` (not through the mapping, whose
+/// page this process may never have touched); `None` if it cannot be read.
+pub(super) fn read_flags(fd: &OwnedFd) -> Option<u32> {
+    let mut flags = [0u8; 4];
+    match rustix::io::pread(fd, &mut flags, layout::obj::FLAGS as u64) {
+        Ok(4) => Some(u32::from_le_bytes(flags)),
+        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@ use super::super::layout::{self, FLAG_DEAD, FLAG_GLOBAL, OBJECT_SIZE, ObjectInit
 use super::super::mapping::Mapping;
 use super::super::root::Root;
 use super::super::thread;
-use super::lifetime::{keeps_report, remove_stale, unlink_if_same};
+use super::lifetime::{keeps_report, read_flags, remove_stale, unlink_if_same};
 use super::table::{Table, insert, lookup, with_table};
 use super::{NewObject, Object, OpenMode, Place, busy, flock, map_error, name_the_file, this_pid};
 use crate::sys::contract::Security;
@@ -185,13 +185,10 @@ fn open_existing(
     }
     super::super::fault::point("open.after_flock");
     // Read again now that we hold the lock: a closer may have marked it dead meanwhile.
-    let mut flags = [0u8; 4];
-    match rustix::io::pread(&fd, &mut flags, layout::obj::FLAGS as u64) {
-        Ok(4) => {}
-        _ => return Ok(Found::Retry),
-    }
-    if u32::from_le_bytes(flags) & FLAG_DEAD != 0 {
-        return Ok(Found::MarkedDead);
+    match read_flags(&fd) {
+        None => return Ok(Found::Retry),
+        Some(flags) if flags & FLAG_DEAD != 0 => return Ok(Found::MarkedDead),
+        Some(_) => {}
     }
     let user = match layout::header_user_index(&header, root.uid) {
         Some(user) => user,
