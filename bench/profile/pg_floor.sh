@@ -4,8 +4,9 @@
 # synchronous_commit off, runs the two calls the library makes (try_acquire, then release)
 # with the functions as shipped, with the calls cut to one single-row UPDATE each
 # (pg_floor/minimal_write.sql), with no write at all (pg_floor/no_write.sql), and the bare
-# advisory-lock pair; rounds interleaved, 5 s each. A scratch server (tools/pg-server.sh,
-# fsync on) is started for it and stopped at the end.
+# advisory-lock pair; rounds interleaved, 5 s each. Then the server's own time in each
+# shipped function (track_functions). A scratch server (tools/pg-server.sh, fsync on) is
+# started for it and stopped at the end.
 #
 # Usage (as root, from anywhere): bench/profile/pg_floor.sh [ROUNDS]
 # Needs the command built (cargo build -p namedmutex-cli): its first use installs the
@@ -48,3 +49,15 @@ for r in $(seq "$rounds"); do
 done
 echo "acquire + release, µs per pair (pgbench latency average; $rounds rounds, interleaved):"
 for v in "${variants[@]}"; do printf '  %-14s %s\n' "$v" "${seen[$v]}"; done
+
+# The server's own time in each shipped function (track_functions, one more 5 s run): what
+# the functions add to the round trips, without the client's and the network's share.
+sql -c "DROP FUNCTION namedmutex.revision()" && "$cli" --server "$url" run pg-floor -- true
+sql -c "SELECT pg_stat_reset()" >/dev/null
+PGOPTIONS="-c synchronous_commit=off -c track_functions=all" pgbench -h 127.0.0.1 -p "$port" \
+    -U postgres -n -M prepared -D id="$id" -f "$here/calls.sql" -T 5 postgres >/dev/null 2>&1
+sleep 1 # the statistics collector's report
+echo "server time per call of the shipped functions, µs (total, of which in the function itself):"
+sql -F ' ' -c "SELECT '  ' || rpad(funcname, 14), round((total_time * 1000 / calls)::numeric, 1),
+                      round((self_time * 1000 / calls)::numeric, 1)
+               FROM pg_stat_user_functions WHERE calls > 0 ORDER BY total_time DESC"
