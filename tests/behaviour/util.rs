@@ -530,6 +530,26 @@ impl WineServerSessions {
     }
 }
 
+/// Spawns `cmd`. Under Wine, `CreateProcess` sometimes fails with `ERROR_INTERNAL_ERROR`
+/// (1359) while other tests start processes too (once in a CI run of this suite on
+/// PostgreSQL, once in the Windows backend's unit tests, whose `spawn_child` retries the
+/// same way; the next runs passed): that code alone is tried again, three times at most.
+fn spawn_retrying(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && cfg!(windows) && tries < 3 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50 * tries));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl ChildProc {
     /// Starts a child.
     pub fn spawn(label: &str) -> Result<ChildProc, String> {
@@ -553,9 +573,8 @@ impl ChildProc {
             cmd.env("NAMEDMUTEX_SERVER", sessions.child_url());
         }
         configure(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn child {label}: {e}"))?;
+        let mut child =
+            spawn_retrying(&mut cmd).map_err(|e| format!("spawn child {label}: {e}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stdin = child.stdin.take();
         let (tx, rx) = mpsc::channel();
